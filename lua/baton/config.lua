@@ -1,0 +1,331 @@
+-- baton.config: loads a service file and checks it, key by key.
+--
+-- The service file is Lua that returns a table (see docs/service-file.md).
+-- load() returns a normalized copy that the C core and the runtime read,
+-- or nil and a message "FILE:LINE: key 'KEY': what is wrong".
+
+local _M = {}
+
+local DEFAULTS = {
+  ready_timeout = 30,
+  drain_timeout = 30,
+  backlog = 4096,
+  policy = "default",
+}
+
+-- Globals a service file or policy may use. No io, no os.execute, no
+-- loadstring: a service file describes a service, it does not run one.
+local function sandbox()
+  local env = {
+    assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
+    pcall = pcall, select = select, tonumber = tonumber, tostring = tostring,
+    type = type, unpack = unpack, xpcall = xpcall, setmetatable = setmetatable,
+    getmetatable = getmetatable, rawget = rawget, rawset = rawset,
+    string = string, table = table, math = math,
+    os = { getenv = os.getenv, time = os.time, clock = os.clock, date = os.date },
+  }
+  env._G = env
+  return env
+end
+_M.sandbox = sandbox
+
+local function read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function dirname(path)
+  return path:match("^(.*)/[^/]*$") or "."
+end
+
+local function resolve(dir, path)
+  if path:sub(1, 1) == "/" then return path end
+  if dir == "." then return path end
+  return dir .. "/" .. path
+end
+
+-- The line where KEY is first assigned in SRC, for messages a person can
+-- act on. A table value has no line of its own in Lua, so this reads the
+-- text: the first "key =" or '["key"] ='.
+local function line_of(src, key, from)
+  local n = 0
+  local esc = key:gsub("%p", "%%%0")
+  for line in (src .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    if n >= (from or 1) and (line:find("%f[%w_]" .. esc .. "%s*=[^=]") or
+        line:find("%[%s*[\"']" .. esc .. "[\"']%s*%]%s*=")) then
+      return n
+    end
+  end
+end
+
+local Checker = {}
+Checker.__index = Checker
+
+function Checker:fail(key, fmt, ...)
+  local line = line_of(self.src, key:match("^[%w_]+") or key)
+  local where = self.file .. (line and (":" .. line) or "")
+  error({ msg = ("%s: key '%s': " .. fmt):format(where, key, ...) }, 0)
+end
+
+function Checker:expect(key, value, want)
+  local t = type(value)
+  if t ~= want then
+    self:fail(key, "expected a %s, got %s", want, t == "nil" and "nothing" or t)
+  end
+end
+
+local NAME = "^[%w_.-]+$"
+
+-- listen = { http = "tcp://..." } or { {"http", "tcp://..."}, ... } or
+-- { http = { "tcp://...", backlog = 128 } }.
+function Checker:listeners(listen, backlog, check_address)
+  local out = {}
+  local function add(key, name, spec)
+    local address, bl = spec, backlog
+    if type(spec) == "table" then
+      address, bl = spec[1] or spec.address, spec.backlog or backlog
+    end
+    if type(name) ~= "string" or not name:match(NAME) or #name > 255 then
+      self:fail(key, "listener name must be letters, digits, '_', '.' or '-' (got %s)", tostring(name))
+    end
+    if type(address) ~= "string" then
+      self:fail(key, "listener '%s' needs an address string", name)
+    end
+    if type(bl) ~= "number" or bl < 1 or bl > 65535 or bl % 1 ~= 0 then
+      self:fail(key, "backlog must be a whole number from 1 to 65535")
+    end
+    if check_address then
+      local ok, why = check_address(address)
+      if not ok then self:fail(key, "listener '%s': %s", name, why) end
+    end
+    for _, l in ipairs(out) do
+      if l.name == name then self:fail(key, "listener '%s' is named twice", name) end
+      if l.address == address then self:fail(key, "address %s is listed twice", address) end
+    end
+    out[#out + 1] = { name = name, address = address, backlog = bl }
+  end
+
+  if #listen > 0 then
+    for i, pair in ipairs(listen) do
+      if type(pair) ~= "table" then
+        self:fail("listen", "entry %d: expected {name, address}", i)
+      end
+      add("listen", pair[1] or pair.name, { pair[2] or pair.address, backlog = pair.backlog })
+    end
+    return out
+  end
+  -- A Lua table keeps no order, but LISTEN_FDS must follow the file's:
+  -- sort the names by where they appear in the text after "listen".
+  local start = line_of(self.src, "listen") or 1
+  local keys = {}
+  for name in pairs(listen) do
+    if type(name) ~= "string" then
+      self:fail("listen", "mixes {name, address} pairs with name = address entries")
+    end
+    local pos = line_of(self.src, name, start)
+    keys[#keys + 1] = { name = name, pos = pos or math.huge }
+  end
+  table.sort(keys, function(a, b)
+    if a.pos ~= b.pos then return a.pos < b.pos end
+    return a.name < b.name
+  end)
+  for _, k in ipairs(keys) do add("listen." .. k.name, k.name, listen[k.name]) end
+  return out
+end
+
+function Checker:command(cmd)
+  self:expect("command", cmd, "table")
+  if #cmd == 0 then self:fail("command", "needs at least the program to run") end
+  local out = {}
+  for i = 1, #cmd do
+    local a = cmd[i]
+    if type(a) == "number" then a = tostring(a) end
+    if type(a) ~= "string" then self:fail("command", "argument %d is a %s, not a string", i, type(a)) end
+    if a:find("%z") then self:fail("command", "argument %d contains a NUL byte", i) end
+    out[i] = a
+  end
+  return out
+end
+
+function Checker:env(env)
+  local out = {}
+  if env == nil then return out end
+  self:expect("env", env, "table")
+  for k, v in pairs(env) do
+    if type(k) ~= "string" or not k:match("^[%a_][%w_]*$") then
+      self:fail("env", "variable name %s is not NAME", tostring(k))
+    end
+    if type(v) == "number" or type(v) == "boolean" then v = tostring(v) end
+    if type(v) ~= "string" then self:fail("env", "value of %s is a %s", k, type(v)) end
+    if k:match("^LISTEN_") or k == "NOTIFY_SOCKET" or k:match("^BATON_") then
+      self:fail("env", "%s is set by baton itself", k)
+    end
+    out[#out + 1] = k .. "=" .. v
+  end
+  table.sort(out)
+  return out
+end
+
+function Checker:positive(key, v)
+  self:expect(key, v, "number")
+  if not (v > 0 and v < 1e9) then self:fail(key, "must be a positive number of seconds") end
+  return v
+end
+
+local KNOWN = {
+  name = true, control = true, listen = true, command = true, env = true, cwd = true,
+  ready_timeout = true, drain_timeout = true, policy = true, backlog = true,
+  log_level = true,
+}
+
+-- opts: runtime_dir (default control socket's folder), check_address
+-- (function(address) -> ok, why), load_policy (function(spec, dir) ->
+-- policy, err, name).
+function _M.load(file, opts)
+  opts = opts or {}
+  local src, err = read_file(file)
+  if not src then return nil, ("%s: cannot read: %s"):format(file, err) end
+  local chunk, perr = loadstring(src, "@" .. file)
+  if not chunk then return nil, perr end
+  setfenv(chunk, sandbox())
+  local ok, t = pcall(chunk)
+  if not ok then return nil, tostring(t) end
+  if type(t) ~= "table" then
+    return nil, ("%s: the service file must return a table, it returned %s"):format(file, type(t))
+  end
+
+  local c = setmetatable({ file = file, src = src }, Checker)
+  local ok2, res = pcall(function()
+    for k in pairs(t) do
+      if not KNOWN[k] then
+        c:fail(tostring(k), "unknown key (known: backlog, command, control, cwd, drain_timeout, env, " ..
+          "listen, log_level, name, policy, ready_timeout)")
+      end
+    end
+    local dir = dirname(file)
+    local cfg = { file = file, dir = dir }
+    local base = file:match("([^/]+)$"):gsub("%.lua$", "")
+    cfg.name = t.name or base
+    c:expect("name", cfg.name, "string")
+    if not cfg.name:match(NAME) then c:fail("name", "must be letters, digits, '_', '.' or '-'") end
+
+    if t.control ~= nil then
+      c:expect("control", t.control, "string")
+      cfg.control = resolve(dir, t.control)
+    else
+      cfg.control = (opts.runtime_dir or "/tmp") .. "/" .. cfg.name .. ".sock"
+    end
+
+    local backlog = t.backlog == nil and DEFAULTS.backlog or t.backlog
+    if type(backlog) ~= "number" or backlog < 1 or backlog > 65535 or backlog % 1 ~= 0 then
+      c:fail("backlog", "must be a whole number from 1 to 65535")
+    end
+    if t.listen == nil then
+      cfg.listen = {}
+    else
+      c:expect("listen", t.listen, "table")
+      cfg.listen = c:listeners(t.listen, backlog, opts.check_address)
+    end
+    cfg.command = c:command(t.command)
+    cfg.env = c:env(t.env)
+    if t.cwd ~= nil then
+      c:expect("cwd", t.cwd, "string")
+      cfg.cwd = resolve(dir, t.cwd)
+    end
+    cfg.ready_timeout = t.ready_timeout == nil and DEFAULTS.ready_timeout
+      or c:positive("ready_timeout", t.ready_timeout)
+    cfg.drain_timeout = t.drain_timeout == nil and DEFAULTS.drain_timeout
+      or c:positive("drain_timeout", t.drain_timeout)
+    if t.log_level ~= nil then
+      c:expect("log_level", t.log_level, "string")
+      local lv = { error = true, warn = true, info = true, debug = true }
+      if not lv[t.log_level] then c:fail("log_level", "must be error, warn, info or debug") end
+      cfg.log_level = t.log_level
+    end
+
+    local spec = t.policy == nil and DEFAULTS.policy or t.policy
+    if type(spec) ~= "string" and type(spec) ~= "table" then
+      c:fail("policy", "expected a built-in name, a file path or a table, got %s", type(spec))
+    end
+    local policy, perr2, pname = _M.load_policy(spec, dir)
+    if not policy then c:fail("policy", "%s", perr2) end
+    cfg.policy, cfg.policy_name = policy, pname
+    return cfg
+  end)
+  if not ok2 then
+    if type(res) == "table" and res.msg then return nil, res.msg end
+    return nil, tostring(res)
+  end
+  return res
+end
+
+local HOOKS = { start = true, restart = true, died = true, stop = true }
+_M.HOOKS = HOOKS
+
+-- Built-in policies live in the binary (package.preload, filled by the C
+-- core) or, when run from the source tree under busted, in policies/.
+_M.policy_path = "policies/?.lua"
+
+local function builtin_chunk(name)
+  local pre = package.preload["baton.policies." .. name]
+  if pre then return pre end
+  local path = _M.policy_path:gsub("%?", name)
+  local src = read_file(path)
+  if not src then return nil end
+  return loadstring(src, "@" .. path)
+end
+
+-- Checks that P is a table of known hooks, each a function.
+function _M.validate_policy(p)
+  if type(p) ~= "table" then
+    return nil, ("a policy must be a table of hooks, got %s"):format(type(p))
+  end
+  for k, v in pairs(p) do
+    if HOOKS[k] then
+      if type(v) ~= "function" then
+        return nil, ("hook '%s' must be a function, got %s"):format(k, type(v))
+      end
+    elseif k ~= "name" and k ~= "description" then
+      return nil, ("unknown hook '%s' (hooks: died, restart, start, stop)"):format(tostring(k))
+    end
+  end
+  return p
+end
+
+-- SPEC: a built-in's name ("default"), a path to a Lua file (relative to
+-- DIR), or a table of hooks. Returns policy, nil, name or nil, err.
+function _M.load_policy(spec, dir)
+  if type(spec) == "table" then
+    local p, err = _M.validate_policy(spec)
+    return p, err, "inline"
+  end
+  local chunk, err, name
+  if spec:match("^[%w_]+$") then
+    name = spec
+    chunk = builtin_chunk(spec)
+    if not chunk then return nil, ("no built-in policy named '%s'"):format(spec) end
+  else
+    name = resolve(dir or ".", spec)
+    local src, rerr = read_file(name)
+    if not src then return nil, ("cannot read policy %s: %s"):format(name, rerr) end
+    chunk, err = loadstring(src, "@" .. name)
+    if not chunk then return nil, err end
+  end
+  local env = sandbox()
+  env.require = function(mod)
+    if type(mod) == "string" and mod:match("^baton%.") then return require(mod) end
+    error("a policy may require baton.* modules only, not " .. tostring(mod), 2)
+  end
+  setfenv(chunk, env)
+  local ok, p = pcall(chunk)
+  if not ok then return nil, tostring(p) end
+  local v, verr = _M.validate_policy(p)
+  if not v then return nil, ("%s: %s"):format(name, verr) end
+  return v, nil, name
+end
+
+return _M

@@ -1,0 +1,445 @@
+-- baton.runtime: runs the policy on the supervisor's event loop.
+--
+-- The C core does the mechanics (processes, sockets, timers) and reports
+-- events; this module turns them into a small world a policy can read top to
+-- bottom: a restart is a coroutine that calls gen:wait_ready(30) and simply
+-- continues when the generation is ready, times out, or dies.
+--
+-- `core` is injected (see lua_bridge.c for the real one, and
+-- tests/lua/fake_core.lua for one with a simulated clock):
+--   core.spawn() -> id, pid | nil, err     core.signal(id, SIG, group) -> true | nil, err
+--   core.timer(seconds) -> tid             core.cancel(tid)
+--   core.now() -> seconds (monotonic)      core.log(level, message)
+--   core.set_state(id, state)              core.reply(req, ok, message)
+--   core.shutdown(code)
+--
+-- Safety rules the runtime keeps whatever the policy does:
+--   * restarts (and crash restarts) run one at a time;
+--   * a restart that fails, errors, or returns without promoting a new
+--     generation is rolled back: every generation it spawned that is not
+--     serving is stopped, and the serving one is untouched;
+--   * a policy error is logged with its traceback and counted.
+
+local _M = {}
+
+local Runtime = {}
+Runtime.__index = Runtime
+local Gen = {}
+Gen.__index = Gen
+local Svc = {}
+Svc.__index = Svc
+
+local traceback = debug.traceback
+
+-- Coroutines ---------------------------------------------------------------
+
+function Runtime:resume(co, ...)
+  local ok, err = coroutine.resume(co, ...)
+  if not ok then
+    -- Only the runtime's own code can get here: tasks wrap user code in xpcall.
+    self.core.log("error", "runtime: " .. traceback(co, tostring(err)))
+  end
+end
+
+-- Runs FN(...) as a task. A task's error is logged, never raised into C.
+function Runtime:task(name, fn, ...)
+  local rt = self
+  local co = coroutine.create(function(...)
+    local ok, err = xpcall(fn, traceback, ...)
+    if not ok then
+      rt.policy_errors = rt.policy_errors + 1
+      rt.core.log("error", ("%s: %s"):format(name, tostring(err)))
+    end
+  end)
+  self:resume(co, ...)
+  return co
+end
+
+-- Calls FN after SECONDS; returns a handle for cancel().
+function Runtime:after(seconds, fn)
+  local tid = self.core.timer(math.max(0, seconds))
+  self.timers[tid] = fn
+  return tid
+end
+
+function Runtime:cancel(tid)
+  if tid and self.timers[tid] then
+    self.timers[tid] = nil
+    self.core.cancel(tid)
+  end
+end
+
+-- Suspends the running task until wake(KEY) or TIMEOUT seconds.
+-- Returns true, ... from wake, or false on timeout.
+function Runtime:wait(key, timeout)
+  local co = coroutine.running()
+  assert(co, "wait() outside a task")
+  local w = { co = co }
+  local list = self.waiters[key]
+  if not list then
+    list = {}
+    self.waiters[key] = list
+  end
+  list[#list + 1] = w
+  if timeout then
+    w.timer = self:after(timeout, function()
+      for i, x in ipairs(self.waiters[key] or {}) do
+        if x == w then table.remove(self.waiters[key], i) break end
+      end
+      self:resume(co, false)
+    end)
+  end
+  return coroutine.yield()
+end
+
+function Runtime:wake(key, ...)
+  local list = self.waiters[key]
+  if not list then return end
+  self.waiters[key] = nil
+  for _, w in ipairs(list) do
+    self:cancel(w.timer)
+    self:resume(w.co, true, ...)
+  end
+end
+
+function Runtime:sleep(seconds)
+  local co = coroutine.running()
+  self:after(seconds, function() self:resume(co) end)
+  coroutine.yield()
+end
+
+-- One restart at a time: later ones queue in order.
+function Runtime:lock()
+  if not self.busy then
+    self.busy = true
+    return
+  end
+  local q = self.queue
+  q[#q + 1] = coroutine.running()
+  coroutine.yield()
+end
+
+function Runtime:unlock()
+  local nxt = table.remove(self.queue, 1)
+  if nxt then
+    self:resume(nxt) -- keeps busy = true: the lock passes straight on
+  else
+    self.busy = false
+  end
+end
+
+-- Generations ---------------------------------------------------------------
+
+function Gen:alive() return not self.exited end
+
+function Gen:exit_reason()
+  if self.exit_signal and self.exit_signal ~= 0 then
+    return ("killed by signal %d"):format(self.exit_signal)
+  end
+  return ("exit code %s"):format(tostring(self.exit_code))
+end
+
+function Gen:set_state(state)
+  self.state = state
+  self.rt.core.set_state(self.id, state)
+end
+
+-- Waits until the generation says READY=1. Returns true, or false and why.
+function Gen:wait_ready(timeout)
+  local rt = self.rt
+  local deadline = timeout and rt.core.now() + timeout
+  while not self.ready and not self.exited do
+    local left = deadline and deadline - rt.core.now()
+    if left and left <= 0 then break end
+    rt:wait(self.key, left)
+  end
+  if self.ready and not self.exited then return true end
+  if self.exited then
+    return false, ("generation %d exited before it was ready (%s)"):format(self.id, self:exit_reason())
+  end
+  return false, ("generation %d was not ready within %gs"):format(self.id, timeout)
+end
+
+-- Waits until the main process exits. Returns true, or false on timeout.
+function Gen:wait_exit(timeout)
+  local rt = self.rt
+  local deadline = timeout and rt.core.now() + timeout
+  while not self.exited do
+    local left = deadline and deadline - rt.core.now()
+    if left and left <= 0 then return false end
+    rt:wait(self.key, left)
+  end
+  return true
+end
+
+local SIGNALS = { TERM = true, INT = true, QUIT = true, HUP = true, USR1 = true,
+  USR2 = true, KILL = true, WINCH = true, CONT = true, STOP = true }
+
+-- Sends SIG ("TERM", "SIGTERM", ...) to the main process.
+function Gen:signal(sig)
+  sig = tostring(sig):upper():gsub("^SIG", "")
+  if not SIGNALS[sig] then return nil, "unknown signal " .. sig end
+  if self.exited then return nil, "generation has exited" end
+  return self.rt.core.signal(self.id, sig, false)
+end
+
+-- SIGKILL to the whole process group: the app and anything it forked.
+function Gen:kill()
+  if self.exited then return true end
+  return self.rt.core.signal(self.id, "KILL", true)
+end
+
+-- TERM, then KILL after GRACE seconds; returns once the process is gone.
+function Gen:stop(grace)
+  if self.exited then return true end
+  self:set_state("draining")
+  self:signal("TERM")
+  if not self:wait_exit(grace or 5) then
+    self:kill()
+    self:wait_exit(10)
+  end
+  return self.exited
+end
+
+-- Asks the generation to finish its work and exit, in the background:
+-- sends opts.signal (default TERM), and at opts.deadline seconds (default the
+-- service's drain_timeout) kills what is left. Returns at once.
+function Gen:drain(opts)
+  opts = opts or {}
+  if self.draining or self.exited then return end
+  local rt = self.rt
+  self.draining = true
+  self.drain_started = rt.core.now()
+  self:set_state("draining")
+  local deadline = opts.deadline or rt.cfg.drain_timeout
+  rt:task("drain of generation " .. self.id, function()
+    local ok, err = self:signal(opts.signal or "TERM")
+    if not ok and not self.exited then
+      rt.core.log("warn", ("generation %d: drain signal failed: %s"):format(self.id, tostring(err)))
+    end
+    if not self:wait_exit(deadline) then
+      rt.core.log("warn", ("generation %d still running at its drain deadline (%gs): killing it")
+        :format(self.id, deadline))
+      self:kill()
+      self:wait_exit(10)
+    end
+    rt.core.log("info", ("generation %d drained in %.3fs (%s)")
+      :format(self.id, rt.core.now() - self.drain_started, self:exit_reason()))
+  end)
+end
+
+-- The service, as a policy sees it -------------------------------------------
+
+function Svc:spawn()
+  local rt = self.rt
+  if rt.stopping then return nil, "the supervisor is stopping" end
+  local id, pid = rt.core.spawn()
+  if not id then return nil, pid end
+  local g = setmetatable({ rt = rt, id = id, pid = pid, key = "gen:" .. id,
+    state = "starting", started = rt.core.now() }, Gen)
+  rt.gens[id] = g
+  if rt.current then table.insert(rt.current.spawned, g) end
+  rt.core.log("info", ("generation %d started (pid %d)"):format(id, pid))
+  return g
+end
+
+-- Makes G the generation that serves. The previous one keeps running until
+-- the policy drains it.
+function Svc:promote(g)
+  assert(getmetatable(g) == Gen, "promote() needs a generation")
+  if not g.ready or g.exited then
+    return nil, ("generation %d is not ready"):format(g.id)
+  end
+  self.active = g
+  g.promoted_at = self.rt.core.now()
+  g:set_state("active")
+  return true
+end
+
+function Svc:generations()
+  local out = {}
+  for _, g in pairs(self.rt.gens) do
+    if not g.exited then out[#out + 1] = g end
+  end
+  table.sort(out, function(a, b) return a.id < b.id end)
+  return out
+end
+
+function Svc:log(level, msg) self.rt.core.log(level, msg) end
+function Svc:now() return self.rt.core.now() end
+function Svc:sleep(s) return self.rt:sleep(s) end
+
+-- Seconds to wait before the next crash restart: 0, 1, 2, 4 ... 30. The
+-- count starts again once a generation has served for a minute.
+function Svc:backoff(died)
+  local rt = self.rt
+  if died and died.promoted_at and rt.core.now() - died.promoted_at > 60 then
+    self.crashes = 0
+  end
+  self.crashes = (self.crashes or 0) + 1
+  if self.crashes == 1 then return 0 end
+  return math.min(30, 2 ^ (self.crashes - 2))
+end
+
+-- Procedures ----------------------------------------------------------------
+
+-- Runs policy hook NAME under the lock and the rollback rule.
+-- Returns ok, message.
+function Runtime:procedure(name, ...)
+  local svc = self.svc
+  local old = svc.active
+  local hook = self.policy[name] or self.default[name]
+  self.current = { spawned = {} }
+  local ok, res, why = xpcall(hook, traceback, svc, ...)
+  local spawned = self.current.spawned
+  self.current = nil
+
+  local new = svc.active
+  if ok and new and new ~= old and new:alive() then
+    return true, ("generation %d took over%s"):format(new.id,
+      old and (" from generation " .. old.id) or "")
+  end
+  local reason
+  if not ok then
+    self.policy_errors = self.policy_errors + 1
+    self.core.log("error", ("policy hook '%s' failed: %s"):format(name, tostring(res)))
+    reason = "policy error: " .. tostring(res):match("^[^\n]*")
+  else
+    reason = why or (type(res) == "string" and res) or "the policy did not promote a new generation"
+  end
+  for _, g in ipairs(spawned) do
+    if g ~= svc.active and g:alive() then g:stop(5) end
+  end
+  return false, "rolled back: " .. reason
+end
+
+function Runtime:restart(req, why)
+  self:task("restart", function()
+    self:lock()
+    local ok, msg
+    if self.stopping then
+      ok, msg = false, "the supervisor is stopping"
+    else
+      self.core.log("info", "restart requested" .. (why and (" (" .. why .. ")") or ""))
+      ok, msg = self:procedure("restart", self.svc.active)
+      if ok then self.restarts = self.restarts + 1 else self.rollbacks = self.rollbacks + 1 end
+      self.core.log(ok and "info" or "error", "restart: " .. msg)
+    end
+    self:unlock()
+    self.core.reply(req, ok, msg)
+  end)
+end
+
+function Runtime:start()
+  self:task("start", function()
+    self:lock()
+    local ok, msg = self:procedure("start")
+    self:unlock()
+    if ok then
+      self.core.log("info", "service '" .. self.cfg.name .. "' is up: " .. msg)
+    elseif not self.stopping then
+      self.core.log("error", "service '" .. self.cfg.name .. "' failed to start: " .. msg)
+      self:stop(nil, 1)
+    end
+  end)
+end
+
+-- The serving generation exited on its own.
+function Runtime:died(g)
+  self:task("recovery", function()
+    self:lock()
+    if not self.stopping and not (self.svc.active and self.svc.active:alive()) then
+      local ok, msg = self:procedure("died", g)
+      self.core.log(ok and "info" or "error", "recovery after generation " .. g.id .. ": " .. msg)
+      if not ok and not self.stopping then
+        -- Keep trying, with the policy's backoff: a service without a
+        -- serving generation is the one state we must not stay in.
+        self:after(0, function() self:died(g) end)
+      end
+    end
+    self:unlock()
+  end)
+end
+
+-- Drains every generation, then shuts the supervisor down with CODE.
+function Runtime:stop(req, code)
+  if self.stopping then
+    self.core.reply(req, true, "already stopping")
+    return
+  end
+  self.stopping = true
+  self.core.log("info", "stopping: draining every generation")
+  self:task("stop", function()
+    local hook = self.policy.stop or self.default.stop
+    local ok, err = xpcall(hook, traceback, self.svc)
+    if not ok then
+      self.policy_errors = self.policy_errors + 1
+      self.core.log("error", "policy hook 'stop' failed: " .. tostring(err))
+    end
+    -- Whatever the hook did, nothing outlives the stop: drain what is left,
+    -- including generations a restart in flight may still start.
+    while true do
+      local live = self.svc:generations()
+      if #live == 0 then break end
+      for _, g in ipairs(live) do g:drain() end
+      self:wait("any-exit", 1)
+    end
+    self.core.reply(req, true, "stopped")
+    self.core.shutdown(code or 0)
+  end)
+end
+
+-- Events from the C core ------------------------------------------------------
+
+function Runtime:dispatch(event, a, b, c)
+  local g = type(a) == "number" and self.gens[a] or nil
+  if event == "timer" then
+    local fn = self.timers[a]
+    self.timers[a] = nil
+    if fn then fn() end
+  elseif event == "ready" then
+    if g and not g.ready then
+      g.ready = true
+      g.ready_at = self.core.now()
+      if g.state == "starting" then g:set_state("ready") end
+      self.core.log("info", ("generation %d is ready (%.3fs after start)"):format(g.id, g.ready_at - g.started))
+      self:wake(g.key)
+    end
+  elseif event == "stopping" then
+    if g then g.stopping = true end
+  elseif event == "exit" then
+    if g and not g.exited then
+      g.exited, g.exit_code, g.exit_signal = true, b, c
+      g.state = "exited"
+      local lvl = (g.draining or g.state == "draining") and "info" or "warn"
+      self.core.log(lvl, ("generation %d (pid %d) exited: %s"):format(g.id, g.pid, g:exit_reason()))
+      self:wake(g.key)
+      self:wake("any-exit")
+      if self.svc.active == g then
+        self.svc.active = nil
+        if not g.draining and not self.stopping then self:died(g) end
+      end
+    end
+  elseif event == "start" then
+    self:start()
+  elseif event == "restart" then
+    self:restart(a, b)
+  elseif event == "stop" then
+    self:stop(a)
+  else
+    self.core.log("warn", "runtime: unknown event " .. tostring(event))
+  end
+end
+
+function _M.new(core, cfg, default_policy)
+  local rt = setmetatable({
+    core = core, cfg = cfg, policy = cfg.policy, default = default_policy,
+    gens = {}, waiters = {}, timers = {}, queue = {}, busy = false,
+    stopping = false, restarts = 0, rollbacks = 0, policy_errors = 0,
+  }, Runtime)
+  rt.svc = setmetatable({ rt = rt, config = cfg }, Svc)
+  return rt
+end
+
+_M.Runtime, _M.Gen, _M.Svc = Runtime, Gen, Svc
+return _M

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what baton needs to build, test and run its demo, from Debian's
+# packages. Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+build_pkgs=(pkg-config cmake gcc make libuv1-dev libluajit-5.1-dev luajit
+            libjansson-dev libhttp-parser-dev)
+test_pkgs=(lua-busted libcmocka-dev gunicorn curl procps)
+
+want=("${build_pkgs[@]}")
+case "${1:-build}" in
+    test) want+=("${test_pkgs[@]}") ;;
+    build) ;;
+    *) echo "usage: $0 [build|test]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

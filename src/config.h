@@ -1,0 +1,29 @@
+#ifndef BATON_CONFIG_H
+#define BATON_CONFIG_H
+
+/* The parts of the service file the C core needs: what to bind and what to
+ * run. The file is loaded and validated in Lua (lua/baton/config.lua, which
+ * owns the error messages with file, line and key); this module copies the
+ * normalized table it returns into C. */
+
+#include "listeners.h"
+
+#include <lua.h>
+
+struct service_config {
+    char *file;                 /* the service file, as given */
+    char *name;
+    char *control;              /* control socket path */
+    struct listener *listeners; /* owned, in LISTEN_FDS order */
+    size_t nlisteners;
+    char **argv;                /* owned, NULL-terminated */
+    char **env;                 /* owned, NULL-terminated "K=V" */
+    char *cwd;                  /* NULL: the supervisor's */
+};
+
+/* Reads the normalized config table at stack index IDX. Returns 0 or
+ * -EINVAL/-ENOMEM with a reason in ERR. */
+int config_from_lua(lua_State *L, int idx, struct service_config *cfg, char *err, size_t errlen);
+void config_free(struct service_config *cfg);
+
+#endif

@@ -1,0 +1,408 @@
+#include "control.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+struct control_client {
+    uv_pipe_t pipe;
+    uv_timer_t idle;
+    struct control *ctl;
+    struct control_client *next;
+    uint64_t req;        /* 0 until a request was read */
+    char *buf;
+    size_t len;
+    int closing;
+    int replying;        /* a response is being written */
+};
+
+static void unlink_client(struct control_client *cl)
+{
+    struct control_client **p = &cl->ctl->clients;
+    while (*p && *p != cl)
+        p = &(*p)->next;
+    if (*p)
+        *p = cl->next;
+    cl->ctl->nclients--;
+}
+
+static void on_idle_closed(uv_handle_t *h)
+{
+    struct control_client *cl = h->data;
+    free(cl->buf);
+    free(cl);
+}
+
+static void on_pipe_closed(uv_handle_t *h)
+{
+    struct control_client *cl = h->data;
+    uv_close((uv_handle_t *)&cl->idle, on_idle_closed);
+}
+
+static void client_close(struct control_client *cl)
+{
+    if (cl->closing)
+        return;
+    cl->closing = 1;
+    unlink_client(cl);
+    uv_timer_stop(&cl->idle);
+    uv_close((uv_handle_t *)&cl->pipe, on_pipe_closed);
+}
+
+static struct control_client *find_client(struct control *c, uint64_t req)
+{
+    for (struct control_client *cl = c->clients; cl; cl = cl->next)
+        if (cl->req == req)
+            return cl;
+    return NULL;
+}
+
+struct write_req {
+    uv_write_t w;
+    struct control_client *cl;
+    char *data;
+};
+
+static void on_written(uv_write_t *w, int status)
+{
+    struct write_req *wr = (struct write_req *)w;
+    (void)status; /* a client that left early is no concern of ours */
+    client_close(wr->cl);
+    free(wr->data);
+    free(wr);
+}
+
+static int send_json(struct control_client *cl, json_t *resp)
+{
+    char *text = json_dumps(resp, JSON_COMPACT);
+    json_decref(resp);
+    struct write_req *wr = text ? malloc(sizeof *wr) : NULL;
+    if (!wr) {
+        free(text);
+        client_close(cl);
+        return -ENOMEM;
+    }
+    size_t len = strlen(text);
+    text[len] = '\n'; /* overwrite the NUL: the line ends the message */
+    wr->cl = cl;
+    wr->data = text;
+    cl->replying = 1;
+    uv_buf_t b = uv_buf_init(text, (unsigned)len + 1);
+    uv_read_stop((uv_stream_t *)&cl->pipe);
+    int r = uv_write(&wr->w, (uv_stream_t *)&cl->pipe, &b, 1, on_written);
+    if (r < 0) {
+        free(text);
+        free(wr);
+        client_close(cl);
+    }
+    return r;
+}
+
+static json_t *error_json(const char *fmt, va_list ap)
+{
+    char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+}
+
+static void client_error(struct control_client *cl, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    json_t *j = error_json(fmt, ap);
+    va_end(ap);
+    if (j)
+        send_json(cl, j);
+    else
+        client_close(cl);
+}
+
+int control_reply(struct control *c, uint64_t req, json_t *resp)
+{
+    struct control_client *cl = find_client(c, req);
+    if (!cl || cl->closing || cl->replying) {
+        json_decref(resp);
+        return -ENOENT;
+    }
+    return send_json(cl, resp);
+}
+
+int control_reply_error(struct control *c, uint64_t req, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    json_t *j = error_json(fmt, ap);
+    va_end(ap);
+    return j ? control_reply(c, req, j) : -ENOMEM;
+}
+
+static void handle_line(struct control_client *cl, size_t linelen)
+{
+    json_error_t jerr;
+    json_t *req = json_loadb(cl->buf, linelen, 0, &jerr);
+    if (!req || !json_is_object(req)) {
+        client_error(cl, "bad request: %s", req ? "not a JSON object" : jerr.text);
+        json_decref(req);
+        return;
+    }
+    const char *cmd = json_string_value(json_object_get(req, "cmd"));
+    if (!cmd) {
+        client_error(cl, "bad request: no \"cmd\" string");
+        json_decref(req);
+        return;
+    }
+    struct control *c = cl->ctl;
+    uv_timer_stop(&cl->idle);
+    uv_read_stop((uv_stream_t *)&cl->pipe);
+    cl->req = ++c->next_req;
+    c->cb(c, cl->req, cmd, req);
+    json_decref(req);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct control_client *cl = h->data;
+    (void)suggested;
+    if (!cl->buf)
+        cl->buf = malloc(CONTROL_MAX + 1);
+    if (!cl->buf || cl->len >= CONTROL_MAX) {
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
+    *buf = uv_buf_init(cl->buf + cl->len, (unsigned)(CONTROL_MAX - cl->len));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct control_client *cl = s->data;
+    (void)buf;
+    if (nread == UV_ENOBUFS) {
+        client_error(cl, "bad request: longer than %d bytes", CONTROL_MAX);
+        return;
+    }
+    if (nread < 0) {
+        /* EOF without a full line: take what came as the request, if any. */
+        if (nread == UV_EOF && cl->len > 0) {
+            handle_line(cl, cl->len);
+            return;
+        }
+        client_close(cl);
+        return;
+    }
+    size_t start = cl->len;
+    cl->len += (size_t)nread;
+    char *nl = memchr(cl->buf + start, '\n', (size_t)nread);
+    if (nl)
+        handle_line(cl, (size_t)(nl - cl->buf));
+}
+
+static void on_idle(uv_timer_t *t)
+{
+    struct control_client *cl = t->data;
+    log_warn("control: client sent no request within %d ms; closing it", CONTROL_IDLE_MS);
+    client_close(cl);
+}
+
+static int peer_allowed(uv_pipe_t *p)
+{
+    uv_os_fd_t fd;
+    struct ucred cr;
+    socklen_t len = sizeof cr;
+    if (uv_fileno((uv_handle_t *)p, &fd) < 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+        return 0;
+    return cr.uid == geteuid() || cr.uid == 0;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct control *c = server->data;
+    if (status < 0) {
+        log_warn("control: accept: %s", uv_strerror(status));
+        return;
+    }
+    struct control_client *cl = calloc(1, sizeof *cl);
+    if (!cl)
+        return;
+    cl->ctl = c;
+    uv_pipe_init(server->loop, &cl->pipe, 0);
+    uv_timer_init(server->loop, &cl->idle);
+    cl->pipe.data = cl->idle.data = cl;
+    cl->next = c->clients;
+    c->clients = cl;
+    c->nclients++;
+    if (uv_accept(server, (uv_stream_t *)&cl->pipe) < 0) {
+        client_close(cl);
+        return;
+    }
+    if (!peer_allowed(&cl->pipe)) {
+        log_warn("control: refused a client of another user");
+        client_error(cl, "permission denied");
+        return;
+    }
+    if (c->nclients > CONTROL_MAX_CLIENTS) {
+        client_error(cl, "busy: %d clients already connected", CONTROL_MAX_CLIENTS);
+        return;
+    }
+    uv_timer_start(&cl->idle, on_idle, CONTROL_IDLE_MS, 0);
+    uv_read_start((uv_stream_t *)&cl->pipe, on_alloc, on_read);
+}
+
+/* Someone already answering on PATH is another supervisor: not ours to take. */
+static int path_in_use(const char *path)
+{
+    struct sockaddr_un un = { .sun_family = AF_UNIX };
+    strcpy(un.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    int r = connect(fd, (struct sockaddr *)&un, sizeof un);
+    close(fd);
+    return r == 0;
+}
+
+int control_open(struct control *c, uv_loop_t *loop, const char *path, control_cb cb)
+{
+    struct sockaddr_un un;
+    int r;
+    if (strlen(path) >= sizeof un.sun_path)
+        return -ENAMETOOLONG;
+    if (path_in_use(path))
+        return -EADDRINUSE;
+    unlink(path);
+    strcpy(c->path, path);
+    c->cb = cb;
+    c->clients = NULL;
+    c->nclients = 0;
+    if ((r = uv_pipe_init(loop, &c->server, 0)) < 0)
+        return r;
+    c->server.data = c;
+    mode_t old = umask(0177);
+    r = uv_pipe_bind(&c->server, path);
+    umask(old);
+    if (r == 0)
+        r = uv_listen((uv_stream_t *)&c->server, 16, on_connection);
+    if (r < 0) {
+        uv_close((uv_handle_t *)&c->server, NULL);
+        return r;
+    }
+    c->open = 1;
+    return 0;
+}
+
+void control_close(struct control *c)
+{
+    if (!c->open)
+        return;
+    c->open = 0;
+    /* A client still waiting for an answer gets one; writes under way finish. */
+    struct control_client *cl = c->clients, *next;
+    for (; cl; cl = next) {
+        next = cl->next;
+        if (cl->replying)
+            continue;
+        if (cl->req)
+            client_error(cl, "the supervisor is shutting down");
+        else
+            client_close(cl);
+    }
+    uv_close((uv_handle_t *)&c->server, NULL);
+    unlink(c->path);
+}
+
+/* --- client side: plain blocking sockets, the CLI has nothing else to do --- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int control_call(const char *path, json_t *req, int timeout_ms, json_t **resp,
+                 char *err, size_t errlen)
+{
+    struct sockaddr_un un = { .sun_family = AF_UNIX };
+    int r = 0;
+    char *text = NULL, *buf = NULL;
+    if (strlen(path) >= sizeof un.sun_path) {
+        snprintf(err, errlen, "control socket path too long: %s", path);
+        return -ENAMETOOLONG;
+    }
+    strcpy(un.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&un, sizeof un) < 0) {
+        r = -errno;
+        snprintf(err, errlen, "cannot reach the supervisor at %s: %s%s", path, strerror(-r),
+                 r == -ENOENT || r == -ECONNREFUSED ? " (is `baton run` running?)" : "");
+        goto out;
+    }
+    text = json_dumps(req, JSON_COMPACT);
+    if (!text) {
+        r = -ENOMEM;
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    size_t tl = strlen(text);
+    text[tl] = '\n';
+    for (size_t off = 0; off <= tl;) {
+        ssize_t n = send(fd, text + off, tl + 1 - off, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            r = -errno;
+            snprintf(err, errlen, "sending to %s: %s", path, strerror(-r));
+            goto out;
+        }
+        off += (size_t)n;
+    }
+    buf = malloc(CONTROL_MAX + 1);
+    size_t len = 0;
+    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    while (buf && !memchr(buf, '\n', len) && len < CONTROL_MAX) {
+        int wait = deadline < 0 ? -1 : (int)(deadline - now_ms());
+        if (deadline >= 0 && wait <= 0) {
+            r = -ETIMEDOUT;
+            snprintf(err, errlen, "no answer from the supervisor within %d ms", timeout_ms);
+            goto out;
+        }
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int pr = poll(&p, 1, wait);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0)
+            continue;
+        ssize_t n = recv(fd, buf + len, CONTROL_MAX - len, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            r = n == 0 ? -ECONNRESET : -errno;
+            snprintf(err, errlen, "the supervisor closed the connection without an answer");
+            goto out;
+        }
+        len += (size_t)n;
+    }
+    json_error_t jerr;
+    *resp = buf ? json_loadb(buf, len, JSON_DISABLE_EOF_CHECK, &jerr) : NULL;
+    if (!*resp || !json_is_object(*resp)) {
+        r = -EPROTO;
+        snprintf(err, errlen, "unreadable answer from the supervisor");
+        json_decref(*resp);
+        *resp = NULL;
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    free(text);
+    free(buf);
+    return r;
+}

@@ -1,0 +1,56 @@
+#ifndef BATON_CONTROL_H
+#define BATON_CONTROL_H
+
+/* The control socket: how `baton restart|status|stop` reach the supervisor.
+ *
+ * A unix stream socket created mode 0600; each connection's peer is checked
+ * with SO_PEERCRED (same uid, or root). One request per connection: a JSON
+ * object on one line, at most CONTROL_MAX bytes, e.g. {"cmd":"restart"}.
+ * One response: a JSON object on one line, {"ok":true,...} or
+ * {"ok":false,"error":"..."}; then the connection is closed. A reply may come
+ * much later (a restart answers once its outcome is known): requests are
+ * named by a numeric id, and a reply to a client that went away is dropped.
+ * Bad input (too long, not JSON, no "cmd", silent for CONTROL_IDLE_MS) gets
+ * an error response or a close; it never stops the supervisor. */
+
+#include <jansson.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define CONTROL_MAX (64 * 1024)
+#define CONTROL_IDLE_MS 10000
+#define CONTROL_MAX_CLIENTS 64
+
+struct control;
+/* Called once per well-formed request; the owner answers with control_reply. */
+typedef void (*control_cb)(struct control *c, uint64_t req, const char *cmd, json_t *args);
+
+struct control_client;
+
+struct control {
+    uv_pipe_t server;
+    char path[108];
+    control_cb cb;
+    void *data;
+    struct control_client *clients; /* owned; a list */
+    unsigned nclients;
+    uint64_t next_req;
+    int open;
+};
+
+/* Binds PATH (a stale socket file is replaced; a live one is EADDRINUSE). */
+int control_open(struct control *c, uv_loop_t *loop, const char *path, control_cb cb);
+/* Sends RESP (reference stolen) to request REQ and closes its connection.
+ * Returns -ENOENT when the client is gone. */
+int control_reply(struct control *c, uint64_t req, json_t *resp);
+int control_reply_error(struct control *c, uint64_t req, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void control_close(struct control *c);
+
+/* The client side (the CLI): sends REQ, waits up to TIMEOUT_MS (-1: forever)
+ * for the response. Returns 0 with *RESP set, or a negative errno with a
+ * reason in ERR. */
+int control_call(const char *path, json_t *req, int timeout_ms, json_t **resp,
+                 char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,58 @@
+#include "baton.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static long env_long(const char *name, long fallback)
+{
+    const char *s = getenv(name);
+    char *end;
+    if (!s || !*s)
+        return fallback;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    return errno || *end ? fallback : v;
+}
+
+int baton_listen_fds(void)
+{
+    long pid = env_long("LISTEN_PID", -1);
+    long n = env_long("LISTEN_FDS", 0);
+    if (pid != (long)getpid() || n <= 0 || n > 4096)
+        return 0;
+    for (int fd = BATON_LISTEN_FDS_START; fd < BATON_LISTEN_FDS_START + n; fd++) {
+        int flags = fcntl(fd, F_GETFD);
+        if (flags < 0)
+            return -errno;
+        if (fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0)
+            return -errno;
+    }
+    return (int)n;
+}
+
+int baton_listener(const char *name)
+{
+    int n = baton_listen_fds();
+    const char *names = getenv("LISTEN_FDNAMES");
+    if (n <= 0 || !names)
+        return -ENOENT;
+    size_t len = strlen(name);
+    for (int i = 0; i < n && *names; i++) {
+        size_t field = strcspn(names, ":");
+        if (field == len && strncmp(names, name, len) == 0)
+            return BATON_LISTEN_FDS_START + i;
+        names += field;
+        if (*names == ':')
+            names++;
+    }
+    return -ENOENT;
+}
+
+unsigned baton_generation(void)
+{
+    long g = env_long("BATON_GENERATION", 0);
+    return g > 0 ? (unsigned)g : 0;
+}

@@ -1,0 +1,48 @@
+#ifndef BATON_LISTENERS_H
+#define BATON_LISTENERS_H
+
+/* Listening sockets owned by the supervisor.
+ *
+ * Each listener is bound once, when the supervisor starts, and stays open
+ * until it exits: every generation inherits the same socket, so the kernel
+ * keeps one accept queue and a restart never resets a queued connection.
+ * The supervisor never accepts on them, and leaves them in blocking mode, as
+ * systemd does (O_NONBLOCK lives on the shared file description; each app
+ * sets what it needs).
+ *
+ * Addresses: "tcp://127.0.0.1:8080", "tcp://[::1]:8080", "udp://HOST:PORT",
+ * "unix:/path". Hosts are numeric; port 0 picks a free port (see
+ * listener_local_address). */
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+enum listener_kind { LISTENER_TCP, LISTENER_UDP, LISTENER_UNIX };
+
+struct listener {
+    char *name;                  /* owned; the LISTEN_FDNAMES entry */
+    char *address;               /* owned; as the service file wrote it */
+    enum listener_kind kind;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    int backlog;
+    int fd;                      /* owned; -1 until bound */
+};
+
+/* Parses ADDRESS into L (kind, addr). Returns 0, or -EINVAL with a reason in
+ * ERR. Does not touch name/address/fd. */
+int listener_parse(struct listener *l, const char *address, char *err, size_t errlen);
+
+/* Binds (and listens, for stream kinds) L->addr. A stale unix socket file
+ * (nobody accepting) is replaced; a live one is EADDRINUSE. Returns 0 or a
+ * negative errno with a reason naming the address in ERR. */
+int listener_bind(struct listener *l, char *err, size_t errlen);
+
+/* Writes the address the socket is bound to (with the real port when the
+ * service asked for port 0) into BUF, in the service file's notation. */
+int listener_local_address(const struct listener *l, char *buf, size_t len);
+
+/* Closes the socket and removes a unix socket's file. Idempotent. */
+void listener_close(struct listener *l);
+
+#endif

@@ -1,0 +1,308 @@
+#include "lua_bridge.h"
+
+#include "listeners.h"
+#include "log.h"
+#include "lua_embedded.h"
+#include "supervisor.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* --- baton.core: mechanisms, for the runtime ---------------------------- */
+
+static struct supervisor *sup_of(lua_State *L)
+{
+    return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+static int core_now(lua_State *L)
+{
+    lua_pushnumber(L, sup_now(sup_of(L)));
+    return 1;
+}
+
+static int core_spawn(lua_State *L)
+{
+    unsigned id;
+    pid_t pid;
+    char err[512];
+    if (sup_spawn(sup_of(L), &id, &pid, err, sizeof err) < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushinteger(L, id);
+    lua_pushinteger(L, pid);
+    return 2;
+}
+
+static const struct { const char *name; int sig; } signals[] = {
+    { "TERM", SIGTERM }, { "INT", SIGINT }, { "QUIT", SIGQUIT }, { "HUP", SIGHUP },
+    { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "KILL", SIGKILL }, { "WINCH", SIGWINCH },
+    { "CONT", SIGCONT }, { "STOP", SIGSTOP },
+};
+
+static int core_signal(lua_State *L)
+{
+    unsigned id = (unsigned)luaL_checkinteger(L, 1);
+    const char *name = luaL_checkstring(L, 2);
+    int group = lua_toboolean(L, 3);
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) {
+        if (strcmp(signals[i].name, name) != 0)
+            continue;
+        int r = sup_signal(sup_of(L), id, signals[i].sig, group);
+        if (r < 0) {
+            lua_pushnil(L);
+            lua_pushstring(L, strerror(-r));
+            return 2;
+        }
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushfstring(L, "unknown signal %s", name);
+    return 2;
+}
+
+static int core_timer(lua_State *L)
+{
+    double s = luaL_checknumber(L, 1);
+    uint64_t id;
+    if (sup_timer_start(sup_of(L), s, &id) < 0)
+        return luaL_error(L, "timer: out of memory");
+    lua_pushnumber(L, (lua_Number)id);
+    return 1;
+}
+
+static int core_cancel(lua_State *L)
+{
+    sup_timer_cancel(sup_of(L), (uint64_t)luaL_checknumber(L, 1));
+    return 0;
+}
+
+static int core_log(lua_State *L)
+{
+    int level = log_level_parse(luaL_checkstring(L, 1));
+    log_msg(level < 0 ? LOG_INFO : (enum log_level)level, "%s", luaL_checkstring(L, 2));
+    return 0;
+}
+
+static int core_set_state(lua_State *L)
+{
+    sup_set_state(sup_of(L), (unsigned)luaL_checkinteger(L, 1), luaL_checkstring(L, 2));
+    return 0;
+}
+
+static int core_reply(lua_State *L)
+{
+    if (lua_isnumber(L, 1))
+        sup_reply(sup_of(L), (uint64_t)lua_tonumber(L, 1), lua_toboolean(L, 2),
+                  luaL_optstring(L, 3, ""));
+    return 0;
+}
+
+static int core_shutdown(lua_State *L)
+{
+    sup_shutdown(sup_of(L), (int)luaL_optinteger(L, 1, 0));
+    return 0;
+}
+
+static const luaL_Reg core_fns[] = {
+    { "now", core_now }, { "spawn", core_spawn }, { "signal", core_signal },
+    { "timer", core_timer }, { "cancel", core_cancel }, { "log", core_log },
+    { "set_state", core_set_state }, { "reply", core_reply },
+    { "shutdown", core_shutdown }, { NULL, NULL },
+};
+
+/* --- helpers the config loader uses, with or without a supervisor ------- */
+
+static int native_check_address(lua_State *L)
+{
+    struct listener l = { .fd = -1 };
+    char why[256];
+    if (listener_parse(&l, luaL_checkstring(L, 1), why, sizeof why) < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, why);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* --- the VM ------------------------------------------------------------- */
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    lua_getglobal(L, "debug");
+    lua_getfield(L, -1, "traceback");
+    lua_pushstring(L, msg ? msg : "(error object is not a string)");
+    lua_pushinteger(L, 2);
+    lua_call(L, 2, 1);
+    return 1;
+}
+
+/* Runs the function below NARGS arguments on the stack, protected. Returns
+ * 0 with NRES results pushed, or -EINVAL with the message (and traceback)
+ * in ERR. */
+static int pcall(lua_State *L, int nargs, int nres, char *err, size_t errlen)
+{
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, traceback);
+    lua_insert(L, base);
+    int r = lua_pcall(L, nargs, nres, base);
+    lua_remove(L, base);
+    if (r != 0) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+        lua_pop(L, 1);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int preload_embedded(lua_State *L)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "preload");
+    for (const struct lua_embedded *e = lua_embedded; e->module; e++) {
+        if (luaL_loadbuffer(L, e->source, e->len, e->chunkname) != 0) {
+            log_error("embedded %s does not compile: %s", e->chunkname, lua_tostring(L, -1));
+            lua_pop(L, 3);
+            return -EINVAL;
+        }
+        lua_setfield(L, -2, e->module);
+    }
+    lua_pop(L, 2);
+    return 0;
+}
+
+int bridge_open(struct bridge *b, struct supervisor *sup)
+{
+    memset(b, 0, sizeof *b);
+    b->cfg_ref = b->rt_ref = LUA_NOREF;
+    b->sup = sup;
+    b->L = luaL_newstate();
+    if (!b->L)
+        return -ENOMEM;
+    luaL_openlibs(b->L);
+    if (preload_embedded(b->L) < 0)
+        return -EINVAL;
+
+    lua_newtable(b->L);
+    lua_pushcfunction(b->L, native_check_address);
+    lua_setfield(b->L, -2, "check_address");
+    if (sup) {
+        for (const luaL_Reg *f = core_fns; f->name; f++) {
+            lua_pushlightuserdata(b->L, sup);
+            lua_pushcclosure(b->L, f->func, 1);
+            lua_setfield(b->L, -2, f->name);
+        }
+    }
+    /* package.loaded["baton.core"] = core */
+    lua_getglobal(b->L, "package");
+    lua_getfield(b->L, -1, "loaded");
+    lua_pushvalue(b->L, -3);
+    lua_setfield(b->L, -2, "baton.core");
+    lua_pop(b->L, 3);
+    return 0;
+}
+
+static int require(lua_State *L, const char *mod, char *err, size_t errlen)
+{
+    lua_getglobal(L, "require");
+    lua_pushstring(L, mod);
+    return pcall(L, 1, 1, err, errlen);
+}
+
+int bridge_load_config(struct bridge *b, const char *file, const char *runtime_dir,
+                       struct service_config *cfg, char *err, size_t errlen)
+{
+    lua_State *L = b->L;
+    int r = require(L, "baton.config", err, errlen);
+    if (r < 0)
+        return r;
+    lua_getfield(L, -1, "load");
+    lua_remove(L, -2);
+    lua_pushstring(L, file);
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, runtime_dir);
+    lua_setfield(L, -2, "runtime_dir");
+    lua_pushcfunction(L, native_check_address);
+    lua_setfield(L, -2, "check_address");
+    if ((r = pcall(L, 2, 2, err, errlen)) < 0)
+        return r;
+    if (lua_isnil(L, -2)) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "invalid service file");
+        lua_pop(L, 2);
+        return -EINVAL;
+    }
+    lua_pop(L, 1);
+    r = config_from_lua(L, -1, cfg, err, errlen);
+    if (r < 0) {
+        lua_pop(L, 1);
+        return r;
+    }
+    luaL_unref(L, LUA_REGISTRYINDEX, b->cfg_ref);
+    b->cfg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+int bridge_start_runtime(struct bridge *b, char *err, size_t errlen)
+{
+    lua_State *L = b->L;
+    int r;
+    if ((r = require(L, "baton.runtime", err, errlen)) < 0)
+        return r;
+    lua_getfield(L, -1, "new");
+    lua_remove(L, -2);
+    if ((r = require(L, "baton.core", err, errlen)) < 0 ||
+        (lua_rawgeti(L, LUA_REGISTRYINDEX, b->cfg_ref), 0) ||
+        (r = require(L, "baton.policies.default", err, errlen)) < 0 ||
+        (r = pcall(L, 3, 1, err, errlen)) < 0) {
+        lua_settop(L, 0);
+        return r;
+    }
+    b->rt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+void bridge_dispatch(struct bridge *b, const char *event, const char *fmt, ...)
+{
+    lua_State *L = b->L;
+    if (b->rt_ref == LUA_NOREF)
+        return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, b->rt_ref);
+    lua_getfield(L, -1, "dispatch");
+    lua_insert(L, -2);
+    lua_pushstring(L, event);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = 2;
+    for (const char *f = fmt; *f; f++, n++) {
+        if (*f == 'i')
+            lua_pushnumber(L, (lua_Number)va_arg(ap, long long));
+        else {
+            const char *s = va_arg(ap, const char *);
+            if (s)
+                lua_pushstring(L, s);
+            else
+                lua_pushnil(L);
+        }
+    }
+    va_end(ap);
+    char err[4096];
+    if (pcall(L, n, 0, err, sizeof err) < 0)
+        log_error("runtime: event '%s': %s", event, err);
+}
+
+void bridge_close(struct bridge *b)
+{
+    if (b->L)
+        lua_close(b->L);
+    b->L = NULL;
+}

@@ -1,0 +1,47 @@
+/* baton: a restart orchestrator. One binary: `baton run` is the supervisor,
+ * the other commands are clients of its control socket. */
+
+#include "cli.h"
+#include "log.h"
+#include "supervisor.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: baton COMMAND [ARGS]\n"
+    "\n"
+    "  run FILE        run the supervisor for the service FILE, in the foreground\n"
+    "  check FILE      check FILE and its policy; run nothing\n"
+    "  restart         start a new generation; exit 0 once it took over, 1 if rolled back\n"
+    "  status          generations, pids, states, uptimes\n"
+    "  stop            drain every generation, then stop the supervisor\n"
+    "\n"
+    "Client commands take -s CONTROL_SOCKET (default: $BATON_CONTROL) and --json.\n"
+    "Environment: BATON_LOG_LEVEL=error|warn|info|debug for the supervisor.\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    const char *lvl = getenv("BATON_LOG_LEVEL");
+    if (lvl && log_level_parse(lvl) >= 0)
+        log_set_level((enum log_level)log_level_parse(lvl));
+
+    if (strcmp(cmd, "run") == 0 || strcmp(cmd, "check") == 0) {
+        if (argc != 3) {
+            fprintf(stderr, "usage: baton %s SERVICE_FILE\n", cmd);
+            return 2;
+        }
+        return strcmp(cmd, "run") == 0 ? supervisor_run(argv[2]) : supervisor_check(argv[2]);
+    }
+    if (strcmp(cmd, "restart") == 0 || strcmp(cmd, "status") == 0 || strcmp(cmd, "stop") == 0)
+        return cli_main(cmd, argc - 1, argv + 1);
+    fprintf(stderr, "baton: unknown command '%s'\n\n%s", cmd, usage);
+    return 2;
+}

@@ -1,0 +1,52 @@
+#ifndef BATON_NOTIFY_H
+#define BATON_NOTIFY_H
+
+/* The NOTIFY_SOCKET every generation gets: systemd's sd_notify(3) protocol.
+ *
+ * An AF_UNIX datagram socket at a path in the supervisor's private runtime
+ * directory (mode 0700; the socket itself 0600). Each datagram is
+ * newline-separated KEY=VALUE. The sender is identified by the kernel
+ * (SO_PASSCRED / SCM_CREDENTIALS), never by the text: a datagram from
+ * another uid (other than root) is dropped. Datagrams over NOTIFY_MAX bytes,
+ * with a NUL byte, or truncated control data are dropped with a warning.
+ * File descriptors that arrive with a message are handed to the callback,
+ * which owns them (closes them when it does not keep them). */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#define NOTIFY_MAX 4096
+#define NOTIFY_MAX_FDS 253   /* SCM_MAX_FD */
+
+struct notify_msg {
+    bool ready, stopping, reloading, fdstore, fdstoreremove;
+    const char *status;   /* points into the datagram; NULL when absent */
+    const char *fdname;
+    pid_t mainpid;        /* 0 when absent */
+    int err;              /* ERRNO=, 0 when absent */
+};
+
+/* Parses a NUL-terminated datagram in place (turns newlines into NULs).
+ * Unknown keys are ignored, as systemd does. Returns 0 or -EINVAL. */
+int notify_parse(char *text, struct notify_msg *m);
+
+struct notify;
+typedef void (*notify_cb)(struct notify *n, pid_t pid, const struct notify_msg *m,
+                          int *fds, size_t nfds);
+
+struct notify {
+    uv_poll_t poll;
+    int fd;                   /* owned */
+    char path[108];
+    notify_cb cb;
+    void *data;
+    unsigned long rejected;   /* datagrams dropped as malformed or foreign */
+};
+
+int notify_open(struct notify *n, uv_loop_t *loop, const char *path, notify_cb cb);
+/* Stops polling and closes the socket, removing its file. */
+void notify_close(struct notify *n);
+
+#endif

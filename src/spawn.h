@@ -1,0 +1,32 @@
+#ifndef BATON_SPAWN_H
+#define BATON_SPAWN_H
+
+/* Starting one process of a generation, the way systemd starts a
+ * socket-activated service:
+ *
+ *   fds[i] is placed at fd 3+i (listeners first, then stored fds), every
+ *   other descriptor of the supervisor is closed at exec; LISTEN_PID is the
+ *   child's own pid (written after fork, so it is right); stdin is
+ *   /dev/null, stdout and stderr are the supervisor's; signal dispositions
+ *   and mask are reset; the child leads a new process group, so a terminal's
+ *   Ctrl-C reaches the supervisor alone and the drain stays its decision.
+ *
+ * argv[0] without a slash is looked up in PATH (of ENV if it sets one) before
+ * fork, so "command not found" is an error here, not a silent exit 127. */
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct spawn_opts {
+    char *const *argv;        /* NULL-terminated */
+    char *const *env;         /* NULL-terminated "KEY=VALUE"; overrides environ */
+    const char *cwd;          /* NULL: the supervisor's */
+    const int *fds;
+    size_t nfds;
+};
+
+/* Returns 0 with *PID set, or a negative errno with a reason in ERR (exec
+ * failures included: the child reports them over a close-on-exec pipe). */
+int spawn_process(const struct spawn_opts *o, pid_t *pid, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,58 @@
+#ifndef BATON_SUPERVISOR_H
+#define BATON_SUPERVISOR_H
+
+/* The supervisor: one libuv loop that owns the listeners, the process table,
+ * the notify and control sockets and the Lua VM.
+ *
+ * What it does itself is mechanism: bind, fork/exec, reap (every child,
+ * orphans included: it is a child subreaper, and PID 1 in a container),
+ * forward events to the policy. What to do about an event (start a
+ * generation, drain one, roll back) is decided in Lua (lua/baton/runtime.lua
+ * and the policy). The functions below are what the Lua bridge calls. */
+
+#include "config.h"
+#include "control.h"
+#include "generations.h"
+#include "lua_bridge.h"
+#include "notify.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct sup_timer;
+
+struct supervisor {
+    uv_loop_t *loop;
+    struct service_config cfg;
+    struct bridge lua;
+    struct generations gens;
+    struct notify notify;
+    struct control control;
+    uv_signal_t sig_hup, sig_term, sig_int, sig_chld;
+    struct sup_timer *timers;   /* owned; pending Lua timers */
+    uint64_t next_timer;
+    char rundir[PATH_MAX];      /* private, mode 0700: the notify socket lives here */
+    char notify_path[PATH_MAX];
+    int exit_code;
+    int shutting_down;
+    int stop_signals;           /* SIGTERM/SIGINT seen: the second one kills */
+    double started;
+};
+
+/* `baton run FILE`: returns the process exit code. */
+int supervisor_run(const char *file);
+/* `baton check FILE`: returns 0 when the file and its policy are valid. */
+int supervisor_check(const char *file);
+
+/* For the Lua bridge (baton.core). Each returns 0 or a negative errno. */
+double sup_now(struct supervisor *s);
+int sup_spawn(struct supervisor *s, unsigned *id, pid_t *pid, char *err, size_t errlen);
+int sup_signal(struct supervisor *s, unsigned id, int sig, int group);
+int sup_timer_start(struct supervisor *s, double seconds, uint64_t *id);
+void sup_timer_cancel(struct supervisor *s, uint64_t id);
+int sup_set_state(struct supervisor *s, unsigned id, const char *state);
+void sup_reply(struct supervisor *s, uint64_t req, int ok, const char *message);
+void sup_shutdown(struct supervisor *s, int code);
+
+#endif
