@@ -409,9 +409,10 @@ function Runtime:dispatch(event, a, b, c)
     if g then g.stopping = true end
   elseif event == "exit" then
     if g and not g.exited then
+      local expected = g.draining or g.state == "draining"
       g.exited, g.exit_code, g.exit_signal = true, b, c
       g.state = "exited"
-      local lvl = (g.draining or g.state == "draining") and "info" or "warn"
+      local lvl = expected and "info" or "warn"
       self.core.log(lvl, ("generation %d (pid %d) exited: %s"):format(g.id, g.pid, g:exit_reason()))
       self:wake(g.key)
       self:wake("any-exit")

@@ -1,0 +1,126 @@
+-- Service files: good ones normalized, bad ones refused with file:line:key.
+local config = require("baton.config")
+
+local tmp = os.tmpname()
+local function load(src, opts)
+  local f = assert(io.open(tmp, "w"))
+  f:write(src)
+  f:close()
+  return config.load(tmp, opts)
+end
+
+local function refused(src, pattern)
+  local cfg, err = load(src)
+  assert.is_nil(cfg)
+  assert.matches(pattern, err)
+  return err
+end
+
+describe("service file", function()
+  it("normalizes a minimal file", function()
+    local cfg = assert(load([[return { command = { "app", "--port", 80 } }]], { runtime_dir = "/run/x" }))
+    assert.same({ "app", "--port", "80" }, cfg.command)
+    assert.equal(30, cfg.ready_timeout)
+    assert.equal(30, cfg.drain_timeout)
+    assert.same({}, cfg.listen)
+    assert.equal("/run/x/" .. cfg.name .. ".sock", cfg.control)
+    assert.equal("default", cfg.policy_name)
+    assert.is_function(cfg.policy.restart)
+  end)
+
+  it("keeps the file's listener order for name = address tables", function()
+    local cfg = assert(load([[
+return {
+  command = { "app" },
+  listen = {
+    zeta = "tcp://127.0.0.1:1",
+    alpha = "tcp://127.0.0.1:2",
+    mid = { "unix:/tmp/x.sock", backlog = 7 },
+  },
+}]]))
+    assert.same({ "zeta", "alpha", "mid" }, { cfg.listen[1].name, cfg.listen[2].name, cfg.listen[3].name })
+    assert.equal(7, cfg.listen[3].backlog)
+    assert.equal(4096, cfg.listen[1].backlog)
+  end)
+
+  it("takes an array of pairs for a fixed order", function()
+    local cfg = assert(load([[return { command = {"a"}, backlog = 64,
+      listen = { {"b", "tcp://127.0.0.1:1"}, {"a", "udp://127.0.0.1:2"} } }]]))
+    assert.same({ name = "b", address = "tcp://127.0.0.1:1", backlog = 64 }, cfg.listen[1])
+    assert.equal("a", cfg.listen[2].name)
+  end)
+
+  it("env becomes sorted KEY=VALUE and may not set baton's own variables", function()
+    local cfg = assert(load([[return { command = {"a"}, env = { B = 2, A = "x" } }]]))
+    assert.same({ "A=x", "B=2" }, cfg.env)
+    refused([[return { command = {"a"},
+      env = { LISTEN_FDS = 3 } }]], ":2: key 'env': LISTEN_FDS is set by baton itself")
+  end)
+
+  it("names file and line of a syntax error", function()
+    refused("return {\n  command = { 'a' \n  name = 'x'\n}", tmp:gsub("%p", "%%%0") .. ":3:")
+  end)
+
+  it("names file, line and key of a wrong type", function()
+    local err = refused("return {\n  command = {'a'},\n  ready_timeout = 'soon',\n}",
+      ":3: key 'ready_timeout': expected a number, got string")
+    assert.equal(1, select(2, err:gsub(tmp:gsub("%p", "%%%0"), "")))
+    refused("return {\n  command = 'app --x',\n}", ":2: key 'command': expected a table, got string")
+    refused("return {\n  command = {'a'},\n  listen = 8080,\n}", ":3: key 'listen': expected a table")
+  end)
+
+  it("refuses unknown keys, missing commands, bad values", function()
+    refused("return {\n  command = {'a'},\n  comand = {'b'},\n}", ":3: key 'comand': unknown key")
+    refused("return { }", "key 'command': expected a table, got nothing")
+    refused("return { command = {} }", "key 'command': needs at least the program")
+    refused("return { command = {'a'}, drain_timeout = -1 }", "key 'drain_timeout': must be a positive")
+    refused("return { command = {'a'}, listen = { ['a:b'] = 'tcp://127.0.0.1:1' } }", "listener name")
+    refused("return { command = {'a'}, listen = { a = 'tcp://1.2.3.4:1', b = 'tcp://1.2.3.4:1' } }",
+      "listed twice")
+    refused("return 42", "must return a table, it returned number")
+    refused("error('nope')", "nope")
+  end)
+
+  it("checks addresses with the function it is given", function()
+    local cfg, err = load("return {\n command = {'a'},\n listen = { web = 'tcp://nowhere:80' },\n}",
+      { check_address = function() return nil, "not numeric" end })
+    assert.is_nil(cfg)
+    assert.matches(":3: key 'listen.web': listener 'web': not numeric", err)
+  end)
+
+  it("service files run in a sandbox", function()
+    refused("return { command = { io.read() } }", "attempt to index global 'io'")
+    refused("os.execute('true') return {}", "attempt to call field 'execute'")
+  end)
+end)
+
+describe("policy loading", function()
+  it("finds built-ins and refuses unknown ones", function()
+    assert.is_table(config.load_policy("default"))
+    local p, err = config.load_policy("nosuch")
+    assert.is_nil(p)
+    assert.matches("no built%-in policy named 'nosuch'", err)
+  end)
+
+  it("refuses a policy with a misspelled or non-function hook", function()
+    assert.matches("unknown hook 'restrat'", select(2, config.load_policy({ restrat = function() end })))
+    assert.matches("hook 'restart' must be a function", select(2, config.load_policy({ restart = 1 })))
+  end)
+
+  it("loads a policy file relative to the service file and reports its errors", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir) == 0)
+    local f = assert(io.open(dir .. "/p.lua", "w"))
+    f:write("local p = {}\nfunction p.restart(svc) return nil, 'no' end\nreturn p\n")
+    f:close()
+    assert.is_function(assert(config.load_policy("p.lua", dir)).restart)
+    f = assert(io.open(dir .. "/bad.lua", "w"))
+    f:write("local p = {\nreturn p\n")
+    f:close()
+    local p, err = config.load_policy("bad.lua", dir)
+    assert.is_nil(p)
+    assert.matches("bad.lua:2:", err)
+    os.execute("rm -rf " .. dir)
+  end)
+end)
