@@ -1,0 +1,106 @@
+# Helpers for the end-to-end tests: a real supervisor, real apps, real load.
+# Every wait is bounded; everything started is killed on exit.
+set -euo pipefail
+
+: "${BATON:?}" "${HELLO:?}" "${LOADGEN:?}"
+T=$(mktemp -d /tmp/baton-e2e.XXXXXX)
+SOCK="$T/control.sock"
+BPID=""
+LPID=""
+
+cleanup() {
+    local rc=$?
+    [ -n "$LPID" ] && kill -9 "$LPID" 2>/dev/null || true
+    if [ -n "$BPID" ] && kill -0 "$BPID" 2>/dev/null; then
+        pkill -9 -P "$BPID" 2>/dev/null || true
+        kill -9 "$BPID" 2>/dev/null || true
+    fi
+    if [ $rc -ne 0 ] && [ -f "$T/sup.log" ]; then
+        echo "--- supervisor log (last 60 lines) ---" >&2
+        tail -60 "$T/sup.log" >&2
+    fi
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+# wait_for SECONDS COMMAND...: polls every 50 ms until COMMAND succeeds.
+wait_for() {
+    local limit=$1
+    shift
+    local n=$((limit * 20))
+    for _ in $(seq 1 "$n"); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# A service file running the example server on a free loopback port.
+# Extra Lua fields may be given as the first argument.
+hello_service() {
+    cat > "$T/service.lua" <<LUA
+return {
+  name = "e2e",
+  control = "$SOCK",
+  listen = { http = "tcp://127.0.0.1:0" },
+  command = { "$HELLO", "--mode-file", "$T/mode" },
+  ready_timeout = 5,
+  drain_timeout = 10,
+  ${1:-}
+}
+LUA
+}
+
+active_generation() {
+    "$BATON" status -s "$SOCK" --json | tr -d ' \n' |
+        grep -o '"id":[0-9]*,"pid":[0-9]*,"state":"active"' | head -1 | sed 's/"id":\([0-9]*\).*/\1/'
+}
+
+has_active() { [ -n "$(active_generation)" ]; }
+
+start_baton() {
+    "$BATON" run "${1:-$T/service.lua}" > "$T/sup.log" 2>&1 &
+    BPID=$!
+    wait_for 15 has_active || fail "supervisor did not bring up an active generation"
+    PORT=$("$BATON" status -s "$SOCK" --json | tr -d ' \n' |
+        sed -n 's/.*"address":"tcp:\/\/127\.0\.0\.1:\([0-9]*\)".*/\1/p')
+    [ -n "$PORT" ] || fail "no port in status"
+}
+
+# start_load [ARGS]: keep-alive and new-connection traffic, until stop_load.
+start_load() {
+    "$LOADGEN" --port "$PORT" --keepalive 8 --close 8 --duration 300 "$@" > "$T/load.log" &
+    LPID=$!
+    sleep 0.5
+}
+
+stop_load() {
+    kill -INT "$LPID"
+    wait "$LPID" || fail "loadgen exited non-zero"
+    LPID=""
+    LOAD=$(grep '^loadgen:' "$T/load.log")
+    echo "$LOAD"
+}
+
+load_field() { echo "$LOAD" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+
+assert_no_load_errors() {
+    local f
+    for f in non2xx connect_errors resets eof timeouts; do
+        [ "$(load_field $f)" = 0 ] || fail "load client saw $f=$(load_field $f): $LOAD"
+    done
+    [ "$(load_field ok)" -gt "${1:-100}" ] || fail "too few responses: $LOAD"
+}
+
+stop_baton() {
+    "$BATON" stop -s "$SOCK" > /dev/null || fail "baton stop failed"
+    local rc=0
+    wait "$BPID" || rc=$?
+    BPID=""
+    [ $rc -eq 0 ] || fail "supervisor exited with $rc after stop"
+}
