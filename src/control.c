@@ -358,6 +358,8 @@ int control_call(const char *path, json_t *req, int timeout_ms, json_t **resp,
         ssize_t n = send(fd, text + off, tl + 1 - off, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+            break; /* it answered early (a refusal): read that answer */
         if (n < 0) {
             r = -errno;
             snprintf(err, errlen, "sending to %s: %s", path, strerror(-r));

@@ -104,3 +104,5 @@ stop_baton() {
     BPID=""
     [ $rc -eq 0 ] || fail "supervisor exited with $rc after stop"
 }
+
+active_is() { [ "$(active_generation)" = "$1" ]; }
