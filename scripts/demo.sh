@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The demo: the example HTTP server under baton's default policy, a load
+# client hammering it, and restarts happening while it does. Installs and
+# builds what is missing first.
+#   scripts/demo.sh            (PORT=8080 RESTARTS=10 by default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PORT=${PORT:-8080}
+RESTARTS=${RESTARTS:-10}
+
+scripts/deps.sh build
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF > /dev/null
+cmake --build build -j"$(nproc)" --target baton hello_server loadgen > /dev/null
+
+export BATON_DEMO_CONTROL=/tmp/baton-demo-$$.sock HELLO_PORT=$PORT
+export HELLO_SERVER=$PWD/build/examples/hello_server
+BATON=build/baton
+LOG=/tmp/baton-demo-$$.log
+"$BATON" run examples/hello/service.lua > "$LOG" 2>&1 &
+BPID=$!
+LPID=""
+trap 'kill $LPID 2>/dev/null; kill $BPID 2>/dev/null; rm -f $LOG' EXIT
+for _ in $(seq 1 100); do
+    "$BATON" status -s "$BATON_DEMO_CONTROL" > /dev/null 2>&1 && break
+    kill -0 "$BPID" 2>/dev/null || { cat "$LOG"; exit 1; }
+    sleep 0.1
+done
+
+echo "== baton supervises the example server on 127.0.0.1:$PORT"
+"$BATON" status -s "$BATON_DEMO_CONTROL"
+echo
+echo "== load: 8 keep-alive + 8 new-connection clients; $RESTARTS restarts while it runs"
+build/bench/loadgen --port "$PORT" --keepalive 8 --close 8 --duration 120 --timeline > /tmp/baton-demo-load.$$ &
+LPID=$!
+sleep 1
+for i in $(seq 1 "$RESTARTS"); do
+    printf 'restart %2d: ' "$i"
+    "$BATON" restart -s "$BATON_DEMO_CONTROL"
+    sleep 0.5
+done
+sleep 0.5
+kill -INT "$LPID"
+wait "$LPID"
+LPID=""
+echo
+echo "== requests per second during the restarts (errors should stay 0)"
+grep '^t=' /tmp/baton-demo-load.$$
+echo
+echo "== the load client's verdict"
+grep '^loadgen:' /tmp/baton-demo-load.$$
+rm -f /tmp/baton-demo-load.$$
+echo
+"$BATON" status -s "$BATON_DEMO_CONTROL"
+echo
+echo "== baton stop: drain, then exit"
+"$BATON" stop -s "$BATON_DEMO_CONTROL"
+wait "$BPID"
