@@ -11,7 +11,7 @@ scripts/deps.sh test
 run_suite() { # run_suite BUILD_DIR CMAKE_ARGS...
     local dir=$1
     shift
-    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" > "$dir.cmake.log" 2>&1 ||
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON "$@" > "$dir.cmake.log" 2>&1 ||
         { cat "$dir.cmake.log"; return 1; }
     cmake --build "$dir" -j"$(nproc)"
     (cd "$dir" && ctest --output-on-failure --timeout 300)
