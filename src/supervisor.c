@@ -364,14 +364,14 @@ static void on_signal(uv_signal_t *h, int signum)
         reap(s);
         break;
     case SIGHUP:
-        bridge_dispatch(&s->lua, "restart", "ss", NULL, "SIGHUP");
+        bridge_dispatch(&s->lua, "restart", "ss", (const char *)NULL, "SIGHUP");
         break;
     case SIGTERM:
     case SIGINT:
         if (s->stop_signals++ == 0) {
             log_info("%s: stopping gracefully (send it again to kill every generation now)",
                      strsignal(signum));
-            bridge_dispatch(&s->lua, "stop", "s", NULL);
+            bridge_dispatch(&s->lua, "stop", "s", (const char *)NULL);
         } else {
             log_warn("%s again: killing every generation now", strsignal(signum));
             kill_all(s);
