@@ -40,18 +40,17 @@ wait_for() {
     return 1
 }
 
-# A service file running the example server on a free loopback port.
-# Extra Lua fields may be given as the first argument.
+# A service file running the example server (or $APP) on a free loopback
+# port; $T/mode decides how the next generation behaves (see hello_server.c).
 hello_service() {
     cat > "$T/service.lua" <<LUA
 return {
   name = "e2e",
   control = "$SOCK",
   listen = { http = "tcp://127.0.0.1:0" },
-  command = { "$HELLO", "--mode-file", "$T/mode" },
-  ready_timeout = 5,
+  command = { "${APP:-$HELLO}", "--mode-file", "$T/mode" },
+  ready_timeout = ${READY_TIMEOUT:-5},
   drain_timeout = 10,
-  ${1:-}
 }
 LUA
 }

@@ -5,16 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 
 cp "$HELLO" "$T/app"
-cat > "$T/service.lua" <<LUA
-return {
-  name = "rollback-e2e",
-  control = "$SOCK",
-  listen = { http = "tcp://127.0.0.1:0" },
-  command = { "$T/app", "--mode-file", "$T/mode" },
-  ready_timeout = 1,
-  drain_timeout = 10,
-}
-LUA
+APP="$T/app" READY_TIMEOUT=1 hello_service
 start_baton
 start_load
 serving=$(active_generation)
