@@ -36,6 +36,67 @@ int baton_notify(const char *state);
 /* The generation number this process belongs to (BATON_GENERATION), 0 if unset. */
 unsigned baton_generation(void);
 
+/* --- Stats: counters, gauges, histograms in the service's shared region ---
+ *
+ * The supervisor passes a shared-memory region (BATON_STATS_FD). Look a
+ * metric up once, then update it: an update is one relaxed atomic on this
+ * generation's slot, and counters keep counting across restarts.
+ *
+ *     struct baton_stats *st;
+ *     baton_metric requests;
+ *     baton_stats_open(&st);
+ *     baton_counter(st, "http.requests", &requests);
+ *     ... baton_add(&requests, 1);    // per request
+ *
+ * Names: 1-95 characters of [A-Za-z0-9_.:-]. Errors: -EINVAL (bad name or
+ * bounds), -ENAMETOOLONG, -EEXIST (the name is registered with another type
+ * or other bounds), -ENOSPC (the region is full), -EBUSY. */
+
+#include <stdint.h>
+
+struct baton_stats;
+
+typedef struct baton_metric {
+    uint64_t *slot;           /* this process's slot(s) in the region */
+    const double *bounds;     /* histograms: upper bounds, ascending */
+    unsigned nbuckets;
+    int type;                 /* 1 counter, 2 gauge, 3 histogram */
+} baton_metric;
+
+/* Maps the region from BATON_STATS_FD. Returns 0; or 1 when the process is
+ * not under baton, with a private region instead so that the calls below
+ * work unchanged (their numbers go nowhere); or a negative errno. */
+int baton_stats_open(struct baton_stats **out);
+void baton_stats_close(struct baton_stats *s);
+
+int baton_counter(struct baton_stats *s, const char *name, baton_metric *m);
+int baton_gauge(struct baton_stats *s, const char *name, baton_metric *m);
+/* BOUNDS: N (1-15) ascending upper bounds; +Inf is implied. */
+int baton_histogram(struct baton_stats *s, const char *name, const double *bounds, unsigned n,
+                    baton_metric *m);
+
+static inline void baton_add(const baton_metric *m, uint64_t n)
+{
+    __atomic_fetch_add(m->slot, n, __ATOMIC_RELAXED);
+}
+/* Gauges: up and down, or set. */
+static inline void baton_gauge_add(const baton_metric *m, int64_t delta)
+{
+    __atomic_fetch_add(m->slot, (uint64_t)delta, __ATOMIC_RELAXED);
+}
+static inline void baton_set(const baton_metric *m, int64_t value)
+{
+    __atomic_store_n(m->slot, (uint64_t)value, __ATOMIC_RELAXED);
+}
+/* Histograms: one atomic for the bucket, one for the sum. */
+void baton_observe(const baton_metric *m, double value);
+
+/* The same operations as exported functions, for FFI (lua/baton/app.lua)
+ * and languages that cannot use the inline ones. */
+void baton_metric_add(const baton_metric *m, uint64_t n);
+void baton_metric_gauge_add(const baton_metric *m, int64_t delta);
+void baton_metric_set(const baton_metric *m, int64_t value);
+
 #ifdef __cplusplus
 }
 #endif
