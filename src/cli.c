@@ -44,6 +44,29 @@ static void print_status(json_t *r)
     }
 }
 
+static void print_stats(json_t *r)
+{
+    size_t i;
+    json_t *m;
+    printf("%-32s %-9s %14s  %s\n", "metric", "type", "total", "by generation");
+    json_array_foreach(json_object_get(r, "metrics"), i, m) {
+        const char *type = json_string_value(json_object_get(m, "type"));
+        int hist = strcmp(type, "histogram") == 0;
+        json_t *total = json_object_get(m, hist ? "count" : "value");
+        printf("%-32s %-9s %14.15g ", json_string_value(json_object_get(m, "name")), type,
+               json_number_value(total));
+        const char *g;
+        json_t *v;
+        json_object_foreach(json_object_get(m, "generations"), g, v) {
+            double x = hist ? json_number_value(json_object_get(v, "count")) : json_number_value(v);
+            printf(" %s=%.15g", g, x);
+        }
+        if (hist)
+            printf("  (sum %.6g)", json_number_value(json_object_get(m, "sum")));
+        printf("\n");
+    }
+}
+
 int cli_main(const char *cmd, int argc, char **argv)
 {
     const char *sock = getenv("BATON_CONTROL");
@@ -93,6 +116,8 @@ int cli_main(const char *cmd, int argc, char **argv)
         fprintf(stderr, "baton %s: %s\n", cmd, json_string_value(json_object_get(resp, "error")));
     } else if (strcmp(cmd, "status") == 0) {
         print_status(resp);
+    } else if (strcmp(cmd, "stats") == 0) {
+        print_stats(resp);
     } else {
         const char *m = json_string_value(json_object_get(resp, "message"));
         printf("%s\n", m ? m : "ok");

@@ -70,6 +70,10 @@ int config_from_lua(lua_State *L, int idx, struct service_config *cfg, char *err
     cfg->name = field_string(L, idx, "name");
     cfg->control = field_string(L, idx, "control");
     cfg->cwd = field_string(L, idx, "cwd");
+    cfg->metrics = field_string(L, idx, "metrics");
+    lua_getfield(L, idx, "stats_capacity");
+    cfg->stats_capacity = (unsigned)lua_tointeger(L, -1);
+    lua_pop(L, 1);
     cfg->argv = field_strings(L, idx, "command");
     cfg->env = field_strings(L, idx, "env");
     if (!cfg->file || !cfg->name || !cfg->control || !cfg->argv || !cfg->env || !cfg->argv[0]) {
@@ -103,5 +107,6 @@ void config_free(struct service_config *cfg)
     free(cfg->name);
     free(cfg->control);
     free(cfg->cwd);
+    free(cfg->metrics);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -19,6 +19,8 @@ struct service_config {
     char **argv;                /* owned, NULL-terminated */
     char **env;                 /* owned, NULL-terminated "K=V" */
     char *cwd;                  /* NULL: the supervisor's */
+    char *metrics;              /* Prometheus endpoint address; NULL: none */
+    unsigned stats_capacity;    /* metrics the stats region holds */
 };
 
 /* Reads the normalized config table at stack index IDX. Returns 0 or

@@ -112,7 +112,60 @@ static int core_shutdown(lua_State *L)
     return 0;
 }
 
+/* core.stat(name [, generation]) -> the service total (or that generation's
+ * figure, nil if its lane has moved on); a histogram as {count=, sum=}. */
+static int core_stat(lua_State *L)
+{
+    struct supervisor *s = sup_of(L);
+    int i = stats_find(&s->stats, luaL_checkstring(L, 1));
+    const struct stats_entry *e = i < 0 ? NULL : stats_entry_at(&s->stats, (uint32_t)i);
+    int lane = -1;
+    if (e && !lua_isnoneornil(L, 2)) {
+        uint32_t g = (uint32_t)luaL_checkinteger(L, 2);
+        lane = (int)stats_lane_of(g);
+        if (stats_lane_generation(&s->stats, (unsigned)lane) != g)
+            e = NULL;
+    }
+    if (!e) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (e->type != STATS_HISTOGRAM) {
+        lua_pushnumber(L, stats_read(&s->stats, e, lane, 0));
+        return 1;
+    }
+    double count = 0;
+    for (unsigned b = 0; b <= e->nbuckets; b++)
+        count += stats_read(&s->stats, e, lane, b);
+    lua_createtable(L, 0, 2);
+    lua_pushnumber(L, count);
+    lua_setfield(L, -2, "count");
+    lua_pushnumber(L, stats_read(&s->stats, e, lane, e->nbuckets + 1));
+    lua_setfield(L, -2, "sum");
+    return 1;
+}
+
+static int core_stat_add(lua_State *L)
+{
+    sup_stat_add(sup_of(L), luaL_checkstring(L, 1), luaL_optnumber(L, 2, 1));
+    return 0;
+}
+
+static int core_stat_set(lua_State *L)
+{
+    sup_stat_set(sup_of(L), luaL_checkstring(L, 1), luaL_checknumber(L, 2));
+    return 0;
+}
+
+static int core_stat_observe(lua_State *L)
+{
+    sup_stat_observe(sup_of(L), luaL_checkstring(L, 1), luaL_checknumber(L, 2));
+    return 0;
+}
+
 static const luaL_Reg core_fns[] = {
+    { "stat", core_stat }, { "stat_add", core_stat_add }, { "stat_set", core_stat_set },
+    { "stat_observe", core_stat_observe },
     { "now", core_now }, { "spawn", core_spawn }, { "signal", core_signal },
     { "timer", core_timer }, { "cancel", core_cancel }, { "log", core_log },
     { "set_state", core_set_state }, { "reply", core_reply },

@@ -16,6 +16,7 @@ static const char usage[] =
     "  check FILE      check FILE and its policy; run nothing\n"
     "  restart         start a new generation; exit 0 once it took over, 1 if rolled back\n"
     "  status          generations, pids, states, uptimes\n"
+    "  stats           metrics of the service and the supervisor, per generation\n"
     "  stop            drain every generation, then stop the supervisor\n"
     "\n"
     "Client commands take -s CONTROL_SOCKET (default: $BATON_CONTROL) and --json.\n"
@@ -40,7 +41,8 @@ int main(int argc, char **argv)
         }
         return strcmp(cmd, "run") == 0 ? supervisor_run(argv[2]) : supervisor_check(argv[2]);
     }
-    if (strcmp(cmd, "restart") == 0 || strcmp(cmd, "status") == 0 || strcmp(cmd, "stop") == 0)
+    if (strcmp(cmd, "restart") == 0 || strcmp(cmd, "status") == 0 || strcmp(cmd, "stop") == 0 ||
+        strcmp(cmd, "stats") == 0)
         return cli_main(cmd, argc - 1, argv + 1);
     fprintf(stderr, "baton: unknown command '%s'\n\n%s", cmd, usage);
     return 2;

@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "spawn.h"
+#include "stats_export.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -78,17 +79,23 @@ int sup_spawn(struct supervisor *s, unsigned *id, pid_t *pid, char *err, size_t 
     while (cfg->env[nenv])
         nenv++;
     unsigned next = s->gens.next_id + 1;
-    int fds[cfg->nlisteners + 1];
+    /* Listeners at 3.., then the stats region: after LISTEN_FDS, so an app
+     * that treats every LISTEN_FDS fd as a socket never sees it. */
+    size_t nfds = cfg->nlisteners + 1;
+    int fds[nfds];
     for (size_t i = 0; i < cfg->nlisteners; i++)
         fds[i] = cfg->listeners[i].fd;
+    fds[cfg->nlisteners] = s->stats.fd;
+    stats_assign_lane(&s->stats, next);
 
-    enum { EXTRA = 5 };
+    enum { EXTRA = 6 };
     char *extra[EXTRA] = {
         strfmt("LISTEN_FDS=%zu", cfg->nlisteners),
         fdnames(cfg),
         strfmt("NOTIFY_SOCKET=%s", s->notify_path),
         strfmt("BATON_GENERATION=%u", next),
         strfmt("BATON_CONTROL=%s", cfg->control),
+        strfmt("BATON_STATS_FD=%zu", 3 + cfg->nlisteners),
     };
     char **env = calloc(nenv + EXTRA + 1, sizeof *env);
     int r = -ENOMEM;
@@ -101,7 +108,7 @@ int sup_spawn(struct supervisor *s, unsigned *id, pid_t *pid, char *err, size_t 
     memcpy(env + nenv, extra, sizeof extra);
 
     struct spawn_opts o = { .argv = cfg->argv, .env = env, .cwd = cfg->cwd,
-                            .fds = fds, .nfds = cfg->nlisteners };
+                            .fds = fds, .nfds = nfds };
     r = spawn_process(&o, pid, err, errlen);
     if (r == 0) {
         struct generation *g = generations_add(&s->gens, *pid, sup_now(s));
@@ -288,6 +295,91 @@ static void on_notify(struct notify *n, pid_t pid, const struct notify_msg *m, i
         bridge_dispatch(&s->lua, "stopping", "i", (long long)id);
 }
 
+/* --- stats ---------------------------------------------------------------- */
+
+static uint64_t *own_slot(struct supervisor *s, const char *name, enum stats_type type,
+                          const struct stats_entry **out)
+{
+    static const double seconds[] = { 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300 };
+    int i = stats_register(&s->stats, name, type, seconds, sizeof seconds / sizeof seconds[0]);
+    const struct stats_entry *e = i < 0 ? NULL : stats_entry_at(&s->stats, (uint32_t)i);
+    if (!e) {
+        log_warn("stats: cannot register %s: %s", name, strerror(i < 0 ? -i : EINVAL));
+        return NULL;
+    }
+    *out = e;
+    return stats_lane(&s->stats, e, 0);
+}
+
+void sup_stat_add(struct supervisor *s, const char *name, double n)
+{
+    const struct stats_entry *e;
+    uint64_t *v = own_slot(s, name, STATS_COUNTER, &e);
+    if (v && n > 0)
+        __atomic_fetch_add(v, (uint64_t)n, __ATOMIC_RELAXED);
+}
+
+void sup_stat_set(struct supervisor *s, const char *name, double value)
+{
+    const struct stats_entry *e;
+    uint64_t *v = own_slot(s, name, STATS_GAUGE, &e);
+    if (v)
+        __atomic_store_n(v, (uint64_t)(int64_t)value, __ATOMIC_RELAXED);
+}
+
+void sup_stat_observe(struct supervisor *s, const char *name, double seconds)
+{
+    const struct stats_entry *e;
+    uint64_t *v = own_slot(s, name, STATS_HISTOGRAM, &e);
+    if (!v)
+        return;
+    unsigned b = 0;
+    while (b < e->nbuckets && seconds > e->bounds[b])
+        b++;
+    v[b]++; /* lane 0 has one writer: us */
+    double sum;
+    memcpy(&sum, &v[e->nbuckets + 1], sizeof sum);
+    sum += seconds;
+    memcpy(&v[e->nbuckets + 1], &sum, sizeof sum);
+}
+
+/* Figures the supervisor keeps elsewhere, copied in before each reading. */
+static void refresh_own_stats(struct supervisor *s)
+{
+    sup_stat_set(s, "baton.generations", (double)generations_live(&s->gens));
+    const struct stats_entry *e;
+    uint64_t *v = own_slot(s, "baton.notify_rejected", STATS_COUNTER, &e);
+    if (v)
+        __atomic_store_n(v, (uint64_t)s->notify.rejected, __ATOMIC_RELAXED);
+}
+
+static int serving(struct supervisor *s)
+{
+    for (size_t i = 0; i < s->gens.len; i++)
+        if (s->gens.v[i].state == GEN_ACTIVE)
+            return 1;
+    return 0;
+}
+
+static int on_page(struct metrics_http *m, const char *path, char **body, size_t *len)
+{
+    struct supervisor *s = m->data;
+    if (strcmp(path, "/metrics") == 0) {
+        refresh_own_stats(s);
+        *body = stats_to_prometheus(&s->stats, len);
+        return *body ? 200 : 500;
+    }
+    if (strcmp(path, "/ready") == 0) {
+        int ok = serving(s) && !s->shutting_down;
+        *body = strdup(ok ? "ready\n" : "not ready\n");
+        *len = strlen(*body);
+        return ok ? 200 : 503;
+    }
+    *body = strdup("not found: try /metrics or /ready\n");
+    *len = strlen(*body);
+    return 404;
+}
+
 /* --- control ------------------------------------------------------------- */
 
 static json_t *status_json(struct supervisor *s)
@@ -314,9 +406,15 @@ static json_t *status_json(struct supervisor *s)
         }
         json_array_append_new(gs, j);
     }
-    return json_pack("{s:b, s:s, s:i, s:f, s:o, s:o}", "ok", 1, "service", s->cfg.name,
-                     "pid", (int)getpid(), "uptime", now - s->started,
-                     "listeners", ls, "generations", gs);
+    json_t *j = json_pack("{s:b, s:s, s:i, s:f, s:o, s:o}", "ok", 1, "service", s->cfg.name,
+                          "pid", (int)getpid(), "uptime", now - s->started,
+                          "listeners", ls, "generations", gs);
+    if (j && s->metrics_listener.fd >= 0) {
+        char addr[256];
+        listener_local_address(&s->metrics_listener, addr, sizeof addr);
+        json_object_set_new(j, "metrics", json_string(addr));
+    }
+    return j;
 }
 
 static void on_control(struct control *c, uint64_t req, const char *cmd, json_t *args)
@@ -329,12 +427,20 @@ static void on_control(struct control *c, uint64_t req, const char *cmd, json_t 
             control_reply(c, req, j);
         else
             control_reply_error(c, req, "out of memory");
+    } else if (strcmp(cmd, "stats") == 0) {
+        refresh_own_stats(s);
+        json_t *j = json_pack("{s:b, s:s, s:o}", "ok", 1, "service", s->cfg.name,
+                              "metrics", stats_to_json(&s->stats));
+        if (j)
+            control_reply(c, req, j);
+        else
+            control_reply_error(c, req, "out of memory");
     } else if (strcmp(cmd, "restart") == 0) {
         bridge_dispatch(&s->lua, "restart", "is", (long long)req, "baton restart");
     } else if (strcmp(cmd, "stop") == 0) {
         bridge_dispatch(&s->lua, "stop", "i", (long long)req);
     } else {
-        control_reply_error(c, req, "unknown command '%s' (known: restart, status, stop)", cmd);
+        control_reply_error(c, req, "unknown command '%s' (known: restart, stats, status, stop)", cmd);
     }
 }
 
@@ -410,6 +516,7 @@ void sup_shutdown(struct supervisor *s, int code)
         timer_unlink(s, s->timers);
     }
     notify_close(&s->notify);
+    metrics_http_close(&s->metrics);
     /* Replies already written finish first; the loop ends when they have. */
     control_close(&s->control);
 }
@@ -477,6 +584,29 @@ static int setup(struct supervisor *s, const char *file)
 
     if (bind_listeners(s) < 0)
         return -1;
+    if ((r = stats_create(&s->stats, s->cfg.stats_capacity)) < 0) {
+        log_error("stats region (%u metrics): %s", s->cfg.stats_capacity, strerror(-r));
+        return -1;
+    }
+    if (s->cfg.metrics) {
+        struct listener *m = &s->metrics_listener;
+        m->name = "metrics";
+        m->address = s->cfg.metrics;
+        m->backlog = 64;
+        s->metrics.data = s;
+        if (listener_parse(m, m->address, err, sizeof err) < 0 ||
+            listener_bind(m, err, sizeof err) < 0) {
+            log_error("metrics endpoint: %s", err);
+            return -1;
+        }
+        if ((r = metrics_http_open(&s->metrics, s->loop, m->fd, on_page)) < 0) {
+            log_error("metrics endpoint %s: %s", m->address, uv_strerror(r));
+            return -1;
+        }
+        char addr[256];
+        listener_local_address(m, addr, sizeof addr);
+        log_info("metrics on http://%s/metrics, readiness on /ready", addr + strlen("tcp://"));
+    }
 
     int n = snprintf(s->notify_path, sizeof s->notify_path, "%s/%s.%d.notify", s->rundir,
                      s->cfg.name, (int)getpid());
@@ -532,6 +662,8 @@ static void teardown(struct supervisor *s)
         uv_walk(s->loop, close_handle, NULL);
     }
     uv_run(s->loop, UV_RUN_DEFAULT);
+    listener_close(&s->metrics_listener);
+    stats_close(&s->stats);
     config_free(&s->cfg); /* closes the listeners */
     bridge_close(&s->lua);
     generations_free(&s->gens);
@@ -544,6 +676,8 @@ int supervisor_run(const char *file)
     struct supervisor *s = &sup;
     memset(s, 0, sizeof *s);
     s->notify.fd = -1;
+    s->stats.fd = -1;
+    s->metrics_listener.fd = -1;
     uv_loop_t loop;
     if (uv_loop_init(&loop) < 0)
         return 1;

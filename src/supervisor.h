@@ -13,7 +13,9 @@
 #include "config.h"
 #include "control.h"
 #include "generations.h"
+#include "libbaton/stats_shm.h"
 #include "lua_bridge.h"
+#include "metrics_http.h"
 #include "notify.h"
 
 #include <limits.h>
@@ -29,6 +31,9 @@ struct supervisor {
     struct generations gens;
     struct notify notify;
     struct control control;
+    struct stats_region stats;   /* the service's shared metrics (BATON_STATS_FD) */
+    struct listener metrics_listener; /* the Prometheus/readiness endpoint's socket */
+    struct metrics_http metrics;
     uv_signal_t sig_hup, sig_term, sig_int, sig_chld;
     struct sup_timer *timers;   /* owned; pending Lua timers */
     uint64_t next_timer;
@@ -54,5 +59,11 @@ void sup_timer_cancel(struct supervisor *s, uint64_t id);
 int sup_set_state(struct supervisor *s, unsigned id, const char *state);
 void sup_reply(struct supervisor *s, uint64_t req, int ok, const char *message);
 void sup_shutdown(struct supervisor *s, int code);
+
+/* The supervisor's own metrics (lane 0 of the region): add to a counter, set
+ * a gauge, observe a histogram of seconds. Registered on first use. */
+void sup_stat_add(struct supervisor *s, const char *name, double n);
+void sup_stat_set(struct supervisor *s, const char *name, double v);
+void sup_stat_observe(struct supervisor *s, const char *name, double seconds);
 
 #endif

@@ -9,6 +9,10 @@
  * (FIN, then read until the client closes) so no response is destroyed by a
  * reset, closes connections that stay idle, and exits when none are left.
  *
+ * It counts, in baton's shared stats region: http.requests (responses
+ * written), http.errors (requests it could not parse) and http.connections
+ * (open now, a gauge). Counters keep counting across restarts.
+ *
  * Options:
  *   --bind HOST:PORT  bind its own socket instead (for the benchmarks'
  *                     stop-then-start and SO_REUSEPORT baselines)
@@ -54,6 +58,8 @@ static http_parser_settings settings;
 static struct conn *conns;
 static int draining;
 static char body[128];
+static struct baton_stats *stats;
+static baton_metric m_requests, m_errors, m_connections;
 
 static void conn_unlink(struct conn *c)
 {
@@ -88,6 +94,7 @@ static void conn_close(struct conn *c)
 {
     if (uv_is_closing((uv_handle_t *)&c->tcp))
         return;
+    baton_gauge_add(&m_connections, -1);
     conn_unlink(c);
     uv_timer_stop(&c->linger);
     uv_close((uv_handle_t *)&c->tcp, on_tcp_closed);
@@ -134,6 +141,8 @@ static void on_write(uv_write_t *w, int status)
     free(w);
     if (status < 0)
         conn_close(c);
+    else
+        baton_add(&m_requests, 1);
 }
 
 static int on_message_complete(http_parser *p)
@@ -192,6 +201,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     if (done != (size_t)nread || HTTP_PARSER_ERRNO(&c->parser) != HPE_OK) {
         static const char bad[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        baton_add(&m_errors, 1);
         struct wreq *w = malloc(sizeof *w);
         if (w) {
             memcpy(w->buf, bad, sizeof bad - 1);
@@ -220,6 +230,7 @@ static void on_connection(uv_stream_t *srv, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    baton_gauge_add(&m_connections, 1);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->last_active = uv_now(loop);
@@ -339,6 +350,13 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    int rc = baton_stats_open(&stats);
+    if (rc < 0 || (rc = baton_counter(stats, "http.requests", &m_requests)) < 0 ||
+        (rc = baton_counter(stats, "http.errors", &m_errors)) < 0 ||
+        (rc = baton_gauge(stats, "http.connections", &m_connections)) < 0) {
+        fprintf(stderr, "hello: stats: %s\n", strerror(-rc));
+        return 1;
+    }
     snprintf(body, sizeof body, "hello from generation %u, pid %d\n", baton_generation(), (int)getpid());
     loop = uv_default_loop();
     settings.on_message_begin = on_message_begin;

@@ -11,6 +11,7 @@ local DEFAULTS = {
   drain_timeout = 30,
   backlog = 4096,
   policy = "default",
+  stats_capacity = 4096,
 }
 
 -- Globals a service file or policy may use. No io, no os.execute, no
@@ -179,7 +180,7 @@ end
 local KNOWN = {
   name = true, control = true, listen = true, command = true, env = true, cwd = true,
   ready_timeout = true, drain_timeout = true, policy = true, backlog = true,
-  log_level = true,
+  log_level = true, metrics = true, stats_capacity = true,
 }
 
 -- opts: runtime_dir (default control socket's folder), check_address
@@ -203,7 +204,7 @@ function _M.load(file, opts)
     for k in pairs(t) do
       if not KNOWN[k] then
         c:fail(tostring(k), "unknown key (known: backlog, command, control, cwd, drain_timeout, env, " ..
-          "listen, log_level, name, policy, ready_timeout)")
+          "listen, log_level, metrics, name, policy, ready_timeout, stats_capacity)")
       end
     end
     local dir = dirname(file)
@@ -246,6 +247,26 @@ function _M.load(file, opts)
       if not lv[t.log_level] then c:fail("log_level", "must be error, warn, info or debug") end
       cfg.log_level = t.log_level
     end
+
+    if t.metrics ~= nil then
+      local m = t.metrics
+      if type(m) == "number" then
+        if m < 1 or m > 65535 or m % 1 ~= 0 then c:fail("metrics", "port must be 1-65535") end
+        m = "tcp://127.0.0.1:" .. m
+      end
+      c:expect("metrics", m, "string")
+      if not m:match("^tcp://") then c:fail("metrics", "must be a tcp:// address or a port number") end
+      if opts.check_address then
+        local ok, why = opts.check_address(m)
+        if not ok then c:fail("metrics", "%s", why) end
+      end
+      cfg.metrics = m
+    end
+    local cap = t.stats_capacity == nil and DEFAULTS.stats_capacity or t.stats_capacity
+    if type(cap) ~= "number" or cap < 16 or cap > 1048576 or cap % 1 ~= 0 then
+      c:fail("stats_capacity", "must be a whole number of metrics from 16 to 1048576")
+    end
+    cfg.stats_capacity = cap
 
     local spec = t.policy == nil and DEFAULTS.policy or t.policy
     if type(spec) ~= "string" and type(spec) ~= "table" then

@@ -12,6 +12,9 @@
 --   core.now() -> seconds (monotonic)      core.log(level, message)
 --   core.set_state(id, state)              core.reply(req, ok, message)
 --   core.shutdown(code)
+--   core.stat(name [, gen]) -> number | {count, sum} | nil
+--   core.stat_add(name, n), core.stat_set(name, v), core.stat_observe(name, seconds)
+--       (the supervisor's own metrics)
 --
 -- Safety rules the runtime keeps whatever the policy does:
 --   * restarts (and crash restarts) run one at a time;
@@ -48,6 +51,7 @@ function Runtime:task(name, fn, ...)
     local ok, err = xpcall(fn, traceback, ...)
     if not ok then
       rt.policy_errors = rt.policy_errors + 1
+      rt:count("baton.policy_errors")
       rt.core.log("error", ("%s: %s"):format(name, tostring(err)))
     end
   end)
@@ -126,6 +130,27 @@ function Runtime:unlock()
   else
     self.busy = false
   end
+end
+
+-- The supervisor's own metrics (baton.restarts, ...), when the core has stats.
+function Runtime:count(name, n)
+  if self.core.stat_add then self.core.stat_add(name, n or 1) end
+end
+
+function Runtime:observe(name, seconds)
+  if self.core.stat_observe then self.core.stat_observe(name, seconds) end
+end
+
+-- A read-only view of the stats region: t[name] is the service total or,
+-- with GEN, that generation's figure.
+local function stats_view(core, gen)
+  return setmetatable({}, {
+    __index = function(_, name)
+      if not core.stat then return nil end
+      return core.stat(name, gen)
+    end,
+    __newindex = function() error("stats are read-only", 2) end,
+  })
 end
 
 -- Generations ---------------------------------------------------------------
@@ -223,8 +248,9 @@ function Gen:drain(opts)
       self:kill()
       self:wait_exit(10)
     end
-    rt.core.log("info", ("generation %d drained in %.3fs (%s)")
-      :format(self.id, rt.core.now() - self.drain_started, self:exit_reason()))
+    local took = rt.core.now() - self.drain_started
+    rt:observe("baton.drain_seconds", took)
+    rt.core.log("info", ("generation %d drained in %.3fs (%s)"):format(self.id, took, self:exit_reason()))
   end)
 end
 
@@ -236,7 +262,7 @@ function Svc:spawn()
   local id, pid = rt.core.spawn()
   if not id then return nil, pid end
   local g = setmetatable({ rt = rt, id = id, pid = pid, key = "gen:" .. id,
-    state = "starting", started = rt.core.now() }, Gen)
+    state = "starting", started = rt.core.now(), stats = stats_view(rt.core, id) }, Gen)
   rt.gens[id] = g
   if rt.current then table.insert(rt.current.spawned, g) end
   rt.core.log("info", ("generation %d started (pid %d)"):format(id, pid))
@@ -302,6 +328,7 @@ function Runtime:procedure(name, ...)
   local reason
   if not ok then
     self.policy_errors = self.policy_errors + 1
+    self:count("baton.policy_errors")
     self.core.log("error", ("policy hook '%s' failed: %s"):format(name, tostring(res)))
     reason = "policy error: " .. tostring(res):match("^[^\n]*")
   else
@@ -321,8 +348,16 @@ function Runtime:restart(req, why)
       ok, msg = false, "the supervisor is stopping"
     else
       self.core.log("info", "restart requested" .. (why and (" (" .. why .. ")") or ""))
+      local t0 = self.core.now()
       ok, msg = self:procedure("restart", self.svc.active)
-      if ok then self.restarts = self.restarts + 1 else self.rollbacks = self.rollbacks + 1 end
+      if ok then
+        self.restarts = self.restarts + 1
+        self:count("baton.restarts")
+        self:observe("baton.restart_seconds", self.core.now() - t0)
+      else
+        self.rollbacks = self.rollbacks + 1
+        self:count("baton.rollbacks")
+      end
       self.core.log(ok and "info" or "error", "restart: " .. msg)
     end
     self:unlock()
@@ -374,6 +409,7 @@ function Runtime:stop(req, code)
     local ok, err = xpcall(hook, traceback, self.svc)
     if not ok then
       self.policy_errors = self.policy_errors + 1
+      self:count("baton.policy_errors")
       self.core.log("error", "policy hook 'stop' failed: " .. tostring(err))
     end
     -- Whatever the hook did, nothing outlives the stop: drain what is left,
@@ -418,7 +454,10 @@ function Runtime:dispatch(event, a, b, c)
       self:wake("any-exit")
       if self.svc.active == g then
         self.svc.active = nil
-        if not g.draining and not self.stopping then self:died(g) end
+        if not g.draining and not self.stopping then
+          self:count("baton.crashes")
+          self:died(g)
+        end
       end
     end
   elseif event == "start" then
@@ -438,7 +477,7 @@ function _M.new(core, cfg, default_policy)
     gens = {}, waiters = {}, timers = {}, queue = {}, busy = false,
     stopping = false, restarts = 0, rollbacks = 0, policy_errors = 0,
   }, Runtime)
-  rt.svc = setmetatable({ rt = rt, config = cfg }, Svc)
+  rt.svc = setmetatable({ rt = rt, config = cfg, stats = stats_view(core) }, Svc)
   return rt
 end
 

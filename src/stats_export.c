@@ -1,0 +1,176 @@
+#include "stats_export.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *type_name(uint32_t t)
+{
+    return t == STATS_COUNTER ? "counter" : t == STATS_GAUGE ? "gauge" : "histogram";
+}
+
+static json_t *histogram_json(const struct stats_region *r, const struct stats_entry *e, int lane)
+{
+    json_t *buckets = json_array();
+    double cum = 0;
+    for (unsigned b = 0; b <= e->nbuckets; b++) {
+        cum += stats_read(r, e, lane, b);
+        json_t *le = b < e->nbuckets ? json_real(e->bounds[b]) : json_string("+Inf");
+        json_array_append_new(buckets, json_pack("{s:o, s:f}", "le", le, "count", cum));
+    }
+    return json_pack("{s:o, s:f, s:f}", "buckets", buckets, "sum",
+                     stats_read(r, e, lane, e->nbuckets + 1), "count", cum);
+}
+
+json_t *stats_to_json(const struct stats_region *r)
+{
+    json_t *out = json_array();
+    for (uint32_t i = 0; i < r->hdr->capacity; i++) {
+        const struct stats_entry *e = stats_entry_at(r, i);
+        if (!e)
+            continue;
+        json_t *m = json_pack("{s:s, s:s}", "name", e->name, "type", type_name(e->type));
+        json_t *gens = json_object();
+        for (unsigned lane = 1; lane < STATS_LANES; lane++) {
+            uint32_t g = stats_lane_generation(r, lane);
+            if (g == 0)
+                continue;
+            char key[16];
+            snprintf(key, sizeof key, "%u", g);
+            json_object_set_new(gens, key, e->type == STATS_HISTOGRAM
+                                               ? histogram_json(r, e, (int)lane)
+                                               : json_real(stats_read(r, e, (int)lane, 0)));
+        }
+        if (e->type == STATS_HISTOGRAM) {
+            json_t *h = histogram_json(r, e, -1);
+            json_object_update(m, h);
+            json_decref(h);
+        } else {
+            json_object_set_new(m, "value", json_real(stats_read(r, e, -1, 0)));
+            /* Folded out of lanes of generations long gone, and the
+             * supervisor's own lane: with `generations`, they add up to value. */
+            if (e->type == STATS_COUNTER)
+                json_object_set_new(m, "retired", json_real((double)e->retired[0]));
+            json_object_set_new(m, "supervisor", json_real(stats_read(r, e, 0, 0)));
+        }
+        json_object_set_new(m, "generations", gens);
+        json_array_append_new(out, m);
+    }
+    return out;
+}
+
+/* A growing text buffer; on allocation failure it stops growing and the
+ * caller gets NULL at the end. */
+struct buf {
+    char *p;
+    size_t len, cap;
+    int failed;
+};
+
+static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct buf *b, const char *fmt, ...)
+{
+    if (b->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap * 2 + (size_t)(n > 0 ? n : 0);
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->failed = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+}
+
+static void prom_name(const char *in, char *out, size_t len, int counter)
+{
+    size_t n = 0;
+    if (in[0] >= '0' && in[0] <= '9')
+        out[n++] = '_';
+    for (const char *p = in; *p && n + 1 < len; p++)
+        out[n++] = (*p == '.' || *p == '-') ? '_' : *p;
+    out[n] = '\0';
+    if (counter && (n < 6 || strcmp(out + n - 6, "_total") != 0))
+        snprintf(out + n, len - n, "_total");
+}
+
+static void prom_value(struct buf *b, double v)
+{
+    if (v == (double)(long long)v && v < 9e15 && v > -9e15)
+        put(b, "%lld\n", (long long)v);
+    else
+        put(b, "%.17g\n", v);
+}
+
+static void prom_histogram(struct buf *b, const struct stats_region *r, const struct stats_entry *e,
+                           const char *name)
+{
+    double cum = 0;
+    put(b, "# HELP %s %s\n# TYPE %s histogram\n", name, e->name, name);
+    for (unsigned k = 0; k <= e->nbuckets; k++) {
+        cum += stats_read(r, e, -1, k);
+        if (k < e->nbuckets)
+            put(b, "%s_bucket{le=\"%.15g\"} ", name, e->bounds[k]);
+        else
+            put(b, "%s_bucket{le=\"+Inf\"} ", name);
+        prom_value(b, cum);
+    }
+    put(b, "%s_sum ", name);
+    prom_value(b, stats_read(r, e, -1, e->nbuckets + 1));
+    put(b, "%s_count ", name);
+    prom_value(b, cum);
+}
+
+char *stats_to_prometheus(const struct stats_region *r, size_t *len)
+{
+    struct buf b = { .cap = 4096 };
+    b.p = malloc(b.cap);
+    if (!b.p)
+        return NULL;
+    b.p[0] = '\0';
+    for (uint32_t i = 0; i < r->hdr->capacity; i++) {
+        const struct stats_entry *e = stats_entry_at(r, i);
+        if (!e)
+            continue;
+        char name[STATS_NAME_MAX + 16], byg[STATS_NAME_MAX + 32], base[STATS_NAME_MAX + 16];
+        int counter = e->type == STATS_COUNTER;
+        prom_name(e->name, name, sizeof name, counter);
+        if (e->type == STATS_HISTOGRAM) {
+            prom_histogram(&b, r, e, name);
+            continue;
+        }
+        const char *type = counter ? "counter" : "gauge";
+        put(&b, "# HELP %s %s, all generations\n# TYPE %s %s\n%s ", name, e->name, name, type, name);
+        prom_value(&b, stats_read(r, e, -1, 0));
+        /* The supervisor's own metrics (baton.*) have no per-generation view. */
+        if (strncmp(e->name, "baton.", 6) == 0)
+            continue;
+        prom_name(e->name, base, sizeof base, 0);
+        snprintf(byg, sizeof byg, "%s_by_generation%s", base, counter ? "_total" : "");
+        put(&b, "# HELP %s %s, per live generation\n# TYPE %s %s\n", byg, e->name, byg, type);
+        for (unsigned lane = 1; lane < STATS_LANES; lane++) {
+            uint32_t g = stats_lane_generation(r, lane);
+            if (g == 0)
+                continue;
+            put(&b, "%s{generation=\"%u\"} ", byg, g);
+            prom_value(&b, stats_read(r, e, (int)lane, 0));
+        }
+    }
+    if (b.failed) {
+        free(b.p);
+        return NULL;
+    }
+    *len = b.len;
+    return b.p;
+}
