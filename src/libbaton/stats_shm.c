@@ -59,10 +59,16 @@ unsigned stats_slots(const struct stats_entry *e)
     return e->type == STATS_HISTOGRAM ? e->nbuckets + 2 : 1;
 }
 
+/* Each lane on cache lines of its own: two generations updating the same
+ * metric while they overlap (a restart under load) never false-share. */
+static uint64_t lane_stride(unsigned slots)
+{
+    return ((uint64_t)slots * sizeof(uint64_t) + 63) & ~63ULL;
+}
+
 static uint64_t block_size(unsigned slots)
 {
-    uint64_t b = (uint64_t)STATS_LANES * slots * sizeof(uint64_t);
-    return (b + 63) & ~63ULL; /* each metric starts on its own cache line */
+    return STATS_LANES * lane_stride(slots);
 }
 
 static int map(struct stats_region *r, int fd, size_t size)
@@ -288,7 +294,7 @@ int stats_find(const struct stats_region *r, const char *name)
 
 uint64_t *stats_lane(const struct stats_region *r, const struct stats_entry *e, unsigned lane)
 {
-    return (uint64_t *)((char *)r->base + e->values) + (size_t)lane * stats_slots(e);
+    return (uint64_t *)((char *)r->base + e->values + lane * lane_stride(stats_slots(e)));
 }
 
 unsigned stats_lane_of(uint32_t generation)

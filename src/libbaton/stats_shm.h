@@ -11,9 +11,10 @@
  *   [header: 4096 bytes][entry table: capacity x 384 bytes][value blocks]
  *
  * An entry describes one metric: its name, type, histogram bounds, and the
- * offset of its value block. A value block is STATS_LANES lanes of
- * `slots` 8-byte values (1 slot for counters and gauges; for histograms one
- * per bucket, +Inf last, then the sum as a double). Lane 0 is the
+ * offset of its value block. A value block is STATS_LANES lanes, each on
+ * cache lines of its own, of `slots` 8-byte values (1 slot for counters and
+ * gauges; for histograms one per bucket, +Inf last, then the sum as a
+ * double). Lane 0 is the
  * supervisor's own; generation g writes lane 1 + (g - 1) % 7. The service
  * total of a counter is retired + the sum of all lanes, where `retired` holds
  * what the supervisor folded out of a lane before giving it to a new
