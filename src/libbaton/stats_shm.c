@@ -51,7 +51,7 @@ int stats_name_valid(const char *name)
 
 static struct stats_entry *entry(const struct stats_region *r, uint32_t i)
 {
-    return (struct stats_entry *)((char *)r->entries + (size_t)i * STATS_ENTRY_SIZE);
+    return (struct stats_entry *)((char *)r->entries + (size_t)i * r->entry_size);
 }
 
 unsigned stats_slots(const struct stats_entry *e)
@@ -71,7 +71,7 @@ static uint64_t block_size(unsigned slots)
     return STATS_LANES * lane_stride(slots);
 }
 
-static int map(struct stats_region *r, int fd, size_t size)
+static int map(struct stats_region *r, int fd, size_t size, size_t header_size, size_t entry_size)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED)
@@ -80,7 +80,8 @@ static int map(struct stats_region *r, int fd, size_t size)
     r->size = size;
     r->fd = fd;
     r->hdr = p;
-    r->entries = (struct stats_entry *)((char *)p + STATS_HEADER_SIZE);
+    r->entry_size = entry_size;
+    r->entries = (struct stats_entry *)((char *)p + header_size);
     return 0;
 }
 
@@ -104,12 +105,13 @@ int stats_create(struct stats_region *r, uint32_t capacity)
         close(fd);
         return rc;
     }
-    if ((rc = map(r, fd, size)) < 0) {
+    if ((rc = map(r, fd, size, STATS_HEADER_SIZE, STATS_ENTRY_SIZE)) < 0) {
         close(fd);
         return rc;
     }
     struct stats_header *h = r->hdr;
     h->version = STATS_VERSION;
+    h->compat_version = STATS_VERSION;
     h->header_size = STATS_HEADER_SIZE;
     h->entry_size = STATS_ENTRY_SIZE;
     h->capacity = capacity;
@@ -131,15 +133,18 @@ int stats_attach(struct stats_region *r, int fd)
         return -EINVAL;
     if (pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
         return -EINVAL;
-    if (h.magic != STATS_MAGIC || h.version != STATS_VERSION)
+    if (h.magic != STATS_MAGIC || h.compat_version == 0 || h.compat_version > STATS_VERSION ||
+        h.version < h.compat_version)
         return -EPROTO;
-    if (h.header_size != STATS_HEADER_SIZE || h.entry_size != STATS_ENTRY_SIZE ||
+    /* Sizes may be larger than ours (a later layout appended fields), never smaller. */
+    if (h.header_size < sizeof(struct stats_header) || h.header_size % 64 ||
+        h.entry_size < sizeof(struct stats_entry) || h.entry_size % 64 || h.entry_size > 65536 ||
         h.lanes != STATS_LANES || h.capacity == 0 || h.capacity > STATS_MAX_CAPACITY ||
         h.region_size != (uint64_t)st.st_size ||
-        h.values_offset != STATS_HEADER_SIZE + (uint64_t)h.capacity * STATS_ENTRY_SIZE ||
+        h.values_offset != h.header_size + (uint64_t)h.capacity * h.entry_size ||
         h.values_offset + h.values_size != h.region_size)
         return -EINVAL;
-    return map(r, fd, (size_t)st.st_size);
+    return map(r, fd, (size_t)st.st_size, h.header_size, h.entry_size);
 }
 
 void stats_close(struct stats_region *r)

@@ -26,7 +26,15 @@
  * open addressing on the name hash. A writer killed while it claims leaves a
  * CLAIMED entry that the next writer of the same name takes over (its pid is
  * gone); writers of other names skip it; readers never see it. So nobody
- * blocks on a dead writer and no reader sees a torn entry. */
+ * blocks on a dead writer and no reader sees a torn entry.
+ *
+ * Compatibility: a region records its layout `version` and the oldest
+ * layout `compat_version` that can still use it, and readers navigate by
+ * the header_size and entry_size it records, not by their own. A later
+ * layout that only appends fields (to the header, to entries) keeps
+ * compat_version 1, and every libbaton and supervisor since version 1 keeps
+ * reading and writing it; a change that old code would misread raises
+ * compat_version, and old code refuses the region (-EPROTO) instead. */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -51,7 +59,7 @@ struct stats_header {
     uint32_t entry_size;
     uint32_t capacity;
     uint32_t lanes;
-    uint32_t reserved0;
+    uint32_t compat_version;         /* oldest layout a reader or writer must know */
     uint64_t region_size;
     uint64_t values_offset;
     uint64_t values_size;
@@ -72,6 +80,7 @@ struct stats_entry {
 struct stats_region {
     void *base;                      /* the mapping; owned */
     size_t size;
+    size_t entry_size;               /* as the region records it */
     int fd;                          /* owned; -1 once closed */
     struct stats_header *hdr;
     struct stats_entry *entries;

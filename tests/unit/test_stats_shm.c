@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -91,15 +92,53 @@ static void lanes_fold_and_counters_never_reset(void **state)
     assert_true(stats_read(&r, ge, -1, 0) == 35.0);
 }
 
+/* A region as a later layout might write it: version 2, still usable by
+ * version 1 code (compat_version 1), with larger entries and header. */
+static void reads_and_writes_a_later_compatible_layout(void **state)
+{
+    (void)state;
+    uint32_t cap = 16, hs = 8192, es = 512;
+    uint64_t values = 64 * 1024, size = hs + (uint64_t)cap * es + values;
+    int fd = memfd_create("later", MFD_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)size), 0);
+    struct stats_header h = { .magic = STATS_MAGIC, .version = 2, .compat_version = 1,
+                              .header_size = hs, .entry_size = es, .capacity = cap,
+                              .lanes = STATS_LANES, .region_size = size,
+                              .values_offset = hs + (uint64_t)cap * es, .values_size = values };
+    assert_int_equal(pwrite(fd, &h, sizeof h, 0), (ssize_t)sizeof h);
+    struct stats_region later = { .fd = -1 };
+    assert_int_equal(stats_attach(&later, fd), 0);
+    int i = stats_register(&later, "old.reader", STATS_COUNTER, NULL, 0);
+    assert_true(i >= 0);
+    const struct stats_entry *e = stats_entry_at(&later, (uint32_t)i);
+    __atomic_fetch_add(stats_lane(&later, e, 3), 5, __ATOMIC_RELAXED);
+    assert_int_equal(stats_find(&later, "old.reader"), i);
+    assert_true(stats_read(&later, e, -1, 0) == 5);
+    /* The entry sits where the region's own entry size puts it. */
+    assert_ptr_equal(e, (char *)later.base + hs + (size_t)i * es);
+    /* A layout that version 1 would misread says so: refused. */
+    later.hdr->compat_version = 2;
+    struct stats_region again = { .fd = -1 };
+    assert_int_equal(stats_attach(&again, fd), -EPROTO);
+    stats_close(&later);
+}
+
 static void refuses_another_layout(void **state)
 {
     (void)state;
     struct stats_region other = { .fd = -1 };
     assert_int_equal(stats_create(&other, 8), 0);
-    other.hdr->version = 99;
+    other.hdr->compat_version = 99;
     struct stats_region again = { .fd = -1 };
     assert_int_equal(stats_attach(&again, other.fd), -EPROTO);
-    other.hdr->version = STATS_VERSION;
+    other.hdr->magic = 0x1234;
+    other.hdr->compat_version = STATS_VERSION;
+    assert_int_equal(stats_attach(&again, other.fd), -EPROTO);
+    other.hdr->magic = STATS_MAGIC;
+    other.hdr->entry_size = 128; /* smaller than an entry: damaged */
+    assert_int_equal(stats_attach(&again, other.fd), -EINVAL);
+    other.hdr->entry_size = STATS_ENTRY_SIZE;
     other.hdr->capacity = 9; /* sizes no longer add up */
     assert_int_equal(stats_attach(&again, other.fd), -EINVAL);
     other.hdr->capacity = 8;
@@ -247,6 +286,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(fills_up_with_a_clear_error, setup, teardown),
         cmocka_unit_test_setup_teardown(lanes_fold_and_counters_never_reset, setup, teardown),
         cmocka_unit_test(refuses_another_layout),
+        cmocka_unit_test(reads_and_writes_a_later_compatible_layout),
         cmocka_unit_test_setup_teardown(takes_over_a_claim_of_a_dead_writer, setup, teardown),
         cmocka_unit_test(survives_writers_killed_in_a_loop),
         cmocka_unit_test_setup_teardown(app_api_writes_its_generation_lane, setup, teardown),
