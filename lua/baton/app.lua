@@ -116,29 +116,28 @@ local metric_t = ffi.metatype("baton_metric", Metric)
 local Stats = {}
 Stats.__index = Stats
 
-function Stats:counter(name)
-  local m = metric_t()
-  local rc = lib.baton_counter(self.handle, name, m)
+local function registered(m, rc)
   if rc < 0 then return err(rc) end
   return m
 end
 
+function Stats:counter(name)
+  local m = metric_t()
+  return registered(m, lib.baton_counter(self.handle, name, m))
+end
+
 function Stats:gauge(name)
   local m = metric_t()
-  local rc = lib.baton_gauge(self.handle, name, m)
-  if rc < 0 then return err(rc) end
-  return m
+  return registered(m, lib.baton_gauge(self.handle, name, m))
 end
 
 function Stats:histogram(name, bounds)
   if type(bounds) ~= "table" or #bounds == 0 or #bounds > 15 then
     return nil, "bounds must be a list of 1 to 15 ascending numbers"
   end
-  local b = ffi.new("double[?]", #bounds, bounds)
   local m = metric_t()
-  local rc = lib.baton_histogram(self.handle, name, b, #bounds, m)
-  if rc < 0 then return err(rc) end
-  return m
+  local b = ffi.new("double[?]", #bounds, bounds)
+  return registered(m, lib.baton_histogram(self.handle, name, b, #bounds, m))
 end
 
 local stats -- one mapping per process
