@@ -7,11 +7,13 @@
 
 #include <errno.h>
 #include <lauxlib.h>
+#include <luajit.h>
 #include <lualib.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <uv.h>
 
 /* --- baton.core: mechanisms, for the runtime ---------------------------- */
 
@@ -26,12 +28,18 @@ static int core_now(lua_State *L)
     return 1;
 }
 
+static void budget_credit(lua_State *L, uint64_t ns);
+
 static int core_spawn(lua_State *L)
 {
     unsigned id;
     pid_t pid;
     char err[512];
-    if (sup_spawn(sup_of(L), &id, &pid, err, sizeof err) < 0) {
+    uint64_t t0 = uv_hrtime();
+    int r = sup_spawn(sup_of(L), &id, &pid, err, sizeof err);
+    /* fork and exec are the supervisor's time, not the policy's. */
+    budget_credit(L, uv_hrtime() - t0);
+    if (r < 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
         return 2;
@@ -163,7 +171,127 @@ static int core_stat_observe(lua_State *L)
     return 0;
 }
 
+/* --- the policy sandbox -------------------------------------------------
+ *
+ * Policy code runs in coroutines the runtime arms. Each time it resumes one
+ * it gives it a budget (instructions, milliseconds, and a cap on the VM's
+ * memory); when the count hook finds that budget spent it yields the
+ * coroutine from inside the hook. A yield cannot be caught by the policy's
+ * own pcall, so the runtime gets control back, abandons that coroutine and
+ * applies the safe default.
+ *
+ * LuaJIT's hook is global to the VM, not per coroutine: it is installed once
+ * and acts only on armed threads, so the runtime's own code is never
+ * touched. The JIT is off in this VM (bridge_open): compiled loops would not
+ * call the hook at all. */
+
+/* Often enough that a loop of few instructions but costly C calls (string
+ * building) is still checked within milliseconds. */
+#define HOOK_STEP 100
+#define MAX_ARMED 256
+
+struct armed {
+    lua_State *co;
+    long left;                /* instructions */
+    uint64_t deadline_ns;     /* end of this slice; 0: none */
+    const char *killed;
+};
+
+static struct armed armed[MAX_ARMED];
+static int narmed;
+static size_t memory_cap_kb;
+
+static struct armed *armed_find(lua_State *co)
+{
+    for (int i = 0; i < narmed; i++)
+        if (armed[i].co == co)
+            return &armed[i];
+    return NULL;
+}
+
+static void policy_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    struct armed *a = armed_find(L);
+    if (!a || a->killed)
+        return;
+    a->left -= HOOK_STEP;
+    if (a->left <= 0)
+        a->killed = "instruction budget";
+    else if (memory_cap_kb && (size_t)lua_gc(L, LUA_GCCOUNT, 0) > memory_cap_kb)
+        a->killed = "memory cap";
+    else if (a->deadline_ns && uv_hrtime() > a->deadline_ns)
+        /* Instructions that allocate or call C cost far more than others:
+         * time is what the event loop cares about. */
+        a->killed = "time budget";
+    else
+        return;
+    lua_yield(L, 0);
+}
+
+static void budget_credit(lua_State *L, uint64_t ns)
+{
+    struct armed *a = armed_find(L);
+    if (a && a->deadline_ns)
+        a->deadline_ns += ns;
+}
+
+static lua_State *check_thread(lua_State *L, int idx)
+{
+    lua_State *co = lua_tothread(L, idx);
+    luaL_argcheck(L, co != NULL, idx, "coroutine expected");
+    return co;
+}
+
+/* core.arm(co): policy code runs in CO. */
+static int core_arm(lua_State *L)
+{
+    lua_State *co = check_thread(L, 1);
+    if (!armed_find(co)) {
+        if (narmed == MAX_ARMED)
+            return luaL_error(L, "too many policy coroutines at once (%d)", MAX_ARMED);
+        armed[narmed++] = (struct armed){ .co = co };
+    }
+    return 0;
+}
+
+/* core.disarm(co): CO finished or was abandoned. */
+static int core_disarm(lua_State *L)
+{
+    struct armed *a = armed_find(check_thread(L, 1));
+    if (a)
+        *a = armed[--narmed];
+    return 0;
+}
+
+/* core.budget(co, instructions, memory_mb, slice_ms): before each resume of
+ * CO; the limits hold until it yields. */
+static int core_budget(lua_State *L)
+{
+    struct armed *a = armed_find(check_thread(L, 1));
+    if (!a)
+        return luaL_error(L, "budget for a coroutine that is not armed");
+    a->left = (long)luaL_checknumber(L, 2);
+    memory_cap_kb = (size_t)(luaL_optnumber(L, 3, 0) * 1024);
+    double ms = luaL_optnumber(L, 4, 0);
+    a->deadline_ns = ms > 0 ? uv_hrtime() + (uint64_t)(ms * 1e6) : 0;
+    a->killed = NULL;
+    return 0;
+}
+
+/* core.killed(co) -> "instruction budget" | "memory cap" | "time budget" | nil */
+static int core_killed(lua_State *L)
+{
+    struct armed *a = armed_find(check_thread(L, 1));
+    if (!a || !a->killed)
+        return 0;
+    lua_pushstring(L, a->killed);
+    return 1;
+}
+
 static const luaL_Reg core_fns[] = {
+    { "arm", core_arm }, { "disarm", core_disarm }, { "budget", core_budget },
+    { "killed", core_killed },
     { "stat", core_stat }, { "stat_add", core_stat_add }, { "stat_set", core_stat_set },
     { "stat_observe", core_stat_observe },
     { "now", core_now }, { "spawn", core_spawn }, { "signal", core_signal },
@@ -243,6 +371,8 @@ int bridge_open(struct bridge *b, struct supervisor *sup)
     if (!b->L)
         return -ENOMEM;
     luaL_openlibs(b->L);
+    /* Count hooks (the policy budget) do not fire in JIT-compiled code. */
+    luaJIT_setmode(b->L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
     if (preload_embedded(b->L) < 0)
         return -EINVAL;
 
@@ -250,6 +380,8 @@ int bridge_open(struct bridge *b, struct supervisor *sup)
     lua_pushcfunction(b->L, native_check_address);
     lua_setfield(b->L, -2, "check_address");
     if (sup) {
+        narmed = 0;
+        lua_sethook(b->L, policy_hook, LUA_MASKCOUNT, HOOK_STEP);
         for (const luaL_Reg *f = core_fns; f->name; f++) {
             lua_pushlightuserdata(b->L, sup);
             lua_pushcclosure(b->L, f->func, 1);

@@ -180,7 +180,7 @@ end
 local KNOWN = {
   name = true, control = true, listen = true, command = true, env = true, cwd = true,
   ready_timeout = true, drain_timeout = true, policy = true, backlog = true,
-  log_level = true, metrics = true, stats_capacity = true,
+  log_level = true, metrics = true, stats_capacity = true, policy_limits = true,
 }
 
 -- opts: runtime_dir (default control socket's folder), check_address
@@ -204,7 +204,7 @@ function _M.load(file, opts)
     for k in pairs(t) do
       if not KNOWN[k] then
         c:fail(tostring(k), "unknown key (known: backlog, command, control, cwd, drain_timeout, env, " ..
-          "listen, log_level, metrics, name, policy, ready_timeout, stats_capacity)")
+          "listen, log_level, metrics, name, policy, policy_limits, ready_timeout, stats_capacity)")
       end
     end
     local dir = dirname(file)
@@ -267,6 +267,17 @@ function _M.load(file, opts)
       c:fail("stats_capacity", "must be a whole number of metrics from 16 to 1048576")
     end
     cfg.stats_capacity = cap
+
+    if t.policy_limits ~= nil then
+      c:expect("policy_limits", t.policy_limits, "table")
+      local known = { instructions = true, slice_ms = true, memory_mb = true, timeout = true }
+      cfg.policy_limits = {}
+      for k, v in pairs(t.policy_limits) do
+        if not known[k] then c:fail("policy_limits", "unknown limit '%s' (instructions, slice_ms, memory_mb, timeout)", tostring(k)) end
+        if type(v) ~= "number" or v <= 0 then c:fail("policy_limits", "%s must be a positive number", k) end
+        cfg.policy_limits[k] = v
+      end
+    end
 
     local spec = t.policy == nil and DEFAULTS.policy or t.policy
     if type(spec) ~= "string" and type(spec) ~= "table" then

@@ -36,23 +36,90 @@ local traceback = debug.traceback
 
 -- Coroutines ---------------------------------------------------------------
 
+local function pack(...) return { n = select("#", ...), ... } end
+
+-- Resumes CO, unless it was abandoned. Policy coroutines (see call_hook) run
+-- under the budget; one that spent it is abandoned here and its caller told.
 function Runtime:resume(co, ...)
-  local ok, err = coroutine.resume(co, ...)
-  if not ok then
-    -- Only the runtime's own code can get here: tasks wrap user code in xpcall.
-    self.core.log("error", "runtime: " .. traceback(co, tostring(err)))
+  if self.dead[co] then return end
+  local hook = self.hooks[co]
+  if hook and self.core.budget then
+    self.core.budget(co, self.limits.instructions, self.limits.memory_mb, self.limits.slice_ms)
+  end
+  local res = pack(coroutine.resume(co, ...))
+  local killed = hook and self.core.killed and self.core.killed(co)
+  if killed then
+    local finish = self.finish[co]
+    self:abandon(co)
+    finish(false, ("policy hook '%s' exceeded its %s and was stopped"):format(hook, killed), "killed")
+    return
+  end
+  if not res[1] then
+    -- Only the runtime's own code can get here: hooks run inside xpcall.
+    self.core.log("error", "runtime: " .. traceback(co, tostring(res[2])))
+    return
+  end
+  if coroutine.status(co) == "dead" and self.finish[co] then
+    local finish = self.finish[co]
+    self:forget(co)
+    finish(unpack(res, 2, res.n))
   end
 end
 
--- Runs FN(...) as a task. A task's error is logged, never raised into C.
+function Runtime:forget(co)
+  if self.hooks[co] and self.core.disarm then self.core.disarm(co) end
+  self.hooks[co], self.finish[co] = nil, nil
+end
+
+-- A coroutine that will never run again (its timers and waits are ignored).
+function Runtime:abandon(co)
+  self.dead[co] = true
+  self:forget(co)
+end
+
+-- Runs policy function FN(...) as hook NAME, in a coroutine of its own,
+-- under the instruction budget, the memory cap and the timeout. Waits (the
+-- caller is a task) until it returns, errors, or is stopped. Returns true,
+-- results... or false, message (with a traceback for errors).
+function Runtime:call_hook(name, fn, ...)
+  local key, result = { hook = name }, nil
+  local child = coroutine.create(function(...) return xpcall(fn, traceback, ...) end)
+  self.hooks[child] = name
+  self.finish[child] = function(...)
+    result = pack(...)
+    self:wake(key)
+  end
+  if self.core.arm then self.core.arm(child) end
+  self:resume(child, ...)
+  if not result then
+    self:wait(key, self.limits.timeout)
+    if not result then
+      self:abandon(child)
+      result = pack(false, ("policy hook '%s' did not finish within %gs and was abandoned")
+        :format(name, self.limits.timeout), "killed")
+    end
+  end
+  child = nil -- luacheck: ignore (the last strong reference to an abandoned hook)
+  if result[3] == "killed" then
+    result.n = 2
+    collectgarbage() -- what it hoarded goes now, not at the next cycle
+  end
+  if not result[1] then
+    self.policy_errors = self.policy_errors + 1
+    self:count("baton.policy_errors")
+    self.core.log("error", tostring(result[2]))
+  end
+  return unpack(result, 1, result.n)
+end
+
+-- Runs FN(...) as a task of the runtime itself (trusted code, no budget).
+-- A task's error is logged, never raised into C.
 function Runtime:task(name, fn, ...)
   local rt = self
   local co = coroutine.create(function(...)
     local ok, err = xpcall(fn, traceback, ...)
     if not ok then
-      rt.policy_errors = rt.policy_errors + 1
-      rt:count("baton.policy_errors")
-      rt.core.log("error", ("%s: %s"):format(name, tostring(err)))
+      rt.core.log("error", ("runtime task %s: %s"):format(name, tostring(err)))
     end
   end)
   self:resume(co, ...)
@@ -314,9 +381,10 @@ end
 function Runtime:procedure(name, ...)
   local svc = self.svc
   local old = svc.active
+  -- Captured now: a reload during this procedure does not change its policy.
   local hook = self.policy[name] or self.default[name]
   self.current = { spawned = {} }
-  local ok, res, why = xpcall(hook, traceback, svc, ...)
+  local ok, res, why = self:call_hook(name, hook, svc, ...)
   local spawned = self.current.spawned
   self.current = nil
 
@@ -327,15 +395,14 @@ function Runtime:procedure(name, ...)
   end
   local reason
   if not ok then
-    self.policy_errors = self.policy_errors + 1
-    self:count("baton.policy_errors")
-    self.core.log("error", ("policy hook '%s' failed: %s"):format(name, tostring(res)))
     reason = "policy error: " .. tostring(res):match("^[^\n]*")
   else
     reason = why or (type(res) == "string" and res) or "the policy did not promote a new generation"
   end
+  -- Rollback: what this procedure started and did not promote drains (it
+  -- may already hold connections); the serving generation is not touched.
   for _, g in ipairs(spawned) do
-    if g ~= svc.active and g:alive() then g:stop(5) end
+    if g ~= svc.active and g:alive() then g:drain{ deadline = self.cfg.drain_timeout } end
   end
   return false, "rolled back: " .. reason
 end
@@ -405,13 +472,7 @@ function Runtime:stop(req, code)
   self.stopping = true
   self.core.log("info", "stopping: draining every generation")
   self:task("stop", function()
-    local hook = self.policy.stop or self.default.stop
-    local ok, err = xpcall(hook, traceback, self.svc)
-    if not ok then
-      self.policy_errors = self.policy_errors + 1
-      self:count("baton.policy_errors")
-      self.core.log("error", "policy hook 'stop' failed: " .. tostring(err))
-    end
+    self:call_hook("stop", self.policy.stop or self.default.stop, self.svc)
     -- Whatever the hook did, nothing outlives the stop: drain what is left,
     -- including generations a restart in flight may still start.
     while true do
@@ -471,9 +532,17 @@ function Runtime:dispatch(event, a, b, c)
   end
 end
 
+-- What one policy hook may use: instructions and milliseconds per run
+-- between two waits (the event loop waits while it runs), the Lua VM's
+-- memory, and seconds from start to finish.
+_M.LIMITS = { instructions = 20000000, slice_ms = 20, memory_mb = 256, timeout = 600 }
+
 function _M.new(core, cfg, default_policy)
+  local limits = {}
+  for k, v in pairs(_M.LIMITS) do limits[k] = (cfg.policy_limits or {})[k] or v end
   local rt = setmetatable({
-    core = core, cfg = cfg, policy = cfg.policy, default = default_policy,
+    core = core, cfg = cfg, policy = cfg.policy, default = default_policy, limits = limits,
+    hooks = {}, finish = {}, dead = setmetatable({}, { __mode = "k" }),
     gens = {}, waiters = {}, timers = {}, queue = {}, busy = false,
     stopping = false, restarts = 0, rollbacks = 0, policy_errors = 0,
   }, Runtime)
