@@ -407,6 +407,17 @@ static int require(lua_State *L, const char *mod, char *err, size_t errlen)
 int bridge_load_config(struct bridge *b, const char *file, const char *runtime_dir,
                        struct service_config *cfg, char *err, size_t errlen)
 {
+    int ref, r = bridge_load_config_ref(b, file, runtime_dir, cfg, &ref, err, errlen);
+    if (r < 0)
+        return r;
+    luaL_unref(b->L, LUA_REGISTRYINDEX, b->cfg_ref);
+    b->cfg_ref = ref;
+    return 0;
+}
+
+int bridge_load_config_ref(struct bridge *b, const char *file, const char *runtime_dir,
+                           struct service_config *cfg, int *ref, char *err, size_t errlen)
+{
     lua_State *L = b->L;
     int r = require(L, "baton.config", err, errlen);
     if (r < 0)
@@ -430,11 +441,33 @@ int bridge_load_config(struct bridge *b, const char *file, const char *runtime_d
     r = config_from_lua(L, -1, cfg, err, errlen);
     if (r < 0) {
         lua_pop(L, 1);
+        config_free(cfg);
         return r;
     }
-    luaL_unref(L, LUA_REGISTRYINDEX, b->cfg_ref);
-    b->cfg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    *ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
+}
+
+void bridge_drop_config(struct bridge *b, int ref)
+{
+    luaL_unref(b->L, LUA_REGISTRYINDEX, ref);
+}
+
+void bridge_commit_config(struct bridge *b, int ref)
+{
+    luaL_unref(b->L, LUA_REGISTRYINDEX, b->cfg_ref);
+    b->cfg_ref = ref;
+    bridge_dispatch(b, "reload", "r", ref);
+}
+
+char *bridge_config_string(struct bridge *b, const char *key)
+{
+    lua_State *L = b->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, b->cfg_ref);
+    lua_getfield(L, -1, key);
+    char *v = lua_type(L, -1) == LUA_TSTRING ? strdup(lua_tostring(L, -1)) : NULL;
+    lua_pop(L, 2);
+    return v;
 }
 
 int bridge_start_runtime(struct bridge *b, char *err, size_t errlen)
@@ -471,6 +504,8 @@ void bridge_dispatch(struct bridge *b, const char *event, const char *fmt, ...)
     for (const char *f = fmt; *f; f++, n++) {
         if (*f == 'i')
             lua_pushnumber(L, (lua_Number)va_arg(ap, long long));
+        else if (*f == 'r')
+            lua_rawgeti(L, LUA_REGISTRYINDEX, va_arg(ap, int));
         else {
             const char *s = va_arg(ap, const char *);
             if (s)

@@ -380,6 +380,109 @@ static int on_page(struct metrics_http *m, const char *path, char **body, size_t
     return 404;
 }
 
+/* --- reload --------------------------------------------------------------- */
+
+static int str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* What cannot change while the service runs: its sockets and its region. */
+static const char *fixed_key_changed(const struct service_config *a, const struct service_config *b)
+{
+    if (!str_eq(a->name, b->name))
+        return "name";
+    if (!str_eq(a->control, b->control))
+        return "control";
+    if (!str_eq(a->metrics, b->metrics))
+        return "metrics";
+    if (a->stats_capacity != b->stats_capacity)
+        return "stats_capacity";
+    if (a->nlisteners != b->nlisteners)
+        return "listen";
+    for (size_t i = 0; i < a->nlisteners; i++)
+        if (!str_eq(a->listeners[i].name, b->listeners[i].name) ||
+            !str_eq(a->listeners[i].address, b->listeners[i].address) ||
+            a->listeners[i].backlog != b->listeners[i].backlog)
+            return "listen";
+    return NULL;
+}
+
+static void watch_policy_file(struct supervisor *s);
+
+/* Re-reads the service file and its policy. The running ones stay unless
+ * the new ones load, validate, and keep the fixed keys. */
+static int reload(struct supervisor *s, char *msg, size_t len)
+{
+    struct service_config n;
+    int ref;
+    char err[4096];
+    if (bridge_load_config_ref(&s->lua, s->cfg.file, s->rundir, &n, &ref, err, sizeof err) < 0) {
+        snprintf(msg, len, "%s", err);
+        return -EINVAL;
+    }
+    const char *key = fixed_key_changed(&s->cfg, &n);
+    if (key) {
+        snprintf(msg, len, "%s: key '%s' changed: it cannot change while the service runs "
+                 "(stop and run it again)", s->cfg.file, key);
+        bridge_drop_config(&s->lua, ref);
+        config_free(&n);
+        return -EINVAL;
+    }
+    /* What the next generation is started with. */
+    char **argv = s->cfg.argv, **env = s->cfg.env;
+    char *cwd = s->cfg.cwd;
+    s->cfg.argv = n.argv;
+    s->cfg.env = n.env;
+    s->cfg.cwd = n.cwd;
+    n.argv = argv;
+    n.env = env;
+    n.cwd = cwd;
+    config_free(&n);
+    bridge_commit_config(&s->lua, ref);
+    watch_policy_file(s);
+    char *policy = bridge_config_string(&s->lua, "policy_name");
+    snprintf(msg, len, "reloaded %s (policy %s)", s->cfg.file, policy ? policy : "?");
+    free(policy);
+    s->reloads++;
+    sup_stat_add(s, "baton.reloads", 1);
+    return 0;
+}
+
+static void on_file_changed(struct file_watch *w)
+{
+    struct supervisor *s = w->data;
+    char msg[4096];
+    if (s->shutting_down)
+        return;
+    if (reload(s, msg, sizeof msg) == 0)
+        log_info("%s changed: %s", w->name, msg);
+    else
+        log_error("%s changed, reload refused (still running the previous one): %s", w->name, msg);
+}
+
+/* The policy named by the running config, when it is a file of its own. */
+static void watch_policy_file(struct supervisor *s)
+{
+    char *path = bridge_config_string(&s->lua, "policy_name");
+    if (s->watch_policy.open && path && s->watch_policy.dir) {
+        char cur[PATH_MAX];
+        snprintf(cur, sizeof cur, "%s/%s", s->watch_policy.dir, s->watch_policy.name);
+        if (strcmp(cur, path) == 0) {
+            free(path);
+            return;
+        }
+    }
+    file_watch_stop(&s->watch_policy);
+    if (path && strchr(path, '/')) {
+        s->watch_policy.data = s;
+        int r = file_watch_start(&s->watch_policy, s->loop, path, on_file_changed);
+        if (r < 0)
+            log_warn("cannot watch policy %s: %s (baton reload still works)", path, uv_strerror(r));
+    }
+    free(path);
+}
+
 /* --- control ------------------------------------------------------------- */
 
 static json_t *status_json(struct supervisor *s)
@@ -435,12 +538,21 @@ static void on_control(struct control *c, uint64_t req, const char *cmd, json_t 
             control_reply(c, req, j);
         else
             control_reply_error(c, req, "out of memory");
+    } else if (strcmp(cmd, "reload") == 0) {
+        char msg[4096];
+        if (reload(s, msg, sizeof msg) == 0) {
+            log_info("baton reload: %s", msg);
+            control_reply(c, req, json_pack("{s:b, s:s}", "ok", 1, "message", msg));
+        } else {
+            log_error("baton reload refused (still running the previous one): %s", msg);
+            control_reply_error(c, req, "%s", msg);
+        }
     } else if (strcmp(cmd, "restart") == 0) {
         bridge_dispatch(&s->lua, "restart", "is", (long long)req, "baton restart");
     } else if (strcmp(cmd, "stop") == 0) {
         bridge_dispatch(&s->lua, "stop", "i", (long long)req);
     } else {
-        control_reply_error(c, req, "unknown command '%s' (known: restart, stats, status, stop)", cmd);
+        control_reply_error(c, req, "unknown command '%s' (known: reload, restart, stats, status, stop)", cmd);
     }
 }
 
@@ -517,6 +629,8 @@ void sup_shutdown(struct supervisor *s, int code)
     }
     notify_close(&s->notify);
     metrics_http_close(&s->metrics);
+    file_watch_stop(&s->watch_service);
+    file_watch_stop(&s->watch_policy);
     /* Replies already written finish first; the loop ends when they have. */
     control_close(&s->control);
 }
@@ -640,6 +754,10 @@ static int setup(struct supervisor *s, const char *file)
         log_error("policy runtime: %s", err);
         return -1;
     }
+    s->watch_service.data = s;
+    if ((r = file_watch_start(&s->watch_service, s->loop, s->cfg.file, on_file_changed)) < 0)
+        log_warn("cannot watch %s: %s (baton reload still works)", s->cfg.file, uv_strerror(r));
+    watch_policy_file(s);
     log_info("supervisor of '%s' running (pid %d), control socket %s", s->cfg.name,
              (int)getpid(), s->cfg.control);
     return 0;

@@ -17,6 +17,7 @@
 #include "lua_bridge.h"
 #include "metrics_http.h"
 #include "notify.h"
+#include "watch.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -34,6 +35,8 @@ struct supervisor {
     struct stats_region stats;   /* the service's shared metrics (BATON_STATS_FD) */
     struct listener metrics_listener; /* the Prometheus/readiness endpoint's socket */
     struct metrics_http metrics;
+    struct file_watch watch_service; /* reload when the service file changes */
+    struct file_watch watch_policy;  /* ... or the policy file it names */
     uv_signal_t sig_hup, sig_term, sig_int, sig_chld;
     struct sup_timer *timers;   /* owned; pending Lua timers */
     uint64_t next_timer;
@@ -42,6 +45,7 @@ struct supervisor {
     int exit_code;
     int shutting_down;
     int stop_signals;           /* SIGTERM/SIGINT seen: the second one kills */
+    unsigned long reloads;
     double started;
 };
 

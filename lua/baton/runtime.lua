@@ -486,6 +486,13 @@ function Runtime:stop(req, code)
   end)
 end
 
+-- A new service file and policy, already validated. Procedures under way
+-- keep the hook they started with; the next ones use the new policy.
+function Runtime:reload(cfg)
+  self.cfg, self.policy, self.svc.config = cfg, cfg.policy, cfg
+  for k, v in pairs(_M.LIMITS) do self.limits[k] = (cfg.policy_limits or {})[k] or v end
+end
+
 -- Events from the C core ------------------------------------------------------
 
 function Runtime:dispatch(event, a, b, c)
@@ -521,6 +528,8 @@ function Runtime:dispatch(event, a, b, c)
         end
       end
     end
+  elseif event == "reload" then
+    self:reload(a)
   elseif event == "start" then
     self:start()
   elseif event == "restart" then

@@ -1,0 +1,71 @@
+#include "watch.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void on_settled(uv_timer_t *t)
+{
+    struct file_watch *w = t->data;
+    w->cb(w);
+}
+
+static void on_event(uv_fs_event_t *e, const char *filename, int events, int status)
+{
+    struct file_watch *w = e->data;
+    (void)events;
+    if (status < 0 || !filename || strcmp(filename, w->name) != 0)
+        return;
+    uv_timer_start(&w->settle, on_settled, WATCH_SETTLE_MS, 0);
+}
+
+int file_watch_start(struct file_watch *w, uv_loop_t *loop, const char *path, file_watch_cb cb)
+{
+    char *a = strdup(path), *b = strdup(path);
+    int r = -ENOMEM;
+    if (!a || !b)
+        goto fail;
+    w->dir = strdup(dirname(a));
+    w->name = strdup(basename(b));
+    if (!w->dir || !w->name)
+        goto fail;
+    w->cb = cb;
+    if ((r = uv_fs_event_init(loop, &w->event)) < 0)
+        goto fail;
+    uv_timer_init(loop, &w->settle);
+    w->event.data = w->settle.data = w;
+    if ((r = uv_fs_event_start(&w->event, on_event, w->dir, 0)) < 0) {
+        uv_close((uv_handle_t *)&w->event, NULL);
+        uv_close((uv_handle_t *)&w->settle, NULL);
+        goto fail;
+    }
+    w->open = 1;
+    free(a);
+    free(b);
+    return 0;
+fail:
+    free(a);
+    free(b);
+    free(w->dir);
+    free(w->name);
+    w->dir = w->name = NULL;
+    return r;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+void file_watch_stop(struct file_watch *w)
+{
+    if (!w->open)
+        return;
+    w->open = 0;
+    uv_close((uv_handle_t *)&w->event, on_closed);
+    uv_close((uv_handle_t *)&w->settle, on_closed);
+    free(w->dir);
+    free(w->name);
+    w->dir = w->name = NULL;
+}

@@ -1,0 +1,29 @@
+#ifndef BATON_WATCH_H
+#define BATON_WATCH_H
+
+/* Watching one file for changes, the way editors and deploy tools change
+ * files: written in place, or replaced by a rename. The folder is watched
+ * (a rename replaces the inode a file watch would follow) and events are
+ * filtered by name; a burst of events within WATCH_SETTLE_MS is reported
+ * once, after it settles. */
+
+#include <uv.h>
+
+#define WATCH_SETTLE_MS 200
+
+struct file_watch;
+typedef void (*file_watch_cb)(struct file_watch *w);
+
+struct file_watch {
+    uv_fs_event_t event;
+    uv_timer_t settle;
+    char *dir, *name;     /* owned */
+    file_watch_cb cb;
+    void *data;
+    int open;
+};
+
+int file_watch_start(struct file_watch *w, uv_loop_t *loop, const char *path, file_watch_cb cb);
+void file_watch_stop(struct file_watch *w);
+
+#endif
