@@ -1,21 +1,25 @@
 -- The default policy: blue/green in its simplest form.
 --
 -- Start the new generation beside the old one (both share the same
--- listening sockets), wait until it says READY=1, make it the serving one,
--- then ask the old one to drain: SIGTERM, and SIGKILL at the drain deadline.
--- If the new one exits or is not ready in time, return the reason: the
--- runtime stops the new one and the old one goes on serving (rollback).
+-- listening sockets), wait until it is ready, make it the serving one, then
+-- ask the old one to drain: SIGTERM, and SIGKILL at the drain deadline. If
+-- the new one exits or is not ready in time, return the reason: the runtime
+-- drains the new one and the old one goes on serving (rollback).
+--
+-- Options: ready = seconds, or a wait_ready table ({ http = "...", ... }).
 --
 -- Copy this file to write your own; docs/policy.md lists what `svc` and a
 -- generation offer.
 
-local policy = { name = "default" }
+local steps = require("baton.steps")
+
+local policy = { name = "default", defaults = { ready = false } }
 
 function policy.restart(svc, old)
   local new, err = svc:spawn()
   if not new then return nil, err end
 
-  local ok, why = new:wait_ready(svc.config.ready_timeout)
+  local ok, why = new:wait_ready(steps.ready_opts(svc))
   if not ok then return nil, why end
 
   svc:promote(new)
@@ -33,12 +37,7 @@ end
 -- The serving generation exited on its own: start another, after a backoff
 -- that grows with each crash in a row (0, 1, 2, 4 ... 30 s).
 function policy.died(svc, gen)
-  local delay = svc:backoff(gen)
-  if delay > 0 then
-    svc:log("warn", ("generation %d died; starting another in %gs"):format(gen.id, delay))
-    svc:sleep(delay)
-  end
-  return policy.restart(svc, nil)
+  return steps.recover(svc, gen, policy.restart)
 end
 
 -- Stopping: drain everything at once.

@@ -96,7 +96,7 @@ int cli_main(const char *cmd, int argc, char **argv)
         return 2;
     }
     /* restart and stop answer when they are done: a drain may take minutes. */
-    if (strcmp(cmd, "restart") == 0 || strcmp(cmd, "stop") == 0)
+    if (strcmp(cmd, "restart") == 0 || strcmp(cmd, "stop") == 0 || strcmp(cmd, "rollback") == 0)
         timeout_ms = -1;
 
     json_t *req = json_pack("{s:s}", "cmd", cmd), *resp = NULL;

@@ -3,6 +3,7 @@
 #include "listeners.h"
 #include "log.h"
 #include "lua_embedded.h"
+#include "probe.h"
 #include "supervisor.h"
 
 #include <errno.h>
@@ -289,7 +290,36 @@ static int core_killed(lua_State *L)
     return 1;
 }
 
+/* core.probe(host, port, path|nil, timeout_s) -> id | nil, err; the result
+ * comes later as the event ("probe", id, ok, detail). */
+static void on_probe(uint64_t id, int ok, int status, const char *detail, void *data)
+{
+    struct supervisor *s = data;
+    (void)status;
+    bridge_dispatch(&s->lua, "probe", "iis", (long long)id, (long long)ok, detail);
+}
+
+static int core_probe(lua_State *L)
+{
+    struct supervisor *s = sup_of(L);
+    const char *host = luaL_checkstring(L, 1);
+    int port = (int)luaL_checkinteger(L, 2);
+    const char *path = luaL_optstring(L, 3, NULL);
+    double t = luaL_checknumber(L, 4);
+    uint64_t id;
+    int r = port < 1 || port > 65535 ? UV_EINVAL
+          : probe_start(s->loop, host, port, path, (unsigned)(t * 1000), on_probe, s, &id);
+    if (r < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, uv_strerror(r));
+        return 2;
+    }
+    lua_pushnumber(L, (lua_Number)id);
+    return 1;
+}
+
 static const luaL_Reg core_fns[] = {
+    { "probe", core_probe },
     { "arm", core_arm }, { "disarm", core_disarm }, { "budget", core_budget },
     { "killed", core_killed },
     { "stat", core_stat }, { "stat_add", core_stat_add }, { "stat_set", core_stat_set },

@@ -18,6 +18,8 @@ static const char usage[] =
     "  status          generations, pids, states, uptimes\n"
     "  stats           metrics of the service and the supervisor, per generation\n"
     "  stop            drain every generation, then stop the supervisor\n"
+    "  rollback        end a restart in its window (bluegreen): the new generation drains,\n"
+    "                  the previous one serves on\n"
     "  reload          re-read the service file and its policy; refused (and the running\n"
     "                  one kept) if invalid\n"
     "\n"
@@ -44,7 +46,8 @@ int main(int argc, char **argv)
         return strcmp(cmd, "run") == 0 ? supervisor_run(argv[2]) : supervisor_check(argv[2]);
     }
     if (strcmp(cmd, "restart") == 0 || strcmp(cmd, "status") == 0 || strcmp(cmd, "stop") == 0 ||
-        strcmp(cmd, "stats") == 0 || strcmp(cmd, "reload") == 0)
+        strcmp(cmd, "stats") == 0 || strcmp(cmd, "reload") == 0 ||
+        strcmp(cmd, "rollback") == 0)
         return cli_main(cmd, argc - 1, argv + 1);
     fprintf(stderr, "baton: unknown command '%s'\n\n%s", cmd, usage);
     return 2;

@@ -551,8 +551,10 @@ static void on_control(struct control *c, uint64_t req, const char *cmd, json_t 
         bridge_dispatch(&s->lua, "restart", "is", (long long)req, "baton restart");
     } else if (strcmp(cmd, "stop") == 0) {
         bridge_dispatch(&s->lua, "stop", "i", (long long)req);
+    } else if (strcmp(cmd, "rollback") == 0) {
+        bridge_dispatch(&s->lua, "rollback", "i", (long long)req);
     } else {
-        control_reply_error(c, req, "unknown command '%s' (known: reload, restart, stats, status, stop)", cmd);
+        control_reply_error(c, req, "unknown command '%s' (known: reload, restart, rollback, stats, status, stop)", cmd);
     }
 }
 

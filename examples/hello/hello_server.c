@@ -19,8 +19,18 @@
  *   --reuseport       with --bind: set SO_REUSEPORT
  *   --start-delay MS  wait this long before serving (a slow app start)
  *   --mode-file PATH  read at start: "crash" exits 3 at once, "hang" never
- *                     says READY=1, anything else serves (lets a test make
- *                     the *next* generation fail the way a bad deploy does)
+ *                     says READY=1, "unhealthy" serves but answers /health
+ *                     with 503, anything else serves (lets a test make the
+ *                     *next* generation fail the way a bad deploy does)
+ *   --health-port-base N
+ *                     also serve on 127.0.0.1:N+BATON_GENERATION, a port of
+ *                     this generation's own: a readiness probe there reaches
+ *                     this generation, not whichever one accepts first
+ *   --stay            after draining, keep running until killed (an app
+ *                     that waits out a timer of its own)
+ *
+ * GET /health answers 200 "ok" (or 503, see above); any other request
+ * answers 200 with a greeting naming the generation.
  */
 
 #include "baton.h"
@@ -46,6 +56,7 @@ struct conn {
     struct conn *prev, *next;
     uint64_t last_active;
     int in_request;          /* bytes of a request seen, response not yet sent */
+    int health;              /* this request is GET /health */
     int closing;             /* sent Connection: close */
     int shut;
 };
@@ -56,7 +67,8 @@ static uv_signal_t sigterm, sigint;
 static uv_timer_t drain_timer;
 static http_parser_settings settings;
 static struct conn *conns;
-static int draining;
+static int draining, stay, unhealthy;
+static uv_tcp_t health_server;
 static char body[128];
 static struct baton_stats *stats;
 static baton_metric m_requests, m_errors, m_connections;
@@ -73,7 +85,7 @@ static void conn_unlink(struct conn *c)
 
 static void maybe_exit(void)
 {
-    if (draining && !conns) {
+    if (draining && !conns && !stay) {
         fprintf(stderr, "hello[%d]: drained, exiting\n", (int)getpid());
         uv_stop(loop);
     }
@@ -152,9 +164,15 @@ static int on_message_complete(http_parser *p)
     struct wreq *w = malloc(sizeof *w);
     if (!w)
         return -1;
+    const char *status = "200 OK", *text = body;
+    if (c->health) {
+        status = unhealthy ? "503 Service Unavailable" : "200 OK";
+        text = unhealthy ? "unhealthy\n" : "ok\n";
+    }
     int n = snprintf(w->buf, sizeof w->buf,
-                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n%s",
-                     strlen(body), keep ? "" : "Connection: close\r\n", body);
+                     "HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n%s",
+                     status, strlen(text), keep ? "" : "Connection: close\r\n", text);
+    c->health = 0;
     uv_buf_t b = uv_buf_init(w->buf, (unsigned)n);
     w->w.data = c;
     if (uv_write(&w->w, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
@@ -175,6 +193,14 @@ static int on_message_begin(http_parser *p)
 {
     struct conn *c = p->data;
     c->in_request = 1;
+    c->health = 0;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    struct conn *c = p->data;
+    c->health = len == 7 && memcmp(at, "/health", 7) == 0;
     return 0;
 }
 
@@ -268,6 +294,8 @@ static void on_signal(uv_signal_t *h, int signum)
     fprintf(stderr, "hello[%d]: %s: draining\n", (int)getpid(), strsignal(signum));
     baton_notify("STOPPING=1");
     uv_close((uv_handle_t *)&server, NULL); /* our copy only: the supervisor keeps the socket */
+    if (uv_is_active((uv_handle_t *)&health_server))
+        uv_close((uv_handle_t *)&health_server, NULL);
     uv_timer_start(&drain_timer, on_drain_tick, 100, 100);
     maybe_exit();
 }
@@ -313,7 +341,7 @@ static const char *read_mode(const char *path)
 int main(int argc, char **argv)
 {
     const char *bind_addr = NULL, *mode_file = NULL;
-    int reuseport = 0, start_delay = 0;
+    int reuseport = 0, start_delay = 0, health_base = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc)
             bind_addr = argv[++i];
@@ -323,13 +351,18 @@ int main(int argc, char **argv)
             start_delay = atoi(argv[++i]);
         else if (strcmp(argv[i], "--mode-file") == 0 && i + 1 < argc)
             mode_file = argv[++i];
+        else if (strcmp(argv[i], "--health-port-base") == 0 && i + 1 < argc)
+            health_base = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--stay") == 0)
+            stay = 1;
         else {
             fprintf(stderr, "usage: %s [--bind HOST:PORT [--reuseport]] [--start-delay MS] "
-                            "[--mode-file PATH]\n", argv[0]);
+                            "[--mode-file PATH] [--health-port-base N] [--stay]\n", argv[0]);
             return 2;
         }
     }
     const char *mode = read_mode(mode_file);
+    unhealthy = strcmp(mode, "unhealthy") == 0;
     if (strcmp(mode, "crash") == 0) {
         fprintf(stderr, "hello[%d]: mode file says crash: exiting 3\n", (int)getpid());
         return 3;
@@ -361,6 +394,7 @@ int main(int argc, char **argv)
     loop = uv_default_loop();
     settings.on_message_begin = on_message_begin;
     settings.on_message_complete = on_message_complete;
+    settings.on_url = on_url;
     uv_tcp_init(loop, &server);
     uv_timer_init(loop, &drain_timer);
     int r = uv_tcp_open(&server, fd);
@@ -369,6 +403,17 @@ int main(int argc, char **argv)
     if (r < 0) {
         fprintf(stderr, "hello: listen on fd %d: %s\n", fd, uv_strerror(r));
         return 1;
+    }
+    if (health_base > 0) {
+        char addr[32];
+        snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)health_base + baton_generation());
+        int hfd = own_socket(addr, 0);
+        uv_tcp_init(loop, &health_server);
+        if (hfd < 0 || uv_tcp_open(&health_server, hfd) < 0 ||
+            uv_listen((uv_stream_t *)&health_server, 64, on_connection) < 0) {
+            fprintf(stderr, "hello: health port %s: %s\n", addr, strerror(hfd < 0 ? -hfd : EINVAL));
+            return 1;
+        }
     }
     uv_signal_init(loop, &sigterm);
     uv_signal_init(loop, &sigint);

@@ -283,9 +283,9 @@ function _M.load(file, opts)
     if type(spec) ~= "string" and type(spec) ~= "table" then
       c:fail("policy", "expected a built-in name, a file path or a table, got %s", type(spec))
     end
-    local policy, perr2, pname = _M.load_policy(spec, dir)
+    local policy, perr2, pname, poptions = _M.load_policy(spec, dir)
     if not policy then c:fail("policy", "%s", perr2) end
-    cfg.policy, cfg.policy_name = policy, pname
+    cfg.policy, cfg.policy_name, cfg.policy_options = policy, pname, poptions
     return cfg
   end)
   if not ok2 then
@@ -311,6 +311,14 @@ local function builtin_chunk(name)
   return loadstring(src, "@" .. path)
 end
 
+-- So that require("baton.policies.NAME") works from the source tree too
+-- (busted, the test kit), not only inside the binary.
+table.insert(package.loaders, 2, function(mod)
+  local name = mod:match("^baton%.policies%.([%w_]+)$")
+  if not name or package.preload[mod] then return nil end
+  return builtin_chunk(name) or ("\n\tno built-in policy " .. name .. " in " .. _M.policy_path)
+end)
+
 -- Checks that P is a table of known hooks, each a function.
 function _M.validate_policy(p)
   if type(p) ~= "table" then
@@ -321,19 +329,51 @@ function _M.validate_policy(p)
       if type(v) ~= "function" then
         return nil, ("hook '%s' must be a function, got %s"):format(k, type(v))
       end
-    elseif k ~= "name" and k ~= "description" then
+    elseif k ~= "name" and k ~= "description" and k ~= "defaults" then
       return nil, ("unknown hook '%s' (hooks: died, restart, start, stop)"):format(tostring(k))
     end
   end
   return p
 end
 
+-- The options a service file gives a policy ({ "graceful", deadline = 60 }),
+-- checked against the policy's `defaults` and merged with them.
+local function policy_options(p, given, name)
+  local out = {}
+  for k, v in pairs(p.defaults or {}) do out[k] = v end
+  for k, v in pairs(given) do
+    if p.defaults == nil or p.defaults[k] == nil then
+      local known = {}
+      for dk in pairs(p.defaults or {}) do known[#known + 1] = dk end
+      table.sort(known)
+      return nil, ("policy '%s' has no option '%s' (options: %s)"):format(name, tostring(k),
+        #known > 0 and table.concat(known, ", ") or "none")
+    end
+    if type(v) ~= type(p.defaults[k]) and p.defaults[k] ~= false then
+      return nil, ("policy '%s': option '%s' must be a %s"):format(name, k, type(p.defaults[k]))
+    end
+    out[k] = v
+  end
+  return out
+end
+
 -- SPEC: a built-in's name ("default"), a path to a Lua file (relative to
--- DIR), or a table of hooks. Returns policy, nil, name or nil, err.
+-- DIR), a table of hooks, or { NAME-or-PATH, option = value, ... }.
+-- Returns policy, nil, name, options or nil, err.
 function _M.load_policy(spec, dir)
+  if type(spec) == "table" and type(spec[1]) == "string" then
+    local given = {}
+    for k, v in pairs(spec) do if k ~= 1 then given[k] = v end end
+    local p, err, name = _M.load_policy(spec[1], dir)
+    if not p then return nil, err end
+    local opts, oerr = policy_options(p, given, name)
+    if not opts then return nil, oerr end
+    return p, nil, name, opts
+  end
   if type(spec) == "table" then
     local p, err = _M.validate_policy(spec)
-    return p, err, "inline"
+    if not p then return nil, err end
+    return p, nil, "inline", policy_options(p, {}, "inline")
   end
   local chunk, err, name
   if spec:match("^[%w_]+$") then
@@ -357,7 +397,10 @@ function _M.load_policy(spec, dir)
   if not ok then return nil, tostring(p) end
   local v, verr = _M.validate_policy(p)
   if not v then return nil, ("%s: %s"):format(name, verr) end
-  return v, nil, name
+  if p.defaults ~= nil and type(p.defaults) ~= "table" then
+    return nil, ("%s: `defaults` must be a table of options"):format(name)
+  end
+  return v, nil, name, policy_options(v, {}, name)
 end
 
 return _M

@@ -173,6 +173,15 @@ function Runtime:wake(key, ...)
   end
 end
 
+-- A TCP (PATH nil) or HTTP probe through the core; returns ok, detail.
+function Runtime:probe(host, port, path, timeout)
+  local id, err = self.core.probe(host, port, path, timeout)
+  if not id then return false, err end
+  local woke, ok, detail = self:wait("probe:" .. id, timeout + 1)
+  if not woke then return false, "no answer" end
+  return ok == 1, detail
+end
+
 function Runtime:sleep(seconds)
   local co = coroutine.running()
   self:after(seconds, function() self:resume(co) end)
@@ -236,20 +245,89 @@ function Gen:set_state(state)
   self.rt.core.set_state(self.id, state)
 end
 
--- Waits until the generation says READY=1. Returns true, or false and why.
-function Gen:wait_ready(timeout)
+-- "{generation}" and "{pid}" in a probe address become this generation's;
+-- "{generation+N}" becomes the generation number plus N (a port per
+-- generation: {generation+9000}).
+function Gen:expand(text)
+  text = text:gsub("{generation%+(%d+)}", function(n) return tostring(self.id + tonumber(n)) end)
+  return (text:gsub("{generation}", tostring(self.id)):gsub("{pid}", tostring(self.pid)))
+end
+
+local function split_hostport(hp)
+  local host, port = hp:match("^%[([^%]]+)%]:(%d+)$")
+  if not host then host, port = hp:match("^([^:]+):(%d+)$") end
+  return host, tonumber(port)
+end
+
+-- One round of the probes in OPTS; returns true, or false and why.
+function Gen:probe_once(opts, timeout)
   local rt = self.rt
-  local deadline = timeout and rt.core.now() + timeout
-  while not self.ready and not self.exited do
-    local left = deadline and deadline - rt.core.now()
-    if left and left <= 0 then break end
-    rt:wait(self.key, left)
+  if opts.tcp then
+    local addr = self:expand(opts.tcp)
+    local host, port = split_hostport(addr)
+    if not host then error("wait_ready: tcp must be HOST:PORT, got " .. addr, 0) end
+    local ok, detail = rt:probe(host, port, nil, timeout)
+    if not ok then return false, ("tcp %s: %s"):format(addr, detail) end
   end
-  if self.ready and not self.exited then return true end
-  if self.exited then
+  if opts.http then
+    local url = self:expand(opts.http)
+    local hp, path = url:match("^http://([^/]+)(/?.*)$")
+    local host, port = split_hostport(hp or "")
+    if not host then error("wait_ready: http must be http://HOST:PORT/PATH, got " .. url, 0) end
+    local ok, detail = rt:probe(host, port, path ~= "" and path or "/", timeout)
+    local status = ok and tonumber(detail:match("status (%d+)"))
+    if status ~= (opts.status or 200) then
+      return false, ("GET %s: %s"):format(url, detail)
+    end
+  end
+  if opts.check then
+    local ok, why = opts.check(self)
+    if not ok then return false, "check: " .. tostring(why or "not ready") end
+  end
+  return true
+end
+
+-- Waits until the generation is ready. OPTS is a number of seconds (wait
+-- for READY=1) or a table:
+--   timeout   seconds for everything (default: the service's ready_timeout)
+--   notify    wait for READY=1 first (default true)
+--   tcp       "HOST:PORT" that must accept a connection
+--   http      "http://HOST:PORT/PATH" that must answer `status` (default 200)
+--   check     function(gen) -> ok, why: any test of your own
+--   interval  seconds between probe rounds (default 0.2)
+-- Addresses may use {generation} and {pid}. Returns true, or false and why.
+function Gen:wait_ready(opts)
+  local rt = self.rt
+  if type(opts) ~= "table" then opts = { timeout = opts } end
+  local timeout = opts.timeout or rt.cfg.ready_timeout
+  local deadline = rt.core.now() + timeout
+  local function exited()
     return false, ("generation %d exited before it was ready (%s)"):format(self.id, self:exit_reason())
   end
-  return false, ("generation %d was not ready within %gs"):format(self.id, timeout)
+  if opts.notify ~= false then
+    while not self.ready and not self.exited do
+      local left = deadline - rt.core.now()
+      if left <= 0 then break end
+      rt:wait(self.key, left)
+    end
+    if self.exited then return exited() end
+    if not self.ready then
+      return false, ("generation %d was not ready within %gs"):format(self.id, timeout)
+    end
+  end
+  if not (opts.tcp or opts.http or opts.check) then return true end
+  local last = "no probe answered"
+  while true do
+    if self.exited then return exited() end
+    local left = deadline - rt.core.now()
+    if left <= 0 then
+      return false, ("generation %d failed its readiness check within %gs: %s"):format(self.id, timeout, last)
+    end
+    local ok, why = self:probe_once(opts, math.min(left, opts.probe_timeout or 1))
+    if ok then return true end
+    last = why
+    rt:sleep(math.max(0, math.min(opts.interval or 0.2, deadline - rt.core.now())))
+  end
 end
 
 -- Waits until the main process exits. Returns true, or false on timeout.
@@ -293,9 +371,13 @@ function Gen:stop(grace)
   return self.exited
 end
 
--- Asks the generation to finish its work and exit, in the background:
--- sends opts.signal (default TERM), and at opts.deadline seconds (default the
--- service's drain_timeout) kills what is left. Returns at once.
+-- Asks the generation to finish its work and exit, in the background.
+-- Returns at once. OPTS:
+--   signal    sent first (default "TERM")
+--   deadline  seconds until what is left is killed (default drain_timeout)
+--   done      function(gen) -> true once it is idle: the drain ends early
+--             (its process group is killed) instead of waiting out the
+--             deadline; polled every `poll` seconds (default 0.5)
 function Gen:drain(opts)
   opts = opts or {}
   if self.draining or self.exited then return end
@@ -309,11 +391,25 @@ function Gen:drain(opts)
     if not ok and not self.exited then
       rt.core.log("warn", ("generation %d: drain signal failed: %s"):format(self.id, tostring(err)))
     end
-    if not self:wait_exit(deadline) then
-      rt.core.log("warn", ("generation %d still running at its drain deadline (%gs): killing it")
-        :format(self.id, deadline))
-      self:kill()
-      self:wait_exit(10)
+    local ends = rt.core.now() + deadline
+    while not self.exited do
+      local left = ends - rt.core.now()
+      if left <= 0 then
+        rt.core.log("warn", ("generation %d still running at its drain deadline (%gs): killing it")
+          :format(self.id, deadline))
+        self:kill()
+        self:wait_exit(10)
+        break
+      end
+      self:wait_exit(opts.done and math.min(opts.poll or 0.5, left) or left)
+      if not self.exited and opts.done then
+        local called, idle = rt:call_hook("drain done", opts.done, self)
+        if called and idle then
+          rt.core.log("info", ("generation %d is idle: ending its drain early"):format(self.id))
+          self:kill()
+          self:wait_exit(10)
+        end
+      end
     end
     local took = rt.core.now() - self.drain_started
     rt:observe("baton.drain_seconds", took)
@@ -356,6 +452,18 @@ function Svc:generations()
   end
   table.sort(out, function(a, b) return a.id < b.id end)
   return out
+end
+
+-- Waits up to SECONDS for `baton rollback`; true if one came (or is pending).
+-- For policies with a window in which a person may change their mind.
+function Svc:rollback_requested(seconds)
+  local rt = self.rt
+  if rt.rollback_req == nil and seconds and seconds > 0 then
+    rt.in_window = (rt.in_window or 0) + 1
+    rt:wait("rollback", seconds)
+    rt.in_window = rt.in_window - 1
+  end
+  return rt.rollback_req ~= nil
 end
 
 function Svc:log(level, msg) self.rt.core.log(level, msg) end
@@ -417,6 +525,14 @@ function Runtime:restart(req, why)
       self.core.log("info", "restart requested" .. (why and (" (" .. why .. ")") or ""))
       local t0 = self.core.now()
       ok, msg = self:procedure("restart", self.svc.active)
+      if self.rollback_req then
+        local rreq = self.rollback_req
+        self.rollback_req = nil
+        if rreq ~= true then
+          self.core.reply(rreq, not ok, ok and "the restart took over before the rollback" or
+            ("rolled back; generation %d serves"):format(self.svc.active and self.svc.active.id or 0))
+        end
+      end
       if ok then
         self.restarts = self.restarts + 1
         self:count("baton.restarts")
@@ -463,6 +579,22 @@ function Runtime:died(g)
   end)
 end
 
+-- `baton rollback`: honoured by a restart that is in its window (see
+-- Svc:rollback_requested); answered once that restart has rolled back.
+function Runtime:rollback(req)
+  if not self.in_window or self.in_window == 0 then
+    self.core.reply(req, false, "nothing to roll back: no restart is in a window where the " ..
+      "previous generation still serves (a policy such as bluegreen opens one)")
+    return
+  end
+  if self.rollback_req then
+    self.core.reply(req, false, "a rollback is already under way")
+    return
+  end
+  self.rollback_req = req or true
+  self:wake("rollback")
+end
+
 -- Drains every generation, then shuts the supervisor down with CODE.
 function Runtime:stop(req, code)
   if self.stopping then
@@ -490,6 +622,7 @@ end
 -- keep the hook they started with; the next ones use the new policy.
 function Runtime:reload(cfg)
   self.cfg, self.policy, self.svc.config = cfg, cfg.policy, cfg
+  self.svc.options = cfg.policy_options or {}
   for k, v in pairs(_M.LIMITS) do self.limits[k] = (cfg.policy_limits or {})[k] or v end
 end
 
@@ -521,19 +654,26 @@ function Runtime:dispatch(event, a, b, c)
       self:wake(g.key)
       self:wake("any-exit")
       if self.svc.active == g then
+        -- The serving generation is gone. Drained on purpose (a policy that
+        -- stops the old one before the new one serves) or crashed: either
+        -- way nothing serves, and recovery starts.
         self.svc.active = nil
-        if not g.draining and not self.stopping then
-          self:count("baton.crashes")
+        if not self.stopping then
+          if not g.draining then self:count("baton.crashes") end
           self:died(g)
         end
       end
     end
+  elseif event == "probe" then
+    self:wake("probe:" .. a, b, c)
   elseif event == "reload" then
     self:reload(a)
   elseif event == "start" then
     self:start()
   elseif event == "restart" then
     self:restart(a, b)
+  elseif event == "rollback" then
+    self:rollback(a)
   elseif event == "stop" then
     self:stop(a)
   else
@@ -555,7 +695,8 @@ function _M.new(core, cfg, default_policy)
     gens = {}, waiters = {}, timers = {}, queue = {}, busy = false,
     stopping = false, restarts = 0, rollbacks = 0, policy_errors = 0,
   }, Runtime)
-  rt.svc = setmetatable({ rt = rt, config = cfg, stats = stats_view(core) }, Svc)
+  rt.svc = setmetatable({ rt = rt, config = cfg, stats = stats_view(core),
+    options = cfg.policy_options or {} }, Svc)
   return rt
 end
 

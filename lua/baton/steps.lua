@@ -1,0 +1,32 @@
+-- baton.steps: pieces the built-in policies share, for your policies too.
+local _M = {}
+
+-- A `done` predicate for gen:drain: the generation is idle once its own
+-- figure of METRIC (a gauge such as "http.connections") is 0 or less.
+function _M.idle(metric)
+  return function(gen)
+    local v = gen.stats[metric]
+    return v ~= nil and v <= 0
+  end
+end
+
+-- What to do when the serving generation died: wait out the backoff
+-- (0, 1, 2, 4 ... 30 s, per crash in a row), then RESTART(svc, nil).
+function _M.recover(svc, gen, restart)
+  local delay = svc:backoff(gen)
+  if delay > 0 then
+    svc:log("warn", ("generation %d died; starting another in %gs"):format(gen.id, delay))
+    svc:sleep(delay)
+  end
+  return restart(svc, nil)
+end
+
+-- Readiness: the policy's `ready` option (seconds or a wait_ready table) or
+-- the service's ready_timeout.
+function _M.ready_opts(svc)
+  local r = svc.options.ready
+  if r then return r end
+  return svc.config.ready_timeout
+end
+
+return _M

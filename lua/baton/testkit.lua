@@ -1,0 +1,162 @@
+-- baton.testkit: test a policy with busted in milliseconds. A simulated
+-- supervisor: a clock that moves only when you say, generations that are
+-- ready, crash or exit when you say, stats figures and probe answers you
+-- set. The policy runs in the real runtime, exactly as under baton.
+--
+--   local testkit = require("baton.testkit")
+--   local sim = testkit.new{ policy = "graceful", options = { deadline = 60 } }
+--   sim:start(); sim:ready(1)            -- generation 1 up
+--   local reply = sim:restart()          -- like `baton restart`
+--   sim:ready(2)                         -- the new one says READY=1
+--   sim:set_stat("http.connections", 0, 1)  -- generation 1 went idle
+--   sim:advance(0.5)                     -- half a second passes
+--   assert.is_true(reply.ok)
+--   assert.equal(2, sim:active())
+--
+-- What the policy did is in sim.spawned (ids), sim.signals ({id, sig,
+-- group}), sim.replies, sim.logs; sim:logged(pattern) searches the logs.
+
+local runtime = require("baton.runtime")
+local config = require("baton.config")
+
+local _M = {}
+
+local Sim = {}
+Sim.__index = Sim
+
+-- OPTS: policy (a built-in's name, a table of hooks, or { name, options }),
+-- options (for a built-in), config (service file fields: ready_timeout,
+-- drain_timeout, policy_limits ...).
+function _M.new(opts)
+  opts = opts or {}
+  local sim = setmetatable({ t = 0, next_id = 0, next_timer = 0, next_probe = 0, timers = {},
+    spawned = {}, signals = {}, replies = {}, logs = {}, stats = {}, next_req = 0,
+    spawn_error = nil, probes = {} }, Sim)
+  local core = {}
+  sim.core = core
+  function core.now() return sim.t end
+  function core.spawn()
+    if sim.spawn_error then return nil, sim.spawn_error end
+    sim.next_id = sim.next_id + 1
+    sim.spawned[#sim.spawned + 1] = sim.next_id
+    return sim.next_id, 1000 + sim.next_id
+  end
+  function core.signal(id, sig, group)
+    sim.signals[#sim.signals + 1] = { id = id, sig = sig, group = group }
+    return true
+  end
+  function core.timer(s)
+    sim.next_timer = sim.next_timer + 1
+    sim.timers[sim.next_timer] = sim.t + s
+    return sim.next_timer
+  end
+  function core.cancel(tid) sim.timers[tid] = nil end
+  function core.log(level, msg) sim.logs[#sim.logs + 1] = level .. ": " .. msg end
+  function core.set_state() end
+  function core.reply(req, ok, msg)
+    sim.replies[#sim.replies + 1] = { req = req, ok = ok, msg = msg }
+    if type(req) == "table" then req.ok, req.msg, req.done = ok, msg, true end
+  end
+  function core.shutdown(code) sim.shutdown_code = code end
+  function core.stat(name, gen)
+    local v = sim.stats[name]
+    if v == nil then return nil end
+    if gen then return v[gen] end
+    local total = 0
+    for _, x in pairs(v) do total = total + x end
+    return total
+  end
+  -- Probes answer at once, as sim.probe(host, port, path) says (default: ok).
+  function core.probe(host, port, path)
+    sim.next_probe = sim.next_probe + 1
+    local id = sim.next_probe
+    local ok, detail = true, path and "status 200" or "connected"
+    if sim.probe then ok, detail = sim.probe(host, port, path) end
+    sim.probes[#sim.probes + 1] = { host = host, port = port, path = path }
+    sim.pending_probes = sim.pending_probes or {}
+    sim.pending_probes[#sim.pending_probes + 1] = { id = id, ok = ok and 1 or 0, detail = detail }
+    return id
+  end
+
+  local spec = opts.policy or "default"
+  if type(spec) == "string" and opts.options then
+    spec = { spec }
+    for k, v in pairs(opts.options) do spec[k] = v end
+  end
+  local policy, err, name, options = config.load_policy(spec, opts.dir)
+  assert(policy, err)
+  local cfg = { name = "sim", ready_timeout = 5, drain_timeout = 10 }
+  for k, v in pairs(opts.config or {}) do cfg[k] = v end
+  cfg.policy, cfg.policy_name, cfg.policy_options = policy, name, options
+  sim.rt = runtime.new(core, cfg, assert(config.load_policy("default")))
+  return sim
+end
+
+-- Delivers probe answers, then runs every timer due within DT seconds.
+function Sim:advance(dt)
+  local stop = self.t + (dt or 0)
+  repeat
+    while self.pending_probes and #self.pending_probes > 0 do
+      local p = table.remove(self.pending_probes, 1)
+      self.rt:dispatch("probe", p.id, p.ok, p.detail)
+    end
+    local best, at
+    for tid, when in pairs(self.timers) do
+      if when <= stop and (not at or when < at or (when == at and tid < best)) then best, at = tid, when end
+    end
+    if best then
+      self.timers[best] = nil
+      self.t = math.max(self.t, at)
+      self.rt:dispatch("timer", best)
+    end
+  until not best and not (self.pending_probes and #self.pending_probes > 0)
+  self.t = stop
+end
+
+function Sim:start() self.rt:dispatch("start"); self:advance(0) end
+function Sim:ready(id) self.rt:dispatch("ready", id); self:advance(0) end
+function Sim:exit(id, code, sig) self.rt:dispatch("exit", id, code or 0, sig or 0); self:advance(0) end
+
+-- Like `baton restart`: returns a table that gets ok, msg, done when answered.
+function Sim:restart()
+  local req = {}
+  self.rt:dispatch("restart", req)
+  self:advance(0)
+  return req
+end
+
+function Sim:rollback()
+  local req = {}
+  self.rt:dispatch("rollback", req)
+  self:advance(0)
+  return req
+end
+
+function Sim:stop()
+  local req = {}
+  self.rt:dispatch("stop", req)
+  self:advance(0)
+  return req
+end
+
+-- A figure as the app would write it: NAME's value in generation GEN.
+function Sim:set_stat(name, value, gen)
+  self.stats[name] = self.stats[name] or {}
+  self.stats[name][gen or 0] = value
+end
+
+function Sim:active() return self.rt.svc.active and self.rt.svc.active.id end
+
+function Sim:signalled(id, sig)
+  for _, s in ipairs(self.signals) do
+    if s.id == id and (not sig or s.sig == sig) then return true end
+  end
+  return false
+end
+
+function Sim:logged(pattern)
+  for _, l in ipairs(self.logs) do if l:find(pattern) then return true end end
+  return false
+end
+
+return _M

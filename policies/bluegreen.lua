@@ -1,0 +1,69 @@
+-- bluegreen: the new generation serves beside the old one for `window`
+-- seconds before it takes over. Both accept from the same sockets. During
+-- the window the policy watches the new one and rolls back (the new one
+-- drains, the old one never stopped serving) if:
+--   * it exits,
+--   * its `check` fails (a wait_ready table, e.g. { http = "http://127.0.0.1:{generation}/health" }),
+--   * its own error ratio (`errors` / `requests`, its lane of those
+--     counters) goes over `max_error_ratio` once it served `min_requests`,
+--   * someone runs `baton rollback`.
+-- Otherwise it is promoted and the old one drains.
+--
+--   policy = { "bluegreen", window = 30, max_error_ratio = 0.01,
+--              check = { http = "http://127.0.0.1:{generation}/health" } }
+
+local default = require("baton.policies.default")
+local steps = require("baton.steps")
+
+local policy = {
+  name = "bluegreen",
+  defaults = { ready = false, window = 30, interval = 0.5, check = false,
+               errors = "http.errors", requests = "http.requests",
+               max_error_ratio = false, min_requests = 100 },
+}
+
+local function verdict(svc, new)
+  local o = svc.options
+  if new.exited then return ("generation %d exited during its window"):format(new.id) end
+  if o.check then
+    local ok, why = new:probe_once(o.check, 1)
+    if not ok then return ("generation %d failed its check: %s"):format(new.id, why) end
+  end
+  if o.max_error_ratio then
+    local req, err = new.stats[o.requests] or 0, new.stats[o.errors] or 0
+    if req >= o.min_requests and err / req > o.max_error_ratio then
+      return ("generation %d error ratio %.4f over %g (%d of %d)"):format(
+        new.id, err / req, o.max_error_ratio, err, req)
+    end
+  end
+end
+
+function policy.restart(svc, old)
+  local o = svc.options
+  local new, err = svc:spawn()
+  if not new then return nil, err end
+  local ok, why = new:wait_ready(steps.ready_opts(svc))
+  if not ok then return nil, why end
+  if old then
+    svc:log("info", ("blue/green: generation %d serves beside %d for %gs"):format(new.id, old.id, o.window))
+    local ends = svc:now() + o.window
+    while svc:now() < ends do
+      local bad = verdict(svc, new)
+      if bad then return nil, bad end
+      if svc:rollback_requested(math.min(o.interval, ends - svc:now())) then
+        return nil, "rolled back by hand (baton rollback)"
+      end
+    end
+    local bad = verdict(svc, new)
+    if bad then return nil, bad end
+  end
+  svc:promote(new)
+  if old then old:drain{ signal = "TERM", deadline = svc.config.drain_timeout } end
+  return new
+end
+
+function policy.start(svc) return policy.restart(svc, nil) end
+function policy.died(svc, gen) return steps.recover(svc, gen, policy.restart) end
+policy.stop = default.stop
+
+return policy

@@ -1,0 +1,28 @@
+-- immediate: the fastest hand-over, with no safety net. The old generation
+-- is asked to drain the moment the new one is started, without waiting for
+-- the new one to be ready. Connections that arrive meanwhile wait in the
+-- shared accept queue (nothing is refused), but if the new generation fails
+-- there is no old one to go back to: recovery starts a fresh one with the
+-- crash backoff. Use it for apps that start fast and cannot run twice
+-- (an exclusive lock, a single-instance worker).
+
+local default = require("baton.policies.default")
+local steps = require("baton.steps")
+
+local policy = { name = "immediate", defaults = { ready = false } }
+
+function policy.restart(svc, old)
+  local new, err = svc:spawn()
+  if not new then return nil, err end
+  if old then old:drain{ signal = "TERM", deadline = svc.config.drain_timeout } end
+  local ok, why = new:wait_ready(steps.ready_opts(svc))
+  if not ok then return nil, why end
+  svc:promote(new)
+  return new
+end
+
+function policy.start(svc) return policy.restart(svc, nil) end
+function policy.died(svc, gen) return steps.recover(svc, gen, policy.restart) end
+policy.stop = default.stop
+
+return policy

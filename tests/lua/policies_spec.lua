@@ -1,0 +1,176 @@
+-- Every built-in policy, in a simulated supervisor (baton.testkit).
+local testkit = require("baton.testkit")
+
+local function up(opts)
+  local sim = testkit.new(opts)
+  sim:start()
+  sim:ready(1)
+  return sim
+end
+
+describe("readiness checks", function()
+  it("waits for READY=1 and then an HTTP probe of the generation's own port", function()
+    local sim = up{ options = { ready = { timeout = 5, http = "http://127.0.0.1:{generation+9000}/health" } } }
+    local healthy = false
+    sim.probe = function(host, port, path)
+      local ok = path == "/health" and (port == 9001 or (healthy and port == 9002))
+      return true, ok and "status 200" or "status 503"
+    end
+    sim:advance(0.1) -- generation 1 passes its probe and serves
+    assert.equal(1, sim:active())
+    local r = sim:restart()
+    sim:ready(2)
+    sim:advance(1)
+    assert.is_nil(r.done) -- READY=1 came, the probe still says 503
+    healthy = true
+    sim:advance(0.3)
+    assert.is_true(r.ok)
+    assert.equal(2, sim:active())
+  end)
+
+  it("rolls back when the probe never passes", function()
+    local sim = testkit.new{ options = { ready = { timeout = 2, tcp = "127.0.0.1:{generation+9000}" } } }
+    sim.probe = function(_, port)
+      if port == 9001 then return true, "connected" end
+      return false, "connection refused"
+    end
+    sim:start()
+    sim:ready(1)
+    assert.equal(1, sim:active())
+    local r = sim:restart()
+    sim:ready(2)
+    sim:advance(2.5)
+    assert.is_false(r.ok)
+    assert.matches("failed its readiness check within 2s: tcp 127.0.0.1:9002: connection refused", r.msg)
+    assert.equal(1, sim:active())
+  end)
+
+  it("runs a check of the policy's own", function()
+    local calls = 0
+    local function warm(g)
+      if g.id == 1 then return true end
+      calls = calls + 1
+      return calls >= 3, "warming up"
+    end
+    local sim = up{ options = { ready = { check = warm } } }
+    assert.equal(1, sim:active())
+    local r = sim:restart()
+    sim:ready(2)
+    sim:advance(1)
+    assert.is_true(r.ok)
+    assert.equal(3, calls)
+  end)
+end)
+
+describe("graceful", function()
+  it("ends the old generation's drain as soon as it is idle", function()
+    local sim = up{ policy = "graceful", options = { deadline = 60 } }
+    sim:set_stat("http.connections", 5, 1)
+    sim:restart()
+    sim:ready(2)
+    assert.is_true(sim:signalled(1, "TERM"))
+    sim:advance(3)
+    assert.is_false(sim:signalled(1, "KILL")) -- still has connections
+    sim:set_stat("http.connections", 0, 1)
+    sim:advance(0.6)
+    assert.is_true(sim:signalled(1, "KILL"))
+    assert.is_true(sim:logged("generation 1 is idle: ending its drain early"))
+  end)
+
+  it("refuses an option it does not have", function()
+    assert.has_error(function() testkit.new{ policy = "graceful", options = { deadlin = 3 } } end,
+      "policy 'graceful' has no option 'deadlin' (options: deadline, idle_metric, poll, ready)")
+  end)
+end)
+
+describe("immediate", function()
+  it("drains the old generation before the new one is ready", function()
+    local sim = up{ policy = "immediate" }
+    local r = sim:restart()
+    assert.is_true(sim:signalled(1, "TERM"))
+    sim:ready(2)
+    assert.is_true(r.ok)
+    assert.equal(2, sim:active())
+  end)
+
+  it("recovers with a fresh generation when the new one fails", function()
+    local sim = up{ policy = "immediate" }
+    local r = sim:restart()
+    sim:exit(2, 1)
+    assert.is_false(r.ok)
+    sim:exit(1, 0) -- the old one finishes its drain: nothing serves now
+    assert.same({ 1, 2, 3 }, sim.spawned)
+    sim:ready(3)
+    assert.equal(3, sim:active())
+  end)
+end)
+
+describe("bluegreen", function()
+  local function bg(options)
+    local o = { window = 10, interval = 0.5 }
+    for k, v in pairs(options or {}) do o[k] = v end
+    return up{ policy = "bluegreen", options = o }
+  end
+
+  it("promotes after the window and only then drains the old one", function()
+    local sim = bg()
+    local r = sim:restart()
+    sim:ready(2)
+    sim:advance(9.5)
+    assert.is_false(sim:signalled(1))
+    assert.is_nil(r.done)
+    sim:advance(1)
+    assert.is_true(r.ok)
+    assert.equal(2, sim:active())
+    assert.is_true(sim:signalled(1, "TERM"))
+  end)
+
+  it("rolls back on a failed check during the window", function()
+    local sim = bg{ check = { http = "http://127.0.0.1:{generation+9000}/health" } }
+    local r = sim:restart()
+    sim:ready(2)
+    sim:advance(2)
+    sim.probe = function() return true, "status 503" end
+    sim:advance(1)
+    assert.is_false(r.ok)
+    assert.matches("generation 2 failed its check: GET http://127.0.0.1:9002/health: status 503", r.msg)
+    assert.equal(1, sim:active())
+    assert.is_true(sim:signalled(2, "TERM"))
+    assert.is_false(sim:signalled(1))
+  end)
+
+  it("rolls back when the new generation's own error ratio is too high", function()
+    local sim = bg{ max_error_ratio = 0.01, min_requests = 100 }
+    local r = sim:restart()
+    sim:ready(2)
+    sim:set_stat("http.requests", 50, 2)
+    sim:set_stat("http.errors", 10, 2)
+    sim:advance(1)
+    assert.is_nil(r.done) -- too few requests to judge
+    sim:set_stat("http.requests", 500, 2)
+    sim:set_stat("http.requests", 10000, 1) -- the old one's figures do not count
+    sim:advance(1)
+    assert.is_false(r.ok)
+    assert.matches("error ratio 0.0200 over 0.01 %(10 of 500%)", r.msg)
+  end)
+
+  it("rolls back by hand with baton rollback", function()
+    local sim = bg()
+    local r = sim:restart()
+    sim:ready(2)
+    sim:advance(2)
+    local rb = sim:rollback()
+    assert.is_false(r.ok)
+    assert.matches("rolled back by hand", r.msg)
+    assert.is_true(rb.ok)
+    assert.matches("rolled back; generation 1 serves", rb.msg)
+    assert.equal(1, sim:active())
+  end)
+
+  it("refuses baton rollback when there is no window", function()
+    local sim = up()
+    local rb = sim:rollback()
+    assert.is_false(rb.ok)
+    assert.matches("nothing to roll back", rb.msg)
+  end)
+end)
