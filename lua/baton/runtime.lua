@@ -320,12 +320,13 @@ function Gen:wait_ready(opts)
   while true do
     if self.exited then return exited() end
     local left = deadline - rt.core.now()
-    if left <= 0 then
+    if left <= 0.05 then
       return false, ("generation %d failed its readiness check within %gs: %s"):format(self.id, timeout, last)
     end
     local ok, why = self:probe_once(opts, math.min(left, opts.probe_timeout or 1))
     if ok then return true end
-    last = why
+    -- A definite answer (503, refused) says more than a probe cut short.
+    if not (why:find("timed out") and last ~= "no probe answered") then last = why end
     rt:sleep(math.max(0, math.min(opts.interval or 0.2, deadline - rt.core.now())))
   end
 end
