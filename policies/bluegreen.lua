@@ -17,7 +17,7 @@ local steps = require("baton.steps")
 
 local policy = {
   name = "bluegreen",
-  defaults = { ready = false, window = 30, interval = 0.5, check = false,
+  defaults = { ready = false, watch = false, every = false, window = 30, interval = 0.5, check = false,
                errors = "http.errors", requests = "http.requests",
                max_error_ratio = false, min_requests = 100 },
 }
@@ -65,5 +65,6 @@ end
 function policy.start(svc) return policy.restart(svc, nil) end
 function policy.died(svc, gen) return steps.recover(svc, gen, policy.restart) end
 policy.stop = default.stop
+policy.init = default.init
 
 return policy

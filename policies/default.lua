@@ -6,14 +6,16 @@
 -- the new one exits or is not ready in time, return the reason: the runtime
 -- drains the new one and the old one goes on serving (rollback).
 --
--- Options: ready = seconds, or a wait_ready table ({ http = "...", ... }).
+-- Options: ready = seconds, or a wait_ready table ({ http = "...", ... });
+-- watch = { files } restarts when one changes; every = seconds restarts on
+-- a timer (every built-in takes these three).
 --
 -- Copy this file to write your own; docs/policy.md lists what `svc` and a
 -- generation offer.
 
 local steps = require("baton.steps")
 
-local policy = { name = "default", defaults = { ready = false } }
+local policy = { name = "default", defaults = { ready = false, watch = false, every = false } }
 
 function policy.restart(svc, old)
   local new, err = svc:spawn()
@@ -28,6 +30,9 @@ function policy.restart(svc, old)
   end
   return new
 end
+
+-- Triggers from the options (watch = { files }, every = seconds).
+policy.init = steps.triggers
 
 -- The first generation: the same as a restart with nothing to drain.
 function policy.start(svc)

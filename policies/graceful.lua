@@ -11,7 +11,7 @@ local steps = require("baton.steps")
 
 local policy = {
   name = "graceful",
-  defaults = { ready = false, idle_metric = "http.connections", deadline = false, poll = 0.5 },
+  defaults = { ready = false, watch = false, every = false, idle_metric = "http.connections", deadline = false, poll = 0.5 },
 }
 
 function policy.restart(svc, old)
@@ -31,5 +31,6 @@ end
 function policy.start(svc) return policy.restart(svc, nil) end
 function policy.died(svc, gen) return steps.recover(svc, gen, policy.restart) end
 policy.stop = default.stop
+policy.init = default.init
 
 return policy

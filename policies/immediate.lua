@@ -9,7 +9,7 @@
 local default = require("baton.policies.default")
 local steps = require("baton.steps")
 
-local policy = { name = "immediate", defaults = { ready = false } }
+local policy = { name = "immediate", defaults = { ready = false, watch = false, every = false } }
 
 function policy.restart(svc, old)
   local new, err = svc:spawn()
@@ -24,5 +24,6 @@ end
 function policy.start(svc) return policy.restart(svc, nil) end
 function policy.died(svc, gen) return steps.recover(svc, gen, policy.restart) end
 policy.stop = default.stop
+policy.init = default.init
 
 return policy

@@ -318,8 +318,28 @@ static int core_probe(lua_State *L)
     return 1;
 }
 
+/* core.watch(path) -> id | nil, err; changes come as ("watch", id). */
+static int core_watch(lua_State *L)
+{
+    uint64_t id;
+    int r = sup_watch_add(sup_of(L), luaL_checkstring(L, 1), &id);
+    if (r < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, uv_strerror(r));
+        return 2;
+    }
+    lua_pushnumber(L, (lua_Number)id);
+    return 1;
+}
+
+static int core_unwatch(lua_State *L)
+{
+    sup_watch_remove(sup_of(L), (uint64_t)luaL_checknumber(L, 1));
+    return 0;
+}
+
 static const luaL_Reg core_fns[] = {
-    { "probe", core_probe },
+    { "probe", core_probe }, { "watch", core_watch }, { "unwatch", core_unwatch },
     { "arm", core_arm }, { "disarm", core_disarm }, { "budget", core_budget },
     { "killed", core_killed },
     { "stat", core_stat }, { "stat_add", core_stat_add }, { "stat_set", core_stat_set },

@@ -234,6 +234,56 @@ void sup_timer_cancel(struct supervisor *s, uint64_t id)
         }
 }
 
+/* --- policy file watches -------------------------------------------------- */
+
+struct sup_watch {
+    struct file_watch w;
+    uint64_t id;
+    struct sup_watch *next;
+};
+
+static void on_policy_watch(struct file_watch *w)
+{
+    struct sup_watch *sw = (struct sup_watch *)w;
+    struct supervisor *s = w->data;
+    bridge_dispatch(&s->lua, "watch", "i", (long long)sw->id);
+}
+
+int sup_watch_add(struct supervisor *s, const char *path, uint64_t *id)
+{
+    struct sup_watch *sw = calloc(1, sizeof *sw);
+    if (!sw)
+        return -ENOMEM;
+    sw->w.data = s;
+    int r = file_watch_start(&sw->w, s->loop, path, on_policy_watch);
+    if (r < 0) {
+        free(sw);
+        return r;
+    }
+    sw->id = ++s->next_timer; /* one id space with timers is enough */
+    sw->next = s->watches;
+    s->watches = sw;
+    *id = sw->id;
+    return 0;
+}
+
+static void free_watch(struct file_watch *w)
+{
+    free(w); /* first member of struct sup_watch */
+}
+
+void sup_watch_remove(struct supervisor *s, uint64_t id)
+{
+    for (struct sup_watch **p = &s->watches; *p; p = &(*p)->next)
+        if ((*p)->id == id) {
+            struct sup_watch *sw = *p;
+            *p = sw->next;
+            sw->w.on_stopped = free_watch;
+            file_watch_stop(&sw->w);
+            return;
+        }
+}
+
 /* --- notify -------------------------------------------------------------- */
 
 /* Which generation sent this? Its main process, or any process in its
@@ -633,6 +683,8 @@ void sup_shutdown(struct supervisor *s, int code)
     metrics_http_close(&s->metrics);
     file_watch_stop(&s->watch_service);
     file_watch_stop(&s->watch_policy);
+    while (s->watches)
+        sup_watch_remove(s, s->watches->id);
     /* Replies already written finish first; the loop ends when they have. */
     control_close(&s->control);
 }

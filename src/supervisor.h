@@ -24,6 +24,7 @@
 #include <uv.h>
 
 struct sup_timer;
+struct sup_watch;
 
 struct supervisor {
     uv_loop_t *loop;
@@ -39,6 +40,7 @@ struct supervisor {
     struct file_watch watch_policy;  /* ... or the policy file it names */
     uv_signal_t sig_hup, sig_term, sig_int, sig_chld;
     struct sup_timer *timers;   /* owned; pending Lua timers */
+    struct sup_watch *watches;  /* owned; files policies watch */
     uint64_t next_timer;
     char rundir[PATH_MAX];      /* private, mode 0700: the notify socket lives here */
     char notify_path[PATH_MAX];
@@ -63,6 +65,10 @@ void sup_timer_cancel(struct supervisor *s, uint64_t id);
 int sup_set_state(struct supervisor *s, unsigned id, const char *state);
 void sup_reply(struct supervisor *s, uint64_t req, int ok, const char *message);
 void sup_shutdown(struct supervisor *s, int code);
+/* Watches PATH for a policy trigger: each change is dispatched as
+ * ("watch", id). */
+int sup_watch_add(struct supervisor *s, const char *path, uint64_t *id);
+void sup_watch_remove(struct supervisor *s, uint64_t id);
 
 /* The supervisor's own metrics (lane 0 of the region): add to a counter, set
  * a gauge, observe a histogram of seconds. Registered on first use. */

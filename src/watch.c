@@ -55,7 +55,9 @@ fail:
 
 static void on_closed(uv_handle_t *h)
 {
-    (void)h;
+    struct file_watch *w = h->data;
+    if (--w->closing == 0 && w->on_stopped)
+        w->on_stopped(w);
 }
 
 void file_watch_stop(struct file_watch *w)
@@ -63,6 +65,7 @@ void file_watch_stop(struct file_watch *w)
     if (!w->open)
         return;
     w->open = 0;
+    w->closing = 2;
     uv_close((uv_handle_t *)&w->event, on_closed);
     uv_close((uv_handle_t *)&w->settle, on_closed);
     free(w->dir);

@@ -19,11 +19,14 @@ struct file_watch {
     uv_timer_t settle;
     char *dir, *name;     /* owned */
     file_watch_cb cb;
+    file_watch_cb on_stopped; /* optional: once its handles are closed (to free W) */
     void *data;
     int open;
+    int closing;              /* handles still closing */
 };
 
 int file_watch_start(struct file_watch *w, uv_loop_t *loop, const char *path, file_watch_cb cb);
+/* Stops watching; W's memory may go once on_stopped was called. */
 void file_watch_stop(struct file_watch *w);
 
 #endif

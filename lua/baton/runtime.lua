@@ -483,6 +483,76 @@ function Svc:backoff(died)
   return math.min(30, 2 ^ (self.crashes - 2))
 end
 
+-- Triggers: set up by the policy's init hook, torn down on reload -----------
+
+-- Queues a restart, as SIGHUP or `baton restart` would (nobody waits for
+-- the answer; it is logged).
+function Svc:restart(reason)
+  self.rt:restart(nil, reason)
+end
+
+-- Calls FN(svc, path) whenever the file at PATH (relative to the service
+-- file) changes: written, or replaced by a rename.
+function Svc:watch(path, fn)
+  local rt = self.rt
+  if path:sub(1, 1) ~= "/" and rt.cfg.dir and rt.cfg.dir ~= "." then path = rt.cfg.dir .. "/" .. path end
+  local id, err = rt.core.watch(path)
+  if not id then return nil, ("cannot watch %s: %s"):format(path, err) end
+  rt.watch_fns[id] = function() rt:trigger("watch " .. path, fn, path) end
+  rt.triggers[#rt.triggers + 1] = function() rt.watch_fns[id] = nil; rt.core.unwatch(id) end
+  return true
+end
+
+-- Calls FN(svc) every SECONDS.
+function Svc:every(seconds, fn)
+  local rt, tid = self.rt, nil
+  local function tick()
+    rt:trigger("every " .. seconds .. "s", fn)
+    tid = rt:after(seconds, tick)
+  end
+  tid = rt:after(seconds, tick)
+  rt.triggers[#rt.triggers + 1] = function() rt:cancel(tid) end
+  return true
+end
+
+-- Calls FN(svc) when PREDICATE(svc) becomes true (checked every SECONDS),
+-- once per time it turns true: a threshold on live figures, say
+-- svc:when(5, function(s) return (s.stats["http.errors"] or 0) > 1000 end, ...).
+function Svc:when(seconds, predicate, fn)
+  local rt, tid, was = self.rt, nil, false
+  local function tick()
+    rt:task("when", function()
+      local ok, now = rt:call_hook("when", predicate, self)
+      now = ok and now and true or false
+      if now and not was then rt:trigger("when", fn) end
+      was = now
+    end)
+    tid = rt:after(seconds, tick)
+  end
+  tid = rt:after(seconds, tick)
+  rt.triggers[#rt.triggers + 1] = function() rt:cancel(tid) end
+  return true
+end
+
+-- Runs a trigger's callback as a budgeted hook.
+function Runtime:trigger(name, fn, ...)
+  if self.stopping then return end
+  local args = pack(...)
+  self:task(name, function() self:call_hook(name, fn, self.svc, unpack(args, 1, args.n)) end)
+end
+
+function Runtime:teardown_triggers()
+  for _, undo in ipairs(self.triggers) do undo() end
+  self.triggers = {}
+end
+
+-- The policy's init hook: where it sets up its triggers.
+function Runtime:init()
+  self:teardown_triggers()
+  local hook = self.policy.init
+  if hook then self:task("init", function() self:call_hook("init", hook, self.svc) end) end
+end
+
 -- Procedures ----------------------------------------------------------------
 
 -- Runs policy hook NAME under the lock and the rollback rule.
@@ -603,6 +673,7 @@ function Runtime:stop(req, code)
     return
   end
   self.stopping = true
+  self:teardown_triggers()
   self.core.log("info", "stopping: draining every generation")
   self:task("stop", function()
     self:call_hook("stop", self.policy.stop or self.default.stop, self.svc)
@@ -625,6 +696,7 @@ function Runtime:reload(cfg)
   self.cfg, self.policy, self.svc.config = cfg, cfg.policy, cfg
   self.svc.options = cfg.policy_options or {}
   for k, v in pairs(_M.LIMITS) do self.limits[k] = (cfg.policy_limits or {})[k] or v end
+  if not self.stopping then self:init() end
 end
 
 -- Events from the C core ------------------------------------------------------
@@ -669,7 +741,11 @@ function Runtime:dispatch(event, a, b, c)
     self:wake("probe:" .. a, b, c)
   elseif event == "reload" then
     self:reload(a)
+  elseif event == "watch" then
+    local fn = self.watch_fns[a]
+    if fn then fn() end
   elseif event == "start" then
+    self:init()
     self:start()
   elseif event == "restart" then
     self:restart(a, b)
@@ -693,6 +769,7 @@ function _M.new(core, cfg, default_policy)
   local rt = setmetatable({
     core = core, cfg = cfg, policy = cfg.policy, default = default_policy, limits = limits,
     hooks = {}, finish = {}, dead = setmetatable({}, { __mode = "k" }),
+    triggers = {}, watch_fns = {},
     gens = {}, waiters = {}, timers = {}, queue = {}, busy = false,
     stopping = false, restarts = 0, rollbacks = 0, policy_errors = 0,
   }, Runtime)

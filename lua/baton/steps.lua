@@ -29,4 +29,20 @@ function _M.ready_opts(svc)
   return svc.config.ready_timeout
 end
 
+-- The triggers every built-in offers through its options:
+--   watch = { "bin/app", "app.conf" }  restart when one of these files changes
+--   every = 86400                       restart every so many seconds
+function _M.triggers(svc)
+  local o = svc.options
+  local watch = o.watch
+  if type(watch) == "string" then watch = { watch } end
+  for _, path in ipairs(watch or {}) do
+    local ok, err = svc:watch(path, function(s, p) s:restart(p .. " changed") end)
+    if not ok then svc:log("error", err) end
+  end
+  if o.every then
+    svc:every(o.every, function(s) s:restart(("every %gs"):format(o.every)) end)
+  end
+end
+
 return _M

@@ -78,6 +78,14 @@ function _M.new(opts)
     return id
   end
 
+  sim.watches = {}
+  function core.watch(path)
+    sim.next_timer = sim.next_timer + 1
+    sim.watches[sim.next_timer] = path
+    return sim.next_timer
+  end
+  function core.unwatch(id) sim.watches[id] = nil end
+
   local spec = opts.policy or "default"
   if type(spec) == "string" and opts.options then
     spec = { spec }
@@ -114,6 +122,15 @@ function Sim:advance(dt)
 end
 
 function Sim:start() self.rt:dispatch("start"); self:advance(0) end
+
+-- The file at PATH (as the policy named it, made absolute by the service
+-- file's folder) changed.
+function Sim:touch(path)
+  for id, p in pairs(self.watches) do
+    if p == path or p:sub(-#path - 1) == "/" .. path then self.rt:dispatch("watch", id) end
+  end
+  self:advance(0)
+end
 function Sim:ready(id) self.rt:dispatch("ready", id); self:advance(0) end
 function Sim:exit(id, code, sig) self.rt:dispatch("exit", id, code or 0, sig or 0); self:advance(0) end
 

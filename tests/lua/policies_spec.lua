@@ -79,7 +79,7 @@ describe("graceful", function()
 
   it("refuses an option it does not have", function()
     assert.has_error(function() testkit.new{ policy = "graceful", options = { deadlin = 3 } } end,
-      "policy 'graceful' has no option 'deadlin' (options: deadline, idle_metric, poll, ready)")
+      "policy 'graceful' has no option 'deadlin' (options: deadline, every, idle_metric, poll, ready, watch)")
   end)
 end)
 
@@ -172,5 +172,46 @@ describe("bluegreen", function()
     local rb = sim:rollback()
     assert.is_false(rb.ok)
     assert.matches("nothing to roll back", rb.msg)
+  end)
+end)
+
+describe("triggers", function()
+  it("restarts when a watched file changes, and on a timer", function()
+    local sim = up{ options = { watch = { "bin/app" }, every = 3600 } }
+    sim:touch("bin/app")
+    assert.same({ 1, 2 }, sim.spawned)
+    assert.is_true(sim:logged("restart requested %(bin/app changed%)"))
+    sim:ready(2)
+    sim:advance(3600)
+    assert.same({ 1, 2, 3 }, sim.spawned)
+    assert.is_true(sim:logged("every 3600s"))
+  end)
+
+  it("fires a stats threshold once per crossing", function()
+    local fired = 0
+    local sim = up{ policy = {
+      init = function(svc)
+        svc:when(1, function(s) return (s.stats["http.errors"] or 0) > 10 end,
+                 function() fired = fired + 1 end)
+      end,
+    } }
+    sim:advance(3)
+    assert.equal(0, fired)
+    sim:set_stat("http.errors", 50, 1)
+    sim:advance(3)
+    assert.equal(1, fired) -- still over: not again
+    sim:set_stat("http.errors", 0, 1)
+    sim:advance(1)
+    sim:set_stat("http.errors", 20, 1)
+    sim:advance(1)
+    assert.equal(2, fired)
+  end)
+
+  it("are torn down on stop", function()
+    local sim = up{ options = { every = 10 } }
+    sim:stop()
+    sim:exit(1, 0)
+    sim:advance(30)
+    assert.same({ 1 }, sim.spawned)
   end)
 end)
