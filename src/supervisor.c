@@ -464,6 +464,7 @@ static void watch_policy_file(struct supervisor *s);
  * the new ones load, validate, and keep the fixed keys. */
 static int reload(struct supervisor *s, char *msg, size_t len)
 {
+    uint64_t t0 = uv_hrtime();
     struct service_config n;
     int ref;
     char err[4096];
@@ -492,7 +493,8 @@ static int reload(struct supervisor *s, char *msg, size_t len)
     bridge_commit_config(&s->lua, ref);
     watch_policy_file(s);
     char *policy = bridge_config_string(&s->lua, "policy_name");
-    snprintf(msg, len, "reloaded %s (policy %s)", s->cfg.file, policy ? policy : "?");
+    snprintf(msg, len, "reloaded %s (policy %s) in %.3f ms", s->cfg.file, policy ? policy : "?",
+             (double)(uv_hrtime() - t0) / 1e6);
     free(policy);
     s->reloads++;
     sup_stat_add(s, "baton.reloads", 1);
