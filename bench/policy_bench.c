@@ -72,7 +72,7 @@ int main(int argc, char **argv)
     lua_State *L = luaL_newstate();
     luaL_openlibs(L);
     luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF); /* as in the supervisor */
-    lua_sethook(L, count_hook, LUA_MASKCOUNT, 100);
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, 20); /* as in the supervisor (HOOK_STEP) */
     if (luaL_dostring(L, lua_src) != 0) {
         fprintf(stderr, "%s\n", lua_tostring(L, -1));
         return 1;

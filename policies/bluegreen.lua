@@ -47,6 +47,7 @@ function policy.restart(svc, old)
   if old then
     svc:log("info", ("blue/green: generation %d serves beside %d for %gs"):format(new.id, old.id, o.window))
     local ends = svc:now() + o.window
+    svc:rollback_window(true)
     while svc:now() < ends do
       local bad = verdict(svc, new)
       if bad then return nil, bad end
@@ -54,6 +55,8 @@ function policy.restart(svc, old)
         return nil, "rolled back by hand (baton rollback)"
       end
     end
+    svc:rollback_window(false)
+    if svc:rollback_requested() then return nil, "rolled back by hand (baton rollback)" end
     local bad = verdict(svc, new)
     if bad then return nil, bad end
   end

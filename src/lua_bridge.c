@@ -188,7 +188,7 @@ static int core_stat_observe(lua_State *L)
 
 /* Often enough that a loop of few instructions but costly C calls (string
  * building) is still checked within milliseconds. */
-#define HOOK_STEP 100
+#define HOOK_STEP 20
 #define MAX_ARMED 256
 
 struct armed {

@@ -455,15 +455,17 @@ function Svc:generations()
   return out
 end
 
+-- Opens (or closes) a window in which `baton rollback` is honoured: the
+-- previous generation still serves, so going back to it is possible. The
+-- runtime closes it when the procedure ends, whatever way it ends.
+function Svc:rollback_window(open)
+  self.rt.window_open = open and true or false
+end
+
 -- Waits up to SECONDS for `baton rollback`; true if one came (or is pending).
--- For policies with a window in which a person may change their mind.
 function Svc:rollback_requested(seconds)
   local rt = self.rt
-  if rt.rollback_req == nil and seconds and seconds > 0 then
-    rt.in_window = (rt.in_window or 0) + 1
-    rt:wait("rollback", seconds)
-    rt.in_window = rt.in_window - 1
-  end
+  if rt.rollback_req == nil and seconds and seconds > 0 then rt:wait("rollback", seconds) end
   return rt.rollback_req ~= nil
 end
 
@@ -566,6 +568,7 @@ function Runtime:procedure(name, ...)
   local ok, res, why = self:call_hook(name, hook, svc, ...)
   local spawned = self.current.spawned
   self.current = nil
+  self.window_open = false
 
   local new = svc.active
   if ok and new and new ~= old and new:alive() then
@@ -653,7 +656,7 @@ end
 -- `baton rollback`: honoured by a restart that is in its window (see
 -- Svc:rollback_requested); answered once that restart has rolled back.
 function Runtime:rollback(req)
-  if not self.in_window or self.in_window == 0 then
+  if not self.window_open then
     self.core.reply(req, false, "nothing to roll back: no restart is in a window where the " ..
       "previous generation still serves (a policy such as bluegreen opens one)")
     return
