@@ -5,7 +5,10 @@
 #   back-to-back restarts while older generations still drain
 #   bluegreen: rollback on a failing check, and by hand, zero client errors
 . "$(dirname "$0")/lib.sh"
-BASE=$(( 20000 + RANDOM % 20000 ))
+# Health ports (BASE + generation) below the ephemeral range, where the load
+# client's own connections could hold one.
+low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)
+BASE=$(( 10000 + RANDOM % (low - 10100) ))
 
 service() { # service POLICY-LUA [EXTRA-ARGS-LUA]
     cat > "$T/service.lua" <<LUA
