@@ -91,6 +91,15 @@ static inline void baton_set(const baton_metric *m, int64_t value)
 /* Histograms: one atomic for the bucket, one for the sum. */
 void baton_observe(const baton_metric *m, double value);
 
+/* Gradual drain: 0 while this generation serves normally; during a
+ * gradual drain (the `gradual` policy), rises from 0 to 1 across the window
+ * the supervisor set. Give each connection a random threshold in [0, 1)
+ * when it is accepted, and close it after its next response once the
+ * progress passes that threshold: at progress p a fraction p of the
+ * connections has moved to the new generation, whatever the request rate
+ * (a coin flip per request would move them all at once on a busy server). */
+double baton_drain_progress(struct baton_stats *s);
+
 /* The same operations as exported functions, for FFI (lua/baton/app.lua)
  * and languages that cannot use the inline ones. */
 void baton_metric_add(const baton_metric *m, uint64_t n);

@@ -338,8 +338,18 @@ static int core_unwatch(lua_State *L)
     return 0;
 }
 
+/* core.drain_window(generation, seconds): a gradual drain starts now. */
+static int core_drain_window(lua_State *L)
+{
+    struct supervisor *s = sup_of(L);
+    uint32_t g = (uint32_t)luaL_checkinteger(L, 1);
+    uint64_t now = uv_hrtime(); /* CLOCK_MONOTONIC, as libbaton reads it */
+    stats_set_drain(&s->stats, g, now, now + (uint64_t)(luaL_checknumber(L, 2) * 1e9));
+    return 0;
+}
+
 static const luaL_Reg core_fns[] = {
-    { "probe", core_probe }, { "watch", core_watch }, { "unwatch", core_unwatch },
+    { "probe", core_probe }, { "drain_window", core_drain_window }, { "watch", core_watch }, { "unwatch", core_unwatch },
     { "arm", core_arm }, { "disarm", core_disarm }, { "budget", core_budget },
     { "killed", core_killed },
     { "stat", core_stat }, { "stat_add", core_stat_add }, { "stat_set", core_stat_set },

@@ -10,8 +10,11 @@
  * reset, closes connections that stay idle, and exits when none are left.
  *
  * It counts, in baton's shared stats region: http.requests (responses
- * written), http.errors (requests it could not parse) and http.connections
- * (open now, a gauge). Counters keep counting across restarts.
+ * written), http.errors (requests it could not parse), http.connections
+ * (open now, a gauge) and http.shed (connections closed early by a gradual
+ * drain). Counters keep counting across restarts. During a gradual drain
+ * (the `gradual` policy) each keep-alive connection is closed after a
+ * response once baton_drain_progress() passes a random threshold of its own.
  *
  * Options:
  *   --bind HOST:PORT  bind its own socket instead (for the benchmarks'
@@ -57,6 +60,7 @@ struct conn {
     uint64_t last_active;
     int in_request;          /* bytes of a request seen, response not yet sent */
     int health;              /* this request is GET /health */
+    double shed_at;          /* gradual drain: close once progress passes this */
     int closing;             /* sent Connection: close */
     int shut;
 };
@@ -71,7 +75,7 @@ static int draining, stay, unhealthy;
 static uv_tcp_t health_server;
 static char body[128];
 static struct baton_stats *stats;
-static baton_metric m_requests, m_errors, m_connections;
+static baton_metric m_requests, m_errors, m_connections, m_shed;
 
 static void conn_unlink(struct conn *c)
 {
@@ -161,6 +165,17 @@ static int on_message_complete(http_parser *p)
 {
     struct conn *c = p->data;
     int keep = http_should_keep_alive(p) && !draining;
+    /* Gradual drain: this connection goes once the window's progress passes
+     * its own random threshold; at progress p a fraction p of connections
+     * has gone, whatever the request rate. The client reconnects, more and
+     * more often to the new generation. */
+    if (keep && !c->health) {
+        double progress = baton_drain_progress(stats);
+        if (progress > 0 && progress >= c->shed_at) {
+            keep = 0;
+            baton_add(&m_shed, 1);
+        }
+    }
     struct wreq *w = malloc(sizeof *w);
     if (!w)
         return -1;
@@ -257,6 +272,7 @@ static void on_connection(uv_stream_t *srv, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     baton_gauge_add(&m_connections, 1);
+    c->shed_at = drand48();
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->last_active = uv_now(loop);
@@ -383,10 +399,12 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    srand48((long)getpid());
     int rc = baton_stats_open(&stats);
     if (rc < 0 || (rc = baton_counter(stats, "http.requests", &m_requests)) < 0 ||
         (rc = baton_counter(stats, "http.errors", &m_errors)) < 0 ||
-        (rc = baton_gauge(stats, "http.connections", &m_connections)) < 0) {
+        (rc = baton_gauge(stats, "http.connections", &m_connections)) < 0 ||
+        (rc = baton_counter(stats, "http.shed", &m_shed)) < 0) {
         fprintf(stderr, "hello: stats: %s\n", strerror(-rc));
         return 1;
     }

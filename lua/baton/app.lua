@@ -41,6 +41,7 @@ void baton_observe(const baton_metric *m, double value);
 void baton_metric_add(const baton_metric *m, uint64_t n);
 void baton_metric_gauge_add(const baton_metric *m, int64_t delta);
 void baton_metric_set(const baton_metric *m, int64_t value);
+double baton_drain_progress(struct baton_stats *s);
 char *strerror(int errnum);
 ]]
 
@@ -138,6 +139,11 @@ function Stats:histogram(name, bounds)
   local m = metric_t()
   local b = ffi.new("double[?]", #bounds, bounds)
   return registered(m, lib.baton_histogram(self.handle, name, b, #bounds, m))
+end
+
+-- 0 while this generation serves normally; 0 to 1 across a gradual drain.
+function Stats:drain_progress()
+  return tonumber(lib.baton_drain_progress(self.handle))
 end
 
 local stats -- one mapping per process

@@ -379,6 +379,10 @@ end
 --   done      function(gen) -> true once it is idle: the drain ends early
 --             (its process group is killed) instead of waiting out the
 --             deadline; polled every `poll` seconds (default 0.5)
+--   gradual   seconds of gradual drain first: the generation keeps serving
+--             while apps using libbaton (baton_drain_progress) shed
+--             connections with a probability rising from 0 to 1; the
+--             signal is sent at the end of it
 function Gen:drain(opts)
   opts = opts or {}
   if self.draining or self.exited then return end
@@ -388,6 +392,11 @@ function Gen:drain(opts)
   self:set_state("draining")
   local deadline = opts.deadline or rt.cfg.drain_timeout
   rt:task("drain of generation " .. self.id, function()
+    if opts.gradual and opts.gradual > 0 then
+      if rt.core.drain_window then rt.core.drain_window(self.id, opts.gradual) end
+      rt.core.log("info", ("generation %d drains gradually for %gs"):format(self.id, opts.gradual))
+      self:wait_exit(opts.gradual)
+    end
     local ok, err = self:signal(opts.signal or "TERM")
     if not ok and not self.exited then
       rt.core.log("warn", ("generation %d: drain signal failed: %s"):format(self.id, tostring(err)))

@@ -78,6 +78,8 @@ function _M.new(opts)
     return id
   end
 
+  sim.drain_windows = {}
+  function core.drain_window(id, seconds) sim.drain_windows[id] = { at = sim.t, seconds = seconds } end
   sim.watches = {}
   function core.watch(path)
     sim.next_timer = sim.next_timer + 1

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 struct baton_stats {
@@ -113,3 +114,11 @@ void baton_observe(const baton_metric *m, double value)
 void baton_metric_add(const baton_metric *m, uint64_t n) { baton_add(m, n); }
 void baton_metric_gauge_add(const baton_metric *m, int64_t d) { baton_gauge_add(m, d); }
 void baton_metric_set(const baton_metric *m, int64_t v) { baton_set(m, v); }
+
+double baton_drain_progress(struct baton_stats *s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return stats_drain_progress(&s->region, s->lane,
+                                (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
+}

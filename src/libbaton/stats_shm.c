@@ -346,7 +346,31 @@ void stats_assign_lane(struct stats_region *r, uint32_t generation)
                 e->retired[k] += old;
         }
     }
+    __atomic_store_n(&r->hdr->drain_start_ns[lane], 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&r->hdr->drain_end_ns[lane], 0, __ATOMIC_RELAXED);
     __atomic_store_n(&r->hdr->lane_generation[lane], generation, __ATOMIC_RELEASE);
+}
+
+void stats_set_drain(struct stats_region *r, uint32_t generation, uint64_t start_ns, uint64_t end_ns)
+{
+    unsigned lane = stats_lane_of(generation);
+    if (lane == 0 || stats_lane_generation(r, lane) != generation)
+        return;
+    __atomic_store_n(&r->hdr->drain_end_ns[lane], end_ns, __ATOMIC_RELAXED);
+    __atomic_store_n(&r->hdr->drain_start_ns[lane], start_ns, __ATOMIC_RELEASE);
+}
+
+double stats_drain_progress(const struct stats_region *r, unsigned lane, uint64_t now_ns)
+{
+    if (lane >= STATS_LANES)
+        return 0;
+    uint64_t start = __atomic_load_n(&r->hdr->drain_start_ns[lane], __ATOMIC_ACQUIRE);
+    uint64_t end = __atomic_load_n(&r->hdr->drain_end_ns[lane], __ATOMIC_RELAXED);
+    if (start == 0 || now_ns <= start)
+        return 0;
+    if (end <= start || now_ns >= end)
+        return 1;
+    return (double)(now_ns - start) / (double)(end - start);
 }
 
 uint32_t stats_lane_generation(const struct stats_region *r, unsigned lane)

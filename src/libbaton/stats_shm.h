@@ -65,6 +65,11 @@ struct stats_header {
     uint64_t values_size;
     uint64_t values_used;            /* atomic bump allocator */
     uint32_t lane_generation[STATS_LANES]; /* written by the supervisor only */
+    /* A gradual drain of a lane's generation: CLOCK_MONOTONIC nanoseconds,
+     * 0 when none. Written by the supervisor, read by apps (libbaton's
+     * baton_drain_progress). Appended in layout 1: older readers ignore it. */
+    uint64_t drain_start_ns[STATS_LANES];
+    uint64_t drain_end_ns[STATS_LANES];
 };
 
 struct stats_entry {
@@ -115,6 +120,12 @@ unsigned stats_lane_of(uint32_t generation);
  * a previous generation left there into `retired` (counters and histograms)
  * or dropping it (gauges). */
 void stats_assign_lane(struct stats_region *r, uint32_t generation);
+
+/* Supervisor: generation GEN drains gradually from START_NS to END_NS
+ * (CLOCK_MONOTONIC). */
+void stats_set_drain(struct stats_region *r, uint32_t generation, uint64_t start_ns, uint64_t end_ns);
+/* 0 (not draining) to 1 (the window is over) for LANE at NOW_NS. */
+double stats_drain_progress(const struct stats_region *r, unsigned lane, uint64_t now_ns);
 
 /* Reading. A value of slot SLOT: the service total (LANE < 0), or one lane. */
 double stats_read(const struct stats_region *r, const struct stats_entry *e, int lane, unsigned slot);

@@ -279,6 +279,22 @@ static void app_api_writes_its_generation_lane(void **state)
     baton_stats_close(s);
 }
 
+static void gradual_drain_window(void **state)
+{
+    (void)state;
+    stats_assign_lane(&r, 3);
+    unsigned lane = stats_lane_of(3);
+    assert_true(stats_drain_progress(&r, lane, 5000) == 0);
+    stats_set_drain(&r, 3, 1000, 3000);
+    assert_true(stats_drain_progress(&r, lane, 999) == 0);
+    assert_true(stats_drain_progress(&r, lane, 2000) == 0.5);
+    assert_true(stats_drain_progress(&r, lane, 9000) == 1);
+    stats_set_drain(&r, 4, 1000, 3000); /* not a generation with a lane: ignored */
+    assert_true(stats_drain_progress(&r, stats_lane_of(4), 2000) == 0);
+    stats_assign_lane(&r, 3 + STATS_LANES - 1); /* the lane goes to a new generation */
+    assert_true(stats_drain_progress(&r, lane, 2000) == 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -290,6 +306,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(takes_over_a_claim_of_a_dead_writer, setup, teardown),
         cmocka_unit_test(survives_writers_killed_in_a_loop),
         cmocka_unit_test_setup_teardown(app_api_writes_its_generation_lane, setup, teardown),
+        cmocka_unit_test_setup_teardown(gradual_drain_window, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

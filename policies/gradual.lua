@@ -1,0 +1,41 @@
+-- gradual: the old generation hands its connections over gradually, the
+-- way Envoy's gradual drain does, but as a window baton tells the app about
+-- rather than a timer inside the app. After the new generation is promoted
+-- the old one keeps serving for `window` seconds while an app using
+-- libbaton closes each keep-alive connection once baton_drain_progress()
+-- (0 to 1 across the window) passes a random threshold of the connection's
+-- own, so a fraction p of them has moved at progress p; clients
+-- reconnect, and the shared socket hands them to whichever generation
+-- accepts, more and more often the new one. Then SIGTERM, and SIGKILL at
+-- `deadline` after it. Apps that do not read the progress simply drain at
+-- the end of the window.
+--
+--   policy = { "gradual", window = 30 }
+
+local default = require("baton.policies.default")
+local steps = require("baton.steps")
+
+local policy = {
+  name = "gradual",
+  defaults = { ready = false, watch = false, every = false, window = 30, deadline = false },
+}
+
+function policy.restart(svc, old)
+  local o = svc.options
+  local new, err = svc:spawn()
+  if not new then return nil, err end
+  local ok, why = new:wait_ready(steps.ready_opts(svc))
+  if not ok then return nil, why end
+  svc:promote(new)
+  if old then
+    old:drain{ gradual = o.window, signal = "TERM", deadline = o.deadline or svc.config.drain_timeout }
+  end
+  return new
+end
+
+function policy.start(svc) return policy.restart(svc, nil) end
+function policy.died(svc, gen) return steps.recover(svc, gen, policy.restart) end
+policy.stop = default.stop
+policy.init = default.init
+
+return policy
