@@ -12,7 +12,6 @@
 --   policy = { "bluegreen", window = 30, max_error_ratio = 0.01,
 --              check = { http = "http://127.0.0.1:{generation}/health" } }
 
-local default = require("baton.policies.default")
 local steps = require("baton.steps")
 
 local policy = {
@@ -40,10 +39,8 @@ end
 
 function policy.restart(svc, old)
   local o = svc.options
-  local new, err = svc:spawn()
-  if not new then return nil, err end
-  local ok, why = new:wait_ready(steps.ready_opts(svc))
-  if not ok then return nil, why end
+  local new, why = steps.ready_new(svc)
+  if not new then return nil, why end
   if old then
     svc:log("info", ("blue/green: generation %d serves beside %d for %gs"):format(new.id, old.id, o.window))
     local ends = svc:now() + o.window
@@ -65,9 +62,4 @@ function policy.restart(svc, old)
   return new
 end
 
-function policy.start(svc) return policy.restart(svc, nil) end
-function policy.died(svc, gen) return steps.recover(svc, gen, policy.restart) end
-policy.stop = default.stop
-policy.init = default.init
-
-return policy
+return steps.standard(policy)

@@ -6,7 +6,6 @@
 --
 --   policy = { "graceful", idle_metric = "http.connections", deadline = 120 }
 
-local default = require("baton.policies.default")
 local steps = require("baton.steps")
 
 local policy = {
@@ -16,10 +15,8 @@ local policy = {
 
 function policy.restart(svc, old)
   local o = svc.options
-  local new, err = svc:spawn()
-  if not new then return nil, err end
-  local ok, why = new:wait_ready(steps.ready_opts(svc))
-  if not ok then return nil, why end
+  local new, why = steps.ready_new(svc)
+  if not new then return nil, why end
   svc:promote(new)
   if old then
     old:drain{ signal = "TERM", deadline = o.deadline or svc.config.drain_timeout,
@@ -28,9 +25,4 @@ function policy.restart(svc, old)
   return new
 end
 
-function policy.start(svc) return policy.restart(svc, nil) end
-function policy.died(svc, gen) return steps.recover(svc, gen, policy.restart) end
-policy.stop = default.stop
-policy.init = default.init
-
-return policy
+return steps.standard(policy)

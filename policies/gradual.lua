@@ -12,7 +12,6 @@
 --
 --   policy = { "gradual", window = 30 }
 
-local default = require("baton.policies.default")
 local steps = require("baton.steps")
 
 local policy = {
@@ -22,10 +21,8 @@ local policy = {
 
 function policy.restart(svc, old)
   local o = svc.options
-  local new, err = svc:spawn()
-  if not new then return nil, err end
-  local ok, why = new:wait_ready(steps.ready_opts(svc))
-  if not ok then return nil, why end
+  local new, why = steps.ready_new(svc)
+  if not new then return nil, why end
   svc:promote(new)
   if old then
     old:drain{ gradual = o.window, signal = "TERM", deadline = o.deadline or svc.config.drain_timeout }
@@ -33,9 +30,4 @@ function policy.restart(svc, old)
   return new
 end
 
-function policy.start(svc) return policy.restart(svc, nil) end
-function policy.died(svc, gen) return steps.recover(svc, gen, policy.restart) end
-policy.stop = default.stop
-policy.init = default.init
-
-return policy
+return steps.standard(policy)

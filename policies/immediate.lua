@@ -6,7 +6,6 @@
 -- crash backoff. Use it for apps that start fast and cannot run twice
 -- (an exclusive lock, a single-instance worker).
 
-local default = require("baton.policies.default")
 local steps = require("baton.steps")
 
 local policy = { name = "immediate", defaults = { ready = false, watch = false, every = false } }
@@ -21,9 +20,4 @@ function policy.restart(svc, old)
   return new
 end
 
-function policy.start(svc) return policy.restart(svc, nil) end
-function policy.died(svc, gen) return steps.recover(svc, gen, policy.restart) end
-policy.stop = default.stop
-policy.init = default.init
-
-return policy
+return steps.standard(policy)

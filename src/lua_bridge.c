@@ -31,6 +31,19 @@ static int core_now(lua_State *L)
 
 static void budget_credit(lua_State *L, uint64_t ns);
 
+/* The Lua convention for a call that starts something: its id, or nil and
+ * a message (R a negative libuv error). */
+static int push_id_or_error(lua_State *L, int r, uint64_t id)
+{
+    if (r < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, uv_strerror(r));
+        return 2;
+    }
+    lua_pushnumber(L, (lua_Number)id);
+    return 1;
+}
+
 static int core_spawn(lua_State *L)
 {
     unsigned id;
@@ -306,30 +319,18 @@ static int core_probe(lua_State *L)
     int port = (int)luaL_checkinteger(L, 2);
     const char *path = luaL_optstring(L, 3, NULL);
     double t = luaL_checknumber(L, 4);
-    uint64_t id;
+    uint64_t id = 0;
     int r = port < 1 || port > 65535 ? UV_EINVAL
           : probe_start(s->loop, host, port, path, (unsigned)(t * 1000), on_probe, s, &id);
-    if (r < 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, uv_strerror(r));
-        return 2;
-    }
-    lua_pushnumber(L, (lua_Number)id);
-    return 1;
+    return push_id_or_error(L, r, id);
 }
 
 /* core.watch(path) -> id | nil, err; changes come as ("watch", id). */
 static int core_watch(lua_State *L)
 {
-    uint64_t id;
+    uint64_t id = 0;
     int r = sup_watch_add(sup_of(L), luaL_checkstring(L, 1), &id);
-    if (r < 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, uv_strerror(r));
-        return 2;
-    }
-    lua_pushnumber(L, (lua_Number)id);
-    return 1;
+    return push_id_or_error(L, r, id);
 }
 
 static int core_unwatch(lua_State *L)

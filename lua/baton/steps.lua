@@ -29,6 +29,31 @@ function _M.ready_opts(svc)
   return svc.config.ready_timeout
 end
 
+-- The first half of every restart: start a generation and wait until it is
+-- ready. Returns it, or nil and why (then the runtime rolls back).
+function _M.ready_new(svc)
+  local new, err = svc:spawn()
+  if not new then return nil, err end
+  local ok, why = new:wait_ready(_M.ready_opts(svc))
+  if not ok then return nil, why end
+  return new
+end
+
+-- Fills in the hooks a policy leaves out, the way every built-in wants them:
+-- start = a restart with nothing to drain, died = recover with backoff,
+-- init = the watch/every triggers, stop = drain everything.
+function _M.standard(policy)
+  policy.start = policy.start or function(svc) return policy.restart(svc, nil) end
+  policy.died = policy.died or function(svc, gen) return _M.recover(svc, gen, policy.restart) end
+  policy.init = policy.init or _M.triggers
+  policy.stop = policy.stop or function(svc)
+    for _, g in ipairs(svc:generations()) do
+      g:drain{ signal = "TERM", deadline = svc.config.drain_timeout }
+    end
+  end
+  return policy
+end
+
 -- The triggers every built-in offers through its options:
 --   watch = { "bin/app", "app.conf" }  restart when one of these files changes
 --   every = 86400                       restart every so many seconds
