@@ -5,8 +5,8 @@
 -- bottom: a restart is a coroutine that calls gen:wait_ready(30) and simply
 -- continues when the generation is ready, times out, or dies.
 --
--- `core` is injected (see lua_bridge.c for the real one, and
--- tests/lua/fake_core.lua for one with a simulated clock):
+-- `core` is injected (lua_bridge.c has the real one; baton.testkit one with
+-- a simulated clock). What the runtime uses of it:
 --   core.spawn() -> id, pid | nil, err     core.signal(id, SIG, group) -> true | nil, err
 --   core.timer(seconds) -> tid             core.cancel(tid)
 --   core.now() -> seconds (monotonic)      core.log(level, message)
@@ -15,13 +15,19 @@
 --   core.stat(name [, gen]) -> number | {count, sum} | nil
 --   core.stat_add(name, n), core.stat_set(name, v), core.stat_observe(name, seconds)
 --       (the supervisor's own metrics)
+--   core.probe(host, port, path, timeout) -> id   (answer: event "probe")
+--   core.watch(path) -> id, core.unwatch(id)      (changes: event "watch")
+--   core.drain_window(gen, seconds)               (gradual drain)
+--   core.arm(co), core.budget(co, ...), core.killed(co), core.disarm(co)
+--       (the sandbox; optional: without them hooks run unbudgeted)
 --
 -- Safety rules the runtime keeps whatever the policy does:
 --   * restarts (and crash restarts) run one at a time;
 --   * a restart that fails, errors, or returns without promoting a new
 --     generation is rolled back: every generation it spawned that is not
---     serving is stopped, and the serving one is untouched;
---   * a policy error is logged with its traceback and counted.
+--     serving drains, and the serving one is untouched;
+--   * a hook over its budget or timeout is stopped; a policy error is
+--     logged with its traceback and counted.
 
 local _M = {}
 
@@ -38,6 +44,10 @@ local traceback = debug.traceback
 
 local function pack(...) return { n = select("#", ...), ... } end
 
+-- Marks the result of a hook that was stopped rather than returned (a
+-- table, so no value a policy returns can be mistaken for it).
+local STOPPED = {}
+
 -- Resumes CO, unless it was abandoned. Policy coroutines (see call_hook) run
 -- under the budget; one that spent it is abandoned here and its caller told.
 function Runtime:resume(co, ...)
@@ -51,7 +61,7 @@ function Runtime:resume(co, ...)
   if killed then
     local finish = self.finish[co]
     self:abandon(co)
-    finish(false, ("policy hook '%s' exceeded its %s and was stopped"):format(hook, killed), "killed")
+    finish(false, ("policy hook '%s' exceeded its %s and was stopped"):format(hook, killed), STOPPED)
     return
   end
   if not res[1] then
@@ -96,11 +106,11 @@ function Runtime:call_hook(name, fn, ...)
     if not result then
       self:abandon(child)
       result = pack(false, ("policy hook '%s' did not finish within %gs and was abandoned")
-        :format(name, self.limits.timeout), "killed")
+        :format(name, self.limits.timeout), STOPPED)
     end
   end
   child = nil -- luacheck: ignore (the last strong reference to an abandoned hook)
-  if result[3] == "killed" then
+  if result[3] == STOPPED then
     result.n = 2
     collectgarbage() -- what it hoarded goes now, not at the next cycle
   end
