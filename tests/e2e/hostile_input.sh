@@ -51,13 +51,19 @@ expect_error "$(head -c 70000 /dev/zero | tr '\0' 'x')" 'longer than 65536 bytes
 expect_error '\x00\xff\xfe{"cmd":\n' 'bad request'
 
 # Another user: the socket is 0600; even opened up, SO_PEERCRED refuses.
-chmod 711 "$T"
-chmod 666 "$SOCK"
-out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$BATON" status -s "$SOCK" 2>&1) && fail "nobody got status: $out"
-echo "$out" | grep -q "permission denied" || fail "other user: $out"
-chmod 600 "$SOCK"
-chmod 700 "$T"
-echo "ok: other user refused"
+# (Becoming another user takes root; CI is root.)
+if [ "$(id -u)" = 0 ]; then
+    chmod 711 "$T"
+    chmod 666 "$SOCK"
+    out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$BATON" status -s "$SOCK" 2>&1) &&
+        fail "nobody got status: $out"
+    echo "$out" | grep -q "permission denied" || fail "other user: $out"
+    chmod 600 "$SOCK"
+    chmod 700 "$T"
+    echo "ok: other user refused"
+else
+    echo "skip: refusing another user needs root to become one"
+fi
 
 # The notify socket: garbage, oversized, and a READY=1 from a process that
 # is no generation of ours.
