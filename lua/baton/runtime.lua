@@ -526,13 +526,8 @@ end
 
 -- Calls FN(svc) every SECONDS.
 function Svc:every(seconds, fn)
-  local rt, tid = self.rt, nil
-  local function tick()
-    rt:trigger("every " .. seconds .. "s", fn)
-    tid = rt:after(seconds, tick)
-  end
-  tid = rt:after(seconds, tick)
-  rt.triggers[#rt.triggers + 1] = function() rt:cancel(tid) end
+  local rt = self.rt
+  rt:repeating(seconds, function() rt:trigger("every " .. seconds .. "s", fn) end)
   return true
 end
 
@@ -540,19 +535,27 @@ end
 -- once per time it turns true: a threshold on live figures, say
 -- svc:when(5, function(s) return (s.stats["http.errors"] or 0) > 1000 end, ...).
 function Svc:when(seconds, predicate, fn)
-  local rt, tid, was = self.rt, nil, false
-  local function tick()
+  local rt, was = self.rt, false
+  rt:repeating(seconds, function()
     rt:task("when", function()
       local ok, now = rt:call_hook("when", predicate, self)
       now = ok and now and true or false
       if now and not was then rt:trigger("when", fn) end
       was = now
     end)
-    tid = rt:after(seconds, tick)
-  end
-  tid = rt:after(seconds, tick)
-  rt.triggers[#rt.triggers + 1] = function() rt:cancel(tid) end
+  end)
   return true
+end
+
+-- Calls TICK every SECONDS until the triggers are torn down.
+function Runtime:repeating(seconds, tick)
+  local tid
+  local function run()
+    tick()
+    tid = self:after(seconds, run)
+  end
+  tid = self:after(seconds, run)
+  self.triggers[#self.triggers + 1] = function() self:cancel(tid) end
 end
 
 -- Runs a trigger's callback as a budgeted hook.
