@@ -438,8 +438,6 @@ int bridge_open(struct bridge *b, struct supervisor *sup)
         return -EINVAL;
 
     lua_newtable(b->L);
-    lua_pushcfunction(b->L, native_check_address);
-    lua_setfield(b->L, -2, "check_address");
     if (sup) {
         narmed = 0;
         lua_sethook(b->L, policy_hook, LUA_MASKCOUNT, HOOK_STEP);

@@ -496,7 +496,6 @@ static int reload(struct supervisor *s, char *msg, size_t len)
     snprintf(msg, len, "reloaded %s (policy %s) in %.3f ms", s->cfg.file, policy ? policy : "?",
              (double)(uv_hrtime() - t0) / 1e6);
     free(policy);
-    s->reloads++;
     sup_stat_add(s, "baton.reloads", 1);
     return 0;
 }

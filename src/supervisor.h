@@ -47,7 +47,6 @@ struct supervisor {
     int exit_code;
     int shutting_down;
     int stop_signals;           /* SIGTERM/SIGINT seen: the second one kills */
-    unsigned long reloads;
     double started;
 };
 

@@ -630,11 +630,9 @@ function Runtime:restart(req, why)
         end
       end
       if ok then
-        self.restarts = self.restarts + 1
         self:count("baton.restarts")
         self:observe("baton.restart_seconds", self.core.now() - t0)
       else
-        self.rollbacks = self.rollbacks + 1
         self:count("baton.rollbacks")
       end
       self.core.log(ok and "info" or "error", "restart: " .. msg)
@@ -796,7 +794,7 @@ function _M.new(core, cfg, default_policy)
     hooks = {}, finish = {}, dead = setmetatable({}, { __mode = "k" }),
     triggers = {}, watch_fns = {},
     gens = {}, waiters = {}, timers = {}, queue = {}, busy = false,
-    stopping = false, restarts = 0, rollbacks = 0, policy_errors = 0,
+    stopping = false, policy_errors = 0,
   }, Runtime)
   rt.svc = setmetatable({ rt = rt, config = cfg, stats = stats_view(core),
     options = cfg.policy_options or {} }, Svc)

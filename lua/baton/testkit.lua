@@ -136,27 +136,18 @@ end
 function Sim:ready(id) self.rt:dispatch("ready", id); self:advance(0) end
 function Sim:exit(id, code, sig) self.rt:dispatch("exit", id, code or 0, sig or 0); self:advance(0) end
 
--- Like `baton restart`: returns a table that gets ok, msg, done when answered.
-function Sim:restart()
+-- What the CLI would ask: returns a table that gets ok, msg, done when the
+-- runtime answers.
+local function request(sim, event)
   local req = {}
-  self.rt:dispatch("restart", req)
-  self:advance(0)
+  sim.rt:dispatch(event, req)
+  sim:advance(0)
   return req
 end
 
-function Sim:rollback()
-  local req = {}
-  self.rt:dispatch("rollback", req)
-  self:advance(0)
-  return req
-end
-
-function Sim:stop()
-  local req = {}
-  self.rt:dispatch("stop", req)
-  self:advance(0)
-  return req
-end
+function Sim:restart() return request(self, "restart") end   -- baton restart
+function Sim:rollback() return request(self, "rollback") end -- baton rollback
+function Sim:stop() return request(self, "stop") end         -- baton stop
 
 -- A figure as the app would write it: NAME's value in generation GEN.
 function Sim:set_stat(name, value, gen)
