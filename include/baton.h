@@ -33,6 +33,12 @@ int baton_listener(const char *name);
  * Returns 1 when sent, 0 when there is no NOTIFY_SOCKET. */
 int baton_notify(const char *state);
 
+/* The same with file descriptors attached (SCM_RIGHTS), for FDSTORE=1:
+ * at most BATON_NOTIFY_MAX_FDS. */
+#define BATON_NOTIFY_MAX_FDS 253
+#include <stddef.h>
+int baton_notify_fds(const char *state, const int *fds, size_t nfds);
+
 /* The generation number this process belongs to (BATON_GENERATION), 0 if unset. */
 unsigned baton_generation(void);
 
@@ -99,6 +105,63 @@ void baton_observe(const baton_metric *m, double value);
  * connections has moved to the new generation, whatever the request rate
  * (a coin flip per request would move them all at once on a busy server). */
 double baton_drain_progress(struct baton_stats *s);
+
+/* --- State: what this process knew, for the next generation ---
+ *
+ * Save whenever you like (a checkpoint; the newest one wins) and when the
+ * policy asks for a final one (the `handover` policy sends SIGUSR1). The
+ * next generation loads it. SCHEMA is your own version number of what the
+ * bytes mean: when the service file expects another, the policy migrates
+ * the blob or refuses the restart, and an app never receives a blob that
+ * is truncated, corrupt, unsealed or over the size limit.
+ *
+ *     baton_state_save(buf, len, 1);             // old generation
+ *
+ *     struct baton_state st;                     // new generation
+ *     if (baton_state_load(&st) == 0) {
+ *         restore(st.data, st.len, st.schema);
+ *         baton_state_release(&st);
+ *     }
+ *
+ * The blob is a sealed memfd with a small header (docs/state.md), stored
+ * in the supervisor's fd store (FDSTORE=1, FDNAME=$BATON_STATE_NAME or
+ * "state"): it outlives this process, SIGKILL included. */
+
+#include <stdint.h>
+
+struct baton_state {
+    const void *data;     /* the bytes, mapped read-only */
+    size_t len;
+    uint32_t schema;
+    unsigned generation;  /* that saved it; 0: unknown */
+    const void *map_;     /* private */
+    size_t map_len_;
+};
+
+/* Copies LEN bytes of BUF into a new sealed blob and stores it. Returns 1
+ * when stored, 0 when there is no supervisor to store it with
+ * (NOTIFY_SOCKET unset), or a negative errno. */
+int baton_state_save(const void *buf, size_t len, uint32_t schema);
+
+/* For large states built in place, without the copy: a writable buffer
+ * of LEN bytes (*PAYLOAD) to fill, then commit. *TOKEN ties the two. */
+int baton_state_begin(size_t len, void **payload, int *token);
+int baton_state_commit(int token, void *payload, size_t len, uint32_t schema);
+
+/* Maps the state this generation received, after checking it. 0, or
+ * -ENOENT when there is none, or what state_blob checks found (-EPERM
+ * unsealed, -EBADMSG not a blob, -ENODATA truncated, -EILSEQ checksum). */
+int baton_state_load(struct baton_state *st);
+void baton_state_release(struct baton_state *st);
+
+/* --- The fd store, for any other fds (connections, pipes) ---
+ * Stored fds go to every later generation (after its listeners, named in
+ * LISTEN_FDNAMES) until removed. POLL: drop a stored socket once it hangs
+ * up (systemd's FDPOLL). */
+int baton_fd_store(const char *name, const int *fds, size_t n, int poll);
+int baton_fd_remove(const char *name);
+/* Up to MAX fds named NAME that this process received; returns how many. */
+int baton_fds(const char *name, int *fds, int max);
 
 /* The same operations as exported functions, for FFI (lua/baton/app.lua)
  * and languages that cannot use the inline ones. */

@@ -73,10 +73,21 @@ int config_from_lua(lua_State *L, int idx, struct service_config *cfg, char *err
     cfg->metrics = field_string(L, idx, "metrics");
     lua_getfield(L, idx, "stats_capacity");
     cfg->stats_capacity = (unsigned)lua_tointeger(L, -1);
+    lua_getfield(L, idx, "fdstore_max");
+    cfg->fdstore_max = (unsigned)lua_tointeger(L, -1);
+    lua_pop(L, 2);
+    lua_getfield(L, idx, "state");
+    if (lua_istable(L, -1)) {
+        cfg->state_name = field_string(L, lua_gettop(L), "name");
+        lua_getfield(L, -1, "max_size");
+        cfg->state_max_size = (uint64_t)lua_tonumber(L, -1);
+        lua_pop(L, 1);
+    }
     lua_pop(L, 1);
     cfg->argv = field_strings(L, idx, "command");
     cfg->env = field_strings(L, idx, "env");
-    if (!cfg->file || !cfg->name || !cfg->control || !cfg->argv || !cfg->env || !cfg->argv[0]) {
+    if (!cfg->file || !cfg->name || !cfg->control || !cfg->argv || !cfg->env || !cfg->argv[0] ||
+        !cfg->state_name) {
         snprintf(err, errlen, "config: incomplete normalized table (out of memory?)");
         return -ENOMEM;
     }
@@ -108,5 +119,6 @@ void config_free(struct service_config *cfg)
     free(cfg->control);
     free(cfg->cwd);
     free(cfg->metrics);
+    free(cfg->state_name);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -9,6 +9,7 @@
 #include "listeners.h"
 
 #include <lua.h>
+#include <stdint.h>
 
 struct service_config {
     char *file;                 /* the service file, as given */
@@ -21,6 +22,9 @@ struct service_config {
     char *cwd;                  /* NULL: the supervisor's */
     char *metrics;              /* Prometheus endpoint address; NULL: none */
     unsigned stats_capacity;    /* metrics the stats region holds */
+    unsigned fdstore_max;       /* fds the fd store may hold */
+    char *state_name;           /* FDNAME of the state blob */
+    uint64_t state_max_size;    /* bytes a state blob may hold */
 };
 
 /* Reads the normalized config table at stack index IDX. Returns 0 or

@@ -44,13 +44,17 @@ static int push_id_or_error(lua_State *L, int r, uint64_t id)
     return 1;
 }
 
+/* core.spawn([state]) -> id, pid | nil, err. STATE: "stored" (default),
+ * "none" or "staged" (see handover.h). */
 static int core_spawn(lua_State *L)
 {
+    static const char *const modes[] = { "stored", "none", "staged", NULL };
+    enum spawn_state mode = (enum spawn_state)luaL_checkoption(L, 1, "stored", modes);
     unsigned id;
     pid_t pid;
     char err[512];
     uint64_t t0 = uv_hrtime();
-    int r = sup_spawn(sup_of(L), &id, &pid, err, sizeof err);
+    int r = sup_spawn(sup_of(L), mode, &id, &pid, err, sizeof err);
     /* fork and exec are the supervisor's time, not the policy's. */
     budget_credit(L, uv_hrtime() - t0);
     if (r < 0) {
@@ -339,6 +343,69 @@ static int core_unwatch(lua_State *L)
     return 0;
 }
 
+/* core.state_info() -> nil (no state stored) | { version, size, generation,
+ * stored_at } | false, err (the stored blob is bad). */
+static int core_state_info(lua_State *L)
+{
+    struct state_info info;
+    char err[512];
+    int r = sup_state_info(sup_of(L), &info, err, sizeof err);
+    if (r == -ENOENT) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (r < 0) {
+        lua_pushboolean(L, 0);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_createtable(L, 0, 4);
+    lua_pushnumber(L, info.schema);
+    lua_setfield(L, -2, "version");
+    lua_pushnumber(L, (lua_Number)info.length);
+    lua_setfield(L, -2, "size");
+    lua_pushinteger(L, info.generation);
+    lua_setfield(L, -2, "generation");
+    lua_pushnumber(L, info.stored_at);
+    lua_setfield(L, -2, "stored_at");
+    return 1;
+}
+
+/* core.state_read() -> the stored blob's payload as a string | nil, err.
+ * A copy into the VM: only a migration needs it. */
+static int core_state_read(lua_State *L)
+{
+    struct state_blob b;
+    char err[512];
+    if (sup_state_map(sup_of(L), &b, err, sizeof err) < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushlstring(L, b.data, b.length);
+    state_blob_close(&b);
+    return 1;
+}
+
+/* core.state_stage(blob, version) -> true | nil, err: the next spawn with
+ * "staged" passes BLOB (a migration's result) as the state. */
+static int core_state_stage(lua_State *L)
+{
+    size_t len;
+    const char *data = luaL_checklstring(L, 1, &len);
+    lua_Number v = luaL_checknumber(L, 2);
+    char err[512];
+    if (v < 0 || v > UINT32_MAX || v != (lua_Number)(uint32_t)v)
+        return luaL_argerror(L, 2, "a version is a whole number from 0 to 4294967295");
+    if (sup_state_stage(sup_of(L), data, len, (uint32_t)v, err, sizeof err) < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* core.drain_window(generation, seconds): a gradual drain starts now. */
 static int core_drain_window(lua_State *L)
 {
@@ -353,6 +420,8 @@ static const luaL_Reg core_fns[] = {
     { "probe", core_probe }, { "drain_window", core_drain_window }, { "watch", core_watch }, { "unwatch", core_unwatch },
     { "arm", core_arm }, { "disarm", core_disarm }, { "budget", core_budget },
     { "killed", core_killed },
+    { "state_info", core_state_info }, { "state_read", core_state_read },
+    { "state_stage", core_state_stage },
     { "stat", core_stat }, { "stat_add", core_stat_add }, { "stat_set", core_stat_set },
     { "stat_observe", core_stat_observe },
     { "now", core_now }, { "spawn", core_spawn }, { "signal", core_signal },

@@ -24,6 +24,7 @@ static int parse_int(const char *s, long lo, long hi, long *out)
 int notify_parse(char *text, struct notify_msg *m)
 {
     memset(m, 0, sizeof *m);
+    m->fdpoll = 1;
     char *line = text;
     while (line && *line) {
         char *next = strchr(line, '\n');
@@ -49,6 +50,8 @@ int notify_parse(char *text, struct notify_msg *m)
             m->status = v;
         else if (strcmp(k, "FDNAME") == 0)
             m->fdname = v;
+        else if (strcmp(k, "FDPOLL") == 0)
+            m->fdpoll = strcmp(v, "0") != 0;
         else if (strcmp(k, "MAINPID") == 0) {
             if (parse_int(v, 1, INT32_MAX, &n) < 0)
                 return -EINVAL;

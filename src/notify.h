@@ -26,6 +26,7 @@ struct notify_msg {
     const char *fdname;
     pid_t mainpid;        /* 0 when absent */
     int err;              /* ERRNO=, 0 when absent */
+    int fdpoll;           /* FDPOLL=: 1 (the default) or 0 */
 };
 
 /* Parses a NUL-terminated datagram in place (turns newlines into NULs).

@@ -54,10 +54,11 @@ static char *strfmt(const char *fmt, ...)
     return out;
 }
 
-/* LISTEN_FDNAMES: the listener names, colon-separated, in fd order. */
-static char *fdnames(const struct service_config *cfg)
+/* LISTEN_FDNAMES: the listener names, then the stored fds' (STORED, may
+ * be ""), colon-separated, in fd order. */
+static char *fdnames(const struct service_config *cfg, const char *stored)
 {
-    size_t len = sizeof "LISTEN_FDNAMES=";
+    size_t len = sizeof "LISTEN_FDNAMES=" + strlen(stored) + 1;
     for (size_t i = 0; i < cfg->nlisteners; i++)
         len += strlen(cfg->listeners[i].name) + 1;
     char *s = malloc(len);
@@ -69,36 +70,55 @@ static char *fdnames(const struct service_config *cfg)
             strcat(s, ":");
         strcat(s, cfg->listeners[i].name);
     }
+    if (*stored) {
+        if (cfg->nlisteners)
+            strcat(s, ":");
+        strcat(s, stored);
+    }
     return s;
 }
 
-int sup_spawn(struct supervisor *s, unsigned *id, pid_t *pid, char *err, size_t errlen)
+int sup_spawn(struct supervisor *s, enum spawn_state mode, unsigned *id, pid_t *pid, char *err,
+              size_t errlen)
 {
     const struct service_config *cfg = &s->cfg;
     size_t nenv = 0;
     while (cfg->env[nenv])
         nenv++;
     unsigned next = s->gens.next_id + 1;
-    /* Listeners at 3.., then the stats region: after LISTEN_FDS, so an app
-     * that treats every LISTEN_FDS fd as a socket never sees it. */
-    size_t nfds = cfg->nlisteners + 1;
+    int *stored;
+    size_t nstored;
+    char *stored_names;
+    err[0] = '\0';
+    int r = handover_fds(s, mode, &stored, &nstored, &stored_names, err, errlen);
+    if (r < 0)
+        return r;
+    /* Listeners at 3.., the fd store after them (all in LISTEN_FDS), then
+     * the stats region: after LISTEN_FDS, so an app that treats every
+     * LISTEN_FDS fd as a socket never sees it. */
+    size_t nlisten = cfg->nlisteners + nstored;
+    size_t nfds = nlisten + 1;
     int fds[nfds];
     for (size_t i = 0; i < cfg->nlisteners; i++)
         fds[i] = cfg->listeners[i].fd;
-    fds[cfg->nlisteners] = s->stats.fd;
+    memcpy(fds + cfg->nlisteners, stored, nstored * sizeof *stored);
+    fds[nlisten] = s->stats.fd;
     stats_assign_lane(&s->stats, next);
 
-    enum { EXTRA = 6 };
+    enum { EXTRA = 7 };
     char *extra[EXTRA] = {
-        strfmt("LISTEN_FDS=%zu", cfg->nlisteners),
-        fdnames(cfg),
+        strfmt("LISTEN_FDS=%zu", nlisten),
+        fdnames(cfg, stored_names),
         strfmt("NOTIFY_SOCKET=%s", s->notify_path),
         strfmt("BATON_GENERATION=%u", next),
         strfmt("BATON_CONTROL=%s", cfg->control),
-        strfmt("BATON_STATS_FD=%zu", 3 + cfg->nlisteners),
+        strfmt("BATON_STATS_FD=%zu", 3 + nlisten),
+        strfmt("BATON_STATE_NAME=%s", cfg->state_name),
     };
+    free(stored);
+    free(stored_names);
     char **env = calloc(nenv + EXTRA + 1, sizeof *env);
-    int r = -ENOMEM;
+    r = -ENOMEM;
     for (size_t i = 0; i < EXTRA; i++)
         if (!extra[i])
             goto out;
@@ -111,6 +131,7 @@ int sup_spawn(struct supervisor *s, unsigned *id, pid_t *pid, char *err, size_t 
                             .fds = fds, .nfds = nfds };
     r = spawn_process(&o, pid, err, errlen);
     if (r == 0) {
+        handover_spawned(s, mode);
         struct generation *g = generations_add(&s->gens, *pid, sup_now(s));
         if (!g) {
             /* Cannot track it: do not leave an app we cannot drain. */
@@ -323,16 +344,17 @@ static void on_notify(struct notify *n, pid_t pid, const struct notify_msg *m, i
 {
     struct supervisor *s = n->data;
     struct generation *g = sender_generation(s, pid);
-    for (size_t i = 0; i < nfds; i++)
-        close(fds[i]);
     if (!g) {
+        for (size_t i = 0; i < nfds; i++)
+            close(fds[i]);
         log_warn("notify: message from pid %d, which is no generation of ours: ignored", (int)pid);
         return;
     }
-    if (nfds > 0 || m->fdstore)
-        log_warn("notify: generation %u sent FDSTORE; the fd store is not supported yet, "
-                 "%zu fd(s) closed", g->id, nfds);
     unsigned id = g->id;
+    if (nfds > 0 || m->fdstore || m->fdstoreremove)
+        handover_notify(s, g, m, fds, nfds); /* may run Lua: look g up again after */
+    if (!(g = generations_by_id(&s->gens, id)))
+        return;
     if (m->status)
         snprintf(g->status, sizeof g->status, "%s", m->status);
     if (m->ready && g->ready_at == 0) {
@@ -448,6 +470,8 @@ static const char *fixed_key_changed(const struct service_config *a, const struc
         return "metrics";
     if (a->stats_capacity != b->stats_capacity)
         return "stats_capacity";
+    if (!str_eq(a->state_name, b->state_name))
+        return "state.name";
     if (a->nlisteners != b->nlisteners)
         return "listen";
     for (size_t i = 0; i < a->nlisteners; i++)
@@ -489,6 +513,9 @@ static int reload(struct supervisor *s, char *msg, size_t len)
     n.argv = argv;
     n.env = env;
     n.cwd = cwd;
+    s->cfg.state_max_size = n.state_max_size;
+    s->cfg.fdstore_max = n.fdstore_max;
+    handover_reconfigure(s);
     config_free(&n);
     bridge_commit_config(&s->lua, ref);
     watch_policy_file(s);
@@ -560,9 +587,9 @@ static json_t *status_json(struct supervisor *s)
         }
         json_array_append_new(gs, j);
     }
-    json_t *j = json_pack("{s:b, s:s, s:i, s:f, s:o, s:o}", "ok", 1, "service", s->cfg.name,
+    json_t *j = json_pack("{s:b, s:s, s:i, s:f, s:o, s:o, s:o}", "ok", 1, "service", s->cfg.name,
                           "pid", (int)getpid(), "uptime", now - s->started,
-                          "listeners", ls, "generations", gs);
+                          "listeners", ls, "generations", gs, "fdstore", handover_status(s));
     if (j && s->metrics_listener.fd >= 0) {
         char addr[256];
         listener_local_address(&s->metrics_listener, addr, sizeof addr);
@@ -681,6 +708,7 @@ void sup_shutdown(struct supervisor *s, int code)
         timer_unlink(s, s->timers);
     }
     notify_close(&s->notify);
+    handover_free(s);
     metrics_http_close(&s->metrics);
     file_watch_stop(&s->watch_service);
     file_watch_stop(&s->watch_policy);
@@ -753,6 +781,7 @@ static int setup(struct supervisor *s, const char *file)
 
     if (bind_listeners(s) < 0)
         return -1;
+    handover_init(s);
     if ((r = stats_create(&s->stats, s->cfg.stats_capacity)) < 0) {
         log_error("stats region (%u metrics): %s", s->cfg.stats_capacity, strerror(-r));
         return -1;
@@ -836,6 +865,7 @@ static void teardown(struct supervisor *s)
     }
     uv_run(s->loop, UV_RUN_DEFAULT);
     listener_close(&s->metrics_listener);
+    handover_free(s);
     stats_close(&s->stats);
     config_free(&s->cfg); /* closes the listeners */
     bridge_close(&s->lua);
@@ -851,6 +881,7 @@ int supervisor_run(const char *file)
     s->notify.fd = -1;
     s->stats.fd = -1;
     s->metrics_listener.fd = -1;
+    s->staged_state = -1;
     uv_loop_t loop;
     if (uv_loop_init(&loop) < 0)
         return 1;

@@ -12,7 +12,9 @@
 
 #include "config.h"
 #include "control.h"
+#include "fdstore.h"
 #include "generations.h"
+#include "handover.h"
 #include "libbaton/stats_shm.h"
 #include "lua_bridge.h"
 #include "metrics_http.h"
@@ -34,6 +36,9 @@ struct supervisor {
     struct notify notify;
     struct control control;
     struct stats_region stats;   /* the service's shared metrics (BATON_STATS_FD) */
+    struct fdstore fdstore;      /* fds generations hand on (FDSTORE=1), the state blob too */
+    struct state_check state_check; /* the stored state blob, as checked on arrival */
+    int staged_state;            /* a migrated state blob for the next spawn; -1: none */
     struct listener metrics_listener; /* the Prometheus/readiness endpoint's socket */
     struct metrics_http metrics;
     struct file_watch watch_service; /* reload when the service file changes */
@@ -57,7 +62,10 @@ int supervisor_check(const char *file);
 
 /* For the Lua bridge (baton.core). Each returns 0 or a negative errno. */
 double sup_now(struct supervisor *s);
-int sup_spawn(struct supervisor *s, unsigned *id, pid_t *pid, char *err, size_t errlen);
+/* Starts a generation with the listeners, the fd store (with the state
+ * blob MODE says) and the stats region. */
+int sup_spawn(struct supervisor *s, enum spawn_state mode, unsigned *id, pid_t *pid, char *err,
+              size_t errlen);
 int sup_signal(struct supervisor *s, unsigned id, int sig, int group);
 int sup_timer_start(struct supervisor *s, double seconds, uint64_t *id);
 void sup_timer_cancel(struct supervisor *s, uint64_t id);

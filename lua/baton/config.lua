@@ -12,6 +12,9 @@ local DEFAULTS = {
   backlog = 4096,
   policy = "default",
   stats_capacity = 4096,
+  fdstore_max = 64,
+  state_name = "state",
+  state_max_size = 256 * 1024 * 1024,
 }
 
 -- Globals a service file or policy may use. No io, no os.execute, no
@@ -181,7 +184,51 @@ local KNOWN = {
   name = true, control = true, listen = true, command = true, env = true, cwd = true,
   ready_timeout = true, drain_timeout = true, policy = true, backlog = true,
   log_level = true, metrics = true, stats_capacity = true, policy_limits = true,
+  state = true, fdstore_max = true,
 }
+
+-- A size in bytes: a number, or a string with a K, M or G suffix ("64M").
+local function size_bytes(v)
+  if type(v) == "number" then return v end
+  if type(v) ~= "string" then return nil end
+  local n, unit = v:match("^(%d+)%s*([KkMmGg]?)[iI]?[Bb]?$")
+  if not n then return nil end
+  local mult = ({ [""] = 1, k = 2^10, m = 2^20, g = 2^30 })[unit:lower()]
+  return tonumber(n) * mult
+end
+
+-- The state = { ... } table: how state blobs are named, checked, migrated.
+function Checker:state(t)
+  local out = { name = DEFAULTS.state_name, max_size = DEFAULTS.state_max_size }
+  if t == nil then return out end
+  self:expect("state", t, "table")
+  for k in pairs(t) do
+    if k ~= "name" and k ~= "version" and k ~= "max_size" then
+      self:fail("state", "unknown key '%s' (name, version, max_size)", tostring(k))
+    end
+  end
+  if t.name ~= nil then
+    if type(t.name) ~= "string" or not t.name:match("^[!-9;-~]+$") or #t.name > 255 then
+      self:fail("state", "name must be 1-255 printable characters without ':' (an FDNAME)")
+    end
+    out.name = t.name
+  end
+  if t.version ~= nil then
+    local v = t.version
+    if type(v) ~= "number" or v < 0 or v > 4294967295 or v % 1 ~= 0 then
+      self:fail("state", "version must be a whole number from 0 to 4294967295")
+    end
+    out.version = v
+  end
+  if t.max_size ~= nil then
+    local n = size_bytes(t.max_size)
+    if not n or n < 0 or n % 1 ~= 0 or n > 2^46 then
+      self:fail("state", "max_size must be a number of bytes or a size such as \"64M\" or \"2G\"")
+    end
+    out.max_size = n
+  end
+  return out
+end
 
 -- opts: runtime_dir (default control socket's folder), check_address
 -- (function(address) -> ok, why), load_policy (function(spec, dir) ->
@@ -204,7 +251,8 @@ function _M.load(file, opts)
     for k in pairs(t) do
       if not KNOWN[k] then
         c:fail(tostring(k), "unknown key (known: backlog, command, control, cwd, drain_timeout, env, " ..
-          "listen, log_level, metrics, name, policy, policy_limits, ready_timeout, stats_capacity)")
+          "fdstore_max, listen, log_level, metrics, name, policy, policy_limits, ready_timeout, " ..
+          "stats_capacity, state)")
       end
     end
     local dir = dirname(file)
@@ -267,6 +315,12 @@ function _M.load(file, opts)
       c:fail("stats_capacity", "must be a whole number of metrics from 16 to 1048576")
     end
     cfg.stats_capacity = cap
+    local fdmax = t.fdstore_max == nil and DEFAULTS.fdstore_max or t.fdstore_max
+    if type(fdmax) ~= "number" or fdmax < 0 or fdmax > 1024 or fdmax % 1 ~= 0 then
+      c:fail("fdstore_max", "must be a whole number of fds from 0 to 1024")
+    end
+    cfg.fdstore_max = fdmax
+    cfg.state = c:state(t.state)
 
     if t.policy_limits ~= nil then
       c:expect("policy_limits", t.policy_limits, "table")

@@ -33,22 +33,29 @@ int baton_listen_fds(void)
     return (int)n;
 }
 
-int baton_listener(const char *name)
+int baton_fds(const char *name, int *fds, int max)
 {
     int n = baton_listen_fds();
     const char *names = getenv("LISTEN_FDNAMES");
+    int found = 0;
     if (n <= 0 || !names)
-        return -ENOENT;
+        return 0;
     size_t len = strlen(name);
     for (int i = 0; i < n && *names; i++) {
         size_t field = strcspn(names, ":");
-        if (field == len && strncmp(names, name, len) == 0)
-            return BATON_LISTEN_FDS_START + i;
+        if (field == len && strncmp(names, name, len) == 0 && found < max)
+            fds[found++] = BATON_LISTEN_FDS_START + i;
         names += field;
         if (*names == ':')
             names++;
     }
-    return -ENOENT;
+    return found;
+}
+
+int baton_listener(const char *name)
+{
+    int fd;
+    return baton_fds(name, &fd, 1) == 1 ? fd : -ENOENT;
 }
 
 unsigned baton_generation(void)

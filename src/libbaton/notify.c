@@ -10,6 +10,11 @@
 
 int baton_notify(const char *state)
 {
+    return baton_notify_fds(state, NULL, 0);
+}
+
+int baton_notify_fds(const char *state, const int *fds, size_t nfds)
+{
     const char *path = getenv("NOTIFY_SOCKET");
     struct sockaddr_un un = { .sun_family = AF_UNIX };
     socklen_t len;
@@ -26,7 +31,27 @@ int baton_notify(const char *state)
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    ssize_t n = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&un, len);
+    if (nfds > BATON_NOTIFY_MAX_FDS) {
+        close(fd);
+        return -E2BIG;
+    }
+    struct iovec iov = { .iov_base = (void *)state, .iov_len = strlen(state) };
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int) * BATON_NOTIFY_MAX_FDS)];
+    } control;
+    struct msghdr mh = { .msg_name = &un, .msg_namelen = len, .msg_iov = &iov, .msg_iovlen = 1 };
+    if (nfds > 0) {
+        memset(&control, 0, sizeof control);
+        mh.msg_control = control.buf;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+    }
+    ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
     int r = n < 0 ? -errno : 1;
     close(fd);
     return r;

@@ -1,0 +1,241 @@
+/* handover.c: the fd store and the state blob, between generations
+ * (see handover.h). */
+#include "handover.h"
+
+#include "log.h"
+#include "supervisor.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void on_dropped(struct fdstore *st, const char *name, unsigned generation)
+{
+    (void)st;
+    log_info("fd store: an fd '%s' stored by generation %u hung up: dropped", name, generation);
+}
+
+void handover_init(struct supervisor *s)
+{
+    fdstore_init(&s->fdstore, s->loop, s->cfg.fdstore_max, s->cfg.state_name);
+    s->fdstore.on_drop = on_dropped;
+    s->fdstore.data = s;
+    s->staged_state = -1;
+}
+
+void handover_free(struct supervisor *s)
+{
+    fdstore_free(&s->fdstore);
+    if (s->staged_state >= 0)
+        close(s->staged_state);
+    s->staged_state = -1;
+}
+
+void handover_reconfigure(struct supervisor *s)
+{
+    s->fdstore.max = s->cfg.fdstore_max;
+}
+
+/* Checks the state blob ENTRY once, when it arrives, and keeps the verdict. */
+static void check_state(struct supervisor *s, const struct fdstore_entry *e)
+{
+    struct state_check *c = &s->state_check;
+    struct state_blob b;
+    uint64_t t0 = uv_hrtime();
+    /* The size limit is applied when a spawn asks (a reload may change
+     * it); here only what cannot change: seals, header, checksum. */
+    c->rc = state_blob_open(e->fd, UINT64_MAX, 1, &b, c->err, sizeof c->err);
+    c->seq = e->seq;
+    c->stored_at = e->stored_at;
+    if (c->rc == 0) {
+        c->schema = b.schema;
+        c->length = b.length;
+        c->generation = b.generation;
+        state_blob_close(&b);
+        log_info("fd store: generation %u stored its state: %llu bytes, schema %u "
+                 "(checked in %.1f ms)", e->generation, (unsigned long long)c->length,
+                 c->schema, (double)(uv_hrtime() - t0) / 1e6);
+    } else {
+        log_error("fd store: generation %u stored a bad state blob: %s; a restart will refuse it",
+                  e->generation, c->err);
+    }
+}
+
+void handover_notify(struct supervisor *s, struct generation *g, const struct notify_msg *m,
+                     int *fds, size_t nfds)
+{
+    char err[512];
+    if (m->fdstoreremove && m->fdname) {
+        size_t n = fdstore_remove(&s->fdstore, m->fdname);
+        log_debug("fd store: generation %u removed %zu fd(s) named '%s'", g->id, n, m->fdname);
+    }
+    if (!m->fdstore) {
+        if (nfds > 0)
+            log_warn("notify: generation %u sent %zu fd(s) without FDSTORE=1: closed", g->id, nfds);
+        for (size_t i = 0; i < nfds; i++)
+            close(fds[i]);
+        return;
+    }
+    if (nfds == 0)
+        return;
+    int r = fdstore_add(&s->fdstore, m->fdname, fds, nfds, g->id, m->fdpoll, sup_now(s), err,
+                        sizeof err);
+    if (r < 0) {
+        log_error("fd store: generation %u: %zu fd(s) refused: %s", g->id, nfds, err);
+        for (size_t i = 0; i < nfds; i++)
+            close(fds[i]);
+        return;
+    }
+    const char *name = m->fdname ? m->fdname : "stored";
+    if (strcmp(name, s->fdstore.state_name) == 0)
+        check_state(s, fdstore_find(&s->fdstore, name));
+    else
+        log_debug("fd store: generation %u stored %zu fd(s) as '%s'", g->id, nfds, name);
+    bridge_dispatch(&s->lua, "stored", "is", (long long)g->id, name);
+}
+
+static int append_name(char **names, size_t *len, const char *name)
+{
+    size_t add = strlen(name) + 1;
+    char *n = realloc(*names, *len + add + 1);
+    if (!n)
+        return -ENOMEM;
+    if (*len)
+        n[(*len)++] = ':';
+    memcpy(n + *len, name, add);
+    *len += add - 1;
+    *names = n;
+    return 0;
+}
+
+int handover_fds(struct supervisor *s, enum spawn_state mode, int **fds, size_t *n, char **names,
+                 char *err, size_t errlen)
+{
+    struct fdstore *st = &s->fdstore;
+    size_t len = 0, k = 0;
+    *fds = calloc(st->len + 1, sizeof **fds);
+    *names = calloc(1, 1);
+    *n = 0;
+    if (!*fds || !*names)
+        goto nomem;
+    if (mode == SPAWN_STATE_STAGED && s->staged_state < 0) {
+        snprintf(err, errlen, "no staged state blob to pass");
+        free(*fds);
+        free(*names);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < st->len; i++) {
+        const struct fdstore_entry *e = st->v[i];
+        int fd = e->fd;
+        if (strcmp(e->name, st->state_name) == 0) {
+            if (mode == SPAWN_STATE_NONE)
+                continue;
+            if (mode == SPAWN_STATE_STAGED)
+                fd = s->staged_state;
+        }
+        (*fds)[k++] = fd;
+        if (append_name(names, &len, e->name) < 0)
+            goto nomem;
+    }
+    /* A migrated blob with nothing stored under the name (removed meanwhile). */
+    if (mode == SPAWN_STATE_STAGED && !fdstore_find(st, st->state_name)) {
+        (*fds)[k++] = s->staged_state;
+        if (append_name(names, &len, st->state_name) < 0)
+            goto nomem;
+    }
+    *n = k;
+    return 0;
+nomem:
+    free(*fds);
+    free(*names);
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+}
+
+void handover_spawned(struct supervisor *s, enum spawn_state mode)
+{
+    if (mode == SPAWN_STATE_STAGED && s->staged_state >= 0) {
+        close(s->staged_state);
+        s->staged_state = -1;
+    }
+}
+
+int sup_state_info(struct supervisor *s, struct state_info *info, char *err, size_t errlen)
+{
+    const struct fdstore_entry *e = fdstore_find(&s->fdstore, s->fdstore.state_name);
+    if (!e)
+        return -ENOENT;
+    struct state_check *c = &s->state_check;
+    if (c->seq != e->seq)
+        check_state(s, e);
+    if (c->rc < 0) {
+        snprintf(err, errlen, "the state blob stored by generation %u: %s", e->generation, c->err);
+        return c->rc;
+    }
+    if (c->length > s->cfg.state_max_size) {
+        snprintf(err, errlen, "the state blob stored by generation %u holds %llu bytes, over "
+                 "state.max_size (%llu)", e->generation, (unsigned long long)c->length,
+                 (unsigned long long)s->cfg.state_max_size);
+        return -E2BIG;
+    }
+    *info = (struct state_info){ .schema = c->schema, .generation = e->generation,
+                                 .length = c->length, .stored_at = c->stored_at };
+    return 0;
+}
+
+int sup_state_map(struct supervisor *s, struct state_blob *b, char *err, size_t errlen)
+{
+    struct state_info info;
+    int r = sup_state_info(s, &info, err, errlen);
+    if (r == -ENOENT)
+        snprintf(err, errlen, "no state blob is stored");
+    if (r < 0)
+        return r;
+    /* Checked when it arrived, and sealed since. */
+    return state_blob_open(fdstore_find(&s->fdstore, s->fdstore.state_name)->fd,
+                           s->cfg.state_max_size, 0, b, err, errlen);
+}
+
+int sup_state_stage(struct supervisor *s, const void *data, size_t len, uint32_t schema,
+                    char *err, size_t errlen)
+{
+    if (len > s->cfg.state_max_size) {
+        snprintf(err, errlen, "the migrated state holds %zu bytes, over state.max_size (%llu)",
+                 len, (unsigned long long)s->cfg.state_max_size);
+        return -E2BIG;
+    }
+    int fd = state_blob_create(data, len, schema, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot write the migrated state: %s", strerror(-fd));
+        return fd;
+    }
+    if (s->staged_state >= 0)
+        close(s->staged_state);
+    s->staged_state = fd;
+    return 0;
+}
+
+json_t *handover_status(struct supervisor *s)
+{
+    json_t *a = json_array();
+    double now = sup_now(s);
+    for (size_t i = 0; a && i < s->fdstore.len; i++) {
+        const struct fdstore_entry *e = s->fdstore.v[i];
+        json_t *j = json_pack("{s:s, s:i, s:f, s:b}", "name", e->name, "generation",
+                              (int)e->generation, "age", now - e->stored_at, "polled",
+                              e->poll != NULL);
+        if (j && strcmp(e->name, s->fdstore.state_name) == 0 && s->state_check.seq == e->seq) {
+            const struct state_check *c = &s->state_check;
+            if (c->rc == 0) {
+                json_object_set_new(j, "schema", json_integer(c->schema));
+                json_object_set_new(j, "bytes", json_integer((json_int_t)c->length));
+            } else {
+                json_object_set_new(j, "error", json_string(c->err));
+            }
+        }
+        json_array_append_new(a, j);
+    }
+    return a;
+}

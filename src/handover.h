@@ -1,0 +1,88 @@
+#ifndef BATON_HANDOVER_H
+#define BATON_HANDOVER_H
+
+/* What one generation hands to the next: the fd store (fdstore.h) and,
+ * in it, the state blob (libbaton/state_blob.h).
+ *
+ * A generation stores fds over NOTIFY_SOCKET (FDSTORE=1); each generation
+ * started afterwards receives them after its listeners:
+ *
+ *   fd 3 ..                listeners, in config order
+ *   fd 3+nlisteners ..     stored fds, in the order they were stored
+ *   LISTEN_FDS             listeners + stored fds
+ *   LISTEN_FDNAMES         their names, colon-separated
+ *   BATON_STATS_FD         the next fd after all of them
+ *
+ * The state blob is checked when it arrives (sealed, header, size,
+ * checksum) and the verdict kept: its seals keep it as it was checked. A
+ * generation never receives a blob that failed: the runtime refuses the
+ * restart (or, when nothing serves, starts the generation without it). A
+ * migrated blob is "staged": it goes to the next spawn in place of the
+ * stored one, which stays in the store until a generation stores anew. */
+
+#include "generations.h"
+#include "libbaton/state_blob.h"
+#include "notify.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct supervisor;
+
+/* Which state blob a spawn passes. */
+enum spawn_state {
+    SPAWN_STATE_STORED,   /* the one in the store, if any */
+    SPAWN_STATE_NONE,     /* none: the store's other fds only */
+    SPAWN_STATE_STAGED,   /* the one sup_state_stage() made */
+};
+
+/* The verdict on the stored state blob, kept from when it arrived. */
+struct state_check {
+    uint64_t seq;          /* the fd store entry it is about; 0: none yet */
+    int rc;                /* 0 or the negative errno of state_blob_open */
+    char err[256];
+    uint32_t schema, generation;
+    uint64_t length;
+    double stored_at;
+};
+
+/* What a policy learns about the stored state blob. */
+struct state_info {
+    uint32_t schema;
+    uint32_t generation;   /* that stored it */
+    uint64_t length;
+    double stored_at;      /* monotonic seconds */
+};
+
+void handover_init(struct supervisor *s);
+void handover_free(struct supervisor *s);
+/* Applies a reloaded fdstore_max / state max_size. */
+void handover_reconfigure(struct supervisor *s);
+
+/* FDSTORE=1 / FDSTOREREMOVE=1 from generation G. Takes the fds: keeps
+ * them or closes them. Dispatches ("stored", id, name) once stored. */
+void handover_notify(struct supervisor *s, struct generation *g, const struct notify_msg *m,
+                     int *fds, size_t nfds);
+
+/* The fds a new generation gets after its listeners (*FDS, *N; free()
+ * *FDS) and their names, colon-separated (*NAMES: "" when none; free()
+ * it). Returns 0 or a negative errno with a reason in ERR. */
+int handover_fds(struct supervisor *s, enum spawn_state mode, int **fds, size_t *n, char **names,
+                 char *err, size_t errlen);
+/* After a spawn: a staged blob is used once. */
+void handover_spawned(struct supervisor *s, enum spawn_state mode);
+
+/* The stored state blob: 0 with INFO; -ENOENT when there is none; another
+ * negative errno with the reason in ERR when it is bad. */
+int sup_state_info(struct supervisor *s, struct state_info *info, char *err, size_t errlen);
+/* Maps the stored blob read-only for a migration; state_blob_close() it. */
+int sup_state_map(struct supervisor *s, struct state_blob *b, char *err, size_t errlen);
+/* Makes a blob of DATA at SCHEMA for the next spawn (SPAWN_STATE_STAGED). */
+int sup_state_stage(struct supervisor *s, const void *data, size_t len, uint32_t schema,
+                    char *err, size_t errlen);
+
+/* The store, for `baton status`. */
+json_t *handover_status(struct supervisor *s);
+
+#endif
