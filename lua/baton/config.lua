@@ -349,7 +349,7 @@ function _M.load(file, opts)
   return res
 end
 
-local HOOKS = { init = true, start = true, restart = true, died = true, stop = true }
+local HOOKS = { init = true, start = true, restart = true, died = true, stop = true, migrate = true }
 _M.HOOKS = HOOKS
 
 -- Built-in policies live in the binary (package.preload, filled by the C
@@ -384,7 +384,7 @@ function _M.validate_policy(p)
         return nil, ("hook '%s' must be a function, got %s"):format(k, type(v))
       end
     elseif k ~= "name" and k ~= "description" and k ~= "defaults" then
-      return nil, ("unknown hook '%s' (hooks: died, init, restart, start, stop)"):format(tostring(k))
+      return nil, ("unknown hook '%s' (hooks: died, init, migrate, restart, start, stop)"):format(tostring(k))
     end
   end
   return p

@@ -18,6 +18,10 @@
 --   core.probe(host, port, path, timeout) -> id   (answer: event "probe")
 --   core.watch(path) -> id, core.unwatch(id)      (changes: event "watch")
 --   core.drain_window(gen, seconds)               (gradual drain)
+--   core.spawn(state) with state "stored" | "none" | "staged"
+--   core.state_info() -> nil | {version, size, generation} | false, err
+--   core.state_read() -> blob | nil, err   core.state_stage(blob, version)
+--       (the state blob in the fd store; optional)
 --   core.arm(co), core.budget(co, ...), core.killed(co), core.disarm(co)
 --       (the sandbox; optional: without them hooks run unbudgeted)
 --
@@ -27,7 +31,11 @@
 --     generation is rolled back: every generation it spawned that is not
 --     serving drains, and the serving one is untouched;
 --   * a hook over its budget or timeout is stopped; a policy error is
---     logged with its traceback and counted.
+--     logged with its traceback and counted;
+--   * a state blob that is bad, or of another schema than the service
+--     expects and not migrated, never reaches a generation: the restart is
+--     refused (rolled back), and a generation asked for its final state
+--     (gen:checkpoint) is told to resume.
 
 local _M = {}
 
@@ -382,6 +390,38 @@ function Gen:stop(grace)
   return self.exited
 end
 
+-- Asks the generation for its final state, for a handover: sends OPTS.signal
+-- (default "USR1"), then waits until it stores a state blob (FDSTORE with
+-- the state name: baton_state_save), at most OPTS.timeout seconds (default
+-- 10). The app is expected to stop taking writes, save, and wait: to be
+-- drained once the next generation serves, or told to carry on with
+-- OPTS.resume (default "USR2"), which the runtime sends by itself if the
+-- restart rolls back. Returns true, or false and why.
+function Gen:checkpoint(opts)
+  opts = opts or {}
+  local rt = self.rt
+  local name = rt:state_name()
+  local before = self.stored[name] or 0
+  local ok, err = self:signal(opts.signal or "USR1")
+  if not ok then return false, ("generation %d: cannot ask for its state: %s"):format(self.id, tostring(err)) end
+  self.resume_signal = opts.resume or "USR2"
+  if rt.current then table.insert(rt.current.checkpointed, self) end
+  local timeout = opts.timeout or 10
+  local deadline = rt.core.now() + timeout
+  while (self.stored[name] or 0) == before and not self.exited do
+    local left = deadline - rt.core.now()
+    if left <= 0 then
+      return false, ("generation %d did not store its state within %gs"):format(self.id, timeout)
+    end
+    rt:wait(self.key, left)
+  end
+  if self.exited then
+    return false, ("generation %d exited while storing its state (%s)"):format(self.id, self:exit_reason())
+  end
+  rt.core.log("info", ("generation %d stored its state for the handover"):format(self.id))
+  return true
+end
+
 -- Asks the generation to finish its work and exit, in the background.
 -- Returns at once. OPTS:
 --   signal    sent first (default "TERM")
@@ -439,12 +479,17 @@ end
 
 -- The service, as a policy sees it -------------------------------------------
 
+-- Starts a generation. It receives the listeners, the fd store and the
+-- state blob, checked and, when the service expects another schema,
+-- migrated. Returns it, or nil and why (a refused state blob included).
 function Svc:spawn()
   local rt = self.rt
   if rt.stopping then return nil, "the supervisor is stopping" end
-  local id, pid = rt.core.spawn()
+  local state, why = rt:state_for_spawn()
+  if not state then return nil, why end
+  local id, pid = rt.core.spawn(state)
   if not id then return nil, pid end
-  local g = setmetatable({ rt = rt, id = id, pid = pid, key = "gen:" .. id,
+  local g = setmetatable({ rt = rt, id = id, pid = pid, key = "gen:" .. id, stored = {},
     state = "starting", started = rt.core.now(), stats = stats_view(rt.core, id) }, Gen)
   rt.gens[id] = g
   if rt.current then table.insert(rt.current.spawned, g) end
@@ -577,6 +622,67 @@ function Runtime:init()
   if hook then self:task("init", function() self:call_hook("init", hook, self.svc) end) end
 end
 
+-- State ---------------------------------------------------------------------
+
+function Runtime:state_name()
+  return self.cfg.state and self.cfg.state.name or "state"
+end
+
+-- Which state blob the next generation gets: "stored" (as it is, or none
+-- is stored), "staged" (migrated), "none" (refused, but nothing serves:
+-- a generation without its state beats no generation); or nil and why the
+-- spawn must not happen (refused while a generation serves).
+function Runtime:state_for_spawn()
+  local core = self.core
+  if not core.state_info then return "stored" end
+  local info, err = core.state_info()
+  if info == nil then return "stored" end
+  local want = self.cfg.state and self.cfg.state.version
+  local problem
+  if info == false then
+    problem = err
+  elseif want == nil or info.version == want then
+    return "stored"
+  else
+    problem = self:migrate(info, want)
+    if not problem then return "staged" end
+  end
+  problem = "state refused: " .. problem
+  self:count("baton.state_refused")
+  local active = self.svc.active
+  if active and active:alive() then return nil, problem end
+  core.log("error", problem .. "; nothing serves, so the new generation starts without it")
+  return "none"
+end
+
+-- Runs the policy's migrate(blob, from, to) on the stored blob and stages
+-- what it returns. Returns nil, or why the blob cannot be used.
+function Runtime:migrate(info, want)
+  local hook = self.policy.migrate or self.svc.options.migrate
+  if type(hook) ~= "function" then
+    return ("the blob has schema %d, the service expects %d (state.version), and the policy " ..
+      "has no migrate hook"):format(info.version, want)
+  end
+  local blob, rerr = self.core.state_read()
+  if not blob then return rerr end
+  local ok, out, why = self:call_hook("migrate", hook, blob, info.version, want)
+  blob = nil -- luacheck: ignore (let the collector have it)
+  if not ok then return "the migrate hook failed: " .. tostring(out):match("^[^\n]*") end
+  if out == nil or out == false then
+    return ("migration from schema %d to %d refused: %s"):format(info.version, want,
+      tostring(why or "no reason given"))
+  end
+  if type(out) ~= "string" then
+    return ("migrate must return the new blob (a string) or nil and why, not a %s"):format(type(out))
+  end
+  local staged, serr = self.core.state_stage(out, want)
+  if not staged then return serr end
+  self.core.log("info", ("state migrated from schema %d to %d (%d bytes, now %d)")
+    :format(info.version, want, info.size, #out))
+  self:count("baton.state_migrations")
+  return nil
+end
+
 -- Procedures ----------------------------------------------------------------
 
 -- Runs policy hook NAME under the lock and the rollback rule.
@@ -586,9 +692,9 @@ function Runtime:procedure(name, ...)
   local old = svc.active
   -- Captured now: a reload during this procedure does not change its policy.
   local hook = self.policy[name] or self.default[name]
-  self.current = { spawned = {} }
+  self.current = { spawned = {}, checkpointed = {} }
   local ok, res, why = self:call_hook(name, hook, svc, ...)
-  local spawned = self.current.spawned
+  local spawned, checkpointed = self.current.spawned, self.current.checkpointed
   self.current = nil
   self.window_open = false
 
@@ -607,6 +713,13 @@ function Runtime:procedure(name, ...)
   -- may already hold connections); the serving generation is not touched.
   for _, g in ipairs(spawned) do
     if g ~= svc.active and g:alive() then g:drain{ deadline = self.cfg.drain_timeout } end
+  end
+  -- A generation that stored its final state and waits carries on.
+  for _, g in ipairs(checkpointed) do
+    if g == svc.active and g:alive() and not g.draining then
+      self.core.log("info", ("generation %d resumes (SIG%s)"):format(g.id, g.resume_signal))
+      g:signal(g.resume_signal)
+    end
   end
   return false, "rolled back: " .. reason
 end
@@ -736,6 +849,11 @@ function Runtime:dispatch(event, a, b, c)
       g.ready_at = self.core.now()
       if g.state == "starting" then g:set_state("ready") end
       self.core.log("info", ("generation %d is ready (%.3fs after start)"):format(g.id, g.ready_at - g.started))
+      self:wake(g.key)
+    end
+  elseif event == "stored" then
+    if g then
+      g.stored[b] = (g.stored[b] or 0) + 1
       self:wake(g.key)
     end
   elseif event == "stopping" then

@@ -15,6 +15,11 @@
 --
 -- What the policy did is in sim.spawned (ids), sim.signals ({id, sig,
 -- group}), sim.replies, sim.logs; sim:logged(pattern) searches the logs.
+--
+-- State handover: sim:store(id, blob, version) is generation ID saving its
+-- state (sim:store_bad(id, why) a blob the core found bad); each spawn's
+-- state is in sim.spawn_state[id]: { mode = "stored" | "staged" | "none",
+-- blob, version }.
 
 local runtime = require("baton.runtime")
 local config = require("baton.config")
@@ -31,14 +36,23 @@ function _M.new(opts)
   opts = opts or {}
   local sim = setmetatable({ t = 0, next_id = 0, next_timer = 0, next_probe = 0, timers = {},
     spawned = {}, signals = {}, replies = {}, logs = {}, stats = {}, next_req = 0,
-    spawn_error = nil, probes = {} }, Sim)
+    spawn_error = nil, probes = {}, spawn_state = {} }, Sim)
   local core = {}
   sim.core = core
   function core.now() return sim.t end
-  function core.spawn()
+  function core.spawn(mode)
     if sim.spawn_error then return nil, sim.spawn_error end
     sim.next_id = sim.next_id + 1
     sim.spawned[#sim.spawned + 1] = sim.next_id
+    mode = mode or "stored"
+    local st = { mode = mode }
+    if mode == "stored" and sim.state and not sim.state.bad then
+      st.blob, st.version = sim.state.blob, sim.state.version
+    elseif mode == "staged" then
+      st.blob, st.version = sim.staged.blob, sim.staged.version
+      sim.staged = nil
+    end
+    sim.spawn_state[sim.next_id] = st
     return sim.next_id, 1000 + sim.next_id
   end
   function core.signal(id, sig, group)
@@ -76,6 +90,18 @@ function _M.new(opts)
     sim.pending_probes = sim.pending_probes or {}
     sim.pending_probes[#sim.pending_probes + 1] = { id = id, ok = ok and 1 or 0, detail = detail }
     return id
+  end
+
+  function core.state_info()
+    local st = sim.state
+    if not st then return nil end
+    if st.bad then return false, st.bad end
+    return { version = st.version, size = #st.blob, generation = st.generation }
+  end
+  function core.state_read() return sim.state.blob end
+  function core.state_stage(blob, version)
+    sim.staged = { blob = blob, version = version }
+    return true
   end
 
   sim.drain_windows = {}
@@ -134,6 +160,16 @@ function Sim:touch(path)
   self:advance(0)
 end
 function Sim:ready(id) self.rt:dispatch("ready", id); self:advance(0) end
+function Sim:store(id, blob, version)
+  self.state = { blob = blob, version = version or 1, generation = id }
+  self.rt:dispatch("stored", id, self.rt:state_name())
+  self:advance(0)
+end
+function Sim:store_bad(id, why)
+  self.state = { bad = why, generation = id }
+  self.rt:dispatch("stored", id, self.rt:state_name())
+  self:advance(0)
+end
 function Sim:exit(id, code, sig) self.rt:dispatch("exit", id, code or 0, sig or 0); self:advance(0) end
 
 -- What the CLI would ask: returns a table that gets ok, msg, done when the
