@@ -1,7 +1,7 @@
 /* loadgen: an HTTP/1.1 load client that counts every way a request can fail.
  *
  *   loadgen --port PORT [--host 127.0.0.1] [--keepalive N] [--close N]
- *           [--duration SECONDS] [--timeout-ms MS] [--timeline]
+ *           [--duration SECONDS] [--timeout-ms MS] [--path /PATH] [--timeline]
  *
  * --keepalive N connections send request after request on one connection;
  * --close N connections send one request with "Connection: close" each and
@@ -199,7 +199,13 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static void on_connect(uv_connect_t *req, int status)
 {
     struct client *c = req->data;
+    if (status == UV_ECANCELED && stopping) {
+        client_close(c); /* our own shutdown, not the server's failure: no request was sent */
+        return;
+    }
     if (status < 0) {
+        if (st.connect_errors < 5) /* the first few say why */
+            fprintf(stderr, "loadgen: connect: %s\n", uv_strerror(status));
         st.requests++;
         st.connect_errors++;
         st.sec_err++;
@@ -223,7 +229,10 @@ static void start_client(struct client *c)
     c->alive = 1;
     c->outstanding = 0;
     c->connect.data = c;
-    if (uv_tcp_connect(&c->connect, &c->tcp, (struct sockaddr *)&target, on_connect) < 0) {
+    int r = uv_tcp_connect(&c->connect, &c->tcp, (struct sockaddr *)&target, on_connect);
+    if (r < 0) {
+        if (st.connect_errors < 5)
+            fprintf(stderr, "loadgen: connect: %s\n", uv_strerror(r));
         st.requests++;
         st.connect_errors++;
         client_close(c);
@@ -277,7 +286,7 @@ static void on_tick(uv_timer_t *t)
 
 int main(int argc, char **argv)
 {
-    const char *host = "127.0.0.1";
+    const char *host = "127.0.0.1", *path = "/";
     int port = 0, keep = 0, close_n = 0;
     double duration = 60;
     long timeout_ms = 5000;
@@ -291,18 +300,20 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--close") == 0) close_n = atoi(v);
         else if (strcmp(a, "--duration") == 0) duration = atof(v);
         else if (strcmp(a, "--timeout-ms") == 0) timeout_ms = atol(v);
+        else if (strcmp(a, "--path") == 0) path = v;
         else goto usage;
         i++;
     }
     if (port <= 0 || port > 65535 || keep < 0 || close_n < 0 || keep + close_n == 0 ||
-        keep + close_n > MAX_CONNS || duration <= 0 || duration > 600 || timeout_ms <= 0)
+        keep + close_n > MAX_CONNS || duration <= 0 || duration > 600 || timeout_ms <= 0 ||
+        path[0] != '/' || strlen(path) > 128 || strpbrk(path, " \r\n"))
         goto usage;
     if (uv_ip4_addr(host, port, &target) < 0)
         goto usage;
     timeout_ns = (uint64_t)timeout_ms * 1000000;
-    snprintf(req_keep, sizeof req_keep, "GET / HTTP/1.1\r\nHost: %s:%d\r\n\r\n", host, port);
+    snprintf(req_keep, sizeof req_keep, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n", path, host, port);
     snprintf(req_close, sizeof req_close,
-             "GET / HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n", host, port);
+             "GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n", path, host, port);
     signal(SIGPIPE, SIG_IGN);
     loop = uv_default_loop();
     settings.on_headers_complete = on_headers_complete;
@@ -334,6 +345,6 @@ int main(int argc, char **argv)
     return 0;
 usage:
     fprintf(stderr, "usage: loadgen --port PORT [--host 127.0.0.1] [--keepalive N] [--close N] "
-                    "[--duration S] [--timeout-ms MS] [--timeline]\n");
+                    "[--duration S] [--timeout-ms MS] [--path /PATH] [--timeline]\n");
     return 2;
 }

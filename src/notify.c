@@ -131,6 +131,19 @@ static int receive_one(struct notify *n)
     return 1;
 }
 
+static void receive_some(struct notify *n, int max)
+{
+    for (int i = 0; i < max; i++) {
+        int r = receive_one(n);
+        if (r == 0)
+            break;
+        if (r < 0) {
+            log_error("notify: recvmsg: %s", strerror(-r));
+            break;
+        }
+    }
+}
+
 static void on_readable(uv_poll_t *h, int status, int events)
 {
     struct notify *n = h->data;
@@ -140,15 +153,13 @@ static void on_readable(uv_poll_t *h, int status, int events)
         return;
     }
     /* Bounded, so a flood of datagrams cannot starve the rest of the loop. */
-    for (int i = 0; i < 64; i++) {
-        int r = receive_one(n);
-        if (r == 0)
-            break;
-        if (r < 0) {
-            log_error("notify: recvmsg: %s", strerror(-r));
-            break;
-        }
-    }
+    receive_some(n, 64);
+}
+
+void notify_drain(struct notify *n)
+{
+    if (n->fd >= 0)
+        receive_some(n, NOTIFY_DRAIN_MAX);
 }
 
 int notify_open(struct notify *n, uv_loop_t *loop, const char *path, notify_cb cb)

@@ -47,6 +47,13 @@ struct notify {
 };
 
 int notify_open(struct notify *n, uv_loop_t *loop, const char *path, notify_cb cb);
+/* Handles every datagram already queued (at most NOTIFY_DRAIN_MAX) now:
+ * the supervisor calls it before it reaps, so that what a process sent
+ * before it died (its last FDSTORE=1) is taken while the sender is still
+ * known as a generation. */
+#define NOTIFY_DRAIN_MAX 1024
+void notify_drain(struct notify *n);
+
 /* Stops polling and closes the socket, removing its file. */
 void notify_close(struct notify *n);
 

@@ -176,6 +176,7 @@ int sup_set_state(struct supervisor *s, unsigned id, const char *state)
  * runtime) and anything else that became ours as subreaper (just reaped). */
 static void reap(struct supervisor *s)
 {
+    notify_drain(&s->notify);
     for (;;) {
         int st;
         pid_t pid = waitpid(-1, &st, WNOHANG);

@@ -211,6 +211,8 @@ int state_blob_seal(int fd, void *payload, size_t len, uint32_t schema, uint32_t
 
 /* --- reading --------------------------------------------------------------- */
 
+#define SEALS_REQUIRED (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+
 #define FAIL(code, ...)                         \
     do {                                        \
         snprintf(err, errlen, __VA_ARGS__);     \
@@ -230,7 +232,7 @@ int state_blob_open(int fd, uint64_t max, int verify, struct state_blob *b, char
     int seals = fcntl(fd, F_GET_SEALS);
     if (seals < 0)
         FAIL(-EPERM, "not a memfd that can be sealed (%s)", strerror(errno));
-    if ((seals & STATE_BLOB_SEALS_REQUIRED) != STATE_BLOB_SEALS_REQUIRED)
+    if ((seals & SEALS_REQUIRED) != SEALS_REQUIRED)
         FAIL(-EPERM, "memfd is not sealed against writes, growing and shrinking "
                      "(F_SEAL_WRITE|F_SEAL_GROW|F_SEAL_SHRINK)");
     if (fstat(fd, &st) < 0)

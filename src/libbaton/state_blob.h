@@ -30,7 +30,6 @@
 #define STATE_BLOB_MAGIC "BATNSTB1"
 #define STATE_BLOB_LAYOUT 1
 #define STATE_BLOB_HEADER_SIZE 64
-#define STATE_BLOB_SEALS_REQUIRED 0x1c /* F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE */
 
 struct state_blob_header {
     char magic[8];
