@@ -494,8 +494,7 @@ static void checkpoint_resume(void)
     if (!frozen || draining)
         return;
     fprintf(stderr, "counter[%d]: resuming\n", (int)getpid());
-    baton_fd_remove("conn");
-    baton_fd_remove(getenv("BATON_STATE_NAME") ? getenv("BATON_STATE_NAME") : "state");
+    baton_fd_remove("conn"); /* the state stays: stale, but better than none after a crash */
     frozen = checkpointed = 0;
     for (struct conn *c = conns; c; c = c->next) {
         if (c->parked) {

@@ -55,6 +55,35 @@ return {
 LUA
 }
 
+# A service file running the counter example (its hit counters survive
+# restarts) under POLICY (default: handover), expecting state schema VERSION
+# (default 1), the app reading and writing schema SCHEMA (default VERSION).
+# $T/fault names a broken blob for its next checkpoint to store (see
+# counter_server.c). Extra service file lines come from $COUNTER_EXTRA.
+counter_service() {
+    local version=${1:-1} schema=${2:-${1:-1}} policy=${3:-'"handover"'}
+    cat > "$T/service.lua" <<LUA
+return {
+  name = "e2e-counter",
+  control = "$SOCK",
+  listen = { http = "tcp://127.0.0.1:0" },
+  command = { "$COUNTER", "--schema", "$schema", "--fault-file", "$T/fault" },
+  state = { version = $version, max_size = "64K" },
+  ready_timeout = 5,
+  drain_timeout = 10,
+  policy = $policy,
+  ${COUNTER_EXTRA:-}
+}
+LUA
+}
+
+# The count the counter server holds for PATH (0 when it has none).
+count_of() {
+    local n
+    n=$(curl -sf "http://127.0.0.1:$PORT/_count" | awk -v p="$1" '$1 == p { print $2 }')
+    echo "${n:-0}"
+}
+
 active_generation() {
     "$BATON" status -s "$SOCK" --json | tr -d ' \n' |
         grep -o '"id":[0-9]*,"pid":[0-9]*,"state":"active"' | head -1 | sed 's/"id":\([0-9]*\).*/\1/'
