@@ -11,6 +11,8 @@
 --   conns:add(1); conns:add(-1); conns:set(0)
 --   local lat = assert(stats:histogram("http.latency_seconds", { 0.01, 0.1, 1 }))
 --   lat:observe(0.042)
+--   app.state_save(blob, 1)                    -- hand your state on (schema 1)
+--   local blob, schema = app.state_load()      -- in the next generation
 --
 -- Errors are returned as nil, message. libbaton.so is found by the dynamic
 -- loader, or at $BATON_LIBBATON.
@@ -42,6 +44,21 @@ void baton_metric_add(const baton_metric *m, uint64_t n);
 void baton_metric_gauge_add(const baton_metric *m, int64_t delta);
 void baton_metric_set(const baton_metric *m, int64_t value);
 double baton_drain_progress(struct baton_stats *s);
+
+struct baton_state {
+  const void *data;
+  size_t len;
+  uint32_t schema;
+  unsigned generation;
+  const void *map_;
+  size_t map_len_;
+};
+int baton_state_save(const void *buf, size_t len, uint32_t schema);
+int baton_state_load(struct baton_state *st);
+void baton_state_release(struct baton_state *st);
+int baton_fd_store(const char *name, const int *fds, size_t n, int poll);
+int baton_fd_remove(const char *name);
+int baton_fds(const char *name, int *fds, int max);
 char *strerror(int errnum);
 ]]
 
@@ -80,6 +97,53 @@ function _M.notify(state)
 end
 
 function _M.generation() return tonumber(lib.baton_generation()) end
+
+-- State --------------------------------------------------------------------------
+
+-- Stores BLOB (a string) as this generation's state, schema SCHEMA. Returns
+-- true when stored, false when there is no supervisor, or nil, message.
+function _M.state_save(blob, schema)
+  local rc = lib.baton_state_save(blob, #blob, schema or 1)
+  if rc < 0 then return err(rc) end
+  return rc == 1
+end
+
+-- The state this generation received: blob, schema, generation that saved
+-- it; or nil, "none"; or nil and what is wrong with it. A copy into a Lua
+-- string: the mapping is released before it returns.
+function _M.state_load()
+  local st = ffi.new("struct baton_state")
+  local rc = lib.baton_state_load(st)
+  if rc == -2 then return nil, "none" end -- ENOENT: this generation received no state
+  if rc < 0 then return err(rc) end
+  local blob = ffi.string(st.data, st.len)
+  local schema, gen = tonumber(st.schema), tonumber(st.generation)
+  lib.baton_state_release(st)
+  return blob, schema, gen
+end
+
+-- The fd store, for other fds: store FDS (a list) under NAME; remove them;
+-- list the fds of NAME this process received.
+function _M.fd_store(name, fds, poll)
+  local a = ffi.new("int[?]", #fds, fds)
+  local rc = lib.baton_fd_store(name, a, #fds, poll == false and 0 or 1)
+  if rc < 0 then return err(rc) end
+  return rc == 1
+end
+
+function _M.fd_remove(name)
+  local rc = lib.baton_fd_remove(name)
+  if rc < 0 then return err(rc) end
+  return rc == 1
+end
+
+function _M.fds(name)
+  local a = ffi.new("int[256]")
+  local n = lib.baton_fds(name, a, 256)
+  local out = {}
+  for i = 0, n - 1 do out[#out + 1] = a[i] end
+  return out
+end
 
 -- Metrics ----------------------------------------------------------------------
 

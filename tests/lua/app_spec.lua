@@ -2,6 +2,12 @@
 -- (ctest sets BATON_LIBBATON to the one it built).
 local found, app = pcall(require, "baton.app")
 
+-- A state blob made by libbaton itself (its internal writer is exported).
+local function lib_blob(ffi, text, schema)
+  local lib = ffi.load(os.getenv("BATON_LIBBATON") or "baton")
+  return lib.state_blob_create(text, #text, schema, 9)
+end
+
 describe("baton.app", function()
   if not found then
     pending("libbaton.so not found: build it and set BATON_LIBBATON (ctest does): " .. tostring(app))
@@ -59,5 +65,49 @@ describe("baton.app", function()
     local fd, err = app.listener("http")
     assert.is_nil(fd)
     assert.matches("No such file", err)
+  end)
+
+  it("stores state with the supervisor and says when there is none", function()
+    assert.equal(false, app.state_save("x", 1)) -- no NOTIFY_SOCKET here
+    local blob, why = app.state_load()
+    assert.is_nil(blob)
+    assert.equal("none", why)
+    assert.same({}, app.fds("conn"))
+  end)
+
+  it("loads the state blob a generation receives, and refuses a broken one", function()
+    -- The blob as a supervisor hands it on: a sealed memfd, named "state" in
+    -- LISTEN_FDNAMES. (Saving over a real notify socket is unit_state_blob's.)
+    local ffi = require("ffi")
+    ffi.cdef[[
+      int state_blob_create(const void *data, size_t len, uint32_t schema, uint32_t generation);
+      int memfd_create(const char *, unsigned);
+      long write(int, const void *, size_t);
+      int dup2(int, int);
+      int close(int);
+      int getpid(void);
+      int setenv(const char *, const char *, int);
+      int unsetenv(const char *);
+    ]]
+    local fd = lib_blob(ffi, "sessions: 3", 4)
+    assert.equal(3, ffi.C.dup2(fd, 3))
+    ffi.C.close(fd)
+    ffi.C.setenv("LISTEN_PID", tostring(ffi.C.getpid()), 1)
+    ffi.C.setenv("LISTEN_FDS", "1", 1)
+    ffi.C.setenv("LISTEN_FDNAMES", "state", 1)
+    local blob, schema, gen = app.state_load()
+    assert.equal("sessions: 3", blob)
+    assert.equal(4, schema)
+    assert.equal(9, gen)
+    -- Not sealed: refused by the app's side as well.
+    local raw = ffi.C.memfd_create("raw", 1)
+    ffi.C.write(raw, "plain bytes", 11)
+    ffi.C.dup2(raw, 3)
+    ffi.C.close(raw)
+    local none, why = app.state_load()
+    assert.is_nil(none)
+    assert.matches("not permitted", why) -- EPERM: not a sealed memfd
+    for _, k in ipairs{ "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES" } do ffi.C.unsetenv(k) end
+    ffi.C.close(3)
   end)
 end)
