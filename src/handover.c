@@ -46,7 +46,7 @@ static void check_state(struct supervisor *s, const struct fdstore_entry *e)
     uint64_t t0 = uv_hrtime();
     /* The size limit is applied when a spawn asks (a reload may change
      * it); here only what cannot change: seals, header, checksum. */
-    c->rc = state_blob_open(e->fd, UINT64_MAX, 1, &b, c->err, sizeof c->err);
+    c->rc = state_blob_open(e->fd, UINT64_MAX, STATE_BLOB_VERIFY, &b, c->err, sizeof c->err);
     c->seq = e->seq;
     c->stored_at = e->stored_at;
     if (c->rc == 0) {
@@ -195,7 +195,7 @@ int sup_state_map(struct supervisor *s, struct state_blob *b, char *err, size_t 
         return r;
     /* Checked when it arrived, and sealed since. */
     return state_blob_open(fdstore_find(&s->fdstore, s->fdstore.state_name)->fd,
-                           s->cfg.state_max_size, 0, b, err, errlen);
+                           s->cfg.state_max_size, STATE_BLOB_POPULATE, b, err, errlen);
 }
 
 int sup_state_stage(struct supervisor *s, const void *data, size_t len, uint32_t schema,

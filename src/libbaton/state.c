@@ -74,7 +74,8 @@ int baton_state_load(struct baton_state *st)
         return -ENOENT;
     struct state_blob b;
     char err[256];
-    int r = state_blob_open(fd, UINT64_MAX, 1, &b, err, sizeof err);
+    int r = state_blob_open(fd, UINT64_MAX, STATE_BLOB_VERIFY | STATE_BLOB_POPULATE, &b, err,
+                            sizeof err);
     if (r < 0)
         return r;
     *st = (struct baton_state){ .data = b.data, .len = (size_t)b.length, .schema = b.schema,

@@ -70,17 +70,21 @@ int state_blob_begin(size_t len, void **payload, int *fd);
  * (the fd is closed on failure). */
 int state_blob_seal(int fd, void *payload, size_t len, uint32_t schema, uint32_t generation);
 
+#define STATE_BLOB_VERIFY 1    /* check the payload's checksum */
+#define STATE_BLOB_POPULATE 2  /* map every page now: the caller reads them all */
+
 /* Checks the blob in FD and maps it read-only: sealed, header intact, a
- * length no more than MAX and no more than the file holds, the checksum
- * right (unless VERIFY is 0: for a blob already checked, which its seals
- * keep as it was). Returns 0; or a negative errno with the reason in ERR:
+ * length no more than MAX and no more than the file holds, and with
+ * STATE_BLOB_VERIFY in FLAGS the checksum right (without it: a blob already
+ * checked, which its seals keep as it was). Returns 0; or a negative errno
+ * with the reason in ERR:
  *   -EPERM     not a sealed memfd
  *   -EBADMSG   not a state blob (magic, header checksum, layout)
  *   -E2BIG     larger than MAX
  *   -ENODATA   truncated: the file is shorter than its header says
  *   -EILSEQ    checksum mismatch
  * The fd stays the caller's. */
-int state_blob_open(int fd, uint64_t max, int verify, struct state_blob *b, char *err,
+int state_blob_open(int fd, uint64_t max, int flags, struct state_blob *b, char *err,
                     size_t errlen);
 void state_blob_close(struct state_blob *b);
 

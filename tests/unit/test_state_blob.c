@@ -41,7 +41,7 @@ static void round_trip(void **state)
     assert_true(fd >= 0);
     struct state_blob b;
     char err[256] = "";
-    assert_int_equal(state_blob_open(fd, 1 << 20, 1, &b, err, sizeof err), 0);
+    assert_int_equal(state_blob_open(fd, 1 << 20, STATE_BLOB_VERIFY, &b, err, sizeof err), 0);
     assert_int_equal(b.length, sizeof text - 1);
     assert_int_equal(b.schema, 7);
     assert_int_equal(b.generation, 42);
@@ -66,7 +66,7 @@ static void built_in_place(void **state)
     assert_int_equal(state_blob_seal(fd, payload, 4096, 3, 1), 0);
     struct state_blob b;
     char err[256];
-    assert_int_equal(state_blob_open(fd, 4096, 1, &b, err, sizeof err), 0);
+    assert_int_equal(state_blob_open(fd, 4096, STATE_BLOB_VERIFY, &b, err, sizeof err), 0);
     assert_int_equal(((const char *)b.data)[4095], 'z');
     state_blob_close(&b);
     close(fd);
@@ -103,7 +103,7 @@ static void rehash(struct state_blob_header *h)
 static int check(int fd, uint64_t max, char *err, size_t errlen)
 {
     struct state_blob b;
-    int r = state_blob_open(fd, max, 1, &b, err, errlen);
+    int r = state_blob_open(fd, max, STATE_BLOB_VERIFY, &b, err, errlen);
     if (r == 0)
         state_blob_close(&b);
     close(fd);
