@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build_pkgs=(pkg-config cmake gcc make libuv1-dev libluajit-5.1-dev luajit
-            libjansson-dev libhttp-parser-dev)
+            libjansson-dev libhttp-parser-dev lua-cjson)
 test_pkgs=(lua-busted libcmocka-dev gunicorn python3 curl procps iproute2 util-linux prometheus)
 
 want=("${build_pkgs[@]}")
