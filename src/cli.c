@@ -42,6 +42,20 @@ static void print_status(json_t *r)
         }
         printf("\n");
     }
+    json_array_foreach(json_object_get(r, "fdstore"), i, v) {
+        printf("  stored   %-12s from generation %lld, %.1fs ago",
+               json_string_value(json_object_get(v, "name")),
+               (long long)json_integer_value(json_object_get(v, "generation")),
+               json_number_value(json_object_get(v, "age")));
+        json_t *err = json_object_get(v, "error"), *bytes = json_object_get(v, "bytes");
+        if (err)
+            printf(": BAD: %s", json_string_value(err));
+        else if (bytes)
+            printf(": state, schema %lld, %lld bytes",
+                   (long long)json_integer_value(json_object_get(v, "schema")),
+                   (long long)json_integer_value(bytes));
+        printf("\n");
+    }
 }
 
 static void print_stats(json_t *r)
