@@ -2,6 +2,7 @@
  *
  *   loadgen --port PORT [--host 127.0.0.1] [--keepalive N] [--close N]
  *           [--duration SECONDS] [--timeout-ms MS] [--path /PATH] [--timeline]
+ *           [--timeline-ms MS]
  *
  * --keepalive N connections send request after request on one connection;
  * --close N connections send one request with "Connection: close" each and
@@ -15,7 +16,8 @@
  * A connection the server closes between requests (after a response that
  * said Connection: close, or while idle with nothing asked) is no error;
  * a connection lost with a request outstanding is. --timeline prints
- * "t=SECONDS ok=N errors=N" every second. */
+ * "t=SECONDS epoch_ms=MS ok=N errors=N" every second (every --timeline-ms).
+ * Up to 16384 connections; it raises its open-file limit to the hard one. */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,9 +26,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <uv.h>
 
-enum { MAX_CONNS = 4096, LAT_BUCKETS = 4096 };
+enum { MAX_CONNS = 16384, LAT_BUCKETS = 4096 };
 
 struct client {
     uv_tcp_t tcp;
@@ -58,6 +62,7 @@ static uv_signal_t sigint_h, sigterm_h;
 static char req_keep[256], req_close[256];
 static double t0;
 static uint64_t timeout_ns;
+static long tick_ms = 1000;
 
 static void start_client(struct client *c);
 
@@ -278,8 +283,13 @@ static void on_tick(uv_timer_t *t)
     for (int i = 0; i < nclients; i++)
         if (clients[i].alive && clients[i].outstanding && now - clients[i].sent_at > timeout_ns)
             fail(&clients[i], &st.timeouts);
-    if (timeline)
-        printf("t=%.1f ok=%llu errors=%llu\n", (double)uv_hrtime() / 1e9 - t0, st.sec_ok, st.sec_err);
+    if (timeline) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        printf("t=%.3f epoch_ms=%llu ok=%llu errors=%llu\n", (double)uv_hrtime() / 1e9 - t0,
+               (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000,
+               st.sec_ok, st.sec_err);
+    }
     fflush(stdout);
     st.sec_ok = st.sec_err = 0;
 }
@@ -293,6 +303,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--timeline") == 0) { timeline = 1; continue; }
+        if (strcmp(a, "--timeline-ms") == 0 && v) { timeline = 1; tick_ms = atol(v); i++; continue; }
         if (!v) goto usage;
         if (strcmp(a, "--host") == 0) host = v;
         else if (strcmp(a, "--port") == 0) port = atoi(v);
@@ -306,11 +317,16 @@ int main(int argc, char **argv)
     }
     if (port <= 0 || port > 65535 || keep < 0 || close_n < 0 || keep + close_n == 0 ||
         keep + close_n > MAX_CONNS || duration <= 0 || duration > 600 || timeout_ms <= 0 ||
-        path[0] != '/' || strlen(path) > 128 || strpbrk(path, " \r\n"))
+        path[0] != '/' || strlen(path) > 128 || strpbrk(path, " \r\n") || tick_ms < 10)
         goto usage;
     if (uv_ip4_addr(host, port, &target) < 0)
         goto usage;
     timeout_ns = (uint64_t)timeout_ms * 1000000;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     snprintf(req_keep, sizeof req_keep, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n", path, host, port);
     snprintf(req_close, sizeof req_close,
              "GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n", path, host, port);
@@ -327,7 +343,7 @@ int main(int argc, char **argv)
     uv_timer_init(loop, &tick_timer);
     uv_timer_init(loop, &flight_timer);
     uv_timer_start(&stop_timer, on_stop_timer, (uint64_t)(duration * 1000), 0);
-    uv_timer_start(&tick_timer, on_tick, 1000, 1000);
+    uv_timer_start(&tick_timer, on_tick, (uint64_t)tick_ms, (uint64_t)tick_ms);
     uv_signal_init(loop, &sigint_h);
     uv_signal_init(loop, &sigterm_h);
     uv_signal_start(&sigint_h, on_signal, SIGINT);
@@ -345,6 +361,7 @@ int main(int argc, char **argv)
     return 0;
 usage:
     fprintf(stderr, "usage: loadgen --port PORT [--host 127.0.0.1] [--keepalive N] [--close N] "
-                    "[--duration S] [--timeout-ms MS] [--path /PATH] [--timeline]\n");
+                    "[--duration S] [--timeout-ms MS] [--path /PATH] [--timeline] "
+                    "[--timeline-ms MS]\n");
     return 2;
 }

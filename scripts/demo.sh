@@ -44,7 +44,7 @@ wait "$LPID"
 LPID=""
 echo
 echo "== requests per second during the restarts (errors should stay 0)"
-grep '^t=' /tmp/baton-demo-load.$$
+grep '^t=' /tmp/baton-demo-load.$$ | sed 's/ epoch_ms=[0-9]*//'
 echo
 echo "== the load client's verdict"
 grep '^loadgen:' /tmp/baton-demo-load.$$

@@ -6,12 +6,15 @@ set -euo pipefail
 build_pkgs=(pkg-config cmake gcc make libuv1-dev libluajit-5.1-dev luajit
             libjansson-dev libhttp-parser-dev lua-cjson)
 test_pkgs=(lua-busted libcmocka-dev gunicorn python3 curl procps iproute2 util-linux prometheus)
+# The peers the benchmarks compare with, and the plotting tool.
+bench_pkgs=(nginx-light haproxy gnuplot-nox curl procps iproute2 python3)
 
 want=("${build_pkgs[@]}")
 case "${1:-build}" in
     test) want+=("${test_pkgs[@]}") ;;
+    bench) want+=("${bench_pkgs[@]}") ;;
     build) ;;
-    *) echo "usage: $0 [build|test]" >&2; exit 2 ;;
+    *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac
 
 missing=()
@@ -25,4 +28,16 @@ echo "deps: installing ${missing[*]}" >&2
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+# nginx's and haproxy's packages start their services on install where
+# they can (port 80): the benchmarks run their own instances, so keep the
+# packaged ones from starting, through the standard policy-rc.d hook.
+guard=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    guard=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$guard" > /dev/null
+    $SUDO chmod +x "$guard"
+fi
+rc=0
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 || rc=$?
+[ -z "$guard" ] || $SUDO rm -f "$guard"
+exit $rc
