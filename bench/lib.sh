@@ -18,11 +18,12 @@ listeners_on() { ss -Hltn "sport = :$1" | wc -l; }
 listening() { [ "$(listeners_on "$1")" -ge "$2" ]; }  # listening PORT COUNT
 file_differs() { [ "$(cat "$1" 2>/dev/null)" != "$2" ]; } # file_differs FILE TEXT
 
-# wait_until SECONDS COMMAND...: polls every 2 ms.
+# wait_until SECONDS COMMAND...: polls every 2 ms, until a deadline (the
+# command's own time counts too).
 wait_until() {
-    local n=$(( $1 * 500 ))
+    local deadline=$(( $(date +%s%N) + $1 * 1000000000 ))
     shift
-    for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.002; done
+    while [ "$(date +%s%N)" -lt "$deadline" ]; do "$@" && return 0; sleep 0.002; done
     echo "timeout: $*" >&2
     return 1
 }

@@ -33,9 +33,12 @@ say() { echo "$*" | tee -a "$REPORT"; }
 # run_baton FILE: starts the supervisor, waits until a generation serves.
 run_baton() {
     "$BATON" run "$1" 2> "$W/sup.log" & SUP=$!
-    wait_until 60 has_active
+    wait_until 60 has_active || { tail -5 "$W/sup.log" >&2; exit 1; }
 }
-has_active() { "$BATON" status -s "$W/ctl.sock" 2>/dev/null | grep -q ' active '; }
+has_active() {
+    kill -0 "$SUP" 2>/dev/null || { echo "the supervisor exited" >&2; exit 1; }
+    "$BATON" status -s "$W/ctl.sock" 2>/dev/null | grep -q ' active '
+}
 stop_baton() { "$BATON" stop -s "$W/ctl.sock" > /dev/null; wait "$SUP" || true; SUP=""; }
 restart_ms() {
     local a

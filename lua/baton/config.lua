@@ -66,6 +66,20 @@ local function line_of(src, key, from)
   end
 end
 
+-- Every "key =" (or '["key"] =') from line FROM on, with the line it first
+-- appears on: one pass over the text, for many keys at once.
+local function lines_of_keys(src, from)
+  local out, n = {}, 0
+  for line in (src .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    if n >= from then
+      for key in line:gmatch("([%w_]+)%s*=[^=]") do out[key] = out[key] or n end
+      for key in line:gmatch("%[%s*[\"']([^\"']+)[\"']%s*%]%s*=") do out[key] = out[key] or n end
+    end
+  end
+  return out
+end
+
 local Checker = {}
 Checker.__index = Checker
 
@@ -87,7 +101,7 @@ local NAME = "^[%w_.-]+$"
 -- listen = { http = "tcp://..." } or { {"http", "tcp://..."}, ... } or
 -- { http = { "tcp://...", backlog = 128 } }.
 function Checker:listeners(listen, backlog, check_address)
-  local out = {}
+  local out, names, addresses = {}, {}, {}
   local function add(key, name, spec)
     local address, bl = spec, backlog
     if type(spec) == "table" then
@@ -106,10 +120,12 @@ function Checker:listeners(listen, backlog, check_address)
       local ok, why = check_address(address)
       if not ok then self:fail(key, "listener '%s': %s", name, why) end
     end
-    for _, l in ipairs(out) do
-      if l.name == name then self:fail(key, "listener '%s' is named twice", name) end
-      if l.address == address then self:fail(key, "address %s is listed twice", address) end
+    if names[name] then self:fail(key, "listener '%s' is named twice", name) end
+    -- Port 0 asks the kernel for a free port each time: never the same twice.
+    if addresses[address] and not address:match(":0$") then
+      self:fail(key, "address %s is listed twice", address)
     end
+    names[name], addresses[address] = true, true
     out[#out + 1] = { name = name, address = address, backlog = bl }
   end
 
@@ -124,14 +140,13 @@ function Checker:listeners(listen, backlog, check_address)
   end
   -- A Lua table keeps no order, but LISTEN_FDS must follow the file's:
   -- sort the names by where they appear in the text after "listen".
-  local start = line_of(self.src, "listen") or 1
+  local lines = lines_of_keys(self.src, line_of(self.src, "listen") or 1)
   local keys = {}
   for name in pairs(listen) do
     if type(name) ~= "string" then
       self:fail("listen", "mixes {name, address} pairs with name = address entries")
     end
-    local pos = line_of(self.src, name, start)
-    keys[#keys + 1] = { name = name, pos = pos or math.huge }
+    keys[#keys + 1] = { name = name, pos = lines[name] or math.huge }
   end
   table.sort(keys, function(a, b)
     if a.pos ~= b.pos then return a.pos < b.pos end

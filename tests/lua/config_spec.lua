@@ -17,6 +17,21 @@ local function refused(src, pattern)
 end
 
 describe("service file", function()
+  it("normalizes the state table, and refuses a bad one", function()
+    local cfg = assert(load([[return { command = { "a" }, state = { version = 2, max_size = "64M" },
+      fdstore_max = 8 }]]))
+    assert.same({ name = "state", version = 2, max_size = 64 * 2^20 }, cfg.state)
+    assert.equal(8, cfg.fdstore_max)
+    local d = assert(load([[return { command = { "a" } }]]))
+    assert.same({ name = "state", max_size = 256 * 2^20 }, d.state)
+    assert.equal(64, d.fdstore_max)
+    refused([[return { command = { "a" }, state = { version = -1 } }]], "version must be a whole number")
+    refused([[return { command = { "a" }, state = { max_size = "lots" } }]], "max_size must be")
+    refused([[return { command = { "a" }, state = { name = "a:b" } }]], "name must be")
+    refused([[return { command = { "a" }, state = { versoin = 1 } }]], "unknown key 'versoin'")
+    refused([[return { command = { "a" }, fdstore_max = 5000 }]], "fdstore_max")
+  end)
+
   it("normalizes a minimal file", function()
     local cfg = assert(load([[return { command = { "app", "--port", 80 } }]], { runtime_dir = "/run/x" }))
     assert.same({ "app", "--port", "80" }, cfg.command)
@@ -77,6 +92,9 @@ return {
     refused("return { command = {'a'}, listen = { ['a:b'] = 'tcp://127.0.0.1:1' } }", "listener name")
     refused("return { command = {'a'}, listen = { a = 'tcp://1.2.3.4:1', b = 'tcp://1.2.3.4:1' } }",
       "listed twice")
+    -- Port 0 is a new free port each time: listing it twice is no clash.
+    local two = assert(load("return { command = {'a'}, listen = { a = 'tcp://127.0.0.1:0', b = 'tcp://127.0.0.1:0' } }"))
+    assert.equal(2, #two.listen)
     refused("return 42", "must return a table, it returned number")
     refused("error('nope')", "nope")
   end)
