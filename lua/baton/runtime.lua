@@ -172,9 +172,11 @@ function Runtime:wait(key, timeout)
   list[#list + 1] = w
   if timeout then
     w.timer = self:after(timeout, function()
-      for i, x in ipairs(self.waiters[key] or {}) do
-        if x == w then table.remove(self.waiters[key], i) break end
+      local l = self.waiters[key]
+      for i, x in ipairs(l or {}) do
+        if x == w then table.remove(l, i) break end
       end
+      if l and #l == 0 then self.waiters[key] = nil end
       self:resume(co, false)
     end)
   end
@@ -863,6 +865,9 @@ function Runtime:dispatch(event, a, b, c)
       local expected = g.draining or g.state == "draining"
       g.exited, g.exit_code, g.exit_signal = true, b, c
       g.state = "exited"
+      -- The core says nothing more about it; policies that still hold it
+      -- keep it, the runtime lets it go (1,000 restarts must not grow).
+      self.gens[a] = nil
       local lvl = expected and "info" or "warn"
       self.core.log(lvl, ("generation %d (pid %d) exited: %s"):format(g.id, g.pid, g:exit_reason()))
       self:wake(g.key)

@@ -78,6 +78,32 @@ describe("default policy through the runtime", function()
     assert.is_true(sim:signalled(1, "KILL") and sim:signalled(2, "KILL"))
   end)
 
+  it("forgets generations that exited and waits that timed out (1,000 restarts stay flat)", function()
+    local sim = up()
+    local function count(t) local n = 0 for _ in pairs(t) do n = n + 1 end return n end
+    for id = 2, 201 do
+      local r = sim:restart()
+      sim:ready(id)
+      sim:exit(id - 1, 0)
+      assert.is_true(r.ok)
+    end
+    assert.equal(201, sim:active())
+    assert.equal(1, count(sim.rt.gens))
+    assert.equal(0, count(sim.rt.timers))
+    assert.equal(0, count(sim.rt.waiters))
+    assert.equal(0, count(sim.rt.hooks))
+    assert.equal(0, count(sim.rt.finish))
+    -- A probe that never answers times out; its waiting list goes with it.
+    local done = false
+    sim.rt:task("probe", function()
+      sim.rt:wait("probe:never", 1)
+      done = true
+    end)
+    sim:advance(1.1)
+    assert.is_true(done)
+    assert.equal(0, count(sim.rt.waiters))
+  end)
+
   it("restarts a generation that died, with a growing backoff", function()
     local sim = up()
     sim:exit(1, 1) -- crash 1: restart at once
