@@ -61,14 +61,17 @@ for load in close keepalive; do
     {
         echo "set terminal pngcairo size 1000,$((150 * n + 60)) font 'sans,9'"
         echo "set output '$OUT/peers-timeline-$load.png'"
-        echo "set multiplot layout $n,1 title 'Requests/s (green) and errors/s (red), load: $load; restarts marked (grey), first 5 s of the restart run'"
-        echo "set xrange [0:5]; set yrange [0:*]; set y2range [0:1]; unset y2tics; set grid ytics; set key off; set lmargin 12"
+        echo "set multiplot layout $n,1 title 'Requests/s (green, left axis) and failures/s (red, right axis), load: $load; restarts marked (grey); first 5 s of the restart run'"
+        echo "set xrange [0:5]; set yrange [0:*]; set y2range [0:*]; set y2tics textcolor rgb '#d62728'; set grid ytics; set key off; set lmargin 12; set rmargin 9"
         for way in $ways; do
             [ -f "$OUT/tl-$way-$load.dat" ] || continue
+            echo "unset arrow"
+            awk '{ printf "set arrow from %s, graph 0 to %s, graph 1 nohead lc rgb \"#bbbbbb\"\n", $1, $1 }' "$OUT/rs-$way-$load.dat"
             echo "set ylabel '$way'"
-            echo "plot '$OUT/rs-$way-$load.dat' using 1:(1) axes x1y2 with impulses lc rgb '#bbbbbb', \\"
-            echo "     '$OUT/tl-$way-$load.dat' using 1:2 with lines lw 1.5 lc rgb '#2a9d3a', \\"
-            echo "     '' using 1:3 with impulses lw 3 lc rgb '#d62728'"
+            # A way that never fails still gets a right axis: 0 to 1.
+            if awk '$3 > 0 { f = 1 } END { exit !f }' "$OUT/tl-$way-$load.dat"; then echo "set y2range [0:*]"; else echo "set y2range [0:1]"; fi
+            echo "plot '$OUT/tl-$way-$load.dat' using 1:2 with lines lw 1.5 lc rgb '#2a9d3a', \\"
+            echo "     '' using 1:3 axes x1y2 with impulses lw 3 lc rgb '#d62728'"
         done
         echo "unset multiplot"
     } | gnuplot
