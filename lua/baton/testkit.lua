@@ -151,6 +151,15 @@ end
 
 function Sim:start() self.rt:dispatch("start"); self:advance(0) end
 
+-- The usual opening of a spec: a simulated supervisor with OPTS whose first
+-- generation has started and said READY=1.
+function _M.started(opts)
+  local sim = _M.new(opts)
+  sim:start()
+  sim:ready(1)
+  return sim
+end
+
 -- The file at PATH (as the policy named it, made absolute by the service
 -- file's folder) changed.
 function Sim:touch(path)

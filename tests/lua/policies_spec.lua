@@ -1,12 +1,7 @@
 -- Every built-in policy, in a simulated supervisor (baton.testkit).
 local testkit = require("baton.testkit")
 
-local function up(opts)
-  local sim = testkit.new(opts)
-  sim:start()
-  sim:ready(1)
-  return sim
-end
+local up = testkit.started
 
 describe("readiness checks", function()
   it("waits for READY=1 and then an HTTP probe of the generation's own port", function()

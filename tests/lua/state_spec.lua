@@ -4,9 +4,7 @@ local testkit = require("baton.testkit")
 local state = require("baton.state")
 
 local function up(opts)
-  local sim = testkit.new(opts)
-  sim:start()
-  sim:ready(1)
+  local sim = testkit.started(opts)
   assert.equal(1, sim:active())
   return sim
 end
