@@ -36,6 +36,16 @@ STEADY=${STEADY:-3}
 GAP=${GAP:-0.1}
 WAYS=${WAYS:-"baton-default baton-graceful stop-start reuseport nginx-reload nginx-upgrade haproxy-mw haproxy-sf"}
 LOADS=${LOADS:-"close keepalive"}
+case "$RESTARTS" in '' | *[!0-9]* | 0) echo "peers: RESTARTS must be a whole number above 0, not '$RESTARTS'" >&2; exit 2 ;; esac
+for w in $WAYS; do
+    case "$w" in
+        baton-default | baton-graceful | stop-start | reuseport | nginx-reload | nginx-upgrade | haproxy-mw | haproxy-sf) ;;
+        *) echo "peers: unknown way '$w'" >&2; exit 2 ;;
+    esac
+done
+for l in $LOADS; do
+    case "$l" in close | keepalive) ;; *) echo "peers: unknown load '$l' (close, keepalive)" >&2; exit 2 ;; esac
+done
 bench_build bench
 OUT=bench/results
 mkdir -p "$OUT"

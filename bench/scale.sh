@@ -13,6 +13,13 @@
 #   Results go to stdout and bench/results/scale.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ $# -gt 0 ] || set -- listeners connections restarts
+for what in "$@"; do
+    case "$what" in
+        listeners | connections | restarts) ;;
+        *) echo "scale: unknown run '$what' (known: listeners, connections, restarts)" >&2; exit 2 ;;
+    esac
+done
 . bench/lib.sh
 bench_build bench
 OUT=bench/results
@@ -189,6 +196,6 @@ LUA
     say ""
 }
 
-for what in ${*:-listeners connections restarts}; do
+for what in "$@"; do
     "$what"
 done
