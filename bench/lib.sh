@@ -1,13 +1,14 @@
 # Helpers the benchmark scripts share: build, ports, waits, figures.
+# shellcheck shell=bash
 # Sourced; expects set -euo pipefail and the repository root as cwd.
 
 B=${BUILD:-build}
 bench_build() {
     scripts/deps.sh "${1:-build}"
-    if [ ! -x "$B/baton" ] || [ ! -x "$B/bench/loadgen" ] || [ ! -x "$B/bench/listeners_app" ]; then
-        cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
-        cmake --build "$B" -j"$(nproc)" > /dev/null
-    fi
+    # Always build: a benchmark of binaries older than the source measures
+    # the wrong thing, and an up-to-date tree builds in a second.
+    [ -f "$B/CMakeCache.txt" ] || cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
+    cmake --build "$B" -j"$(nproc)" > /dev/null
     BATON=$PWD/$B/baton HELLO=$PWD/$B/examples/hello_server LOADGEN=$PWD/$B/bench/loadgen
 }
 
@@ -53,6 +54,12 @@ rss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status" 2>/dev/null || e
 fd_count() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) print 0; else print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# baton_active_pid SOCKET: the pid of the generation that serves.
+baton_active_pid() {
+    "$BATON" status -s "$1" --json | tr -d ' \n' |
+        grep -o '"pid":[0-9]*,"state":"active"' | sed 's/"pid":\([0-9]*\).*/\1/'
+}
 
 # load_field LINE NAME: a field of loadgen's summary line.
 load_field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }

@@ -71,13 +71,9 @@ LUA
     "$BATON" run "$W/svc.lua" 2> "$W/sup.log" & SUP=$!
     wait_until 10 serves "$PORT"
 }
-baton_active() {
-    "$BATON" status -s "$W/ctl.sock" --json | tr -d ' \n' |
-        grep -o '"pid":[0-9]*,"state":"active"' | sed 's/"pid":\([0-9]*\).*/\1/'
-}
 baton_restart() {
     local old a
-    old=$(baton_active)
+    old=$(baton_active_pid "$W/ctl.sock")
     a=$(now_us)
     "$BATON" restart -s "$W/ctl.sock" > /dev/null
     T_NEW=$(( $(now_us) - a ))

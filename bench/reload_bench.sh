@@ -7,8 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-100}
-B=${BUILD:-build}
-[ -x "$B/baton" ] || { cmake -S . -B "$B" > /dev/null && cmake --build "$B" -j"$(nproc)" > /dev/null; }
+. bench/lib.sh
+bench_build
 W=$(mktemp -d /tmp/baton-reload-bench.XXXXXX)
 cleanup() { { kill -9 "$BPID"; wait "$BPID"; pkill -9 -f "$W"; } 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT

@@ -19,13 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RESTARTS=${1:-50}
 DELAY=${2:-100}
-B=${BUILD:-build}
-scripts/deps.sh build
-if [ ! -x "$B/baton" ] || [ ! -x "$B/bench/loadgen" ]; then
-    cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
-    cmake --build "$B" -j"$(nproc)" --target baton hello_server loadgen > /dev/null
-fi
-BATON=$B/baton HELLO=$PWD/$B/examples/hello_server LOADGEN=$B/bench/loadgen
+. bench/lib.sh
+bench_build
 W=$(mktemp -d /tmp/baton-bench.XXXXXX)
 cleanup() {
     pkill -9 -f "$HELLO --bind 127.0.0.1:${PORT:-0}" 2>/dev/null || true
@@ -35,23 +30,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-listeners_on() { ss -Hltn "sport = :$1" | wc -l; }
-wait_listeners() { # wait_listeners PORT COUNT
-    for _ in $(seq 1 2000); do [ "$(listeners_on "$1")" -ge "$2" ] && return 0; sleep 0.005; done
-    echo "timeout waiting for $2 listener(s) on $1" >&2; return 1
-}
-wait_gone() { while kill -0 "$1" 2>/dev/null; do sleep 0.002; done; }
 start_load() { "$LOADGEN" --port "$PORT" --keepalive 8 --close 8 --duration 600 > "$W/load.$1" & LPID=$!; sleep 1; }
 stop_load() {
     kill -INT "$LPID"; wait "$LPID"
     LOAD=$(grep '^loadgen:' "$W/load.$1")
-    field() { echo "$LOAD" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-    FAILED=$(( $(field non2xx) + $(field connect_errors) + $(field resets) + $(field eof) + $(field timeouts) ))
-    OK=$(field ok)
+    FAILED=$(( $(load_field "$LOAD" non2xx) + $(load_field "$LOAD" connect_errors) + $(load_field "$LOAD" resets) + $(load_field "$LOAD" eof) + $(load_field "$LOAD" timeouts) ))
+    OK=$(load_field "$LOAD" ok)
 }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 declare -A R_FAILED R_OK R_LOAD R_SECS
 
@@ -63,15 +48,14 @@ return { name = "bench", control = "$W/ctl.sock", listen = { http = "tcp://127.0
 LUA
 "$BATON" run "$W/svc.lua" 2> "$W/sup.log" & BPID=$!
 for _ in $(seq 1 200); do "$BATON" status -s "$W/ctl.sock" 2>/dev/null | grep -q active && break; sleep 0.05; done
-active_pid() { "$BATON" status -s "$W/ctl.sock" --json | tr -d ' \n' | grep -o '"pid":[0-9]*,"state":"active"' | sed 's/"pid":\([0-9]*\).*/\1/'; }
 start_load baton
 t0=$(now_ms)
 : > "$W/latency"
 for i in $(seq 1 "$RESTARTS"); do
-    old=$(active_pid)
+    old=$(baton_active_pid "$W/ctl.sock")
     a=$(date +%s%N)
     "$BATON" restart -s "$W/ctl.sock" > /dev/null
-    wait_gone "$old"
+    wait_until 60 gone "$old"
     echo $(( ($(date +%s%N) - a) / 1000 )) >> "$W/latency"
 done
 R_SECS[baton]=$(( $(now_ms) - t0 ))
@@ -93,13 +77,13 @@ START=$(median < "$W/startup")
 # --- stop-then-start ----------------------------------------------------------
 PORT=$(free_port)
 "$HELLO" --bind "127.0.0.1:$PORT" --start-delay "$DELAY" 2>/dev/null & APP=$!
-wait_listeners "$PORT" 1
+wait_until 10 listening "$PORT" 1
 start_load stop
 t0=$(now_ms)
 for i in $(seq 1 "$RESTARTS"); do
     kill -TERM "$APP"; wait "$APP" 2>/dev/null || true
     "$HELLO" --bind "127.0.0.1:$PORT" --start-delay "$DELAY" 2>/dev/null & APP=$!
-    wait_listeners "$PORT" 1
+    wait_until 10 listening "$PORT" 1
 done
 R_SECS[stop]=$(( $(now_ms) - t0 ))
 stop_load stop
@@ -109,12 +93,12 @@ kill -TERM "$APP"; wait "$APP" 2>/dev/null || true
 # --- SO_REUSEPORT overlap -------------------------------------------------------
 PORT=$(free_port)
 "$HELLO" --bind "127.0.0.1:$PORT" --reuseport --start-delay "$DELAY" 2>/dev/null & APP=$!
-wait_listeners "$PORT" 1
+wait_until 10 listening "$PORT" 1
 start_load reuseport
 t0=$(now_ms)
 for i in $(seq 1 "$RESTARTS"); do
     "$HELLO" --bind "127.0.0.1:$PORT" --reuseport --start-delay "$DELAY" 2>/dev/null & NEW=$!
-    wait_listeners "$PORT" 2
+    wait_until 10 listening "$PORT" 2
     kill -TERM "$APP"; wait "$APP" 2>/dev/null || true
     APP=$NEW
 done

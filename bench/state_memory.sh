@@ -9,8 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${1:-1G}
-B=${BUILD:-build}
-[ -x "$B/bench/state_bench" ] || { cmake -S . -B "$B" > /dev/null && cmake --build "$B" -j"$(nproc)" > /dev/null; }
+. bench/lib.sh
+bench_build
 W=$(mktemp -d /tmp/baton-state-mem.XXXXXX)
 BPID=""
 cleanup() { { [ -n "$BPID" ] && kill -9 "$BPID"; pkill -9 -f "$W"; } 2>/dev/null || true; rm -rf "$W"; }
