@@ -51,23 +51,10 @@ local function resolve(dir, path)
   return dir .. "/" .. path
 end
 
--- The line where KEY is first assigned in SRC, for messages a person can
--- act on. A table value has no line of its own in Lua, so this reads the
--- text: the first "key =" or '["key"] ='.
-local function line_of(src, key, from)
-  local n = 0
-  local esc = key:gsub("%p", "%%%0")
-  for line in (src .. "\n"):gmatch("([^\n]*)\n") do
-    n = n + 1
-    if n >= (from or 1) and (line:find("%f[%w_]" .. esc .. "%s*=[^=]") or
-        line:find("%[%s*[\"']" .. esc .. "[\"']%s*%]%s*=")) then
-      return n
-    end
-  end
-end
-
 -- Every "key =" (or '["key"] =') from line FROM on, with the line it first
--- appears on: one pass over the text, for many keys at once.
+-- appears on: one pass over the text, for many keys at once. A table value
+-- has no line of its own in Lua, so messages a person can act on read the
+-- text.
 local function lines_of_keys(src, from)
   local out, n = {}, 0
   for line in (src .. "\n"):gmatch("([^\n]*)\n") do
@@ -78,6 +65,11 @@ local function lines_of_keys(src, from)
     end
   end
   return out
+end
+
+-- The line where KEY is first assigned in SRC (from line FROM on).
+local function line_of(src, key, from)
+  return lines_of_keys(src, from or 1)[key]
 end
 
 local Checker = {}
