@@ -1,6 +1,10 @@
 # Helpers the benchmark scripts share: build, ports, waits, figures.
 # shellcheck shell=bash
 # Sourced; expects set -euo pipefail and the repository root as cwd.
+. scripts/procs.sh # kill_tree: cleanup by pid
+# A script's EXIT trap (its cleanup) runs on Ctrl-C and kill too.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 B=${BUILD:-build}
 bench_build() {

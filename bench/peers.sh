@@ -50,11 +50,16 @@ bench_build bench
 OUT=bench/results
 mkdir -p "$OUT"
 W=$(mktemp -d /tmp/baton-peers.XXXXXX)
-SUP="" APP="" LPID=""
+SUP="" APP="" LPID="" WAY=""
 cleanup() {
-    [ -z "$LPID" ] || kill -9 "$LPID" 2>/dev/null || true
-    way_stop 2>/dev/null || true
-    pkill -9 -f "$W" 2>/dev/null || true
+    # What the way started, by pid, at once (a graceful stop first would let
+    # an nginx mid-upgrade orphan its new master): the load, the supervising
+    # process and app, the daemons nginx and HAProxy became (their pid
+    # files), and every process below them.
+    local daemons
+    daemons=$(cat "$W"/nginx.pid "$W"/nginx.pid.oldbin "$W"/haproxy.pid 2> /dev/null || true)
+    # shellcheck disable=SC2086 # one pid a word
+    kill_tree "$LPID" "$SUP" "$APP" $daemons
     rm -rf "$W"
 }
 trap cleanup EXIT

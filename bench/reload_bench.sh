@@ -10,7 +10,8 @@ N=${1:-100}
 . bench/lib.sh
 bench_build
 W=$(mktemp -d /tmp/baton-reload-bench.XXXXXX)
-cleanup() { { kill -9 "$BPID"; wait "$BPID"; pkill -9 -f "$W"; } 2>/dev/null || true; rm -rf "$W"; }
+BPID=""
+cleanup() { kill_tree "$BPID"; rm -rf "$W"; }
 trap cleanup EXIT
 cat > "$W/svc.lua" <<LUA
 return { name = "reload-bench", control = "$W/ctl.sock", listen = { http = "tcp://127.0.0.1:0" },

@@ -22,9 +22,11 @@ DELAY=${2:-100}
 . bench/lib.sh
 bench_build
 W=$(mktemp -d /tmp/baton-bench.XXXXXX)
+BPID="" APP="" NEW="" LPID=""
 cleanup() {
-    pkill -9 -f "$HELLO --bind 127.0.0.1:${PORT:-0}" 2>/dev/null || true
-    [ -z "${BPID:-}" ] || kill -9 "$BPID" 2>/dev/null || true
+    # What this script started, by pid: the supervisor with its generations,
+    # the apps of the other two ways, the load.
+    kill_tree "$BPID" "$APP" "$NEW" "$LPID"
     [ -z "${KEEP:-}" ] || cp "$W/sup.log" /tmp/bench-sup.log
     rm -rf "$W"
 }
@@ -32,7 +34,7 @@ trap cleanup EXIT
 
 start_load() { "$LOADGEN" --port "$PORT" --keepalive 8 --close 8 --duration 600 > "$W/load.$1" & LPID=$!; sleep 1; }
 stop_load() {
-    kill -INT "$LPID"; wait "$LPID"
+    kill -INT "$LPID"; wait "$LPID"; LPID=""
     LOAD=$(grep '^loadgen:' "$W/load.$1")
     FAILED=$(( $(load_field "$LOAD" non2xx) + $(load_field "$LOAD" connect_errors) + $(load_field "$LOAD" resets) + $(load_field "$LOAD" eof) + $(load_field "$LOAD" timeouts) ))
     OK=$(load_field "$LOAD" ok)
@@ -88,7 +90,7 @@ done
 R_SECS[stop]=$(( $(now_ms) - t0 ))
 stop_load stop
 R_FAILED[stop]=$FAILED R_OK[stop]=$OK R_LOAD[stop]=$LOAD
-kill -TERM "$APP"; wait "$APP" 2>/dev/null || true
+kill -TERM "$APP"; wait "$APP" 2>/dev/null || true; APP=""
 
 # --- SO_REUSEPORT overlap -------------------------------------------------------
 PORT=$(free_port)
@@ -100,12 +102,12 @@ for i in $(seq 1 "$RESTARTS"); do
     "$HELLO" --bind "127.0.0.1:$PORT" --reuseport --start-delay "$DELAY" 2>/dev/null & NEW=$!
     wait_until 10 listening "$PORT" 2
     kill -TERM "$APP"; wait "$APP" 2>/dev/null || true
-    APP=$NEW
+    APP=$NEW NEW=""
 done
 R_SECS[reuseport]=$(( $(now_ms) - t0 ))
 stop_load reuseport
 R_FAILED[reuseport]=$FAILED R_OK[reuseport]=$OK R_LOAD[reuseport]=$LOAD
-kill -TERM "$APP"; wait "$APP" 2>/dev/null || true
+kill -TERM "$APP"; wait "$APP" 2>/dev/null || true; APP=""
 
 # --- report ---------------------------------------------------------------------
 echo "restarts per way: $RESTARTS; app start-up delay: ${DELAY} ms; load: 8 keep-alive + 8 new-connection clients"

@@ -27,9 +27,7 @@ mkdir -p "$OUT"
 W=$(mktemp -d /tmp/baton-scale.XXXXXX)
 SUP="" LPID=""
 cleanup() {
-    [ -z "$LPID" ] || kill -9 "$LPID" 2>/dev/null || true
-    [ -z "$SUP" ] || kill -9 "$SUP" 2>/dev/null || true
-    pkill -9 -f "$W" 2>/dev/null || true
+    kill_tree "$LPID" "$SUP" # the load; the supervisor and its generations
     rm -rf "$W"
 }
 trap cleanup EXIT

@@ -13,7 +13,7 @@ SIZE=${1:-1G}
 bench_build
 W=$(mktemp -d /tmp/baton-state-mem.XXXXXX)
 BPID=""
-cleanup() { { [ -n "$BPID" ] && kill -9 "$BPID"; pkill -9 -f "$W"; } 2>/dev/null || true; rm -rf "$W"; }
+cleanup() { kill_tree "$BPID"; rm -rf "$W"; }
 trap cleanup EXIT
 cat > "$W/svc.lua" <<LUA
 return { name = "state-mem", control = "$W/ctl.sock",

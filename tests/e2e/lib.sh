@@ -1,6 +1,7 @@
 # Helpers for the end-to-end tests: a real supervisor, real apps, real load.
 # Every wait is bounded; everything started is killed on exit.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/procs.sh"
 
 : "${BATON:?}" "${HELLO:?}" "${LOADGEN:?}"
 T=$(mktemp -d /tmp/baton-e2e.XXXXXX)
@@ -11,10 +12,8 @@ LPID=""
 cleanup() {
     local rc=$?
     [ -n "$LPID" ] && kill -9 "$LPID" 2>/dev/null || true
-    if [ -n "$BPID" ] && kill -0 "$BPID" 2>/dev/null; then
-        pkill -9 -P "$BPID" 2>/dev/null || true
-        kill -9 "$BPID" 2>/dev/null || true
-    fi
+    # The supervisor, its generations and whatever they started, by pid.
+    kill_tree "$BPID"
     if [ $rc -ne 0 ] && [ -f "$T/sup.log" ]; then
         echo "--- supervisor log (last 60 lines) ---" >&2
         tail -60 "$T/sup.log" >&2
@@ -22,6 +21,8 @@ cleanup() {
     rm -rf "$T"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 fail() {
     echo "FAIL: $*" >&2

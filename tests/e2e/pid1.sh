@@ -15,6 +15,7 @@ return {
 LUA
 BATON_LOG_LEVEL=debug unshare --pid --fork --kill-child "$BATON" run "$T/service.lua" > "$T/sup.log" 2>&1 &
 UPID=$!
+BPID=$UPID # cleanup ends the namespace's whole tree, by pid
 wait_for 10 has_active || fail "no active generation"
 grep -q "baton\[1\]" "$T/sup.log" || fail "the supervisor is not PID 1 in its namespace"
 PORT=$("$BATON" status -s "$SOCK" --json | tr -d ' \n' | sed -n 's/.*"address":"tcp:\/\/127\.0\.0\.1:\([0-9]*\)".*/\1/p')
@@ -24,10 +25,12 @@ stop_load
 assert_no_load_errors 100
 sleep 0.5
 grep -q "reaped pid [0-9]* (not a generation's main process)" "$T/sup.log" || fail "PID 1 reaped no orphan"
-SUP=$(pgrep -f -P "$UPID" "$BATON run" || pgrep -f "$BATON run $T/service.lua" | tail -1)
+SUP=$(ps -o pid= --ppid "$UPID" | tr -d ' ') # unshare's one child: the supervisor
+[ -n "$SUP" ] || fail "no supervisor under unshare (pid $UPID)"
 kill -TERM "$SUP"
 rc=0
 wait "$UPID" || rc=$?
+BPID=""
 [ $rc -eq 0 ] || fail "PID 1 supervisor exited $rc after SIGTERM"
 grep -q "stopping gracefully" "$T/sup.log" || fail "SIGTERM was not handled by PID 1"
 echo "ok: PID 1, 5 restarts, $LOAD"
