@@ -10,7 +10,8 @@ local steps = require("baton.steps")
 
 local policy = {
   name = "graceful",
-  defaults = { ready = false, watch = false, every = false, idle_metric = "http.connections", deadline = false, poll = 0.5 },
+  defaults = { ready = false, watch = false, every = false, idle_metric = "http.connections",
+               deadline = false, poll = 0.5 },
 }
 
 function policy.restart(svc, old)

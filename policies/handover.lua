@@ -16,7 +16,7 @@
 -- final state exists, because it took no writes after it.
 --
 -- Options: checkpoint, resume (signal names), checkpoint_timeout
--- (seconds), migrate = function(blob, from, to) -> new_blob | nil, why,
+-- (seconds), migrate = function(svc, blob, from, to) -> new_blob | nil, why,
 -- plus ready, watch and every as in the default policy.
 
 local steps = require("baton.steps")

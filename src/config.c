@@ -29,7 +29,8 @@ static char **field_strings(lua_State *L, int idx, const char *key)
     return v;
 }
 
-static int read_listeners(lua_State *L, int idx, struct service_config *cfg, char *err, size_t errlen)
+static int read_listeners(lua_State *L, int idx, struct service_config *cfg, char *err,
+                          size_t errlen)
 {
     lua_getfield(L, idx, "listen");
     size_t n = lua_objlen(L, -1);
@@ -121,4 +122,58 @@ void config_free(struct service_config *cfg)
     free(cfg->metrics);
     free(cfg->state_name);
     memset(cfg, 0, sizeof *cfg);
+}
+
+static int str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* What cannot change while the service runs: its sockets and its region. */
+static const char *fixed_key_changed(const struct service_config *a, const struct service_config *b)
+{
+    if (!str_eq(a->name, b->name))
+        return "name";
+    if (!str_eq(a->control, b->control))
+        return "control";
+    if (!str_eq(a->metrics, b->metrics))
+        return "metrics";
+    if (a->stats_capacity != b->stats_capacity)
+        return "stats_capacity";
+    if (!str_eq(a->state_name, b->state_name))
+        return "state.name";
+    if (a->nlisteners != b->nlisteners)
+        return "listen";
+    for (size_t i = 0; i < a->nlisteners; i++)
+        if (!str_eq(a->listeners[i].name, b->listeners[i].name) ||
+            !str_eq(a->listeners[i].address, b->listeners[i].address) ||
+            a->listeners[i].backlog != b->listeners[i].backlog)
+            return "listen";
+    return NULL;
+}
+
+#define SWAP(a, b)              \
+    do {                        \
+        __typeof__(a) t_ = (a); \
+        (a) = (b);              \
+        (b) = t_;               \
+    } while (0)
+
+int config_apply(struct service_config *running, struct service_config *next, char *err,
+                 size_t errlen)
+{
+    const char *key = fixed_key_changed(running, next);
+    if (key) {
+        snprintf(err, errlen,
+                 "%s: key '%s' changed: it cannot change while the service runs "
+                 "(stop and run it again)",
+                 running->file, key);
+        return -EINVAL;
+    }
+    SWAP(running->argv, next->argv);
+    SWAP(running->env, next->env);
+    SWAP(running->cwd, next->cwd);
+    running->state_max_size = next->state_max_size;
+    running->fdstore_max = next->fdstore_max;
+    return 0;
 }

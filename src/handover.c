@@ -3,7 +3,6 @@
 #include "handover.h"
 
 #include "log.h"
-#include "supervisor.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -17,31 +16,35 @@ static void on_dropped(struct fdstore *st, const char *name, unsigned generation
     log_info("fd store: an fd '%s' stored by generation %u hung up: dropped", name, generation);
 }
 
-void handover_init(struct supervisor *s)
+void handover_init(struct handover *h, uv_loop_t *loop, size_t fdstore_max, const char *state_name,
+                   uint64_t max_size)
 {
-    fdstore_init(&s->fdstore, s->loop, s->cfg.fdstore_max, s->cfg.state_name);
-    s->fdstore.on_drop = on_dropped;
-    s->fdstore.data = s;
-    s->staged_state = -1;
+    memset(h, 0, sizeof *h);
+    fdstore_init(&h->store, loop, fdstore_max, state_name);
+    h->store.on_drop = on_dropped;
+    h->store.data = h;
+    h->staged = -1;
+    h->max_size = max_size;
 }
 
-void handover_free(struct supervisor *s)
+void handover_free(struct handover *h)
 {
-    fdstore_free(&s->fdstore);
-    if (s->staged_state >= 0)
-        close(s->staged_state);
-    s->staged_state = -1;
+    fdstore_free(&h->store);
+    if (h->staged >= 0)
+        close(h->staged);
+    h->staged = -1;
 }
 
-void handover_reconfigure(struct supervisor *s)
+void handover_configure(struct handover *h, size_t fdstore_max, uint64_t max_size)
 {
-    s->fdstore.max = s->cfg.fdstore_max;
+    h->store.max = fdstore_max;
+    h->max_size = max_size;
 }
 
 /* Checks the state blob ENTRY once, when it arrives, and keeps the verdict. */
-static void check_state(struct supervisor *s, const struct fdstore_entry *e)
+static void check_state(struct handover *h, const struct fdstore_entry *e)
 {
-    struct state_check *c = &s->state_check;
+    struct state_check *c = &h->check;
     struct state_blob b;
     uint64_t t0 = uv_hrtime();
     /* The size limit is applied when a spawn asks (a reload may change
@@ -55,45 +58,45 @@ static void check_state(struct supervisor *s, const struct fdstore_entry *e)
         c->generation = b.generation;
         state_blob_close(&b);
         log_info("fd store: generation %u stored its state: %llu bytes, schema %u "
-                 "(checked in %.1f ms)", e->generation, (unsigned long long)c->length,
-                 c->schema, (double)(uv_hrtime() - t0) / 1e6);
+                 "(checked in %.1f ms)",
+                 e->generation, (unsigned long long)c->length, c->schema,
+                 (double)(uv_hrtime() - t0) / 1e6);
     } else {
         log_error("fd store: generation %u stored a bad state blob: %s; a restart will refuse it",
                   e->generation, c->err);
     }
 }
 
-void handover_notify(struct supervisor *s, struct generation *g, const struct notify_msg *m,
-                     int *fds, size_t nfds)
+const char *handover_notify(struct handover *h, unsigned id, const struct notify_msg *m, int *fds,
+                            size_t nfds, double now)
 {
     char err[512];
     if (m->fdstoreremove && m->fdname) {
-        size_t n = fdstore_remove(&s->fdstore, m->fdname);
-        log_debug("fd store: generation %u removed %zu fd(s) named '%s'", g->id, n, m->fdname);
+        size_t n = fdstore_remove(&h->store, m->fdname);
+        log_debug("fd store: generation %u removed %zu fd(s) named '%s'", id, n, m->fdname);
     }
     if (!m->fdstore) {
         if (nfds > 0)
-            log_warn("notify: generation %u sent %zu fd(s) without FDSTORE=1: closed", g->id, nfds);
+            log_warn("notify: generation %u sent %zu fd(s) without FDSTORE=1: closed", id, nfds);
         for (size_t i = 0; i < nfds; i++)
             close(fds[i]);
-        return;
+        return NULL;
     }
     if (nfds == 0)
-        return;
-    int r = fdstore_add(&s->fdstore, m->fdname, fds, nfds, g->id, m->fdpoll, sup_now(s), err,
-                        sizeof err);
+        return NULL;
+    int r = fdstore_add(&h->store, m->fdname, fds, nfds, id, m->fdpoll, now, err, sizeof err);
     if (r < 0) {
-        log_error("fd store: generation %u: %zu fd(s) refused: %s", g->id, nfds, err);
+        log_error("fd store: generation %u: %zu fd(s) refused: %s", id, nfds, err);
         for (size_t i = 0; i < nfds; i++)
             close(fds[i]);
-        return;
+        return NULL;
     }
     const char *name = m->fdname ? m->fdname : "stored";
-    if (strcmp(name, s->fdstore.state_name) == 0)
-        check_state(s, fdstore_find(&s->fdstore, name));
+    if (strcmp(name, h->store.state_name) == 0)
+        check_state(h, fdstore_find(&h->store, name));
     else
-        log_debug("fd store: generation %u stored %zu fd(s) as '%s'", g->id, nfds, name);
-    bridge_dispatch(&s->lua, "stored", "is", (long long)g->id, name);
+        log_debug("fd store: generation %u stored %zu fd(s) as '%s'", id, nfds, name);
+    return name;
 }
 
 static int append_name(char **names, size_t *len, const char *name)
@@ -110,17 +113,17 @@ static int append_name(char **names, size_t *len, const char *name)
     return 0;
 }
 
-int handover_fds(struct supervisor *s, enum spawn_state mode, int **fds, size_t *n, char **names,
+int handover_fds(struct handover *h, enum spawn_state mode, int **fds, size_t *n, char **names,
                  char *err, size_t errlen)
 {
-    struct fdstore *st = &s->fdstore;
+    struct fdstore *st = &h->store;
     size_t len = 0, k = 0;
     *fds = calloc(st->len + 1, sizeof **fds);
     *names = calloc(1, 1);
     *n = 0;
     if (!*fds || !*names)
         goto nomem;
-    if (mode == SPAWN_STATE_STAGED && s->staged_state < 0) {
+    if (mode == SPAWN_STATE_STAGED && h->staged < 0) {
         snprintf(err, errlen, "no staged state blob to pass");
         free(*fds);
         free(*names);
@@ -133,7 +136,7 @@ int handover_fds(struct supervisor *s, enum spawn_state mode, int **fds, size_t 
             if (mode == SPAWN_STATE_NONE)
                 continue;
             if (mode == SPAWN_STATE_STAGED)
-                fd = s->staged_state;
+                fd = h->staged;
         }
         (*fds)[k++] = fd;
         if (append_name(names, &len, e->name) < 0)
@@ -141,7 +144,7 @@ int handover_fds(struct supervisor *s, enum spawn_state mode, int **fds, size_t 
     }
     /* A migrated blob with nothing stored under the name (removed meanwhile). */
     if (mode == SPAWN_STATE_STAGED && !fdstore_find(st, st->state_name)) {
-        (*fds)[k++] = s->staged_state;
+        (*fds)[k++] = h->staged;
         if (append_name(names, &len, st->state_name) < 0)
             goto nomem;
     }
@@ -154,56 +157,59 @@ nomem:
     return -ENOMEM;
 }
 
-void handover_spawned(struct supervisor *s, enum spawn_state mode)
+void handover_spawned(struct handover *h, enum spawn_state mode)
 {
-    if (mode == SPAWN_STATE_STAGED && s->staged_state >= 0) {
-        close(s->staged_state);
-        s->staged_state = -1;
+    if (mode == SPAWN_STATE_STAGED && h->staged >= 0) {
+        close(h->staged);
+        h->staged = -1;
     }
 }
 
-int sup_state_info(struct supervisor *s, struct state_info *info, char *err, size_t errlen)
+int handover_state_info(struct handover *h, struct state_info *info, char *err, size_t errlen)
 {
-    const struct fdstore_entry *e = fdstore_find(&s->fdstore, s->fdstore.state_name);
+    const struct fdstore_entry *e = fdstore_find(&h->store, h->store.state_name);
     if (!e)
         return -ENOENT;
-    struct state_check *c = &s->state_check;
+    struct state_check *c = &h->check;
     if (c->seq != e->seq)
-        check_state(s, e);
+        check_state(h, e);
     if (c->rc < 0) {
         snprintf(err, errlen, "the state blob stored by generation %u: %s", e->generation, c->err);
         return c->rc;
     }
-    if (c->length > s->cfg.state_max_size) {
-        snprintf(err, errlen, "the state blob stored by generation %u holds %llu bytes, over "
-                 "state.max_size (%llu)", e->generation, (unsigned long long)c->length,
-                 (unsigned long long)s->cfg.state_max_size);
+    if (c->length > h->max_size) {
+        snprintf(err, errlen,
+                 "the state blob stored by generation %u holds %llu bytes, over "
+                 "state.max_size (%llu)",
+                 e->generation, (unsigned long long)c->length, (unsigned long long)h->max_size);
         return -E2BIG;
     }
-    *info = (struct state_info){ .schema = c->schema, .generation = e->generation,
-                                 .length = c->length, .stored_at = c->stored_at };
+    *info = (struct state_info){ .schema = c->schema,
+                                 .generation = e->generation,
+                                 .length = c->length,
+                                 .stored_at = c->stored_at };
     return 0;
 }
 
-int sup_state_map(struct supervisor *s, struct state_blob *b, char *err, size_t errlen)
+int handover_state_map(struct handover *h, struct state_blob *b, char *err, size_t errlen)
 {
     struct state_info info;
-    int r = sup_state_info(s, &info, err, errlen);
+    int r = handover_state_info(h, &info, err, errlen);
     if (r == -ENOENT)
         snprintf(err, errlen, "no state blob is stored");
     if (r < 0)
         return r;
     /* Checked when it arrived, and sealed since. */
-    return state_blob_open(fdstore_find(&s->fdstore, s->fdstore.state_name)->fd,
-                           s->cfg.state_max_size, STATE_BLOB_POPULATE, b, err, errlen);
+    return state_blob_open(fdstore_find(&h->store, h->store.state_name)->fd, h->max_size,
+                           STATE_BLOB_POPULATE, b, err, errlen);
 }
 
-int sup_state_stage(struct supervisor *s, const void *data, size_t len, uint32_t schema,
-                    char *err, size_t errlen)
+int handover_state_stage(struct handover *h, const void *data, size_t len, uint32_t schema,
+                         char *err, size_t errlen)
 {
-    if (len > s->cfg.state_max_size) {
-        snprintf(err, errlen, "the migrated state holds %zu bytes, over state.max_size (%llu)",
-                 len, (unsigned long long)s->cfg.state_max_size);
+    if (len > h->max_size) {
+        snprintf(err, errlen, "the migrated state holds %zu bytes, over state.max_size (%llu)", len,
+                 (unsigned long long)h->max_size);
         return -E2BIG;
     }
     int fd = state_blob_create(data, len, schema, 0);
@@ -211,23 +217,22 @@ int sup_state_stage(struct supervisor *s, const void *data, size_t len, uint32_t
         snprintf(err, errlen, "cannot write the migrated state: %s", strerror(-fd));
         return fd;
     }
-    if (s->staged_state >= 0)
-        close(s->staged_state);
-    s->staged_state = fd;
+    if (h->staged >= 0)
+        close(h->staged);
+    h->staged = fd;
     return 0;
 }
 
-json_t *handover_status(struct supervisor *s)
+json_t *handover_status(struct handover *h, double now)
 {
     json_t *a = json_array();
-    double now = sup_now(s);
-    for (size_t i = 0; a && i < s->fdstore.len; i++) {
-        const struct fdstore_entry *e = s->fdstore.v[i];
+    for (size_t i = 0; a && i < h->store.len; i++) {
+        const struct fdstore_entry *e = h->store.v[i];
         json_t *j = json_pack("{s:s, s:i, s:f, s:b}", "name", e->name, "generation",
                               (int)e->generation, "age", now - e->stored_at, "polled",
                               e->poll != NULL);
-        if (j && strcmp(e->name, s->fdstore.state_name) == 0 && s->state_check.seq == e->seq) {
-            const struct state_check *c = &s->state_check;
+        if (j && strcmp(e->name, h->store.state_name) == 0 && h->check.seq == e->seq) {
+            const struct state_check *c = &h->check;
             if (c->rc == 0) {
                 json_object_set_new(j, "schema", json_integer(c->schema));
                 json_object_set_new(j, "bytes", json_integer((json_int_t)c->length));

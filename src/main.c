@@ -3,7 +3,7 @@
 
 #include "cli.h"
 #include "log.h"
-#include "supervisor.h"
+#include "run.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,11 +43,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "usage: baton %s SERVICE_FILE\n", cmd);
             return 2;
         }
-        return strcmp(cmd, "run") == 0 ? supervisor_run(argv[2]) : supervisor_check(argv[2]);
+        return strcmp(cmd, "run") == 0 ? run_service(argv[2]) : run_check(argv[2]);
     }
     if (strcmp(cmd, "restart") == 0 || strcmp(cmd, "status") == 0 || strcmp(cmd, "stop") == 0 ||
-        strcmp(cmd, "stats") == 0 || strcmp(cmd, "reload") == 0 ||
-        strcmp(cmd, "rollback") == 0)
+        strcmp(cmd, "stats") == 0 || strcmp(cmd, "reload") == 0 || strcmp(cmd, "rollback") == 0)
         return cli_main(cmd, argc - 1, argv + 1);
     fprintf(stderr, "baton: unknown command '%s'\n\n%s", cmd, usage);
     return 2;

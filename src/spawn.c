@@ -120,8 +120,8 @@ static void put_pid(char *slot, pid_t pid)
 }
 
 /* Runs in the child between fork and exec: async-signal-safe calls only. */
-static void child(const struct spawn_opts *o, const char *path, char **envp,
-                  char *pidslot, int *tmp, int errpipe)
+static void child(const struct launch_plan *o, const char *path, char **envp, char *pidslot,
+                  int *tmp, int errpipe)
 {
     int e;
     sigset_t none;
@@ -151,11 +151,12 @@ static void child(const struct spawn_opts *o, const char *path, char **envp,
     execve(path, o->argv, envp);
 fail:
     e = errno;
-    if (write(errpipe, &e, sizeof e) < 0) { /* nothing more to do */ }
+    if (write(errpipe, &e, sizeof e) < 0) { /* nothing more to do */
+    }
     _exit(127);
 }
 
-int spawn_process(const struct spawn_opts *o, pid_t *pid, char *err, size_t errlen)
+int spawn_process(const struct launch_plan *o, pid_t *pid, char *err, size_t errlen)
 {
     int r = 0, pipefd[2] = { -1, -1 };
     char *pidslot = NULL, **envp = NULL;
@@ -201,8 +202,8 @@ int spawn_process(const struct spawn_opts *o, pid_t *pid, char *err, size_t errl
         while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
             ;
         r = -child_errno;
-        snprintf(err, errlen, "command '%s'%s%s: %s", o->argv[0],
-                 o->cwd ? " in " : "", o->cwd ? o->cwd : "", strerror(child_errno));
+        snprintf(err, errlen, "command '%s'%s%s: %s", o->argv[0], o->cwd ? " in " : "",
+                 o->cwd ? o->cwd : "", strerror(child_errno));
         goto out;
     }
     *pid = p;

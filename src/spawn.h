@@ -1,8 +1,8 @@
 #ifndef BATON_SPAWN_H
 #define BATON_SPAWN_H
 
-/* Starting one process of a generation, the way systemd starts a
- * socket-activated service:
+/* Starting one process of a generation from its launch plan (launch.h),
+ * the way systemd starts a socket-activated service:
  *
  *   fds[i] is placed at fd 3+i (listeners first, then stored fds), every
  *   other descriptor of the supervisor is closed at exec; LISTEN_PID is the
@@ -14,19 +14,12 @@
  * argv[0] without a slash is looked up in PATH (of ENV if it sets one) before
  * fork, so "command not found" is an error here, not a silent exit 127. */
 
-#include <stddef.h>
-#include <sys/types.h>
+#include "launch.h"
 
-struct spawn_opts {
-    char *const *argv;        /* NULL-terminated */
-    char *const *env;         /* NULL-terminated "KEY=VALUE"; overrides environ */
-    const char *cwd;          /* NULL: the supervisor's */
-    const int *fds;
-    size_t nfds;
-};
+#include <sys/types.h>
 
 /* Returns 0 with *PID set, or a negative errno with a reason in ERR (exec
  * failures included: the child reports them over a close-on-exec pipe). */
-int spawn_process(const struct spawn_opts *o, pid_t *pid, char *err, size_t errlen);
+int spawn_process(const struct launch_plan *o, pid_t *pid, char *err, size_t errlen);
 
 #endif

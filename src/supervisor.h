@@ -1,86 +1,72 @@
 #ifndef BATON_SUPERVISOR_H
 #define BATON_SUPERVISOR_H
 
-/* The supervisor: one libuv loop that owns the listeners, the process table,
- * the notify and control sockets and the Lua VM.
+/* The supervisor's loop: one libuv loop that owns the listeners, the
+ * process table, the notify and control sockets, the stats region, the fd
+ * store, timers and watches.
  *
- * What it does itself is mechanism: bind, fork/exec, reap (every child,
- * orphans included: it is a child subreaper, and PID 1 in a container),
- * forward events to the policy. What to do about an event (start a
- * generation, drain one, roll back) is decided in Lua (lua/baton/runtime.lua
- * and the policy). The functions below are what the Lua bridge calls. */
+ * What it does itself is mechanism: bind, fork/exec (through the launcher),
+ * reap (every child, orphans included: it is a child subreaper, and PID 1
+ * in a container), answer `baton status` and `baton stats` from what it
+ * holds and what the runtime's view says. Everything else it reports
+ * through one event sink (events.h) and carries out through the mechanisms
+ * of core_api.h. It does not know who decides: run.c wires it to the Lua
+ * runtime. */
 
 #include "config.h"
 #include "control.h"
-#include "fdstore.h"
-#include "generations.h"
+#include "core_api.h"
+#include "events.h"
 #include "handover.h"
+#include "launcher.h"
 #include "libbaton/stats_shm.h"
-#include "lua_bridge.h"
 #include "metrics_http.h"
 #include "notify.h"
+#include "procs.h"
+#include "timers.h"
 #include "watch.h"
 
 #include <limits.h>
-#include <stdint.h>
 #include <uv.h>
-
-struct sup_timer;
-struct sup_watch;
 
 struct supervisor {
     uv_loop_t *loop;
-    struct service_config cfg;
-    struct bridge lua;
-    struct generations gens;
+    struct service_config cfg; /* owned; filled by the caller before setup */
+    struct procs procs;
     struct notify notify;
     struct control control;
-    struct stats_region stats;   /* the service's shared metrics (BATON_STATS_FD) */
-    struct fdstore fdstore;      /* fds generations hand on (FDSTORE=1), the state blob too */
-    struct state_check state_check; /* the stored state blob, as checked on arrival */
-    int staged_state;            /* a migrated state blob for the next spawn; -1: none */
+    struct stats_region stats;        /* the service's shared metrics (BATON_STATS_FD) */
+    struct handover handover;         /* fds generations hand on, the state blob too */
     struct listener metrics_listener; /* the Prometheus/readiness endpoint's socket */
     struct metrics_http metrics;
-    struct file_watch watch_service; /* reload when the service file changes */
-    struct file_watch watch_policy;  /* ... or the policy file it names */
+    struct timers timers;
+    struct watches watches;
+    struct launcher launcher;
+    struct core_api api;    /* what the runtime may call: views of the above */
+    struct event_sink sink; /* where events go: set at start */
     uv_signal_t sig_hup, sig_term, sig_int, sig_chld;
-    struct sup_timer *timers;   /* owned; pending Lua timers */
-    struct sup_watch *watches;  /* owned; files policies watch */
-    uint64_t next_timer;
-    char rundir[PATH_MAX];      /* private, mode 0700: the notify socket lives here */
+    char rundir[PATH_MAX]; /* private, mode 0700: the notify socket lives here */
     char notify_path[PATH_MAX];
     int exit_code;
     int shutting_down;
-    int stop_signals;           /* SIGTERM/SIGINT seen: the second one kills */
+    int stop_signals; /* SIGTERM/SIGINT seen: the second one kills */
     double started;
 };
 
-/* `baton run FILE`: returns the process exit code. */
-int supervisor_run(const char *file);
-/* `baton check FILE`: returns 0 when the file and its policy are valid. */
-int supervisor_check(const char *file);
+/* The folder for sockets ($XDG_RUNTIME_DIR or /tmp/baton-UID), made mode
+ * 0700 if missing and checked to be ours. Returns 0 or a negative errno. */
+int supervisor_runtime_dir(char *out, size_t len);
 
-/* For the Lua bridge (baton.core). Each returns 0 or a negative errno. */
-double sup_now(struct supervisor *s);
-/* Starts a generation with the listeners, the fd store (with the state
- * blob MODE says) and the stats region. */
-int sup_spawn(struct supervisor *s, enum spawn_state mode, unsigned *id, pid_t *pid, char *err,
-              size_t errlen);
-int sup_signal(struct supervisor *s, unsigned id, int sig, int group);
-int sup_timer_start(struct supervisor *s, double seconds, uint64_t *id);
-void sup_timer_cancel(struct supervisor *s, uint64_t id);
-int sup_set_state(struct supervisor *s, unsigned id, const char *state);
-void sup_reply(struct supervisor *s, uint64_t req, int ok, const char *message);
-void sup_shutdown(struct supervisor *s, int code);
-/* Watches PATH for a policy trigger: each change is dispatched as
- * ("watch", id). */
-int sup_watch_add(struct supervisor *s, const char *path, uint64_t *id);
-void sup_watch_remove(struct supervisor *s, uint64_t id);
-
-/* The supervisor's own metrics (lane 0 of the region): add to a counter, set
- * a gauge, observe a histogram of seconds. Registered on first use. */
-void sup_stat_add(struct supervisor *s, const char *name, double n);
-void sup_stat_set(struct supervisor *s, const char *name, double v);
-void sup_stat_observe(struct supervisor *s, const char *name, double seconds);
+/* Zeroes S, makes the runtime folder ($XDG_RUNTIME_DIR or /tmp/baton-UID,
+ * mode 0700, ours). Returns 0 or a negative errno, logged. */
+int supervisor_init(struct supervisor *s, uv_loop_t *loop);
+/* With S->cfg loaded: binds the listeners, creates the stats region, opens
+ * the metrics endpoint, the notify and control sockets, installs signal
+ * handlers, and fills S->api. Returns 0, or -1 (logged). */
+int supervisor_setup(struct supervisor *s);
+/* Where events go from now on; then EV_START. */
+void supervisor_start(struct supervisor *s, const struct event_sink *sink);
+/* Runs the loop until shutdown, closes everything; returns the exit code. */
+int supervisor_finish(struct supervisor *s);
 
 #endif

@@ -72,3 +72,69 @@ void file_watch_stop(struct file_watch *w)
     free(w->name);
     w->dir = w->name = NULL;
 }
+
+/* --- watches by id ------------------------------------------------------ */
+
+struct watch_entry {
+    struct file_watch w; /* first: a file_watch callback finds its entry */
+    uint64_t id;
+    struct watches *set;
+    struct watch_entry *next;
+};
+
+void watches_init(struct watches *ws, uv_loop_t *loop, const struct event_sink *sink)
+{
+    ws->loop = loop;
+    ws->sink = sink;
+    ws->list = NULL;
+    ws->next_id = 0;
+}
+
+static void on_changed(struct file_watch *w)
+{
+    struct watch_entry *e = (struct watch_entry *)w;
+    struct event ev = { .kind = EV_WATCH, .id = e->id, .now = (double)uv_hrtime() / 1e9 };
+    if (e->set->sink->event)
+        e->set->sink->event(e->set->sink->ctx, &ev);
+}
+
+int watches_add(struct watches *ws, const char *path, uint64_t *id)
+{
+    struct watch_entry *e = calloc(1, sizeof *e);
+    if (!e)
+        return UV_ENOMEM;
+    e->set = ws;
+    int r = file_watch_start(&e->w, ws->loop, path, on_changed);
+    if (r < 0) {
+        free(e);
+        return r;
+    }
+    e->id = ++ws->next_id;
+    e->next = ws->list;
+    ws->list = e;
+    *id = e->id;
+    return 0;
+}
+
+static void free_entry(struct file_watch *w)
+{
+    free(w); /* first member of struct watch_entry */
+}
+
+void watches_remove(struct watches *ws, uint64_t id)
+{
+    for (struct watch_entry **p = &ws->list; *p; p = &(*p)->next)
+        if ((*p)->id == id) {
+            struct watch_entry *e = *p;
+            *p = e->next;
+            e->w.on_stopped = free_entry;
+            file_watch_stop(&e->w);
+            return;
+        }
+}
+
+void watches_close(struct watches *ws)
+{
+    while (ws->list)
+        watches_remove(ws, ws->list->id);
+}

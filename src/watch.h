@@ -7,6 +7,9 @@
  * filtered by name; a burst of events within WATCH_SETTLE_MS is reported
  * once, after it settles. */
 
+#include "events.h"
+
+#include <stdint.h>
 #include <uv.h>
 
 #define WATCH_SETTLE_MS 200
@@ -17,16 +20,33 @@ typedef void (*file_watch_cb)(struct file_watch *w);
 struct file_watch {
     uv_fs_event_t event;
     uv_timer_t settle;
-    char *dir, *name;     /* owned */
+    char *dir, *name; /* owned */
     file_watch_cb cb;
     file_watch_cb on_stopped; /* optional: once its handles are closed (to free W) */
     void *data;
     int open;
-    int closing;              /* handles still closing */
+    int closing; /* handles still closing */
 };
 
 int file_watch_start(struct file_watch *w, uv_loop_t *loop, const char *path, file_watch_cb cb);
 /* Stops watching; W's memory may go once on_stopped was called. */
 void file_watch_stop(struct file_watch *w);
+
+/* Watches by id, for the runtime: each change of a watched file reports
+ * EV_WATCH with the watch's id to the sink. */
+struct watch_entry;
+
+struct watches {
+    uv_loop_t *loop;
+    const struct event_sink *sink;
+    struct watch_entry *list; /* owned */
+    uint64_t next_id;
+};
+
+void watches_init(struct watches *ws, uv_loop_t *loop, const struct event_sink *sink);
+/* Returns 0 with *ID, or a negative libuv error. */
+int watches_add(struct watches *ws, const char *path, uint64_t *id);
+void watches_remove(struct watches *ws, uint64_t id);
+void watches_close(struct watches *ws);
 
 #endif

@@ -4,7 +4,14 @@
 -- load() returns a normalized copy that the C core and the runtime read,
 -- or nil and a message "FILE:LINE: key 'KEY': what is wrong".
 
+local sandbox = require("baton.sandbox")
+
 local _M = {}
+
+local text = sandbox.text
+
+-- The C core's address parser, when this runs inside baton.
+local native = package.loaded["baton.native"]
 
 local DEFAULTS = {
   ready_timeout = 30,
@@ -16,22 +23,6 @@ local DEFAULTS = {
   state_name = "state",
   state_max_size = 256 * 1024 * 1024,
 }
-
--- Globals a service file or policy may use. No io, no os.execute, no
--- loadstring: a service file describes a service, it does not run one.
-local function sandbox()
-  local env = {
-    assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
-    pcall = pcall, select = select, tonumber = tonumber, tostring = tostring,
-    type = type, unpack = unpack, xpcall = xpcall, setmetatable = setmetatable,
-    getmetatable = getmetatable, rawget = rawget, rawset = rawset,
-    string = string, table = table, math = math,
-    os = { getenv = os.getenv, time = os.time, clock = os.clock, date = os.date },
-  }
-  env._G = env
-  return env
-end
-_M.sandbox = sandbox
 
 local function read_file(path)
   local f, err = io.open(path, "rb")
@@ -50,6 +41,23 @@ local function resolve(dir, path)
   if dir == "." then return path end
   return dir .. "/" .. path
 end
+
+-- V as plain data: a copy made with raw access, where no table has a
+-- metatable (functions are kept: hooks and options may be functions).
+-- What runs unbudgeted (this loader, the runtime) then never calls the
+-- code of a service file or a policy by indexing its values.
+local function plain(v, where, depth)
+  if type(v) ~= "table" then return v end
+  if getmetatable(v) ~= nil then error({ msg = where .. " is a table with a metatable: plain data only" }, 0) end
+  if depth > 32 then error({ msg = where .. " is nested more than 32 tables deep" }, 0) end
+  local c = {}
+  for k, x in next, v do
+    if type(k) == "table" then error({ msg = where .. " has a table as a key" }, 0) end
+    c[k] = plain(x, where, depth + 1)
+  end
+  return c
+end
+_M.plain = plain
 
 -- Every "key =" (or '["key"] =') from line FROM on, with the line it first
 -- appears on: one pass over the text, for many keys at once. A table value
@@ -130,21 +138,18 @@ function Checker:listeners(listen, backlog, check_address)
     end
     return out
   end
-  -- A Lua table keeps no order, but LISTEN_FDS must follow the file's:
-  -- sort the names by where they appear in the text after "listen".
-  local lines = lines_of_keys(self.src, line_of(self.src, "listen") or 1)
-  local keys = {}
+  -- A Lua table keeps no order, and the text's layout must not decide the
+  -- fd layout: a name = address map is taken in the names' byte order.
+  -- The array of { name, address } pairs is the way to choose the order.
+  local names_sorted = {}
   for name in pairs(listen) do
     if type(name) ~= "string" then
       self:fail("listen", "mixes {name, address} pairs with name = address entries")
     end
-    keys[#keys + 1] = { name = name, pos = lines[name] or math.huge }
+    names_sorted[#names_sorted + 1] = name
   end
-  table.sort(keys, function(a, b)
-    if a.pos ~= b.pos then return a.pos < b.pos end
-    return a.name < b.name
-  end)
-  for _, k in ipairs(keys) do add("listen." .. k.name, k.name, listen[k.name]) end
+  table.sort(names_sorted)
+  for _, name in ipairs(names_sorted) do add("listen." .. name, name, listen[name]) end
   return out
 end
 
@@ -242,19 +247,20 @@ end
 -- policy, err, name).
 function _M.load(file, opts)
   opts = opts or {}
+  local check_address = opts.check_address or (native and native.check_address)
   local src, err = read_file(file)
   if not src then return nil, ("%s: cannot read: %s"):format(file, err) end
-  local chunk, perr = loadstring(src, "@" .. file)
-  if not chunk then return nil, perr end
-  setfenv(chunk, sandbox())
-  local ok, t = pcall(chunk)
-  if not ok then return nil, tostring(t) end
-  if type(t) ~= "table" then
-    return nil, ("%s: the service file must return a table, it returned %s"):format(file, type(t))
+  -- The service file runs in a policy's sandbox, under the load budget.
+  local t, lerr = sandbox.load(src, "@" .. file)
+  if lerr then return nil, lerr end
+  if type(t) ~= "table" or getmetatable(t) ~= nil then
+    return nil, ("%s: the service file must return a plain table, it returned %s"):format(file,
+      type(t) == "table" and "a table with a metatable" or type(t))
   end
 
   local c = setmetatable({ file = file, src = src }, Checker)
   local ok2, res = pcall(function()
+    t = plain(t, file, 0)
     for k in pairs(t) do
       if not KNOWN[k] then
         c:fail(tostring(k), "unknown key (known: backlog, command, control, cwd, drain_timeout, env, " ..
@@ -263,7 +269,7 @@ function _M.load(file, opts)
       end
     end
     local dir = dirname(file)
-    local cfg = { file = file, dir = dir }
+    local cfg = { file = file, dir = dir, runtime_dir = opts.runtime_dir }
     local base = file:match("([^/]+)$"):gsub("%.lua$", "")
     cfg.name = t.name or base
     c:expect("name", cfg.name, "string")
@@ -284,7 +290,7 @@ function _M.load(file, opts)
       cfg.listen = {}
     else
       c:expect("listen", t.listen, "table")
-      cfg.listen = c:listeners(t.listen, backlog, opts.check_address)
+      cfg.listen = c:listeners(t.listen, backlog, check_address)
     end
     cfg.command = c:command(t.command)
     cfg.env = c:env(t.env)
@@ -311,8 +317,8 @@ function _M.load(file, opts)
       end
       c:expect("metrics", m, "string")
       if not m:match("^tcp://") then c:fail("metrics", "must be a tcp:// address or a port number") end
-      if opts.check_address then
-        local ok, why = opts.check_address(m)
+      if check_address then
+        local ok, why = check_address(m)
         if not ok then c:fail("metrics", "%s", why) end
       end
       cfg.metrics = m
@@ -334,7 +340,9 @@ function _M.load(file, opts)
       local known = { instructions = true, slice_ms = true, memory_mb = true, timeout = true }
       cfg.policy_limits = {}
       for k, v in pairs(t.policy_limits) do
-        if not known[k] then c:fail("policy_limits", "unknown limit '%s' (instructions, slice_ms, memory_mb, timeout)", tostring(k)) end
+        if not known[k] then
+          c:fail("policy_limits", "unknown limit '%s' (instructions, slice_ms, memory_mb, timeout)", tostring(k))
+        end
         if type(v) ~= "number" or v <= 0 then c:fail("policy_limits", "%s must be a positive number", k) end
         cfg.policy_limits[k] = v
       end
@@ -359,28 +367,9 @@ end
 local HOOKS = { init = true, start = true, restart = true, died = true, stop = true, migrate = true }
 _M.HOOKS = HOOKS
 
--- Built-in policies live in the binary (package.preload, filled by the C
--- core) or, when run from the source tree under busted, in policies/.
-_M.policy_path = "policies/?.lua"
 
-local function builtin_chunk(name)
-  local pre = package.preload["baton.policies." .. name]
-  if pre then return pre end
-  local path = _M.policy_path:gsub("%?", name)
-  local src = read_file(path)
-  if not src then return nil end
-  return loadstring(src, "@" .. path)
-end
-
--- So that require("baton.policies.NAME") works from the source tree too
--- (busted, the test kit), not only inside the binary.
-table.insert(package.loaders, 2, function(mod)
-  local name = mod:match("^baton%.policies%.([%w_]+)$")
-  if not name or package.preload[mod] then return nil end
-  return builtin_chunk(name) or ("\n\tno built-in policy " .. name .. " in " .. _M.policy_path)
-end)
-
--- Checks that P is a table of known hooks, each a function.
+-- Checks that P (plain) is a table of known hooks, each a function, and
+-- returns the hooks, name and defaults as a new table.
 function _M.validate_policy(p)
   if type(p) ~= "table" then
     return nil, ("a policy must be a table of hooks, got %s"):format(type(p))
@@ -394,34 +383,58 @@ function _M.validate_policy(p)
       return nil, ("unknown hook '%s' (hooks: died, init, migrate, restart, start, stop)"):format(tostring(k))
     end
   end
-  return p
+  if p.defaults ~= nil and type(p.defaults) ~= "table" then
+    return nil, "`defaults` must be a table of options"
+  end
+  local out = {}
+  for k, v in pairs(p) do out[k] = v end
+  return out
 end
 
 -- The options a service file gives a policy ({ "graceful", deadline = 60 }),
 -- checked against the policy's `defaults` and merged with them.
 local function policy_options(p, given, name)
+  local defaults = p.defaults or {}
   local out = {}
-  for k, v in pairs(p.defaults or {}) do out[k] = v end
+  for k, v in pairs(defaults) do out[k] = v end
   for k, v in pairs(given) do
-    if p.defaults == nil or p.defaults[k] == nil then
+    if defaults[k] == nil then
       local known = {}
-      for dk in pairs(p.defaults or {}) do known[#known + 1] = dk end
+      for dk in pairs(defaults) do known[#known + 1] = tostring(dk) end
       table.sort(known)
       return nil, ("policy '%s' has no option '%s' (options: %s)"):format(name, tostring(k),
         #known > 0 and table.concat(known, ", ") or "none")
     end
-    if type(v) ~= type(p.defaults[k]) and p.defaults[k] ~= false then
-      return nil, ("policy '%s': option '%s' must be a %s"):format(name, k, type(p.defaults[k]))
+    if type(v) ~= type(defaults[k]) and defaults[k] ~= false then
+      return nil, ("policy '%s': option '%s' must be a %s"):format(name, k, type(defaults[k]))
     end
     out[k] = v
   end
   return out
 end
 
+-- Runs a policy's source in a fresh sandbox (its own globals and its own
+-- instances of the modules it requires) under the load budget, and checks
+-- what it returns. NAME says where it came from in messages.
+local function policy_from_source(src, chunkname, name)
+  local p, err = sandbox.load(src, chunkname, "policy " .. name)
+  if err then return nil, err end
+  local ok, copied = pcall(plain, p, "policy " .. name, 0)
+  if not ok then return nil, type(copied) == "table" and copied.msg or text(copied) end
+  local v, verr = _M.validate_policy(copied)
+  if not v then return nil, ("%s: %s"):format(name, verr) end
+  return v
+end
+
 -- SPEC: a built-in's name ("default"), a path to a Lua file (relative to
 -- DIR), a table of hooks, or { NAME-or-PATH, option = value, ... }.
--- Returns policy, nil, name, options or nil, err.
+-- Built-ins come from the sources compiled into the binary (or, under
+-- plain LuaJIT, the source tree): never from package.path. Each load is a
+-- new instance. Returns policy, nil, name, options or nil, err.
 function _M.load_policy(spec, dir)
+  local ok, copied = pcall(plain, spec, "policy", 0)
+  if not ok then return nil, type(copied) == "table" and copied.msg or text(copied) end
+  spec = copied
   if type(spec) == "table" and type(spec[1]) == "string" then
     local given = {}
     for k, v in pairs(spec) do if k ~= 1 then given[k] = v end end
@@ -436,32 +449,23 @@ function _M.load_policy(spec, dir)
     if not p then return nil, err end
     return p, nil, "inline", policy_options(p, {}, "inline")
   end
-  local chunk, err, name
+  if type(spec) ~= "string" then
+    return nil, ("expected a built-in name, a file path or a table, got %s"):format(type(spec))
+  end
+  local p, err, name
   if spec:match("^[%w_]+$") then
     name = spec
-    chunk = builtin_chunk(spec)
-    if not chunk then return nil, ("no built-in policy named '%s'"):format(spec) end
+    local src, chunkname = sandbox.source("baton.policies." .. spec)
+    if not src then return nil, ("no built-in policy named '%s'"):format(spec) end
+    p, err = policy_from_source(src, chunkname, name)
   else
     name = resolve(dir or ".", spec)
     local src, rerr = read_file(name)
     if not src then return nil, ("cannot read policy %s: %s"):format(name, rerr) end
-    chunk, err = loadstring(src, "@" .. name)
-    if not chunk then return nil, err end
+    p, err = policy_from_source(src, "@" .. name, name)
   end
-  local env = sandbox()
-  env.require = function(mod)
-    if type(mod) == "string" and mod:match("^baton%.") then return require(mod) end
-    error("a policy may require baton.* modules only, not " .. tostring(mod), 2)
-  end
-  setfenv(chunk, env)
-  local ok, p = pcall(chunk)
-  if not ok then return nil, tostring(p) end
-  local v, verr = _M.validate_policy(p)
-  if not v then return nil, ("%s: %s"):format(name, verr) end
-  if p.defaults ~= nil and type(p.defaults) ~= "table" then
-    return nil, ("%s: `defaults` must be a table of options"):format(name)
-  end
-  return v, nil, name, policy_options(v, {}, name)
+  if not p then return nil, err end
+  return p, nil, name, policy_options(p, {}, name)
 end
 
 return _M

@@ -1,6 +1,6 @@
 -- baton.state: helpers for migrate hooks.
 --
--- A migrate hook gets the stored blob (a string), the schema it was saved
+-- A migrate hook, migrate(svc, blob, from, to), gets the stored blob (a string), the schema it was saved
 -- with and the schema the service file expects (state.version), and returns
 -- the new blob, or nil and why (the restart is then refused and the old
 -- generation keeps serving). Most migrations are a chain of one-version
@@ -21,11 +21,11 @@
 local _M = {}
 
 local function chain(up, down, decode, encode)
-  return function(blob, from, to)
+  return function(_, blob, from, to) -- (svc, blob, from, to): a migrate hook
     local value = blob
     if decode then
       local ok, v = pcall(decode, blob)
-      if not ok then return nil, "cannot decode the stored blob: " .. tostring(v) end
+      if not ok then return nil, "cannot decode the stored blob: " .. (type(v) == "string" and v or "?") end
       value = v
     end
     local dir, steps = 1, up
@@ -37,7 +37,7 @@ local function chain(up, down, decode, encode)
       end
       local nxt, why = step(value)
       if nxt == nil then
-        return nil, ("step %d -> %d: %s"):format(v, v + dir, tostring(why or "refused"))
+        return nil, ("step %d -> %d: %s"):format(v, v + dir, type(why) == "string" and why or "refused")
       end
       value = nxt
     end

@@ -41,7 +41,8 @@ end
 
 -- Fills in the hooks a policy leaves out, the way every built-in wants them:
 -- start = a restart with nothing to drain, died = recover with backoff,
--- init = the watch/every triggers, stop = drain everything.
+-- init = the watch/every triggers, stop = drain everything, migrate = the
+-- `migrate` option if the policy has one, else a refusal.
 function _M.standard(policy)
   policy.start = policy.start or function(svc) return policy.restart(svc, nil) end
   policy.died = policy.died or function(svc, gen) return _M.recover(svc, gen, policy.restart) end
@@ -51,7 +52,19 @@ function _M.standard(policy)
       g:drain{ signal = "TERM", deadline = svc.config.drain_timeout }
     end
   end
+  policy.migrate = policy.migrate or _M.migrate
   return policy
+end
+
+-- migrate(svc, blob, from, to): the policy's `migrate` option (a hook of
+-- the same shape, say baton.state.steps{ ... }), or a refusal that says why.
+function _M.migrate(svc, blob, from, to)
+  local fn = svc.options.migrate
+  if type(fn) ~= "function" then
+    return nil, ("the blob has schema %d, the service expects %d (state.version), and the policy " ..
+      "has no migrate hook"):format(from, to)
+  end
+  return fn(svc, blob, from, to)
 end
 
 -- The triggers every built-in offers through its options:

@@ -37,9 +37,11 @@ function _M.new(opts)
   local sim = setmetatable({ t = 0, next_id = 0, next_timer = 0, next_probe = 0, timers = {},
     spawned = {}, signals = {}, replies = {}, logs = {}, stats = {}, next_req = 0,
     spawn_error = nil, probes = {}, spawn_state = {} }, Sim)
+  -- The fake core: exactly the functions of runtime.CORE (runtime.new
+  -- refuses one more or less), each doing what the real one does to the
+  -- world a spec sees.
   local core = {}
   sim.core = core
-  function core.now() return sim.t end
   function core.spawn(mode)
     if sim.spawn_error then return nil, sim.spawn_error end
     sim.next_id = sim.next_id + 1
@@ -66,12 +68,24 @@ function _M.new(opts)
   end
   function core.cancel(tid) sim.timers[tid] = nil end
   function core.log(level, msg) sim.logs[#sim.logs + 1] = level .. ": " .. msg end
-  function core.set_state() end
   function core.reply(req, ok, msg)
     sim.replies[#sim.replies + 1] = { req = req, ok = ok, msg = msg }
     if type(req) == "table" then req.ok, req.msg, req.done = ok, msg, true end
   end
   function core.shutdown(code) sim.shutdown_code = code end
+  sim.own_stats = {}
+  function core.stat_add(name, n) sim.own_stats[name] = (sim.own_stats[name] or 0) + n end
+  function core.stat_observe(name, seconds)
+    local h = sim.own_stats[name] or { count = 0, sum = 0 }
+    h.count, h.sum = h.count + 1, h.sum + seconds
+    sim.own_stats[name] = h
+  end
+  -- What the next generation starts with; the real core also refuses a
+  -- change of what cannot change while the service runs.
+  function core.apply_config(cfg)
+    sim.applied = cfg
+    return true
+  end
   function core.stat(name, gen)
     local v = sim.stats[name]
     if v == nil then return nil end
@@ -121,7 +135,7 @@ function _M.new(opts)
   end
   local policy, err, name, options = config.load_policy(spec, opts.dir)
   assert(policy, err)
-  local cfg = { name = "sim", ready_timeout = 5, drain_timeout = 10 }
+  local cfg = { name = "sim", ready_timeout = 5, drain_timeout = 10, dir = "." }
   for k, v in pairs(opts.config or {}) do cfg[k] = v end
   cfg.policy, cfg.policy_name, cfg.policy_options = policy, name, options
   sim.rt = runtime.new(core, cfg, assert(config.load_policy("default")))
@@ -134,7 +148,7 @@ function Sim:advance(dt)
   repeat
     while self.pending_probes and #self.pending_probes > 0 do
       local p = table.remove(self.pending_probes, 1)
-      self.rt:dispatch("probe", p.id, p.ok, p.detail)
+      self.rt:dispatch(self.t, "probe", p.id, p.ok, p.detail)
     end
     local best, at
     for tid, when in pairs(self.timers) do
@@ -143,13 +157,16 @@ function Sim:advance(dt)
     if best then
       self.timers[best] = nil
       self.t = math.max(self.t, at)
-      self.rt:dispatch("timer", best)
+      self.rt:dispatch(self.t, "timer", best)
     end
   until not best and not (self.pending_probes and #self.pending_probes > 0)
   self.t = stop
 end
 
-function Sim:start() self.rt:dispatch("start"); self:advance(0) end
+-- Delivers EVENT (with its arguments) as the C core would, now.
+function Sim:event(event, ...) self.rt:dispatch(self.t, event, ...) end
+
+function Sim:start() self:event("start"); self:advance(0) end
 
 -- The usual opening of a spec: a simulated supervisor with OPTS whose first
 -- generation has started and said READY=1.
@@ -164,28 +181,28 @@ end
 -- file's folder) changed.
 function Sim:touch(path)
   for id, p in pairs(self.watches) do
-    if p == path or p:sub(-#path - 1) == "/" .. path then self.rt:dispatch("watch", id) end
+    if p == path or p:sub(-#path - 1) == "/" .. path then self:event("watch", id) end
   end
   self:advance(0)
 end
-function Sim:ready(id) self.rt:dispatch("ready", id); self:advance(0) end
+function Sim:ready(id) self:event("ready", id); self:advance(0) end
 function Sim:store(id, blob, version)
   self.state = { blob = blob, version = version or 1, generation = id }
-  self.rt:dispatch("stored", id, self.rt:state_name())
+  self:event("stored", id, self.rt:state_name())
   self:advance(0)
 end
 function Sim:store_bad(id, why)
   self.state = { bad = why, generation = id }
-  self.rt:dispatch("stored", id, self.rt:state_name())
+  self:event("stored", id, self.rt:state_name())
   self:advance(0)
 end
-function Sim:exit(id, code, sig) self.rt:dispatch("exit", id, code or 0, sig or 0); self:advance(0) end
+function Sim:exit(id, code, sig) self:event("exit", id, code or 0, sig or 0); self:advance(0) end
 
 -- What the CLI would ask: returns a table that gets ok, msg, done when the
 -- runtime answers.
 local function request(sim, event)
   local req = {}
-  sim.rt:dispatch(event, req)
+  sim:event(event, req)
   sim:advance(0)
   return req
 end
@@ -200,7 +217,7 @@ function Sim:set_stat(name, value, gen)
   self.stats[name][gen or 0] = value
 end
 
-function Sim:active() return self.rt.svc.active and self.rt.svc.active.id end
+function Sim:active() return self.rt.active and self.rt.active.id end
 
 function Sim:signalled(id, sig)
   for _, s in ipairs(self.signals) do

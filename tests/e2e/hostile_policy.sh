@@ -91,7 +91,9 @@ expect() {
     stop_poller
     [ $rc -eq 1 ] || fail "$what: restart exited $rc: $out"
     echo "$out" | grep -q "$pattern" || fail "$what: want '$pattern' in: $out"
-    [ "$POLLS" -gt 5 ] || fail "$what: the poller made only $POLLS calls ($(cat "$T/worst"))"
+    # A hook stopped by its budget ends the restart within milliseconds, so
+    # the count of answers says nothing; the slowest one is what must be short.
+    [ "$POLLS" -ge 1 ] || fail "$what: the poller got no answer ($(cat "$T/worst"))"
     [ "$WORST" -lt 100 ] || fail "$what: baton status took $WORST ms"
     [ "$(active_generation)" = "$serving" ] || fail "$what: generation $serving stopped serving"
     echo "ok: $what -> $out (slowest of $POLLS status answers: ${WORST} ms)"

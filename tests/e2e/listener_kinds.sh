@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
 # Every listener kind (TCP over IPv4 and IPv6, UDP, unix) reaches the app at
-# fds 3.. in the order the service file gives them, with LISTEN_FDNAMES to
-# match, the same sockets in the next generation; the unix socket's file is
-# removed when the supervisor exits.
+# fds 3.. in the order the service file's { name, address } pairs give them,
+# with LISTEN_FDNAMES to match, as `baton check` prints the layout; the same
+# sockets in the next generation; the unix socket's file is removed when the
+# supervisor exits.
 . "$(dirname "$0")/lib.sh"
 
-v6='v6 = "tcp://[::1]:0",'
+v6='{ "v6", "tcp://[::1]:0" },'
 python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null || v6=""
 cat > "$T/service.lua" <<LUA
 return {
   name = "kinds-e2e",
   control = "$SOCK",
   listen = {
-    web = "tcp://127.0.0.1:0",
+    { "web", "tcp://127.0.0.1:0" },
     $v6
-    dns = "udp://127.0.0.1:0",
-    admin = { "unix:$T/admin.sock", backlog = 8 },
+    { "dns", "udp://127.0.0.1:0" },
+    { "admin", "unix:$T/admin.sock", backlog = 8 },
   },
   command = { "python3", "$SOURCE_DIR/tests/apps/report_fds.py", "$T/report.json" },
 }
 LUA
+layout=$("$BATON" check "$T/service.lua" | awk '$1 == "fd" && $2 ~ /^[0-9]+$/ { printf "%s=%s ", $2, $3 }')
+want="3=web ${v6:+4=v6 }$([ -n "$v6" ] && echo 5 || echo 4)=dns $([ -n "$v6" ] && echo 6 || echo 5)=admin "
+[ "$layout" = "$want" ] || fail "baton check printed the layout '$layout', want '$want'"
 "$BATON" run "$T/service.lua" > "$T/sup.log" 2>&1 &
 BPID=$!
 wait_for 15 has_active || fail "no active generation"

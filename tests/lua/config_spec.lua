@@ -43,8 +43,16 @@ describe("service file", function()
     assert.is_function(cfg.policy.restart)
   end)
 
-  it("keeps the file's listener order for name = address tables", function()
-    local cfg = assert(load([[
+  -- The fd layout is a contract (LISTEN_FDS): the text's layout must not
+  -- change it. A map is taken in its names' byte order, whatever its
+  -- formatting; the array of pairs gives exactly the file's order.
+  describe("listener order", function()
+    local function names(cfg)
+      local out = {}
+      for i, l in ipairs(cfg.listen) do out[i] = l.name end
+      return out
+    end
+    local multi = [[
 return {
   command = { "app" },
   listen = {
@@ -52,10 +60,36 @@ return {
     alpha = "tcp://127.0.0.1:2",
     mid = { "unix:/tmp/x.sock", backlog = 7 },
   },
-}]]))
-    assert.same({ "zeta", "alpha", "mid" }, { cfg.listen[1].name, cfg.listen[2].name, cfg.listen[3].name })
-    assert.equal(7, cfg.listen[3].backlog)
-    assert.equal(4096, cfg.listen[1].backlog)
+}]]
+    local one = 'return { command = { "app" }, listen = { zeta = "tcp://127.0.0.1:1", ' ..
+      'alpha = "tcp://127.0.0.1:2", mid = { "unix:/tmp/x.sock", backlog = 7 } } }' -- one line
+    local shuffled = [[
+return { command = { "app" },
+  listen = { mid = { "unix:/tmp/x.sock", backlog = 7 },
+    zeta = "tcp://127.0.0.1:1", alpha =
+    "tcp://127.0.0.1:2" } }]]
+
+    it("a map written over several lines: names in byte order", function()
+      local cfg = assert(load(multi))
+      assert.same({ "alpha", "mid", "zeta" }, names(cfg))
+      assert.equal(7, cfg.listen[2].backlog)
+      assert.equal(4096, cfg.listen[1].backlog)
+    end)
+
+    it("the same map on one line, or laid out otherwise: the same layout", function()
+      local want = names(assert(load(multi)))
+      assert.same(want, names(assert(load(one))))
+      assert.same(want, names(assert(load(shuffled))))
+      assert.same(assert(load(multi)).listen, assert(load(one)).listen)
+    end)
+
+    it("pairs: exactly the file's order", function()
+      local cfg = assert(load([[return { command = { "app" }, listen = {
+        { "zeta", "tcp://127.0.0.1:1" }, { "alpha", "tcp://127.0.0.1:2" },
+        { "mid", "unix:/tmp/x.sock", backlog = 7 } } }]]))
+      assert.same({ "zeta", "alpha", "mid" }, names(cfg))
+      assert.equal(7, cfg.listen[3].backlog)
+    end)
   end)
 
   it("takes an array of pairs for a fixed order", function()
@@ -93,9 +127,10 @@ return {
     refused("return { command = {'a'}, listen = { a = 'tcp://1.2.3.4:1', b = 'tcp://1.2.3.4:1' } }",
       "listed twice")
     -- Port 0 is a new free port each time: listing it twice is no clash.
-    local two = assert(load("return { command = {'a'}, listen = { a = 'tcp://127.0.0.1:0', b = 'tcp://127.0.0.1:0' } }"))
+    local two = assert(load("return { command = {'a'}, " ..
+      "listen = { a = 'tcp://127.0.0.1:0', b = 'tcp://127.0.0.1:0' } }"))
     assert.equal(2, #two.listen)
-    refused("return 42", "must return a table, it returned number")
+    refused("return 42", "must return a plain table, it returned number")
     refused("error('nope')", "nope")
   end)
 

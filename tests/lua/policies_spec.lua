@@ -7,7 +7,7 @@ describe("readiness checks", function()
   it("waits for READY=1 and then an HTTP probe of the generation's own port", function()
     local sim = up{ options = { ready = { timeout = 5, http = "http://127.0.0.1:{generation+9000}/health" } } }
     local healthy = false
-    sim.probe = function(host, port, path)
+    sim.probe = function(_, port, path)
       local ok = path == "/health" and (port == 9001 or (healthy and port == 9002))
       return true, ok and "status 200" or "status 503"
     end

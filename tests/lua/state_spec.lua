@@ -85,7 +85,7 @@ describe("state checks at spawn", function()
   end)
 
   it("migrates a blob of another schema and passes the result", function()
-    local sim = up{ policy = policy(function(blob, from, to)
+    local sim = up{ policy = policy(function(_, blob, from, to)
       migrate_calls[#migrate_calls + 1] = { from, to }
       return blob:upper()
     end), config = { state = { version = 2 } } }
@@ -149,7 +149,7 @@ describe("state checks at spawn", function()
   end)
 
   it("passes the handover policy's migrate option", function()
-    local sim = up{ policy = "handover", options = { migrate = function(b) return b .. "!" end },
+    local sim = up{ policy = "handover", options = { migrate = function(_, b) return b .. "!" end },
       config = { state = { version = 2 } } }
     local r = sim:restart()
     sim:store(1, "v1", 1)
@@ -166,26 +166,26 @@ describe("baton.state helpers", function()
       [2] = function(b) return b .. ",3" end,
       down = { [3] = function(b) return (b:gsub(",3$", "")) end },
     }
-    assert.equal("1,2,3", m("1", 1, 3))
-    assert.equal("1,2", m("1,2,3", 3, 2))
-    local out, why = m("x", 3, 4)
+    assert.equal("1,2,3", m(nil, "1", 1, 3))
+    assert.equal("1,2", m(nil, "1,2,3", 3, 2))
+    local out, why = m(nil, "x", 3, 4)
     assert.is_nil(out)
     assert.equal("no migration step from schema 3 to 4", why)
   end)
 
   it("chains JSON steps and reports what it cannot decode", function()
     local m = state.json_steps{ [1] = function(doc) doc.ttl = 60; return doc end }
-    local out = m('{"hits":5}', 1, 2)
+    local out = m(nil, '{"hits":5}', 1, 2)
     local doc = state.json().decode(out)
     assert.same({ hits = 5, ttl = 60 }, doc)
-    local bad, why = m("{not json", 1, 2)
+    local bad, why = m(nil, "{not json", 1, 2)
     assert.is_nil(bad)
     assert.matches("cannot decode the stored blob", why)
   end)
 
   it("passes a step's refusal on", function()
     local m = state.steps{ [1] = function() return nil, "too old" end }
-    local out, why = m("x", 1, 2)
+    local out, why = m(nil, "x", 1, 2)
     assert.is_nil(out)
     assert.equal("step 1 -> 2: too old", why)
   end)

@@ -70,7 +70,7 @@ static void child_gets_fds_env_and_own_group(void **state)
     int fds[] = { 4, 3 };
     char *argv[] = { "sh", "-c", (char *)check_script, NULL };
     char *env[] = { "EXTRA=yes", "LISTEN_FDS=2", "LISTEN_FDNAMES=a:b", NULL };
-    struct spawn_opts o = { .argv = argv, .env = env, .cwd = "/tmp", .fds = fds, .nfds = 2 };
+    struct launch_plan o = { .argv = argv, .env = env, .cwd = "/tmp", .fds = fds, .nfds = 2 };
     pid_t pid;
     assert_int_equal(spawn_process(&o, &pid, err, sizeof err), 0);
     assert_int_equal(wait_code(pid), 0);
@@ -90,7 +90,7 @@ static void missing_command_is_an_error_not_exit_127(void **state)
     (void)state;
     char *argv[] = { "baton-no-such-command", NULL };
     char *env[] = { NULL };
-    struct spawn_opts o = { .argv = argv, .env = env };
+    struct launch_plan o = { .argv = argv, .env = env };
     pid_t pid;
     assert_int_equal(spawn_process(&o, &pid, err, sizeof err), -ENOENT);
     assert_non_null(strstr(err, "baton-no-such-command"));

@@ -1,0 +1,323 @@
+-- baton.gen: a generation, as the runtime keeps it and as a policy sees it.
+--
+-- The runtime owns a record per generation: its lifecycle (starting,
+-- ready, active, draining, exited) lives here and nowhere else; the C core
+-- keeps only process facts (pid, exit, last STATUS=). A policy never holds
+-- a record: it gets a handle, an empty table whose protected metatable
+-- reads the record's public fields and offers its methods. Whatever a
+-- policy does to a handle (rawset, a new field) changes its own view only.
+
+local sandbox = require("baton.sandbox")
+
+local Gen = {}
+Gen.__index = Gen
+
+local text = sandbox.text
+
+local methods = {}
+
+-- Marks the metatables of handles: a policy cannot read a protected
+-- metatable, so it cannot make a table that passes for a handle.
+local HANDLE = {}
+
+-- What a policy can read of a generation.
+local FIELDS = {
+  id = true, pid = true, state = true, ready = true, ready_at = true, exited = true,
+  exit_code = true, exit_signal = true, started = true, promoted_at = true,
+  draining = true, drain_started = true, stopping = true, stats = true,
+}
+
+-- The handle of record G: its own metatable holds G, so the handle lives
+-- exactly as long as the policy or the record holds it.
+local function new_handle(g)
+  return setmetatable({}, {
+    __index = function(_, k)
+      if FIELDS[k] then return g[k] end
+      return methods[k]
+    end,
+    __newindex = function(_, k)
+      error(("a generation is read-only (field '%s')"):format(text(k)), 2)
+    end,
+    __metatable = "baton generation",
+    kind = HANDLE, record = g,
+  })
+end
+
+-- A new record for generation ID (pid PID), spawned by runtime RT.
+function Gen.new(rt, id, pid, stats)
+  local g = setmetatable({ rt = rt, id = id, pid = pid, key = "gen:" .. id, stored = {},
+    state = "starting", started = rt:now(), stats = stats }, Gen)
+  g.handle = new_handle(g)
+  return g
+end
+
+-- The record behind a policy's value, or nil when it is none.
+function Gen.of(h)
+  local mt = type(h) == "table" and debug.getmetatable(h)
+  return mt and rawequal(rawget(mt, "kind"), HANDLE) and rawget(mt, "record") or nil
+end
+
+function Gen:alive() return not self.exited end
+
+function Gen:exit_reason()
+  if self.exit_signal and self.exit_signal ~= 0 then
+    return ("killed by signal %d"):format(self.exit_signal)
+  end
+  return ("exit code %s"):format(tostring(self.exit_code))
+end
+
+-- "{generation}" and "{pid}" in a probe address become this generation's;
+-- "{generation+N}" becomes the generation number plus N (a port per
+-- generation: {generation+9000}).
+function Gen:expand(s)
+  if type(s) ~= "string" then error("a probe address must be a string, got " .. type(s), 3) end
+  s = s:gsub("{generation%+(%d+)}", function(n) return tostring(self.id + tonumber(n)) end)
+  return (s:gsub("{generation}", tostring(self.id)):gsub("{pid}", tostring(self.pid)))
+end
+
+local function split_hostport(hp)
+  local host, port = hp:match("^%[([^%]]+)%]:(%d+)$")
+  if not host then host, port = hp:match("^([^:]+):(%d+)$") end
+  return host, tonumber(port)
+end
+
+-- One round of the probes in OPTS; returns true, or false and why.
+function Gen:probe_once(opts, timeout)
+  local rt = self.rt
+  if opts.tcp then
+    local addr = self:expand(opts.tcp)
+    local host, port = split_hostport(addr)
+    if not host then error("wait_ready: tcp must be HOST:PORT, got " .. addr, 0) end
+    local ok, detail = rt:probe(host, port, nil, timeout)
+    if not ok then return false, ("tcp %s: %s"):format(addr, detail) end
+  end
+  if opts.http then
+    local url = self:expand(opts.http)
+    local hp, path = url:match("^http://([^/]+)(/?.*)$")
+    local host, port = split_hostport(hp or "")
+    if not host then error("wait_ready: http must be http://HOST:PORT/PATH, got " .. url, 0) end
+    local ok, detail = rt:probe(host, port, path ~= "" and path or "/", timeout)
+    local status = ok and tonumber(detail:match("status (%d+)"))
+    if status ~= (opts.status or 200) then
+      return false, ("GET %s: %s"):format(url, detail)
+    end
+  end
+  if opts.check then
+    local ok, why = opts.check(self.handle)
+    if not ok then return false, "check: " .. text(why or "not ready") end
+  end
+  return true
+end
+
+-- Waits until the generation is ready. OPTS is a number of seconds (wait
+-- for READY=1) or a table:
+--   timeout   seconds for everything (default: the service's ready_timeout)
+--   notify    wait for READY=1 first (default true)
+--   tcp       "HOST:PORT" that must accept a connection
+--   http      "http://HOST:PORT/PATH" that must answer `status` (default 200)
+--   check     function(gen) -> ok, why: any test of your own
+--   interval  seconds between probe rounds (default 0.2)
+-- Addresses may use {generation} and {pid}. Returns true, or false and why.
+function Gen:wait_ready(opts)
+  local rt = self.rt
+  if type(opts) ~= "table" then opts = { timeout = opts } end
+  local timeout = opts.timeout or rt.cfg.ready_timeout
+  if type(timeout) ~= "number" then error("wait_ready: timeout must be a number of seconds", 3) end
+  local deadline = rt:now() + timeout
+  local function exited()
+    return false, ("generation %d exited before it was ready (%s)"):format(self.id, self:exit_reason())
+  end
+  if opts.notify ~= false then
+    while not self.ready and not self.exited do
+      local left = deadline - rt:now()
+      if left <= 0 then break end
+      rt:wait(self.key, left)
+    end
+    if self.exited then return exited() end
+    if not self.ready then
+      return false, ("generation %d was not ready within %gs"):format(self.id, timeout)
+    end
+  end
+  if not (opts.tcp or opts.http or opts.check) then return true end
+  local last = "no probe answered"
+  while true do
+    if self.exited then return exited() end
+    local left = deadline - rt:now()
+    if left <= 0.05 then
+      return false, ("generation %d failed its readiness check within %gs: %s"):format(self.id, timeout, last)
+    end
+    local ok, why = self:probe_once(opts, math.min(left, opts.probe_timeout or 1))
+    if ok then return true end
+    -- A definite answer (503, refused) says more than a probe cut short.
+    if not (why:find("timed out") and last ~= "no probe answered") then last = why end
+    rt:sleep(math.max(0, math.min(opts.interval or 0.2, deadline - rt:now())))
+  end
+end
+
+-- Waits until the main process exits. Returns true, or false on timeout.
+function Gen:wait_exit(timeout)
+  local rt = self.rt
+  local deadline = timeout and rt:now() + timeout
+  while not self.exited do
+    local left = deadline and deadline - rt:now()
+    if left and left <= 0 then return false end
+    rt:wait(self.key, left)
+  end
+  return true
+end
+
+-- The signals a policy may send, by name; the C core maps them to numbers.
+local SIGNALS = { TERM = true, INT = true, QUIT = true, HUP = true, USR1 = true,
+  USR2 = true, KILL = true, WINCH = true, CONT = true, STOP = true }
+
+local function signal_name(sig)
+  if type(sig) ~= "string" then return nil end
+  sig = sig:upper():gsub("^SIG", "")
+  return SIGNALS[sig] and sig or nil
+end
+
+-- Sends SIG ("TERM", "SIGTERM", ...) to the main process.
+function Gen:signal(sig)
+  local name = signal_name(sig)
+  if not name then return nil, "unknown signal " .. text(sig) end
+  if self.exited then return nil, "generation has exited" end
+  return self.rt.core.signal(self.id, name, false)
+end
+
+-- SIGKILL to the whole process group: the app and anything it forked.
+function Gen:kill()
+  if self.exited then return true end
+  return self.rt.core.signal(self.id, "KILL", true)
+end
+
+-- TERM, then KILL after GRACE seconds; returns once the process is gone.
+function Gen:stop(grace)
+  if self.exited then return true end
+  if grace ~= nil and type(grace) ~= "number" then error("stop: grace must be a number of seconds", 3) end
+  if not self.draining then self.state = "draining" end
+  self:signal("TERM")
+  if not self:wait_exit(grace or 5) then
+    self:kill()
+    self:wait_exit(10)
+  end
+  return self.exited
+end
+
+-- Asks the generation for its final state, for a handover: sends OPTS.signal
+-- (default "USR1"), then waits until it stores a state blob (FDSTORE with
+-- the state name: baton_state_save), at most OPTS.timeout seconds (default
+-- 10). The app is expected to stop taking writes, save, and wait: to be
+-- drained once the next generation serves, or told to carry on with
+-- OPTS.resume (default "USR2"), which the runtime sends by itself if the
+-- restart rolls back. Returns true, or false and why.
+function Gen:checkpoint(opts)
+  opts = opts or {}
+  local rt = self.rt
+  local resume = signal_name(opts.resume or "USR2")
+  if not resume then error("checkpoint: resume must be a signal name", 3) end
+  local timeout = opts.timeout or 10
+  if type(timeout) ~= "number" then error("checkpoint: timeout must be a number of seconds", 3) end
+  local name = rt:state_name()
+  local before = self.stored[name] or 0
+  local ok, err = self:signal(opts.signal or "USR1")
+  if not ok then return false, ("generation %d: cannot ask for its state: %s"):format(self.id, text(err)) end
+  self.resume_signal = resume
+  if rt.current then table.insert(rt.current.checkpointed, self) end
+  local deadline = rt:now() + timeout
+  while (self.stored[name] or 0) == before and not self.exited do
+    local left = deadline - rt:now()
+    if left <= 0 then
+      return false, ("generation %d did not store its state within %gs"):format(self.id, timeout)
+    end
+    rt:wait(self.key, left)
+  end
+  if self.exited then
+    return false, ("generation %d exited while storing its state (%s)"):format(self.id, self:exit_reason())
+  end
+  rt.core.log("info", ("generation %d stored its state for the handover"):format(self.id))
+  return true
+end
+
+-- The options of a drain, read once (in the caller's budget) into plain
+-- values the drain task can use without running any policy code.
+local function drain_options(opts, default_deadline)
+  local function seconds(key, default)
+    local v = opts[key]
+    if v == nil or v == false then return default end
+    if type(v) ~= "number" or v < 0 then error(("drain: %s must be a number of seconds"):format(key), 4) end
+    return v
+  end
+  local done = opts.done
+  if done ~= nil and type(done) ~= "function" then error("drain: done must be a function", 4) end
+  local signal = signal_name(opts.signal or "TERM")
+  if not signal then error("drain: unknown signal " .. text(opts.signal), 4) end
+  return { signal = signal, deadline = seconds("deadline", default_deadline),
+    poll = seconds("poll", 0.5), gradual = seconds("gradual", 0), done = done }
+end
+
+-- Asks the generation to finish its work and exit, in the background.
+-- Returns at once. OPTS:
+--   signal    sent first (default "TERM")
+--   deadline  seconds until what is left is killed (default drain_timeout)
+--   done      function(gen) -> true once it is idle: the drain ends early
+--             (its process group is killed) instead of waiting out the
+--             deadline; polled every `poll` seconds (default 0.5)
+--   gradual   seconds of gradual drain first: the generation keeps serving
+--             while apps using libbaton (baton_drain_progress) shed
+--             connections with a probability rising from 0 to 1; the
+--             signal is sent at the end of it
+function Gen:drain(opts)
+  if self.draining or self.exited then return end
+  local rt = self.rt
+  local o = drain_options(opts or {}, rt.cfg.drain_timeout)
+  self.draining = true
+  self.drain_started = rt:now()
+  self.state = "draining"
+  rt:task("drain of generation " .. self.id, function()
+    if o.gradual > 0 then
+      rt.core.drain_window(self.id, o.gradual)
+      rt.core.log("info", ("generation %d drains gradually for %gs"):format(self.id, o.gradual))
+      self:wait_exit(o.gradual)
+    end
+    local ok, err = self:signal(o.signal)
+    if not ok and not self.exited then
+      rt.core.log("warn", ("generation %d: drain signal failed: %s"):format(self.id, text(err)))
+    end
+    local ends = rt:now() + o.deadline
+    while not self.exited do
+      local left = ends - rt:now()
+      if left <= 0 then
+        rt.core.log("warn", ("generation %d still running at its drain deadline (%gs): killing it")
+          :format(self.id, o.deadline))
+        self:kill()
+        self:wait_exit(10)
+        break
+      end
+      self:wait_exit(o.done and math.min(o.poll, left) or left)
+      if not self.exited and o.done then
+        local called, idle = rt:call_hook("drain done", o.done, self.handle)
+        if called and idle then
+          rt.core.log("info", ("generation %d is idle: ending its drain early"):format(self.id))
+          self:kill()
+          self:wait_exit(10)
+        end
+      end
+    end
+    local took = rt:now() - self.drain_started
+    rt:observe("baton.drain_seconds", took)
+    rt.core.log("info", ("generation %d drained in %.3fs (%s)"):format(self.id, took, self:exit_reason()))
+  end)
+end
+
+-- What a policy may call on a handle: each method, taking the handle.
+for _, name in ipairs({ "alive", "exit_reason", "expand", "probe_once", "wait_ready", "wait_exit",
+  "signal", "kill", "stop", "checkpoint", "drain" }) do
+  local fn = Gen[name]
+  methods[name] = function(h, ...)
+    local g = Gen.of(h)
+    if not g then error(("gen:%s() needs a generation (call it with ':')"):format(name), 2) end
+    return fn(g, ...)
+  end
+end
+
+return Gen

@@ -1,0 +1,155 @@
+-- baton.sandbox: what a policy's code can reach, and how it runs.
+--
+-- The promise: a policy decides, the supervisor stays safe. So a policy
+--   * sees only the globals listed in env(): no io, os.execute, load*,
+--     coroutine, debug, collectgarbage, newproxy, setfenv/getfenv;
+--   * has its own copies of string, table and math (replacing
+--     string.format changes nothing outside the policy), no string.dump,
+--     and cannot reach the string metatable that every string shares;
+--   * may require only baton.steps, baton.state and baton.policies.NAME,
+--     loaded anew for each policy from the sources compiled into the binary
+--     (never from package.path or package.cpath), so a policy that changes
+--     a module it required changes its own copy only;
+--   * runs under a budget (instructions, milliseconds, and memory refused
+--     at allocation) whenever it runs: its hooks, and its top level while
+--     the file loads.
+-- And the runtime never runs a policy's code outside that budget: it reads
+-- a policy's values with type() and raw access only, and turns them into
+-- text with text(), which calls no metamethod.
+
+local _M = {}
+
+-- What one policy hook may use: instructions and milliseconds per run
+-- between two waits (the event loop waits while it runs), the Lua VM's
+-- memory, and seconds from start to finish. The service file's
+-- policy_limits override them; a file's top level runs under LOAD_LIMITS.
+_M.LIMITS = { instructions = 20000000, slice_ms = 20, memory_mb = 256, timeout = 600 }
+_M.LOAD_LIMITS = { instructions = 20000000, slice_ms = 2000, memory_mb = 256 }
+
+-- The budgeted resume, from the C core (lua_budget.c); absent under plain
+-- LuaJIT (busted, the test kit), where code runs unbudgeted.
+local budget = package.loaded["baton.budget"]
+
+-- The embedded sources (module name -> source), from the C core; absent
+-- under plain LuaJIT, where modules are read from the source tree.
+local sources = package.loaded["baton.sources"]
+
+-- Text for a value a policy handed over, without running any of its code.
+function _M.text(v)
+  local t = type(v)
+  if t == "string" then return v end
+  if t == "number" or t == "boolean" or t == "nil" then return tostring(v) end
+  return "a " .. t
+end
+
+local function allowed(mod)
+  return mod == "baton.steps" or mod == "baton.state" or mod:match("^baton%.policies%.[%w_]+$") ~= nil
+end
+
+-- The source of module MOD and its chunk name, or nil.
+function _M.source(mod)
+  local path = mod:match("^baton%.policies%.([%w_]+)$")
+  path = path and ("policies/" .. path .. ".lua") or ("lua/" .. mod:gsub("%.", "/") .. ".lua")
+  if sources then
+    local src = sources[mod]
+    return src, src and ("@" .. path)
+  end
+  local f = io.open(_M.root .. path, "rb")
+  if not f then return nil end
+  local src = f:read("*a")
+  f:close()
+  return src, "@" .. path
+end
+-- Where the source tree is, when there are no embedded sources.
+_M.root = ""
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+local function policy_getmetatable(v)
+  if type(v) == "string" then return nil end -- shared by every string: not the policy's
+  return getmetatable(v)
+end
+
+-- A fresh global table for policy code. CACHE holds the modules this
+-- policy required (one instance per policy load).
+function _M.env(cache)
+  local str = copy(string)
+  str.dump = nil
+  local env = {
+    assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
+    pcall = pcall, select = select, tonumber = tonumber, tostring = tostring,
+    type = type, unpack = unpack, xpcall = xpcall, setmetatable = setmetatable,
+    getmetatable = policy_getmetatable, rawget = rawget, rawset = rawset,
+    rawequal = rawequal,
+    string = str, table = copy(table), math = copy(math),
+    os = { getenv = os.getenv, time = os.time, clock = os.clock, date = os.date },
+  }
+  env._G = env
+  env.require = function(mod) return _M.require(mod, cache, 2) end
+  return env
+end
+
+-- require() as a policy has it: the allowed modules, one instance per
+-- policy (CACHE), loaded from the embedded sources into a sandboxed env.
+function _M.require(mod, cache, level)
+  if type(mod) ~= "string" or not allowed(mod) then
+    error(("a policy may require only baton.steps, baton.state and baton.policies.NAME, not %s")
+      :format(type(mod) == "string" and ("'" .. mod .. "'") or _M.text(mod)), (level or 1) + 1)
+  end
+  local have = cache[mod]
+  if have ~= nil then return have end
+  local src, name = _M.source(mod)
+  if not src then error(("no module '%s' in baton"):format(mod), (level or 1) + 1) end
+  local chunk = assert(loadstring(src, name))
+  local env = _M.env(cache)
+  if mod == "baton.state" then
+    -- Its JSON helpers hand out a copy of lua-cjson, never the shared one.
+    env.require = function(m)
+      if m == "cjson.safe" then return copy(require("cjson.safe")) end
+      return _M.require(m, cache, 2)
+    end
+  end
+  setfenv(chunk, env)
+  cache[mod] = true -- a module that requires itself gets true, not a loop
+  local v = chunk(mod)
+  if v == nil then v = true end
+  cache[mod] = v
+  return v
+end
+
+-- Resumes coroutine CO under LIMITS. Returns what coroutine.resume does,
+-- preceded by why it was stopped (a string: "instruction budget",
+-- "time budget", "memory cap") or false.
+function _M.resume(co, limits, ...)
+  if budget then return budget.resume(co, limits, ...) end
+  return false, coroutine.resume(co, ...)
+end
+
+-- Runs FN(...) to its end under LOAD_LIMITS, for code that runs while a
+-- file loads (a service file, a policy's top level): returns true,
+-- results... or false and a message. It may not wait.
+function _M.run(what, fn, ...)
+  local co = coroutine.create(fn)
+  local res = { _M.resume(co, _M.LOAD_LIMITS, ...) }
+  if res[1] then return false, ("%s exceeded its %s while loading"):format(what, res[1]) end
+  if not res[2] then return false, _M.text(res[3]) end
+  if coroutine.status(co) ~= "dead" then return false, what .. " may not wait while it loads" end
+  return true, unpack(res, 3, table.maxn(res))
+end
+
+-- Loads SRC (named NAME) as policy code in a fresh sandbox; returns what
+-- its top level returns, or nil and a message.
+function _M.load(src, name, what)
+  local chunk, err = loadstring(src, name)
+  if not chunk then return nil, err end
+  setfenv(chunk, _M.env({}))
+  local ok, v = _M.run(what or name:gsub("^@", ""), chunk)
+  if not ok then return nil, v end
+  return v
+end
+
+return _M

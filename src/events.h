@@ -1,0 +1,48 @@
+#ifndef BATON_EVENTS_H
+#define BATON_EVENTS_H
+
+/* The one way the loop reports what happened to whoever decides.
+ *
+ * The supervisor's loop (supervisor.c) turns kernel events into these and
+ * hands each to a sink; it never knows who listens. run.c points the sink
+ * at the Lua runtime (lua_bridge.c), which answers through the mechanisms
+ * of core_api.h. A test can point it anywhere.
+ *
+ * Strings in an event are borrowed for the call: a sink copies what it
+ * keeps. */
+
+#include <jansson.h>
+#include <stdint.h>
+
+enum event_kind {
+    EV_START,    /* the loop is up: start the service */
+    EV_EXIT,     /* generation ID's main process exited: CODE, SIGNAL */
+    EV_READY,    /* generation ID said READY=1 */
+    EV_STOPPING, /* generation ID said STOPPING=1 */
+    EV_STORED,   /* generation ID stored fds under NAME (FDSTORE=1) */
+    EV_TIMER,    /* timer ID fired */
+    EV_WATCH,    /* the file of watch ID changed */
+    EV_PROBE,    /* probe ID answered: CODE 1 ok / 0 not, NAME the detail */
+    EV_REQUEST,  /* control request REQ (0: nobody waits) named NAME; WHY says who asked */
+};
+
+struct event {
+    enum event_kind kind;
+    uint64_t id;      /* generation, timer, watch or probe id; REQ for EV_REQUEST */
+    int code, signal; /* EV_EXIT, EV_PROBE */
+    const char *name; /* EV_STORED, EV_PROBE, EV_REQUEST */
+    const char *why;  /* EV_REQUEST: "baton restart", "SIGHUP", ... */
+    double now;       /* the loop's monotonic clock, seconds */
+};
+
+/* What the deciding side knows and the loop shows: "view" answers
+ * { "serving": bool, "generations": [ { "id", "pid", "state", "started",
+ * "ready_at", "exited_at", "exit_code", "exit_signal" }, ... ] } (a new
+ * reference, or NULL). */
+struct event_sink {
+    void (*event)(void *ctx, const struct event *ev);
+    json_t *(*view)(void *ctx, double now);
+    void *ctx;
+};
+
+#endif

@@ -1,0 +1,66 @@
+/* launcher.c: plan, spawn, enter in the process table (see launcher.h). */
+#include "launcher.h"
+
+#include "launch.h"
+#include "spawn.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int launcher_spawn(struct launcher *l, enum spawn_state mode, double now, unsigned *id, pid_t *pid,
+                   char *err, size_t errlen)
+{
+    const struct service_config *cfg = l->cfg;
+    unsigned next = l->procs->last_id + 1;
+    int *stored;
+    size_t nstored;
+    char *stored_names;
+    err[0] = '\0';
+    int r = handover_fds(l->handover, mode, &stored, &nstored, &stored_names, err, errlen);
+    if (r < 0)
+        return r;
+    int lfds[cfg->nlisteners + 1];
+    const char *lnames[cfg->nlisteners + 1];
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        lfds[i] = cfg->listeners[i].fd;
+        lnames[i] = cfg->listeners[i].name;
+    }
+    struct launch_inputs in = {
+        .argv = cfg->argv,
+        .env = cfg->env,
+        .cwd = cfg->cwd,
+        .listener_fds = lfds,
+        .listener_names = lnames,
+        .nlisteners = cfg->nlisteners,
+        .stored_fds = stored,
+        .stored_names = stored_names,
+        .nstored = nstored,
+        .stats_fd = l->stats->fd,
+        .notify_path = l->notify_path,
+        .control_path = cfg->control,
+        .state_name = cfg->state_name,
+        .generation = next,
+    };
+    struct launch_plan plan;
+    r = launch_plan_build(&plan, &in, err, errlen);
+    free(stored);
+    free(stored_names);
+    if (r < 0)
+        return r;
+    stats_assign_lane(l->stats, next);
+    r = spawn_process(&plan, pid, err, errlen);
+    launch_plan_free(&plan);
+    if (r < 0)
+        return r;
+    handover_spawned(l->handover, mode);
+    if (!procs_add(l->procs, next, *pid, now)) {
+        /* Cannot track it: do not leave an app we cannot drain. */
+        kill(-*pid, SIGKILL);
+        snprintf(err, errlen, "out of memory for the process table");
+        return -ENOMEM;
+    }
+    *id = next;
+    return 0;
+}

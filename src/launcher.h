@@ -1,0 +1,26 @@
+#ifndef BATON_LAUNCHER_H
+#define BATON_LAUNCHER_H
+
+/* Starting a generation: its launch plan (launch.h) from the running
+ * config, the fd store and the stats region, handed to spawn_process, and
+ * the new process entered in the process table. */
+
+#include "config.h"
+#include "handover.h"
+#include "libbaton/stats_shm.h"
+#include "procs.h"
+
+struct launcher {
+    const struct service_config *cfg;
+    struct handover *handover;
+    struct stats_region *stats;
+    struct procs *procs;
+    const char *notify_path;
+};
+
+/* Starts generation procs->last_id + 1 with the state blob MODE says.
+ * Returns 0 with *ID and *PID, or a negative errno with a reason in ERR. */
+int launcher_spawn(struct launcher *l, enum spawn_state mode, double now, unsigned *id, pid_t *pid,
+                   char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,161 @@
+/* lua_budget.c: the policy budget (see lua_budget.h). */
+#include "lua_budget.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <luajit.h>
+#include <lualib.h>
+#include <stdlib.h>
+#include <uv.h>
+
+/* The budget of one resume. Resumes may nest (a hook's coroutine is never
+ * resumed from inside another today, but nothing breaks if one is). */
+struct budget {
+    lua_State *co;
+    long left;            /* instructions */
+    uint64_t deadline_ns; /* 0: none */
+    size_t cap;           /* bytes the VM may hold while it runs; 0: none */
+    const char *stopped;  /* why it was stopped, or NULL */
+};
+
+#define MAX_DEPTH 8
+static struct budget *stack[MAX_DEPTH];
+static int depth;
+static size_t vm_bytes;
+static unsigned long resumes;
+
+unsigned long budget_resumes(void)
+{
+    return resumes;
+}
+
+static struct budget *current(void)
+{
+    return depth > 0 ? stack[depth - 1] : NULL;
+}
+
+size_t budget_vm_bytes(void)
+{
+    return vm_bytes;
+}
+
+/* Every allocation of the VM passes here: while a budgeted coroutine runs,
+ * growth past its cap is refused (the VM raises "not enough memory" in the
+ * policy's code) and the coroutine is marked stopped. */
+static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)ud;
+    if (nsize == 0) {
+        free(ptr);
+        vm_bytes -= osize;
+        return NULL;
+    }
+    struct budget *b = current();
+    if (b && b->cap && nsize > osize && vm_bytes + (nsize - osize) > b->cap) {
+        if (!b->stopped)
+            b->stopped = "memory cap";
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (p)
+        vm_bytes += nsize - osize;
+    return p;
+}
+
+static void hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    struct budget *b = current();
+    if (!b || b->co != L)
+        return;
+    if (!b->stopped) {
+        b->left -= BUDGET_HOOK_STEP;
+        if (b->left <= 0)
+            b->stopped = "instruction budget";
+        else if (b->deadline_ns && uv_hrtime() > b->deadline_ns)
+            /* Instructions that allocate or call C cost far more than
+             * others: time is what the event loop cares about. */
+            b->stopped = "time budget";
+        else
+            return;
+    }
+    lua_yield(L, 0);
+}
+
+void budget_credit(lua_State *L, uint64_t ns)
+{
+    struct budget *b = current();
+    if (b && b->co == L && b->deadline_ns)
+        b->deadline_ns += ns;
+}
+
+static double limit(lua_State *L, int idx, const char *key)
+{
+    lua_getfield(L, idx, key);
+    double v = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : 0;
+    lua_pop(L, 1);
+    return v;
+}
+
+/* budget.resume(co, limits, ...) -> stopped | false, then what
+ * coroutine.resume returns. LIMITS: { instructions, slice_ms, memory_mb }. */
+static int budget_resume(lua_State *L)
+{
+    lua_State *co = lua_tothread(L, 1);
+    luaL_argcheck(L, co != NULL, 1, "coroutine expected");
+    luaL_checktype(L, 2, LUA_TTABLE);
+    resumes++;
+    int status = lua_status(co);
+    if (!(status == LUA_YIELD || (status == 0 && lua_gettop(co) > 0)))
+        return luaL_error(L, "cannot resume a coroutine that is not suspended");
+    if (depth == MAX_DEPTH)
+        return luaL_error(L, "budgeted resumes nested too deep");
+    double ms = limit(L, 2, "slice_ms");
+    struct budget b = {
+        .co = co,
+        .left = (long)limit(L, 2, "instructions"),
+        .deadline_ns = ms > 0 ? uv_hrtime() + (uint64_t)(ms * 1e6) : 0,
+        .cap = (size_t)(limit(L, 2, "memory_mb") * 1024 * 1024),
+    };
+    if (b.left <= 0)
+        b.left = 1;
+    int nargs = lua_gettop(L) - 2;
+    lua_xmove(L, co, nargs);
+    stack[depth++] = &b;
+    int r = lua_resume(co, nargs);
+    depth--;
+    if (b.stopped) { /* CO stays suspended where it stood: the runtime abandons it */
+        lua_pushstring(L, b.stopped);
+        return 1;
+    }
+    lua_pushboolean(L, 0);
+    if (r == 0 || r == LUA_YIELD) {
+        int n = lua_gettop(co);
+        luaL_checkstack(L, n + 1, "too many results");
+        lua_pushboolean(L, 1);
+        lua_xmove(co, L, n);
+        return 2 + n;
+    }
+    lua_pushboolean(L, 0);
+    lua_xmove(co, L, 1);
+    return 3;
+}
+
+lua_State *budget_new_state(void)
+{
+    lua_State *L = lua_newstate(vm_alloc, NULL);
+    if (!L)
+        return NULL;
+    luaL_openlibs(L);
+    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+    lua_sethook(L, hook, LUA_MASKCOUNT, BUDGET_HOOK_STEP);
+    depth = 0;
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, budget_resume);
+    lua_setfield(L, -2, "resume");
+    lua_setfield(L, -2, "baton.budget");
+    lua_pop(L, 2);
+    return L;
+}

@@ -1,0 +1,351 @@
+/* lua_core.c: baton.core (see lua_core.h and core_api.h). */
+#include "lua_core.h"
+
+#include "log.h"
+#include "lua_budget.h"
+#include "probe.h"
+#include "stats_own.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static struct core_api *api_of(lua_State *L)
+{
+    struct core_api *a = lua_touserdata(L, lua_upvalueindex(1));
+    a->crossings++;
+    return a;
+}
+
+static double now(void)
+{
+    return (double)uv_hrtime() / 1e9;
+}
+
+/* The convention for a call that starts something: its id, or nil and a
+ * message (R a negative errno or libuv error). */
+static int push_id_or_error(lua_State *L, int r, uint64_t id)
+{
+    if (r < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, uv_strerror(r));
+        return 2;
+    }
+    lua_pushnumber(L, (lua_Number)id);
+    return 1;
+}
+
+/* spawn([state]) -> id, pid | nil, err. STATE: "stored" (default), "none"
+ * or "staged" (see handover.h). */
+static int core_spawn(lua_State *L)
+{
+    static const char *const modes[] = { "stored", "none", "staged", NULL };
+    struct core_api *a = api_of(L);
+    enum spawn_state mode = (enum spawn_state)luaL_checkoption(L, 1, "stored", modes);
+    unsigned id;
+    pid_t pid;
+    char err[512];
+    uint64_t t0 = uv_hrtime();
+    int r = launcher_spawn(a->launcher, mode, now(), &id, &pid, err, sizeof err);
+    /* fork and exec are the supervisor's time, not the policy's. */
+    budget_credit(L, uv_hrtime() - t0);
+    if (r < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushinteger(L, id);
+    lua_pushinteger(L, pid);
+    return 2;
+}
+
+/* The signals a policy may send, by the names lua/baton/gen.lua accepts. */
+static const struct {
+    const char *name;
+    int sig;
+} signals[] = {
+    { "TERM", SIGTERM }, { "INT", SIGINT },   { "QUIT", SIGQUIT }, { "HUP", SIGHUP },
+    { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "KILL", SIGKILL }, { "WINCH", SIGWINCH },
+    { "CONT", SIGCONT }, { "STOP", SIGSTOP },
+};
+
+static int core_signal(lua_State *L)
+{
+    struct core_api *a = api_of(L);
+    unsigned id = (unsigned)luaL_checkinteger(L, 1);
+    const char *name = luaL_checkstring(L, 2);
+    int group = lua_toboolean(L, 3);
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) {
+        if (strcmp(signals[i].name, name) != 0)
+            continue;
+        int r = procs_signal(a->procs, id, signals[i].sig, group);
+        if (r < 0) {
+            lua_pushnil(L);
+            lua_pushstring(L, strerror(-r));
+            return 2;
+        }
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushfstring(L, "unknown signal %s", name);
+    return 2;
+}
+
+static int core_timer(lua_State *L)
+{
+    struct core_api *a = api_of(L);
+    uint64_t id;
+    int r = timers_start(a->timers, luaL_checknumber(L, 1), &id);
+    if (r < 0)
+        return luaL_error(L, "timer: %s", strerror(-r));
+    lua_pushnumber(L, (lua_Number)id);
+    return 1;
+}
+
+static int core_cancel(lua_State *L)
+{
+    timers_cancel(api_of(L)->timers, (uint64_t)luaL_checknumber(L, 1));
+    return 0;
+}
+
+/* The answer of a probe comes back as the event EV_PROBE. */
+static void on_probe(uint64_t id, int ok, int status, const char *detail, void *data)
+{
+    struct core_api *a = data;
+    (void)status;
+    struct event ev = { .kind = EV_PROBE, .id = id, .code = ok, .name = detail, .now = now() };
+    a->sink->event(a->sink->ctx, &ev);
+}
+
+static int core_probe(lua_State *L)
+{
+    struct core_api *a = api_of(L);
+    const char *host = luaL_checkstring(L, 1);
+    int port = (int)luaL_checkinteger(L, 2);
+    const char *path = luaL_optstring(L, 3, NULL);
+    double t = luaL_checknumber(L, 4);
+    uint64_t id = 0;
+    int r = port < 1 || port > 65535 || t < 0 || t > 3600
+                ? UV_EINVAL
+                : probe_start(a->loop, host, port, path, (unsigned)(t * 1000), on_probe, a, &id);
+    return push_id_or_error(L, r, id);
+}
+
+static int core_watch(lua_State *L)
+{
+    struct core_api *a = api_of(L);
+    uint64_t id = 0;
+    int r = watches_add(a->watches, luaL_checkstring(L, 1), &id);
+    return push_id_or_error(L, r, id);
+}
+
+static int core_unwatch(lua_State *L)
+{
+    watches_remove(api_of(L)->watches, (uint64_t)luaL_checknumber(L, 1));
+    return 0;
+}
+
+static int core_log(lua_State *L)
+{
+    api_of(L);
+    int level = log_level_parse(luaL_checkstring(L, 1));
+    log_msg(level < 0 ? LOG_INFO : (enum log_level)level, "%s", luaL_checkstring(L, 2));
+    return 0;
+}
+
+/* reply(req, ok, message): REQ nil (nobody waits) is ignored. */
+static int core_reply(lua_State *L)
+{
+    struct core_api *a = api_of(L);
+    if (!lua_isnumber(L, 1) || !a->control->open)
+        return 0;
+    int ok = lua_toboolean(L, 2);
+    const char *msg = luaL_optstring(L, 3, "");
+    json_t *j = json_pack("{s:b, s:s}", "ok", ok, ok ? "message" : "error", msg);
+    if (j)
+        control_reply(a->control, (uint64_t)lua_tonumber(L, 1), j);
+    return 0;
+}
+
+static int core_shutdown(lua_State *L)
+{
+    struct core_api *a = api_of(L);
+    a->shutdown(a->owner, (int)luaL_optinteger(L, 1, 0));
+    return 0;
+}
+
+/* stat(name [, generation]) -> the service total (or that generation's
+ * figure, nil if its lane has moved on); a histogram as {count=, sum=}. */
+static int core_stat(lua_State *L)
+{
+    struct stats_region *r = api_of(L)->stats;
+    int i = stats_find(r, luaL_checkstring(L, 1));
+    const struct stats_entry *e = i < 0 ? NULL : stats_entry_at(r, (uint32_t)i);
+    int lane = -1;
+    if (e && !lua_isnoneornil(L, 2)) {
+        uint32_t g = (uint32_t)luaL_checkinteger(L, 2);
+        lane = (int)stats_lane_of(g);
+        if (stats_lane_generation(r, (unsigned)lane) != g)
+            e = NULL;
+    }
+    if (!e) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (e->type != STATS_HISTOGRAM) {
+        lua_pushnumber(L, stats_read(r, e, lane, 0));
+        return 1;
+    }
+    double count = 0;
+    for (unsigned b = 0; b <= e->nbuckets; b++)
+        count += stats_read(r, e, lane, b);
+    lua_createtable(L, 0, 2);
+    lua_pushnumber(L, count);
+    lua_setfield(L, -2, "count");
+    lua_pushnumber(L, stats_read(r, e, lane, e->nbuckets + 1));
+    lua_setfield(L, -2, "sum");
+    return 1;
+}
+
+static int core_stat_add(lua_State *L)
+{
+    stats_own_add(api_of(L)->stats, luaL_checkstring(L, 1), luaL_optnumber(L, 2, 1));
+    return 0;
+}
+
+static int core_stat_observe(lua_State *L)
+{
+    stats_own_observe(api_of(L)->stats, luaL_checkstring(L, 1), luaL_checknumber(L, 2));
+    return 0;
+}
+
+/* drain_window(generation, seconds): a gradual drain starts now. */
+static int core_drain_window(lua_State *L)
+{
+    struct core_api *a = api_of(L);
+    uint32_t g = (uint32_t)luaL_checkinteger(L, 1);
+    uint64_t t = uv_hrtime(); /* CLOCK_MONOTONIC, as libbaton reads it */
+    stats_set_drain(a->stats, g, t, t + (uint64_t)(luaL_checknumber(L, 2) * 1e9));
+    return 0;
+}
+
+/* state_info() -> nil (none stored) | { version, size, generation,
+ * stored_at } | false, err (the stored blob is bad). */
+static int core_state_info(lua_State *L)
+{
+    struct state_info info;
+    char err[512];
+    int r = handover_state_info(api_of(L)->handover, &info, err, sizeof err);
+    if (r == -ENOENT) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (r < 0) {
+        lua_pushboolean(L, 0);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_createtable(L, 0, 4);
+    lua_pushnumber(L, info.schema);
+    lua_setfield(L, -2, "version");
+    lua_pushnumber(L, (lua_Number)info.length);
+    lua_setfield(L, -2, "size");
+    lua_pushinteger(L, info.generation);
+    lua_setfield(L, -2, "generation");
+    lua_pushnumber(L, info.stored_at);
+    lua_setfield(L, -2, "stored_at");
+    return 1;
+}
+
+/* state_read() -> the stored blob's payload | nil, err. A copy into the
+ * VM: only a migration needs it. */
+static int core_state_read(lua_State *L)
+{
+    struct state_blob b;
+    char err[512];
+    if (handover_state_map(api_of(L)->handover, &b, err, sizeof err) < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushlstring(L, b.data, b.length);
+    state_blob_close(&b);
+    return 1;
+}
+
+/* state_stage(blob, version) -> true | nil, err: the next spawn with
+ * "staged" passes BLOB (a migration's result) as the state. */
+static int core_state_stage(lua_State *L)
+{
+    struct core_api *a = api_of(L);
+    size_t len;
+    const char *data = luaL_checklstring(L, 1, &len);
+    lua_Number v = luaL_checknumber(L, 2);
+    char err[512];
+    if (v < 0 || v > UINT32_MAX || v != (lua_Number)(uint32_t)v)
+        return luaL_argerror(L, 2, "a version is a whole number from 0 to 4294967295");
+    if (handover_state_stage(a->handover, data, len, (uint32_t)v, err, sizeof err) < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* apply_config(cfg) -> true | nil, err: CFG (a normalized service file,
+ * from baton.config) is what the next generation starts with. */
+static int core_apply_config(lua_State *L)
+{
+    struct core_api *a = api_of(L);
+    struct service_config next;
+    char err[1024];
+    luaL_checktype(L, 1, LUA_TTABLE);
+    int r = config_from_lua(L, 1, &next, err, sizeof err);
+    if (r == 0)
+        r = config_apply(a->config, &next, err, sizeof err);
+    config_free(&next);
+    if (r < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    handover_configure(a->handover, a->config->fdstore_max, a->config->state_max_size);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static const luaL_Reg core_fns[] = {
+    { "spawn", core_spawn },
+    { "signal", core_signal },
+    { "timer", core_timer },
+    { "cancel", core_cancel },
+    { "probe", core_probe },
+    { "watch", core_watch },
+    { "unwatch", core_unwatch },
+    { "log", core_log },
+    { "reply", core_reply },
+    { "shutdown", core_shutdown },
+    { "stat", core_stat },
+    { "stat_add", core_stat_add },
+    { "stat_observe", core_stat_observe },
+    { "drain_window", core_drain_window },
+    { "state_info", core_state_info },
+    { "state_read", core_state_read },
+    { "state_stage", core_state_stage },
+    { "apply_config", core_apply_config },
+    { NULL, NULL },
+};
+
+void lua_core_push(lua_State *L, struct core_api *api)
+{
+    lua_newtable(L);
+    for (const luaL_Reg *f = core_fns; f->name; f++) {
+        lua_pushlightuserdata(L, api);
+        lua_pushcclosure(L, f->func, 1);
+        lua_setfield(L, -2, f->name);
+    }
+}

@@ -1,0 +1,42 @@
+#ifndef BATON_PROCS_H
+#define BATON_PROCS_H
+
+/* Process facts: one entry per live generation's main process.
+ *
+ * The supervisor forked these processes and reaps them; this table is what
+ * the kernel and the processes told it: pid, start time, the last STATUS=
+ * text. A generation's lifecycle (starting, ready, active, draining) is the
+ * runtime's alone (lua/baton/gen.lua): an entry leaves this table the
+ * moment its process has exited and the runtime was told. Entries are
+ * looked up by id or pid each time: pointers are not kept across calls
+ * that may add an entry. */
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct proc {
+    unsigned id;      /* the generation: 1, 2, ... (BATON_GENERATION) */
+    pid_t pid;        /* main process; leader of its process group */
+    double started;   /* monotonic seconds */
+    char status[256]; /* last STATUS= it sent */
+};
+
+struct procs {
+    struct proc *v; /* owned */
+    size_t len, cap;
+    unsigned last_id; /* the newest generation's id */
+};
+
+/* Adds generation ID's process. Returns it, or NULL when out of memory. */
+struct proc *procs_add(struct procs *p, unsigned id, pid_t pid, double now);
+struct proc *procs_by_id(struct procs *p, unsigned id);
+struct proc *procs_by_pid(struct procs *p, pid_t pid);
+void procs_remove(struct procs *p, unsigned id);
+/* SIG to generation ID's main process, or (GROUP) its process group.
+ * Returns 0, -ESRCH when it is not running, or another negative errno. */
+int procs_signal(struct procs *p, unsigned id, int sig, int group);
+/* SIGKILL to every process group. */
+void procs_kill_all(struct procs *p);
+void procs_free(struct procs *p);
+
+#endif
