@@ -37,17 +37,17 @@ enum { MAX_CONNS = 16384, LAT_BUCKETS = 4096 };
 struct client {
     uv_tcp_t tcp;
     uv_connect_t connect;
-    uv_timer_t retry;      /* the back-off after a failed connect */
+    uv_timer_t retry; /* the back-off after a failed connect */
     uv_write_t write;
     http_parser parser;
     int keepalive;
-    int outstanding;       /* a request was sent, its response not complete */
-    int alive;             /* the tcp handle is open */
+    int outstanding; /* a request was sent, its response not complete */
+    int alive;       /* the tcp handle is open */
     int server_said_close;
     int connect_failed;
-    int writing;           /* c->write is in flight: it may not be reused yet */
-    int send_after_write;  /* the next request waits for that write to finish */
-    uint64_t sent_at;      /* uv_hrtime of the request */
+    int writing;          /* c->write is in flight: it may not be reused yet */
+    int send_after_write; /* the next request waits for that write to finish */
+    uint64_t sent_at;     /* uv_hrtime of the request */
 };
 
 static struct {
@@ -329,8 +329,17 @@ static void stop(void)
         uv_stop(loop);
 }
 
-static void on_stop_timer(uv_timer_t *t) { (void)t; stop(); }
-static void on_signal(uv_signal_t *h, int s) { (void)h; (void)s; stop(); }
+static void on_stop_timer(uv_timer_t *t)
+{
+    (void)t;
+    stop();
+}
+static void on_signal(uv_signal_t *h, int s)
+{
+    (void)h;
+    (void)s;
+    stop();
+}
 
 static void on_tick(uv_timer_t *t)
 {
@@ -359,18 +368,36 @@ int main(int argc, char **argv)
     long timeout_ms = 5000;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--timeline") == 0) { timeline = 1; continue; }
-        if (strcmp(a, "--timeline-ms") == 0 && v) { timeline = 1; tick_ms = atol(v); i++; continue; }
-        if (!v) goto usage;
-        if (strcmp(a, "--host") == 0) host = v;
-        else if (strcmp(a, "--port") == 0) port = atoi(v);
-        else if (strcmp(a, "--keepalive") == 0) keep = atoi(v);
-        else if (strcmp(a, "--close") == 0) close_n = atoi(v);
-        else if (strcmp(a, "--duration") == 0) duration = atof(v);
-        else if (strcmp(a, "--timeout-ms") == 0) timeout_ms = atol(v);
-        else if (strcmp(a, "--path") == 0) path = v;
-        else if (strcmp(a, "--retry-ms") == 0) retry_ms = atol(v);
-        else goto usage;
+        if (strcmp(a, "--timeline") == 0) {
+            timeline = 1;
+            continue;
+        }
+        if (strcmp(a, "--timeline-ms") == 0 && v) {
+            timeline = 1;
+            tick_ms = atol(v);
+            i++;
+            continue;
+        }
+        if (!v)
+            goto usage;
+        if (strcmp(a, "--host") == 0)
+            host = v;
+        else if (strcmp(a, "--port") == 0)
+            port = atoi(v);
+        else if (strcmp(a, "--keepalive") == 0)
+            keep = atoi(v);
+        else if (strcmp(a, "--close") == 0)
+            close_n = atoi(v);
+        else if (strcmp(a, "--duration") == 0)
+            duration = atof(v);
+        else if (strcmp(a, "--timeout-ms") == 0)
+            timeout_ms = atol(v);
+        else if (strcmp(a, "--path") == 0)
+            path = v;
+        else if (strcmp(a, "--retry-ms") == 0)
+            retry_ms = atol(v);
+        else
+            goto usage;
         i++;
     }
     if (port <= 0 || port > 65535 || keep < 0 || close_n < 0 || keep + close_n == 0 ||

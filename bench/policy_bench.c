@@ -97,16 +97,20 @@ int main(int argc, char **argv)
             best_hook = t;
     }
     if (yes_c != yes_pcall || yes_c != yes_hook) {
-        fprintf(stderr, "decisions differ: C %ld, pcall %ld, hook %ld\n", yes_c, yes_pcall, yes_hook);
+        fprintf(stderr, "decisions differ: C %ld, pcall %ld, hook %ld\n", yes_c, yes_pcall,
+                yes_hook);
         return 1;
     }
     double us_c = best_c / (double)n * 1e6, us_p = best_pcall / (double)n * 1e6,
            us_h = best_hook / (double)n * 1e6;
     printf("policy decision, %ld calls each (best of 3)\n", n);
     printf("  C function                          %8.4f us/decision   (baseline)\n", us_c);
-    printf("  Lua, lua_pcall from C and back      %8.4f us/decision   ratio %.0f\n", us_p, us_p / us_c);
-    printf("  Lua, the supervisor's hook path     %8.4f us/decision   ratio %.0f\n", us_h, us_h / us_c);
-    printf("  (coroutine + xpcall + sandbox hook + JIT off; count hook fired %ld times)\n", hook_calls);
+    printf("  Lua, lua_pcall from C and back      %8.4f us/decision   ratio %.0f\n", us_p,
+           us_p / us_c);
+    printf("  Lua, the supervisor's hook path     %8.4f us/decision   ratio %.0f\n", us_h,
+           us_h / us_c);
+    printf("  (coroutine + xpcall + sandbox hook + JIT off; count hook fired %ld times)\n",
+           hook_calls);
     lua_close(L);
     return 0;
 }

@@ -48,9 +48,12 @@ static size_t parse_size(const char *s)
     char *end;
     double v = strtod(s, &end);
     switch (*end) {
-    case 'G': case 'g': v *= 1 << 30; break;
-    case 'M': case 'm': v *= 1 << 20; break;
-    case 'K': case 'k': v *= 1 << 10; break;
+    case 'G':
+    case 'g': v *= 1 << 30; break;
+    case 'M':
+    case 'm': v *= 1 << 20; break;
+    case 'K':
+    case 'k': v *= 1 << 10; break;
     case '\0': break;
     default: return 0;
     }
@@ -148,7 +151,9 @@ static int handover(const void *buf, size_t len, const char *sock_path, int sock
         char b[CMSG_SPACE(sizeof(int))];
     } control;
     struct iovec iov = { .iov_base = text, .iov_len = sizeof text };
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.b,
+    struct msghdr mh = { .msg_iov = &iov,
+                         .msg_iovlen = 1,
+                         .msg_control = control.b,
                          .msg_controllen = sizeof control.b };
     if (recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) <= 0 || !CMSG_FIRSTHDR(&mh))
         return -1;
@@ -234,9 +239,10 @@ static int app(size_t size)
             memset(buf, 0x5a, size); /* the app's state, made in its own memory */
             double t2 = now();
             r = baton_state_save(buf, size, 1);
-            fprintf(stderr, "state_bench app: generation %u made %zu bytes in %.1f ms, "
-                    "saved them in %.1f ms (%d)\n", baton_generation(), size, (t2 - t1) * 1e3,
-                    (now() - t2) * 1e3, r);
+            fprintf(stderr,
+                    "state_bench app: generation %u made %zu bytes in %.1f ms, "
+                    "saved them in %.1f ms (%d)\n",
+                    baton_generation(), size, (t2 - t1) * 1e3, (now() - t2) * 1e3, r);
             free(buf); /* the app keeps nothing: the memfd holds it */
         }
     }

@@ -33,16 +33,16 @@ static uint64_t local_atomic;
 static volatile uint64_t plain;
 
 /* Best of 3: the least disturbed by a shared machine. */
-#define BEST_OF_3(var, body)                      \
-    do {                                          \
-        var = 1e9;                                \
-        for (int rep = 0; rep < 3; rep++) {       \
-            double t0 = now();                    \
-            body;                                 \
-            double t = now() - t0;                \
-            if (t < var)                          \
-                var = t;                          \
-        }                                         \
+#define BEST_OF_3(var, body)                \
+    do {                                    \
+        var = 1e9;                          \
+        for (int rep = 0; rep < 3; rep++) { \
+            double t0 = now();              \
+            body;                           \
+            double t = now() - t0;          \
+            if (t < var)                    \
+                var = t;                    \
+        }                                   \
     } while (0)
 
 static double run_writers(struct stats_region *r, int n, const char *name_a, const char *name_b,
@@ -98,10 +98,13 @@ int main(int argc, char **argv)
     BEST_OF_3(t_slot, run_writers(&r, 2, "a", "a", 1, 1, w));
     printf("2. writer processes, %ld adds each (best of 3)\n", w);
     printf("   one writer alone                        %7.1f ms   (baseline)\n", t_one * 1e3);
-    printf("   two writers, different metrics          %7.1f ms   ratio %.2f\n", t_diff * 1e3, t_diff / t_one);
-    printf("   two writers, same metric, 2 generations %7.1f ms   ratio %.2f\n", t_same * 1e3, t_same / t_one);
-    printf("   contrast: two writers on one slot       %7.1f ms   ratio %.2f (what sharing a line costs)\n\n",
-           t_slot * 1e3, t_slot / t_one);
+    printf("   two writers, different metrics          %7.1f ms   ratio %.2f\n", t_diff * 1e3,
+           t_diff / t_one);
+    printf("   two writers, same metric, 2 generations %7.1f ms   ratio %.2f\n", t_same * 1e3,
+           t_same / t_one);
+    printf(
+        "   contrast: two writers on one slot       %7.1f ms   ratio %.2f (what sharing a line costs)\n\n",
+        t_slot * 1e3, t_slot / t_one);
 
     char name[32];
     for (int i = 0; i < 10000; i++) {
@@ -135,7 +138,8 @@ int main(int argc, char **argv)
     (void)sink;
     printf("3. the supervisor reading %d metrics (best of 3)\n", found);
     printf("   same number of values from private memory %7.3f ms   (baseline)\n", t_base * 1e3);
-    printf("   every total, from the region              %7.3f ms   ratio %.1f\n", t_sum * 1e3, t_sum / t_base);
+    printf("   every total, from the region              %7.3f ms   ratio %.1f\n", t_sum * 1e3,
+           t_sum / t_base);
     printf("   baton stats JSON                          %7.3f ms\n", t_json * 1e3);
     printf("   Prometheus page (%zu KiB)                %7.3f ms\n", len / 1024, t_prom * 1e3);
     free(private);

@@ -63,10 +63,10 @@ unsigned baton_generation(void);
 struct baton_stats;
 
 typedef struct baton_metric {
-    uint64_t *slot;           /* this process's slot(s) in the region */
-    const double *bounds;     /* histograms: upper bounds, ascending */
+    uint64_t *slot;       /* this process's slot(s) in the region */
+    const double *bounds; /* histograms: upper bounds, ascending */
     unsigned nbuckets;
-    int type;                 /* 1 counter, 2 gauge, 3 histogram */
+    int type; /* 1 counter, 2 gauge, 3 histogram */
 } baton_metric;
 
 /* Maps the region from BATON_STATS_FD. Returns 0; or 1 when the process is
@@ -130,11 +130,11 @@ double baton_drain_progress(struct baton_stats *s);
 #include <stdint.h>
 
 struct baton_state {
-    const void *data;     /* the bytes, mapped read-only */
+    const void *data; /* the bytes, mapped read-only */
     size_t len;
     uint32_t schema;
-    unsigned generation;  /* that saved it; 0: unknown */
-    const void *map_;     /* private */
+    unsigned generation; /* that saved it; 0: unknown */
+    const void *map_;    /* private */
     size_t map_len_;
 };
 

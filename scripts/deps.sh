@@ -8,13 +8,16 @@ build_pkgs=(pkg-config cmake gcc make libuv1-dev libluajit-5.1-dev luajit
 test_pkgs=(lua-busted libcmocka-dev gunicorn python3 curl procps iproute2 util-linux prometheus)
 # The peers the benchmarks compare with, and the plotting tool.
 bench_pkgs=(nginx-light haproxy gnuplot-nox curl procps iproute2 python3)
+# The formatter, linter and static analyser scripts/lint.sh runs.
+lint_pkgs=(clang-format lua-check cppcheck python3)
 
 want=("${build_pkgs[@]}")
 case "${1:-build}" in
     test) want+=("${test_pkgs[@]}") ;;
     bench) want+=("${bench_pkgs[@]}") ;;
+    lint) want+=("${lint_pkgs[@]}") ;;
     build) ;;
-    *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+    *) echo "usage: $0 [build|test|bench|lint]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds baton and runs every test: once normally, once under AddressSanitizer
-# and UndefinedBehaviorSanitizer. Installs what is missing first.
+# Lints, builds baton and runs every test: once normally, once under
+# AddressSanitizer and UndefinedBehaviorSanitizer. Installs what is missing
+# first.
 #   scripts/test.sh            both builds
 #   scripts/test.sh --quick    the normal build only
 set -euo pipefail
@@ -8,21 +9,25 @@ cd "$(dirname "$0")/.."
 
 scripts/deps.sh test
 
+# The habits the code keeps: formatting, luacheck, cppcheck, no include
+# cycles in src/ (scripts/lint.sh says what to mend).
+echo "=== lint ==="
+scripts/lint.sh
+
 run_suite() { # run_suite BUILD_DIR CMAKE_ARGS...
     local dir=$1
     shift
-    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON "$@" > "$dir.cmake.log" 2>&1 ||
-        { cat "$dir.cmake.log"; return 1; }
+    mkdir -p "$dir"
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON "$@" > "$dir/cmake.log" 2>&1 ||
+        { cat "$dir/cmake.log"; return 1; }
     cmake --build "$dir" -j"$(nproc)"
     (cd "$dir" && ctest --output-on-failure --timeout 300)
 }
 
-mkdir -p build
 echo "=== build and test ==="
 run_suite build
 if [ "${1:-}" != "--quick" ]; then
     echo "=== build and test under ASan + UBSan ==="
-    mkdir -p build-asan
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         run_suite build-asan -DBATON_SANITIZE=ON
 fi

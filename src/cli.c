@@ -10,8 +10,10 @@
 
 static void usage_client(const char *cmd)
 {
-    fprintf(stderr, "usage: baton %s [-s CONTROL_SOCKET] [--json]\n"
-                    "The control socket is -s, else $BATON_CONTROL.\n", cmd);
+    fprintf(stderr,
+            "usage: baton %s [-s CONTROL_SOCKET] [--json]\n"
+            "The control socket is -s, else $BATON_CONTROL.\n",
+            cmd);
 }
 
 static void print_status(json_t *r)
@@ -29,7 +31,8 @@ static void print_status(json_t *r)
     printf("  %-4s %-8s %-9s %10s  %s\n", "gen", "pid", "state", "uptime", "status");
     json_array_foreach(json_object_get(r, "generations"), i, v) {
         const char *state = json_string_value(json_object_get(v, "state"));
-        printf("  %-4lld %-8lld %-9s %9.1fs  %s", (long long)json_integer_value(json_object_get(v, "id")),
+        printf("  %-4lld %-8lld %-9s %9.1fs  %s",
+               (long long)json_integer_value(json_object_get(v, "id")),
                (long long)json_integer_value(json_object_get(v, "pid")), state,
                json_number_value(json_object_get(v, "uptime")),
                json_string_value(json_object_get(v, "status")));
@@ -38,7 +41,8 @@ static void print_status(json_t *r)
             if (sig)
                 printf(" (signal %lld)", sig);
             else
-                printf(" (exit code %lld)", (long long)json_integer_value(json_object_get(v, "exit_code")));
+                printf(" (exit code %lld)",
+                       (long long)json_integer_value(json_object_get(v, "exit_code")));
         }
         printf("\n");
     }

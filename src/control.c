@@ -18,11 +18,11 @@ struct control_client {
     uv_timer_t idle;
     struct control *ctl;
     struct control_client *next;
-    uint64_t req;        /* 0 until a request was read */
+    uint64_t req; /* 0 until a request was read */
     char *buf;
     size_t len;
     int closing;
-    int replying;        /* a response is being written */
+    int replying; /* a response is being written */
 };
 
 static void unlink_client(struct control_client *cl)
@@ -328,8 +328,8 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int control_call(const char *path, json_t *req, int timeout_ms, json_t **resp,
-                 char *err, size_t errlen)
+int control_call(const char *path, json_t *req, int timeout_ms, json_t **resp, char *err,
+                 size_t errlen)
 {
     struct sockaddr_un un = { .sun_family = AF_UNIX };
     int r = 0;

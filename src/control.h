@@ -50,7 +50,7 @@ void control_close(struct control *c);
 /* The client side (the CLI): sends REQ, waits up to TIMEOUT_MS (-1: forever)
  * for the response. Returns 0 with *RESP set, or a negative errno with a
  * reason in ERR. */
-int control_call(const char *path, json_t *req, int timeout_ms, json_t **resp,
-                 char *err, size_t errlen);
+int control_call(const char *path, json_t *req, int timeout_ms, json_t **resp, char *err,
+                 size_t errlen);
 
 #endif

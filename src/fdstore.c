@@ -1,7 +1,6 @@
 /* fdstore.c: the fd store (see fdstore.h). */
 #include "fdstore.h"
 
-
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -100,8 +99,8 @@ static void watch_hangup(struct fdstore *st, struct fdstore_entry *e)
     e->poll = p;
 }
 
-int fdstore_add(struct fdstore *st, const char *name, const int *fds, size_t n,
-                unsigned generation, int poll, double now, char *err, size_t errlen)
+int fdstore_add(struct fdstore *st, const char *name, const int *fds, size_t n, unsigned generation,
+                int poll, double now, char *err, size_t errlen)
 {
     if (!name)
         name = "stored";
@@ -119,8 +118,8 @@ int fdstore_add(struct fdstore *st, const char *name, const int *fds, size_t n,
     }
     size_t replaced = is_state && fdstore_find(st, name) ? 1 : 0;
     if (st->len - replaced + n > st->max) {
-        snprintf(err, errlen, "the fd store is full (%zu of %zu fds held; fdstore_max)",
-                 st->len, st->max);
+        snprintf(err, errlen, "the fd store is full (%zu of %zu fds held; fdstore_max)", st->len,
+                 st->max);
         st->refused += n;
         return -ENOSPC;
     }

@@ -29,23 +29,23 @@ struct fdstore;
 
 struct fdstore_entry {
     char name[FDSTORE_NAME_MAX + 1];
-    int fd;                 /* owned */
-    uint64_t seq;           /* 1, 2, ...: tells a replaced entry from its successor */
-    unsigned generation;    /* that stored it */
-    double stored_at;       /* monotonic seconds */
-    uv_poll_t *poll;        /* NULL when not polled */
+    int fd;              /* owned */
+    uint64_t seq;        /* 1, 2, ...: tells a replaced entry from its successor */
+    unsigned generation; /* that stored it */
+    double stored_at;    /* monotonic seconds */
+    uv_poll_t *poll;     /* NULL when not polled */
     struct fdstore *store;
 };
 
 struct fdstore {
     uv_loop_t *loop;
-    struct fdstore_entry **v;   /* owned; pointers stay put while polled */
+    struct fdstore_entry **v; /* owned; pointers stay put while polled */
     size_t len, cap;
-    size_t max;                 /* fds the store may hold */
+    size_t max; /* fds the store may hold */
     uint64_t next_seq;
     char state_name[FDSTORE_NAME_MAX + 1];
-    unsigned long dropped;      /* polled fds dropped after a hang-up */
-    unsigned long refused;      /* fds refused: store full, bad name */
+    unsigned long dropped; /* polled fds dropped after a hang-up */
+    unsigned long refused; /* fds refused: store full, bad name */
     /* Called after a polled fd was dropped; may be NULL. */
     void (*on_drop)(struct fdstore *st, const char *name, unsigned generation);
     void *data;
@@ -60,8 +60,8 @@ int fdstore_name_valid(const char *name);
  * On success the store owns the fds; on failure they stay the caller's and
  * the reason is in ERR: -EINVAL (bad name; more than one fd for the state
  * name), -ENOSPC (the store would hold more than its max). */
-int fdstore_add(struct fdstore *st, const char *name, const int *fds, size_t n,
-                unsigned generation, int poll, double now, char *err, size_t errlen);
+int fdstore_add(struct fdstore *st, const char *name, const int *fds, size_t n, unsigned generation,
+                int poll, double now, char *err, size_t errlen);
 
 /* Removes (and closes) every fd named NAME. Returns how many. */
 size_t fdstore_remove(struct fdstore *st, const char *name);

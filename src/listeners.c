@@ -39,7 +39,8 @@ static int parse_inet(struct listener *l, const char *hostport, char *err, size_
     if (hostport[0] == '[') {
         const char *close = strchr(hostport, ']');
         if (!close || close[1] != ':')
-            return fail(err, errlen, -EINVAL, "bad IPv6 address '%s': expected [ADDR]:PORT", hostport);
+            return fail(err, errlen, -EINVAL, "bad IPv6 address '%s': expected [ADDR]:PORT",
+                        hostport);
         hstart = hostport + 1;
         hlen = (size_t)(close - hstart);
         colon = close + 1;
@@ -70,8 +71,7 @@ static int parse_inet(struct listener *l, const char *hostport, char *err, size_
         in6->sin6_port = htons(port);
         l->addrlen = sizeof *in6;
     } else {
-        return fail(err, errlen, -EINVAL,
-                    "'%s' is not a numeric IPv4 or [IPv6] address", host);
+        return fail(err, errlen, -EINVAL, "'%s' is not a numeric IPv4 or [IPv6] address", host);
     }
     return 0;
 }
@@ -100,8 +100,8 @@ int listener_parse(struct listener *l, const char *address, char *err, size_t er
         l->kind = LISTENER_UNIX;
         return 0;
     }
-    return fail(err, errlen, -EINVAL,
-                "unknown address '%s' (expected tcp://, udp:// or unix:)", address);
+    return fail(err, errlen, -EINVAL, "unknown address '%s' (expected tcp://, udp:// or unix:)",
+                address);
 }
 
 /* A unix socket file left by a supervisor that died is replaced; one that
@@ -140,8 +140,7 @@ int listener_bind(struct listener *l, char *err, size_t errlen)
         r = -errno;
         goto out;
     }
-    if (l->kind != LISTENER_UNIX &&
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+    if (l->kind != LISTENER_UNIX && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
         goto fail_fd;
     /* Predictable: [::] means IPv6 only; listen on 0.0.0.0 too if both are wanted. */
     if (l->addr.ss_family == AF_INET6 &&

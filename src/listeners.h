@@ -20,13 +20,13 @@
 enum listener_kind { LISTENER_TCP, LISTENER_UDP, LISTENER_UNIX };
 
 struct listener {
-    char *name;                  /* owned; the LISTEN_FDNAMES entry */
-    char *address;               /* owned; as the service file wrote it */
+    char *name;    /* owned; the LISTEN_FDNAMES entry */
+    char *address; /* owned; as the service file wrote it */
     enum listener_kind kind;
     struct sockaddr_storage addr;
     socklen_t addrlen;
     int backlog;
-    int fd;                      /* owned; -1 until bound */
+    int fd; /* owned; -1 until bound */
 };
 
 /* Parses ADDRESS into L (kind, addr). Returns 0, or -EINVAL with a reason in

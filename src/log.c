@@ -10,8 +10,14 @@
 static enum log_level current = LOG_INFO;
 static const char *const names[] = { "error", "warn", "info", "debug" };
 
-void log_set_level(enum log_level level) { current = level; }
-enum log_level log_get_level(void) { return current; }
+void log_set_level(enum log_level level)
+{
+    current = level;
+}
+enum log_level log_get_level(void)
+{
+    return current;
+}
 
 int log_level_parse(const char *name)
 {
@@ -32,9 +38,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(buf, sizeof buf, "%02d:%02d:%02d.%03ld baton[%d] %s: ",
-                     tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-                     (int)getpid(), names[level]);
+    int n = snprintf(buf, sizeof buf, "%02d:%02d:%02d.%03ld baton[%d] %s: ", tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, ts.tv_nsec / 1000000, (int)getpid(), names[level]);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);

@@ -5,7 +5,7 @@
 /* The Lua sources compiled into the binary (see cmake/embed_lua.cmake).
  * The table ends with an entry whose module is NULL. */
 struct lua_embedded {
-    const char *module;  /* "baton.runtime", "baton.policies.default" */
+    const char *module;    /* "baton.runtime", "baton.policies.default" */
     const char *chunkname; /* "@lua/baton/runtime.lua": errors name the file */
     const char *source;
     size_t len;

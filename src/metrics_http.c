@@ -25,7 +25,10 @@ struct reply {
     char *body;
 };
 
-static void on_timer_closed(uv_handle_t *h) { free(h->data); }
+static void on_timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
 static void on_tcp_closed(uv_handle_t *h)
 {
     struct client *c = h->data;
@@ -59,7 +62,8 @@ static void respond(struct client *c, int status, const char *reason, char *body
     r->body = body;
     int n = snprintf(r->head, sizeof r->head,
                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n", status, reason, len);
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                     status, reason, len);
     uv_buf_t bufs[2] = { uv_buf_init(r->head, (unsigned)n), uv_buf_init(body, (unsigned)len) };
     r->w.data = c;
     uv_read_stop((uv_stream_t *)&c->tcp);
@@ -108,8 +112,10 @@ static int on_message_complete(http_parser *p)
         *q = '\0';
     char *body = NULL;
     int status = c->m->page(c->m, c->url, &body, &len);
-    const char *reason = status == 200 ? "OK" : status == 404 ? "Not Found"
-                       : status == 503 ? "Service Unavailable" : "Error";
+    const char *reason = status == 200   ? "OK"
+                         : status == 404 ? "Not Found"
+                         : status == 503 ? "Service Unavailable"
+                                         : "Error";
     respond(c, status, reason, body, body ? len : 0, head);
     return 1; /* one request per connection */
 }

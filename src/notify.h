@@ -18,15 +18,15 @@
 #include <uv.h>
 
 #define NOTIFY_MAX 4096
-#define NOTIFY_MAX_FDS 253   /* SCM_MAX_FD */
+#define NOTIFY_MAX_FDS 253 /* SCM_MAX_FD */
 
 struct notify_msg {
     bool ready, stopping, reloading, fdstore, fdstoreremove;
-    const char *status;   /* points into the datagram; NULL when absent */
+    const char *status; /* points into the datagram; NULL when absent */
     const char *fdname;
-    pid_t mainpid;        /* 0 when absent */
-    int err;              /* ERRNO=, 0 when absent */
-    int fdpoll;           /* FDPOLL=: 1 (the default) or 0 */
+    pid_t mainpid; /* 0 when absent */
+    int err;       /* ERRNO=, 0 when absent */
+    int fdpoll;    /* FDPOLL=: 1 (the default) or 0 */
 };
 
 /* Parses a NUL-terminated datagram in place (turns newlines into NULs).
@@ -34,16 +34,16 @@ struct notify_msg {
 int notify_parse(char *text, struct notify_msg *m);
 
 struct notify;
-typedef void (*notify_cb)(struct notify *n, pid_t pid, const struct notify_msg *m,
-                          int *fds, size_t nfds);
+typedef void (*notify_cb)(struct notify *n, pid_t pid, const struct notify_msg *m, int *fds,
+                          size_t nfds);
 
 struct notify {
     uv_poll_t poll;
-    int fd;                   /* owned */
+    int fd; /* owned */
     char path[108];
     notify_cb cb;
     void *data;
-    unsigned long rejected;   /* datagrams dropped as malformed or foreign */
+    unsigned long rejected; /* datagrams dropped as malformed or foreign */
 };
 
 int notify_open(struct notify *n, uv_loop_t *loop, const char *path, notify_cb cb);

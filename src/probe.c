@@ -16,7 +16,7 @@ struct probe {
     uint64_t id;
     probe_cb cb;
     void *data;
-    char *request;        /* NULL for TCP probes */
+    char *request; /* NULL for TCP probes */
     size_t seen;
     int status, reported, closing;
     char buf[4096];
@@ -78,9 +78,9 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         finish(p, 0, n == UV_EOF ? "closed before a status line" : uv_strerror((int)n));
         return;
     }
+    static const http_parser_settings settings = { .on_headers_complete = on_headers_complete };
     p->seen += (size_t)n;
-    http_parser_execute(&p->parser, &(http_parser_settings){ .on_headers_complete = on_headers_complete },
-                        b->base, (size_t)n);
+    http_parser_execute(&p->parser, &settings, b->base, (size_t)n);
     if (p->status) {
         snprintf(detail, sizeof detail, "status %d", p->status);
         finish(p, 1, detail);
@@ -133,8 +133,10 @@ int probe_start(uv_loop_t *loop, const char *host, int port, const char *path, u
     p->id = ++next_id;
     p->cb = cb;
     p->data = data;
-    if (path && asprintf(&p->request, "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: baton-probe\r\n"
-                                      "Connection: close\r\n\r\n", path, host, port) < 0) {
+    if (path && asprintf(&p->request,
+                         "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: baton-probe\r\n"
+                         "Connection: close\r\n\r\n",
+                         path, host, port) < 0) {
         free(p);
         return UV_ENOMEM;
     }

@@ -38,9 +38,10 @@ json_t *stats_to_json(const struct stats_region *r)
                 continue;
             char key[16];
             snprintf(key, sizeof key, "%u", g);
-            json_object_set_new(gens, key, e->type == STATS_HISTOGRAM
-                                               ? histogram_json(r, e, (int)lane)
-                                               : json_real(stats_read(r, e, (int)lane, 0)));
+            json_object_set_new(gens, key,
+                                e->type == STATS_HISTOGRAM
+                                    ? histogram_json(r, e, (int)lane)
+                                    : json_real(stats_read(r, e, (int)lane, 0)));
         }
         if (e->type == STATS_HISTOGRAM) {
             json_t *h = histogram_json(r, e, -1);
@@ -151,7 +152,8 @@ char *stats_to_prometheus(const struct stats_region *r, size_t *len)
             continue;
         }
         const char *type = counter ? "counter" : "gauge";
-        put(&b, "# HELP %s %s, all generations\n# TYPE %s %s\n%s ", name, e->name, name, type, name);
+        put(&b, "# HELP %s %s, all generations\n# TYPE %s %s\n%s ", name, e->name, name, type,
+            name);
         prom_value(&b, stats_read(r, e, -1, 0));
         /* The supervisor's own metrics (baton.*) have no per-generation view. */
         if (strncmp(e->name, "baton.", 6) == 0)

@@ -68,9 +68,9 @@ struct conn {
     struct conn *prev, *next;
     char url[PATH_LEN];
     size_t url_len;
-    int in_request;     /* a request is being read */
-    int writes;         /* responses not yet written */
-    int parked;         /* stopped at a request boundary, in the fd store */
+    int in_request; /* a request is being read */
+    int writes;     /* responses not yet written */
+    int parked;     /* stopped at a request boundary, in the fd store */
     int closing;
 };
 
@@ -137,8 +137,8 @@ static int state_load(void)
         return -1;
     }
     if (st.schema != schema) {
-        fprintf(stderr, "counter[%d]: state has schema %u, this build reads %u\n",
-                (int)getpid(), st.schema, schema);
+        fprintf(stderr, "counter[%d]: state has schema %u, this build reads %u\n", (int)getpid(),
+                st.schema, schema);
         baton_state_release(&st);
         return -1;
     }
@@ -170,7 +170,8 @@ static int state_load(void)
             (int)getpid(), nentries, st.generation, st.schema);
     baton_state_release(&st);
     if (bad)
-        fprintf(stderr, "counter[%d]: the state has a line this build cannot read\n", (int)getpid());
+        fprintf(stderr, "counter[%d]: the state has a line this build cannot read\n",
+                (int)getpid());
     return bad ? -1 : 0;
 }
 
@@ -208,10 +209,11 @@ static int store_fault(const char *kind, const char *text, size_t len)
     }
     if (fd < 0)
         return fd;
-    int r = baton_fd_store(getenv("BATON_STATE_NAME") ? getenv("BATON_STATE_NAME") : "state",
-                           &fd, 1, 0);
+    int r = baton_fd_store(getenv("BATON_STATE_NAME") ? getenv("BATON_STATE_NAME") : "state", &fd,
+                           1, 0);
     close(fd);
-    fprintf(stderr, "counter[%d]: stored a broken state blob (%s), as asked\n", (int)getpid(), kind);
+    fprintf(stderr, "counter[%d]: stored a broken state blob (%s), as asked\n", (int)getpid(),
+            kind);
     return r;
 }
 

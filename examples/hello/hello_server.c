@@ -49,8 +49,8 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define IDLE_CLOSE_MS 1000   /* while draining, close a connection idle this long */
-#define LINGER_MS 2000       /* after our FIN, wait this long for the client's */
+#define IDLE_CLOSE_MS 1000 /* while draining, close a connection idle this long */
+#define LINGER_MS 2000     /* after our FIN, wait this long for the client's */
 
 struct conn {
     uv_tcp_t tcp;
@@ -58,10 +58,10 @@ struct conn {
     http_parser parser;
     struct conn *prev, *next;
     uint64_t last_active;
-    int in_request;          /* bytes of a request seen, response not yet sent */
-    int health;              /* this request is GET /health */
-    double shed_at;          /* gradual drain: close once progress passes this */
-    int closing;             /* sent Connection: close */
+    int in_request; /* bytes of a request seen, response not yet sent */
+    int health;     /* this request is GET /health */
+    double shed_at; /* gradual drain: close once progress passes this */
+    int closing;    /* sent Connection: close */
     int shut;
 };
 
@@ -241,7 +241,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->closing)
         return;
     if (done != (size_t)nread || HTTP_PARSER_ERRNO(&c->parser) != HPE_OK) {
-        static const char bad[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        static const char bad[] =
+            "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
         baton_add(&m_errors, 1);
         struct wreq *w = malloc(sizeof *w);
         if (w) {
@@ -372,8 +373,10 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--stay") == 0)
             stay = 1;
         else {
-            fprintf(stderr, "usage: %s [--bind HOST:PORT [--reuseport]] [--start-delay MS] "
-                            "[--mode-file PATH] [--health-port-base N] [--stay]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s [--bind HOST:PORT [--reuseport]] [--start-delay MS] "
+                    "[--mode-file PATH] [--health-port-base N] [--stay]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -395,7 +398,8 @@ int main(int argc, char **argv)
             fd = baton_listen_fds() > 0 ? BATON_LISTEN_FDS_START : -ENOENT;
     }
     if (fd < 0) {
-        fprintf(stderr, "hello: no socket: %s (run it under baton, or give --bind)\n", strerror(-fd));
+        fprintf(stderr, "hello: no socket: %s (run it under baton, or give --bind)\n",
+                strerror(-fd));
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -408,7 +412,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "hello: stats: %s\n", strerror(-rc));
         return 1;
     }
-    snprintf(body, sizeof body, "hello from generation %u, pid %d\n", baton_generation(), (int)getpid());
+    snprintf(body, sizeof body, "hello from generation %u, pid %d\n", baton_generation(),
+             (int)getpid());
     loop = uv_default_loop();
     settings.on_message_begin = on_message_begin;
     settings.on_message_complete = on_message_complete;

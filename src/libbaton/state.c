@@ -78,8 +78,11 @@ int baton_state_load(struct baton_state *st)
                             sizeof err);
     if (r < 0)
         return r;
-    *st = (struct baton_state){ .data = b.data, .len = (size_t)b.length, .schema = b.schema,
-                                .generation = b.generation, .map_ = b.map,
+    *st = (struct baton_state){ .data = b.data,
+                                .len = (size_t)b.length,
+                                .schema = b.schema,
+                                .generation = b.generation,
+                                .map_ = b.map,
                                 .map_len_ = b.map_len };
     return 0;
 }

@@ -195,8 +195,11 @@ int state_blob_begin(size_t len, void **payload, int *fd)
         close(f);
         return r;
     }
+    /* The caller unmaps it (state_blob_commit/abort: from the payload back
+     * to the header), so the mapping does not leak here. */
     *payload = (char *)map + STATE_BLOB_HEADER_SIZE;
     *fd = f;
+    // cppcheck-suppress memleak
     return 0;
 }
 
@@ -217,11 +220,11 @@ int state_blob_seal(int fd, void *payload, size_t len, uint32_t schema, uint32_t
 
 #define SEALS_REQUIRED (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 
-#define FAIL(code, ...)                         \
-    do {                                        \
-        snprintf(err, errlen, __VA_ARGS__);     \
-        r = (code);                             \
-        goto fail;                              \
+#define FAIL(code, ...)                     \
+    do {                                    \
+        snprintf(err, errlen, __VA_ARGS__); \
+        r = (code);                         \
+        goto fail;                          \
     } while (0)
 
 /* CRC-32C of LEN bytes of FD from OFF, read in chunks: through a small
@@ -251,8 +254,7 @@ static int crc_of_file(int fd, off_t off, uint64_t len, uint32_t *out)
     return 0;
 }
 
-int state_blob_open(int fd, uint64_t max, int flags, struct state_blob *b, char *err,
-                    size_t errlen)
+int state_blob_open(int fd, uint64_t max, int flags, struct state_blob *b, char *err, size_t errlen)
 {
     int verify = flags & STATE_BLOB_VERIFY;
     int r;
@@ -304,10 +306,13 @@ int state_blob_open(int fd, uint64_t max, int flags, struct state_blob *b, char 
                MAP_SHARED | (flags & STATE_BLOB_POPULATE ? MAP_POPULATE : 0), fd, 0);
     if (map == MAP_FAILED)
         FAIL(-errno, "mmap: %s", strerror(errno));
-    *b = (struct state_blob){ .map = map, .map_len = map_len,
+    *b = (struct state_blob){ .map = map,
+                              .map_len = map_len,
                               .data = (const char *)map + h.header_size,
-                              .length = h.length, .schema = h.schema,
-                              .generation = h.generation, .created_ns = h.created_ns };
+                              .length = h.length,
+                              .schema = h.schema,
+                              .generation = h.generation,
+                              .created_ns = h.created_ns };
     return 0;
 fail:
     return r;

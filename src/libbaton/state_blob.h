@@ -46,9 +46,9 @@ struct state_blob_header {
 
 /* A blob mapped read-only. */
 struct state_blob {
-    const void *map;      /* the whole file */
+    const void *map; /* the whole file */
     size_t map_len;
-    const void *data;     /* the payload */
+    const void *data; /* the payload */
     uint64_t length;
     uint32_t schema;
     uint32_t generation;
@@ -70,8 +70,8 @@ int state_blob_begin(size_t len, void **payload, int *fd);
  * (the fd is closed on failure). */
 int state_blob_seal(int fd, void *payload, size_t len, uint32_t schema, uint32_t generation);
 
-#define STATE_BLOB_VERIFY 1    /* check the payload's checksum */
-#define STATE_BLOB_POPULATE 2  /* map every page now: the caller reads them all */
+#define STATE_BLOB_VERIFY 1   /* check the payload's checksum */
+#define STATE_BLOB_POPULATE 2 /* map every page now: the caller reads them all */
 
 /* Checks the blob in FD and maps it read-only: sealed, header intact, a
  * length no more than MAX and no more than the file holds, and with

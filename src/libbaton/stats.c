@@ -111,9 +111,18 @@ void baton_observe(const baton_metric *m, double value)
     } while (!__atomic_compare_exchange_n(sum, &old, want, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
 }
 
-void baton_metric_add(const baton_metric *m, uint64_t n) { baton_add(m, n); }
-void baton_metric_gauge_add(const baton_metric *m, int64_t d) { baton_gauge_add(m, d); }
-void baton_metric_set(const baton_metric *m, int64_t v) { baton_set(m, v); }
+void baton_metric_add(const baton_metric *m, uint64_t n)
+{
+    baton_add(m, n);
+}
+void baton_metric_gauge_add(const baton_metric *m, int64_t d)
+{
+    baton_gauge_add(m, d);
+}
+void baton_metric_set(const baton_metric *m, int64_t v)
+{
+    baton_set(m, v);
+}
 
 double baton_drain_progress(struct baton_stats *s)
 {

@@ -164,7 +164,8 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static int same_metric(const struct stats_entry *e, enum stats_type type, const double *bounds, unsigned n)
+static int same_metric(const struct stats_entry *e, enum stats_type type, const double *bounds,
+                       unsigned n)
 {
     if (e->type != (uint32_t)type)
         return 0;
@@ -273,8 +274,7 @@ const struct stats_entry *stats_entry_at(const struct stats_region *r, uint32_t 
     /* Apps share this memory: check what we are about to follow. */
     if ((e->type != STATS_COUNTER && e->type != STATS_GAUGE && e->type != STATS_HISTOGRAM) ||
         e->nbuckets > STATS_BUCKETS_MAX || memchr(e->name, '\0', STATS_NAME_MAX) == NULL ||
-        e->values < r->hdr->values_offset ||
-        e->values + block_size(stats_slots(e)) > r->size)
+        e->values < r->hdr->values_offset || e->values + block_size(stats_slots(e)) > r->size)
         return NULL;
     return e;
 }
@@ -351,7 +351,8 @@ void stats_assign_lane(struct stats_region *r, uint32_t generation)
     __atomic_store_n(&r->hdr->lane_generation[lane], generation, __ATOMIC_RELEASE);
 }
 
-void stats_set_drain(struct stats_region *r, uint32_t generation, uint64_t start_ns, uint64_t end_ns)
+void stats_set_drain(struct stats_region *r, uint32_t generation, uint64_t start_ns,
+                     uint64_t end_ns)
 {
     unsigned lane = stats_lane_of(generation);
     if (lane == 0 || stats_lane_generation(r, lane) != generation)
@@ -375,7 +376,8 @@ double stats_drain_progress(const struct stats_region *r, unsigned lane, uint64_
 
 uint32_t stats_lane_generation(const struct stats_region *r, unsigned lane)
 {
-    return lane < STATS_LANES ? __atomic_load_n(&r->hdr->lane_generation[lane], __ATOMIC_ACQUIRE) : 0;
+    return lane < STATS_LANES ? __atomic_load_n(&r->hdr->lane_generation[lane], __ATOMIC_ACQUIRE)
+                              : 0;
 }
 
 static double slot_value(const struct stats_entry *e, uint64_t raw, unsigned slot)
@@ -387,12 +389,14 @@ static double slot_value(const struct stats_entry *e, uint64_t raw, unsigned slo
     return (double)raw;
 }
 
-double stats_read(const struct stats_region *r, const struct stats_entry *e, int lane, unsigned slot)
+double stats_read(const struct stats_region *r, const struct stats_entry *e, int lane,
+                  unsigned slot)
 {
     if (slot >= stats_slots(e))
         return 0;
     if (lane >= 0)
-        return slot_value(e, __atomic_load_n(&stats_lane(r, e, (unsigned)lane)[slot], __ATOMIC_RELAXED), slot);
+        return slot_value(
+            e, __atomic_load_n(&stats_lane(r, e, (unsigned)lane)[slot], __ATOMIC_RELAXED), slot);
     double total = e->type == STATS_GAUGE ? 0 : slot_value(e, e->retired[slot], slot);
     for (unsigned l = 0; l < STATS_LANES; l++)
         total += slot_value(e, __atomic_load_n(&stats_lane(r, e, l)[slot], __ATOMIC_RELAXED), slot);

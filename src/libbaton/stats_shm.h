@@ -43,8 +43,8 @@
 #define STATS_MAGIC 0x315354534e544142ULL /* "BATNSTS1" */
 #define STATS_VERSION 1
 #define STATS_LANES 8
-#define STATS_NAME_MAX 96          /* with the NUL */
-#define STATS_BUCKETS_MAX 15       /* finite bounds; +Inf is implied */
+#define STATS_NAME_MAX 96    /* with the NUL */
+#define STATS_BUCKETS_MAX 15 /* finite bounds; +Inf is implied */
 #define STATS_HEADER_SIZE 4096
 #define STATS_ENTRY_SIZE 384
 #define STATS_DEFAULT_CAPACITY 4096
@@ -59,11 +59,11 @@ struct stats_header {
     uint32_t entry_size;
     uint32_t capacity;
     uint32_t lanes;
-    uint32_t compat_version;         /* oldest layout a reader or writer must know */
+    uint32_t compat_version; /* oldest layout a reader or writer must know */
     uint64_t region_size;
     uint64_t values_offset;
     uint64_t values_size;
-    uint64_t values_used;            /* atomic bump allocator */
+    uint64_t values_used;                  /* atomic bump allocator */
     uint32_t lane_generation[STATS_LANES]; /* written by the supervisor only */
     /* A gradual drain of a lane's generation: CLOCK_MONOTONIC nanoseconds,
      * 0 when none. Written by the supervisor, read by apps (libbaton's
@@ -73,20 +73,20 @@ struct stats_header {
 };
 
 struct stats_entry {
-    uint64_t state;                  /* atomic; see stats_shm.c */
+    uint64_t state; /* atomic; see stats_shm.c */
     uint32_t type;
-    uint32_t nbuckets;               /* finite bounds of a histogram */
-    uint64_t values;                 /* offset of the value block in the region */
+    uint32_t nbuckets; /* finite bounds of a histogram */
+    uint64_t values;   /* offset of the value block in the region */
     char name[STATS_NAME_MAX];
     double bounds[STATS_BUCKETS_MAX];
     uint64_t retired[STATS_BUCKETS_MAX + 2]; /* supervisor only: folded lanes */
 };
 
 struct stats_region {
-    void *base;                      /* the mapping; owned */
+    void *base; /* the mapping; owned */
     size_t size;
-    size_t entry_size;               /* as the region records it */
-    int fd;                          /* owned; -1 once closed */
+    size_t entry_size; /* as the region records it */
+    int fd;            /* owned; -1 once closed */
     struct stats_header *hdr;
     struct stats_entry *entries;
 };
@@ -123,12 +123,14 @@ void stats_assign_lane(struct stats_region *r, uint32_t generation);
 
 /* Supervisor: generation GEN drains gradually from START_NS to END_NS
  * (CLOCK_MONOTONIC). */
-void stats_set_drain(struct stats_region *r, uint32_t generation, uint64_t start_ns, uint64_t end_ns);
+void stats_set_drain(struct stats_region *r, uint32_t generation, uint64_t start_ns,
+                     uint64_t end_ns);
 /* 0 (not draining) to 1 (the window is over) for LANE at NOW_NS. */
 double stats_drain_progress(const struct stats_region *r, unsigned lane, uint64_t now_ns);
 
 /* Reading. A value of slot SLOT: the service total (LANE < 0), or one lane. */
-double stats_read(const struct stats_region *r, const struct stats_entry *e, int lane, unsigned slot);
+double stats_read(const struct stats_region *r, const struct stats_entry *e, int lane,
+                  unsigned slot);
 /* The generation a lane belongs to now (0: none). */
 uint32_t stats_lane_generation(const struct stats_region *r, unsigned lane);
 

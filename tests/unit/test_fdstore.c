@@ -111,7 +111,7 @@ static void drops_a_stored_socket_that_hangs_up(void **state)
     assert_int_equal(fdstore_add(&st, "conn", &dropped[0], 1, 1, 1, 0, err, sizeof err), 0);
     assert_int_equal(fdstore_add(&st, "pinned", &nopoll[0], 1, 1, 0, 0, err, sizeof err), 0);
     assert_int_equal(fdstore_add(&st, "state", &m, 1, 1, 1, 0, err, sizeof err), 0);
-    assert_null(fdstore_find(&st, "state")->poll); /* a memfd cannot be polled: kept as is */
+    assert_null(fdstore_find(&st, "state")->poll);  /* a memfd cannot be polled: kept as is */
     assert_int_equal(write(kept[1], "data", 4), 4); /* readable is no hang-up */
     close(dropped[1]);
     close(nopoll[1]);

@@ -34,9 +34,10 @@ static void parses_good_addresses(void **state)
 static void refuses_bad_addresses(void **state)
 {
     (void)state;
-    const char *bad[] = { "tcp://127.0.0.1", "tcp://127.0.0.1:65536", "tcp://localhost:80",
-                          "tcp://[::1:80", "http://127.0.0.1:80", "unix:relative.sock",
-                          "tcp://127.0.0.1:8x", "tcp://:80" };
+    const char *bad[] = { "tcp://127.0.0.1",     "tcp://127.0.0.1:65536",
+                          "tcp://localhost:80",  "tcp://[::1:80",
+                          "http://127.0.0.1:80", "unix:relative.sock",
+                          "tcp://127.0.0.1:8x",  "tcp://:80" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct listener l = { .fd = -1 };
         err[0] = '\0';

@@ -86,7 +86,8 @@ static void receives_with_credentials_and_drops_bad(void **state)
     char big[NOTIFY_MAX + 100];
     memset(big, 'A', sizeof big);
     memcpy(big, "STATUS=", 7);
-    assert_int_equal(sendto(fd, big, sizeof big, 0, (struct sockaddr *)&un, sizeof un), (ssize_t)sizeof big);
+    assert_int_equal(sendto(fd, big, sizeof big, 0, (struct sockaddr *)&un, sizeof un),
+                     (ssize_t)sizeof big);
     assert_int_equal(sendto(fd, "no equals sign", 14, 0, (struct sockaddr *)&un, sizeof un), 14);
     close(fd);
 

@@ -136,7 +136,8 @@ static void refuses_each_kind_of_bad_blob(void **state)
     assert_non_null(strstr(err, "checksum mismatch"));
 
     /* A payload changed behind the header's back. */
-    assert_int_equal(check(raw_blob(&h, "0123456789abcdeX", 16, 1), 1024, err, sizeof err), -EILSEQ);
+    assert_int_equal(check(raw_blob(&h, "0123456789abcdeX", 16, 1), 1024, err, sizeof err),
+                     -EILSEQ);
 
     struct state_blob_header m = h;
     memcpy(m.magic, "NOTABLOB", 8);
@@ -188,7 +189,9 @@ static void save_sends_a_sealed_blob_and_load_reads_it(void **state)
         char b[CMSG_SPACE(sizeof(int))];
     } control;
     struct iovec iov = { .iov_base = buf, .iov_len = sizeof buf - 1 };
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.b,
+    struct msghdr mh = { .msg_iov = &iov,
+                         .msg_iovlen = 1,
+                         .msg_control = control.b,
                          .msg_controllen = sizeof control.b };
     ssize_t n = recvmsg(srv, &mh, MSG_CMSG_CLOEXEC);
     assert_true(n > 0);

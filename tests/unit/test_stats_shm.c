@@ -76,7 +76,8 @@ static void lanes_fold_and_counters_never_reset(void **state)
     (void)state;
     int i = stats_register(&r, "c", STATS_COUNTER, NULL, 0);
     int g = stats_register(&r, "g", STATS_GAUGE, NULL, 0);
-    const struct stats_entry *c = stats_entry_at(&r, (uint32_t)i), *ge = stats_entry_at(&r, (uint32_t)g);
+    const struct stats_entry *c = stats_entry_at(&r, (uint32_t)i),
+                             *ge = stats_entry_at(&r, (uint32_t)g);
     unsigned long expect = 0;
     for (uint32_t gen = 1; gen <= 20; gen++) {
         stats_assign_lane(&r, gen);
@@ -102,10 +103,16 @@ static void reads_and_writes_a_later_compatible_layout(void **state)
     int fd = memfd_create("later", MFD_CLOEXEC);
     assert_true(fd >= 0);
     assert_int_equal(ftruncate(fd, (off_t)size), 0);
-    struct stats_header h = { .magic = STATS_MAGIC, .version = 2, .compat_version = 1,
-                              .header_size = hs, .entry_size = es, .capacity = cap,
-                              .lanes = STATS_LANES, .region_size = size,
-                              .values_offset = hs + (uint64_t)cap * es, .values_size = values };
+    struct stats_header h = { .magic = STATS_MAGIC,
+                              .version = 2,
+                              .compat_version = 1,
+                              .header_size = hs,
+                              .entry_size = es,
+                              .capacity = cap,
+                              .lanes = STATS_LANES,
+                              .region_size = size,
+                              .values_offset = hs + (uint64_t)cap * es,
+                              .values_size = values };
     assert_int_equal(pwrite(fd, &h, sizeof h, 0), (ssize_t)sizeof h);
     struct stats_region later = { .fd = -1 };
     assert_int_equal(stats_attach(&later, fd), 0);
@@ -167,8 +174,8 @@ static void takes_over_a_claim_of_a_dead_writer(void **state)
     uint64_t ready = e->state;
     uint64_t hash = ready & 0xffffffffULL;
     e->state = (1ULL << 62) | ((uint64_t)dead_pid() << 32) | hash; /* CLAIMED by the dead */
-    memset(e->name, 'X', 10);                                       /* half-written */
-    assert_int_equal(stats_find(&r, "victim"), -ENOENT);            /* readers skip it */
+    memset(e->name, 'X', 10);                                      /* half-written */
+    assert_int_equal(stats_find(&r, "victim"), -ENOENT);           /* readers skip it */
     assert_null(stats_entry_at(&r, (uint32_t)i));
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -199,8 +206,8 @@ static void survives_writers_killed_in_a_loop(void **state)
                     if (idx < 0 && idx != -ENOSPC)
                         _exit(10 + (-idx % 100));
                     if (idx >= 0)
-                        __atomic_fetch_add(stats_lane(&big, stats_entry_at(&big, (uint32_t)idx), 1), 1,
-                                           __ATOMIC_RELAXED);
+                        __atomic_fetch_add(stats_lane(&big, stats_entry_at(&big, (uint32_t)idx), 1),
+                                           1, __ATOMIC_RELAXED);
                 }
             }
         }
