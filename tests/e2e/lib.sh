@@ -135,3 +135,58 @@ stop_baton() {
 }
 
 active_is() { [ "$(active_generation)" = "$1" ]; }
+
+# One client polling the control socket every 2 ms (no process start per
+# call, which would measure exec, not the supervisor). Writes "SLOWEST_MS
+# ANSWERS"; an answer that is not ok, or none within 5 s, is 99999.
+start_poller() {
+    rm -f "$T/stop" "$T/worst" "$T/polling"
+    python3 - "$SOCK" "$T/stop" "$T/polling" > "$T/worst" <<'PY' &
+import os, socket, sys, time
+sock, stop, polling = sys.argv[1], sys.argv[2], sys.argv[3]
+worst, n = 0.0, 0
+deadline = time.monotonic() + 120
+while not os.path.exists(stop) and time.monotonic() < deadline:
+    t = time.perf_counter()
+    try:
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(5)
+        c.connect(sock)
+        c.sendall(b'{"cmd":"status"}\n')
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        c.close()
+    except OSError:
+        data = b""
+    if b'"ok":true' not in data:
+        print("99999", n)
+        sys.exit()
+    worst = max(worst, (time.perf_counter() - t) * 1000)
+    n += 1
+    if n == 1:
+        open(polling, "w").close()
+    time.sleep(0.002)
+print(int(worst + 0.999), n)
+PY
+    POLLER=$!
+    wait_for 10 test -e "$T/polling" || {
+        kill "$POLLER" 2>/dev/null || true
+        fail "the status poller did not start: $(cat "$T/worst")"
+    }
+}
+
+# stop_poller WHAT BOUND_MS: stops it; fails unless it got an answer and the
+# slowest took less than BOUND_MS. Sets WORST and POLLS.
+stop_poller() {
+    sleep 0.1 # the answers right after the command count too
+    touch "$T/stop"
+    wait "$POLLER" || true
+    WORST=99999 POLLS=0
+    read -r WORST POLLS < "$T/worst" || true
+    [ "${POLLS:-0}" -ge 1 ] || fail "$1: the status poller got no answer ($(cat "$T/worst"))"
+    [ "$WORST" -lt "$2" ] || fail "$1: the slowest of $POLLS status answers took $WORST ms (bound $2 ms)"
+}
