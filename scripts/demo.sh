@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 PORT=${PORT:-8080}
 RESTARTS=${RESTARTS:-10}
 
+echo "== installing what is missing (Debian packages), then building baton, the example server and the load client"
 scripts/deps.sh build
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF > /dev/null
 cmake --build build -j"$(nproc)" --target baton hello_server loadgen > /dev/null
@@ -19,7 +20,14 @@ LOG=/tmp/baton-demo-$$.log
 "$BATON" run examples/hello/service.lua > "$LOG" 2>&1 &
 BPID=$!
 LPID=""
-trap 'kill $LPID 2>/dev/null; kill $BPID 2>/dev/null; rm -f $LOG' EXIT
+# Ends only what the demo started, by pid; a pid already gone (or never
+# started) is not an error: a clean run exits 0.
+cleanup() {
+    local p
+    for p in $LPID $BPID; do kill "$p" 2>/dev/null || true; done
+    rm -f "$LOG"
+}
+trap cleanup EXIT
 for _ in $(seq 1 100); do
     "$BATON" status -s "$BATON_DEMO_CONTROL" > /dev/null 2>&1 && break
     kill -0 "$BPID" 2>/dev/null || { cat "$LOG"; exit 1; }
@@ -47,11 +55,23 @@ echo "== requests per second during the restarts (errors should stay 0)"
 grep '^t=' /tmp/baton-demo-load.$$ | sed 's/ epoch_ms=[0-9]*//'
 echo
 echo "== the load client's verdict"
-grep '^loadgen:' /tmp/baton-demo-load.$$
+verdict=$(grep '^loadgen:' /tmp/baton-demo-load.$$)
+echo "$verdict"
 rm -f /tmp/baton-demo-load.$$
+went_well=1
+for f in non2xx connect_errors resets eof timeouts; do
+    echo "$verdict" | grep -q " $f=0\b" || went_well=0
+done
 echo
 "$BATON" status -s "$BATON_DEMO_CONTROL"
 echo
 echo "== baton stop: drain, then exit"
 "$BATON" stop -s "$BATON_DEMO_CONTROL"
 wait "$BPID"
+BPID=""
+if [ "$went_well" = 1 ]; then
+    echo "== no request failed across $RESTARTS restarts"
+else
+    echo "== some requests failed (see the verdict above)" >&2
+    exit 1
+fi
