@@ -36,6 +36,14 @@ void stats_own_set(struct stats_region *r, const char *name, double value)
         __atomic_store_n(v, (uint64_t)(int64_t)value, __ATOMIC_RELAXED);
 }
 
+void stats_own_count(struct stats_region *r, const char *name, double total)
+{
+    const struct stats_entry *e;
+    uint64_t *v = own_slot(r, name, STATS_COUNTER, &e);
+    if (v)
+        __atomic_store_n(v, (uint64_t)total, __ATOMIC_RELAXED);
+}
+
 void stats_own_observe(struct stats_region *r, const char *name, double seconds)
 {
     const struct stats_entry *e;

@@ -10,6 +10,9 @@
 
 void stats_own_add(struct stats_region *r, const char *name, double n);
 void stats_own_set(struct stats_region *r, const char *name, double v);
+/* A counter whose value the supervisor keeps elsewhere (it only grows),
+ * copied in before a reading. */
+void stats_own_count(struct stats_region *r, const char *name, double total);
 /* A histogram of seconds (0.01 .. 300). */
 void stats_own_observe(struct stats_region *r, const char *name, double seconds);
 

@@ -132,8 +132,8 @@ static void on_notify(struct notify *n, pid_t pid, const struct notify_msg *m, i
 static void refresh_own_stats(struct supervisor *s)
 {
     stats_own_set(&s->stats, "baton.generations", (double)s->procs.len);
-    stats_own_set(&s->stats, "baton.notify_rejected", (double)s->notify.rejected);
-    stats_own_set(&s->stats, "baton.boundary_crossings", (double)s->api.crossings);
+    stats_own_count(&s->stats, "baton.notify_rejected", (double)s->notify.rejected);
+    stats_own_count(&s->stats, "baton.boundary_crossings", (double)s->api.crossings);
 }
 
 /* The runtime's view ({ serving, generations }), or an empty one. */
