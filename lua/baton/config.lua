@@ -24,11 +24,22 @@ local DEFAULTS = {
   state_max_size = 256 * 1024 * 1024,
 }
 
+-- A service file or a policy is a page of Lua, not a data dump: past this,
+-- it is refused before it is read.
+local MAX_FILE = 1024 * 1024
+
 local function read_file(path)
   local f, err = io.open(path, "rb")
   if not f then return nil, err end
+  local size = f:seek("end")
+  if size and size > MAX_FILE then
+    f:close()
+    return nil, ("%d bytes, over the %d a service file or policy may hold"):format(size, MAX_FILE)
+  end
+  f:seek("set")
   local s = f:read("*a")
   f:close()
+  if not s then return nil, "cannot read it (a folder?)" end
   return s
 end
 
@@ -46,16 +57,25 @@ end
 -- metatable (functions are kept: hooks and options may be functions).
 -- What runs unbudgeted (this loader, the runtime) then never calls the
 -- code of a service file or a policy by indexing its values.
-local function plain(v, where, depth)
+-- At most this many values in all: the copy runs unbudgeted.
+local MAX_VALUES = 100000
+
+local function copy_plain(v, where, depth, budget)
   if type(v) ~= "table" then return v end
   if getmetatable(v) ~= nil then error({ msg = where .. " is a table with a metatable: plain data only" }, 0) end
   if depth > 32 then error({ msg = where .. " is nested more than 32 tables deep" }, 0) end
   local c = {}
   for k, x in next, v do
     if type(k) == "table" then error({ msg = where .. " has a table as a key" }, 0) end
-    c[k] = plain(x, where, depth + 1)
+    budget.left = budget.left - 1
+    if budget.left < 0 then error({ msg = ("%s holds more than %d values"):format(where, MAX_VALUES) }, 0) end
+    c[k] = copy_plain(x, where, depth + 1, budget)
   end
   return c
+end
+
+local function plain(v, where)
+  return copy_plain(v, where, 0, { left = MAX_VALUES })
 end
 _M.plain = plain
 
@@ -260,7 +280,7 @@ function _M.load(file, opts)
 
   local c = setmetatable({ file = file, src = src }, Checker)
   local ok2, res = pcall(function()
-    t = plain(t, file, 0)
+    t = plain(t, file)
     for k in pairs(t) do
       if not KNOWN[k] then
         c:fail(tostring(k), "unknown key (known: backlog, command, control, cwd, drain_timeout, env, " ..
@@ -419,7 +439,7 @@ end
 local function policy_from_source(src, chunkname, name)
   local p, err = sandbox.load(src, chunkname, "policy " .. name)
   if err then return nil, err end
-  local ok, copied = pcall(plain, p, "policy " .. name, 0)
+  local ok, copied = pcall(plain, p, "policy " .. name)
   if not ok then return nil, type(copied) == "table" and copied.msg or text(copied) end
   local v, verr = _M.validate_policy(copied)
   if not v then return nil, ("%s: %s"):format(name, verr) end
@@ -432,7 +452,7 @@ end
 -- plain LuaJIT, the source tree): never from package.path. Each load is a
 -- new instance. Returns policy, nil, name, options or nil, err.
 function _M.load_policy(spec, dir)
-  local ok, copied = pcall(plain, spec, "policy", 0)
+  local ok, copied = pcall(plain, spec, "policy")
   if not ok then return nil, type(copied) == "table" and copied.msg or text(copied) end
   spec = copied
   if type(spec) == "table" and type(spec[1]) == "string" then
