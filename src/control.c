@@ -1,5 +1,7 @@
 #include "control.h"
 
+#include "unixpath.h"
+
 #include "log.h"
 
 #include <errno.h>
@@ -257,28 +259,16 @@ static void on_connection(uv_stream_t *server, int status)
     uv_read_start((uv_stream_t *)&cl->pipe, on_alloc, on_read);
 }
 
-/* Someone already answering on PATH is another supervisor: not ours to take. */
-static int path_in_use(const char *path)
-{
-    struct sockaddr_un un = { .sun_family = AF_UNIX };
-    strcpy(un.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return 0;
-    int r = connect(fd, (struct sockaddr *)&un, sizeof un);
-    close(fd);
-    return r == 0;
-}
-
 int control_open(struct control *c, uv_loop_t *loop, const char *path, control_cb cb)
 {
     struct sockaddr_un un;
     int r;
     if (strlen(path) >= sizeof un.sun_path)
         return -ENAMETOOLONG;
-    if (path_in_use(path))
-        return -EADDRINUSE;
-    unlink(path);
+    /* A live socket is another supervisor's; anything but a stale socket
+     * of ours is not ours to remove (unixpath.h). */
+    if ((r = unixpath_claim(path)) < 0)
+        return r;
     strcpy(c->path, path);
     c->cb = cb;
     c->clients = NULL;

@@ -38,7 +38,8 @@ struct control {
     int open;
 };
 
-/* Binds PATH (a stale socket file is replaced; a live one is EADDRINUSE). */
+/* Binds PATH. Only a stale socket of ours there is replaced: a live one is
+ * -EADDRINUSE, anything else -EEXIST (see unixpath.h), left as it is. */
 int control_open(struct control *c, uv_loop_t *loop, const char *path, control_cb cb);
 /* Sends RESP (reference stolen) to request REQ and closes its connection.
  * Returns -ENOENT when the client is gone. */

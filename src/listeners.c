@@ -1,5 +1,7 @@
 #include "listeners.h"
 
+#include "unixpath.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
@@ -104,35 +106,13 @@ int listener_parse(struct listener *l, const char *address, char *err, size_t er
                 address);
 }
 
-/* A unix socket file left by a supervisor that died is replaced; one that
- * still accepts connections belongs to someone and is not. */
-static int clear_stale_unix(const struct listener *l)
-{
-    const struct sockaddr_un *un = (const struct sockaddr_un *)&l->addr;
-    struct stat st;
-    if (lstat(un->sun_path, &st) < 0)
-        return errno == ENOENT ? 0 : -errno;
-    if (!S_ISSOCK(st.st_mode))
-        return -EEXIST;
-    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (probe < 0)
-        return -errno;
-    int r = connect(probe, (const struct sockaddr *)un, sizeof *un);
-    int saved = errno;
-    close(probe);
-    if (r == 0)
-        return -EADDRINUSE;
-    if (saved != ECONNREFUSED && saved != ENOENT)
-        return -saved;
-    return unlink(un->sun_path) < 0 && errno != ENOENT ? -errno : 0;
-}
-
 int listener_bind(struct listener *l, char *err, size_t errlen)
 {
     int type = l->kind == LISTENER_UDP ? SOCK_DGRAM : SOCK_STREAM;
     int one = 1, r;
 
-    if (l->kind == LISTENER_UNIX && (r = clear_stale_unix(l)) < 0)
+    if (l->kind == LISTENER_UNIX &&
+        (r = unixpath_claim(((const struct sockaddr_un *)&l->addr)->sun_path)) < 0)
         goto out;
 
     int fd = socket(l->addr.ss_family, type | SOCK_CLOEXEC, 0);
@@ -159,7 +139,7 @@ fail_fd:
 out:
     snprintf(err, errlen, "listener '%s' (%s): %s", l->name ? l->name : "?",
              l->address ? l->address : "?",
-             r == -EEXIST ? "path exists and is not a socket" : strerror(-r));
+             l->kind == LISTENER_UNIX ? unixpath_strerror(r) : strerror(-r));
     return r;
 }
 

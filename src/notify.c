@@ -1,5 +1,7 @@
 #include "notify.h"
 
+#include "unixpath.h"
+
 #include "log.h"
 
 #include <errno.h>
@@ -176,10 +178,13 @@ int notify_open(struct notify *n, uv_loop_t *loop, const char *path, notify_cb c
     n->cb = cb;
     n->rejected = 0;
 
+    /* The path is ours (pid in its name, in our private folder), but the
+     * same rule holds: only a stale socket of ours is removed. */
+    if ((r = unixpath_claim(path)) < 0)
+        return r;
     n->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (n->fd < 0)
         return -errno;
-    unlink(path);
     /* Created 0600 from the start: no window where another user could send. */
     mode_t old = umask(0177);
     r = bind(n->fd, (struct sockaddr *)&un, sizeof un);

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "stats_export.h"
 #include "stats_own.h"
+#include "unixpath.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -68,16 +69,18 @@ static void reap(struct supervisor *s)
 
 /* --- notify -------------------------------------------------------------- */
 
-/* Which generation sent this? Its main process, or any process in its
- * process group (workers), or failing that a descendant (found through
- * /proc parent links, for apps that start their own process groups). */
+/* Which generation sent this? Its main process, a process of its session
+ * (each generation leads one: spawn.c; workers stay in it, and no other
+ * process can join it), or failing that a descendant (found through /proc
+ * parent links, for apps that start sessions of their own). Not a process
+ * group: any process of the same user may join one. */
 static struct proc *sender(struct supervisor *s, pid_t pid)
 {
     struct proc *p = procs_by_pid(&s->procs, pid);
     if (p)
         return p;
-    pid_t pg = getpgid(pid);
-    if (pg > 0 && (p = procs_by_pid(&s->procs, pg)))
+    pid_t sid = getsid(pid);
+    if (sid > 0 && (p = procs_by_pid(&s->procs, sid)))
         return p;
     for (int depth = 0; depth < 16 && pid > 1; depth++) {
         char path[64], buf[512];
@@ -434,13 +437,14 @@ int supervisor_setup(struct supervisor *s)
     }
     s->notify.data = s;
     if ((r = notify_open(&s->notify, s->loop, s->notify_path, on_notify)) < 0) {
-        log_error("notify socket %s: %s", s->notify_path, strerror(-r));
+        log_error("notify socket %s: %s", s->notify_path, unixpath_strerror(r));
         return -1;
     }
     s->control.data = s;
     if ((r = control_open(&s->control, s->loop, s->cfg.control, on_control)) < 0) {
         log_error("control socket %s: %s", s->cfg.control,
                   r == UV_EADDRINUSE || r == -EADDRINUSE ? "another supervisor is running there"
+                  : r == -EEXIST                         ? unixpath_strerror(r)
                                                          : uv_strerror(r));
         return -1;
     }

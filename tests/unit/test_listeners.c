@@ -102,7 +102,7 @@ static void unix_stale_socket_is_replaced_live_one_is_not(void **state)
     FILE *f = fopen(path, "w");
     fclose(f);
     assert_int_equal(listener_bind(&b, err, sizeof err), -EEXIST);
-    assert_non_null(strstr(err, "not a socket"));
+    assert_non_null(strstr(err, "not a stale socket of ours"));
     unlink(path);
 }
 
