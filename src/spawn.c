@@ -129,7 +129,10 @@ static void child(const struct launch_plan *o, const char *path, char **envp, ch
     sigprocmask(SIG_SETMASK, &none, NULL);
     for (int s = 1; s < NSIG; s++)
         signal(s, SIG_DFL);
-    setpgid(0, 0);
+    /* A session of its own (and so a process group of its own, led by it):
+     * no other process can join either, so a notify datagram from this
+     * session is this generation's (supervisor.c's sender()). */
+    setsid();
 
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0)

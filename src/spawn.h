@@ -8,8 +8,9 @@
  *   other descriptor of the supervisor is closed at exec; LISTEN_PID is the
  *   child's own pid (written after fork, so it is right); stdin is
  *   /dev/null, stdout and stderr are the supervisor's; signal dispositions
- *   and mask are reset; the child leads a new process group, so a terminal's
- *   Ctrl-C reaches the supervisor alone and the drain stays its decision.
+ *   and mask are reset; the child leads a new session (and process group),
+ *   so a terminal's Ctrl-C reaches the supervisor alone and the drain stays
+ *   its decision, and no process outside the generation can join its group.
  *
  * argv[0] without a slash is looked up in PATH (of ENV if it sets one) before
  * fork, so "command not found" is an error here, not a silent exit 127. */
