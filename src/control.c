@@ -1,5 +1,6 @@
 #include "control.h"
 
+#include "nofile.h"
 #include "unixpath.h"
 
 #include "log.h"
@@ -229,7 +230,9 @@ static void on_connection(uv_stream_t *server, int status)
 {
     struct control *c = server->data;
     if (status < 0) {
-        log_warn("control: accept: %s", uv_strerror(status));
+        char fds[64];
+        nofile_describe(fds, sizeof fds);
+        log_warn("control: accept: %s (the supervisor: %s)", uv_strerror(status), fds);
         return;
     }
     struct control_client *cl = calloc(1, sizeof *cl);

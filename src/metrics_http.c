@@ -1,6 +1,7 @@
 #include "metrics_http.h"
 
 #include "log.h"
+#include "nofile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +28,9 @@ struct reply {
 
 static void on_timer_closed(uv_handle_t *h)
 {
-    free(h->data);
+    struct client *c = h->data;
+    c->m->nclients--;
+    free(c);
 }
 static void on_tcp_closed(uv_handle_t *h)
 {
@@ -159,16 +162,31 @@ static void on_timeout(uv_timer_t *t)
 static void on_connection(uv_stream_t *server, int status)
 {
     struct metrics_http *m = server->data;
-    if (status < 0)
+    if (status < 0) {
+        char fds[64];
+        nofile_describe(fds, sizeof fds);
+        log_warn("metrics endpoint: accept: %s (the supervisor: %s)", uv_strerror(status), fds);
         return;
+    }
     struct client *c = calloc(1, sizeof *c);
     if (!c)
         return;
     c->m = m;
+    m->nclients++;
     uv_tcp_init(server->loop, &c->tcp);
     uv_timer_init(server->loop, &c->timer);
     c->tcp.data = c->timer.data = c;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+        client_close(c);
+        return;
+    }
+    if (m->nclients > METRICS_MAX_CLIENTS) {
+        /* Accepted only to be closed: the kernel's queue does not fill, and
+         * the fds stay the supervisor's. */
+        if (m->refused++ % 1000 == 0)
+            log_warn("metrics endpoint: %u connections open at once: closing new ones "
+                     "(%lu so far)",
+                     METRICS_MAX_CLIENTS, m->refused);
         client_close(c);
         return;
     }

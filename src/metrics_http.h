@@ -8,14 +8,18 @@
  *                  Kubernetes readiness probe)
  *
  * Requests are parsed with http-parser; one request per connection, at most
- * METRICS_MAX_REQUEST bytes, answered or closed within METRICS_TIMEOUT_MS.
+ * METRICS_MAX_REQUEST bytes, answered or closed within METRICS_TIMEOUT_MS;
+ * at most METRICS_MAX_CLIENTS connections at once.
  * Bind it to loopback unless a scraper elsewhere needs it. */
 
 #include <stddef.h>
 #include <uv.h>
 
 #define METRICS_MAX_REQUEST 8192
-#define METRICS_TIMEOUT_MS 5000
+#define METRICS_TIMEOUT_MS 2000
+/* Connections open at once; past this a new one is closed at once, so that
+ * no client (another local user, say) can hold the supervisor's fds. */
+#define METRICS_MAX_CLIENTS 32
 
 struct metrics_http;
 /* Fills *BODY (malloc'd) and *LEN for the page; returns the HTTP status. */
@@ -26,7 +30,9 @@ struct metrics_http {
     metrics_page_cb page;
     void *data;
     int open;
+    unsigned nclients; /* open now */
     unsigned long requests;
+    unsigned long refused; /* connections closed at once: over METRICS_MAX_CLIENTS */
 };
 
 /* Listens on FD (already bound and listening; owned by the caller's listener). */

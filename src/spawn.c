@@ -1,5 +1,7 @@
 #include "spawn.h"
 
+#include "nofile.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -150,6 +152,9 @@ static void child(const struct launch_plan *o, const char *path, char **envp, ch
     syscall(__NR_close_range, (unsigned)base, ~0U, CLOSE_RANGE_CLOEXEC);
     if (o->cwd && chdir(o->cwd) < 0)
         goto fail;
+    /* The open-file limit the supervisor started with, not its raised one. */
+    if (nofile_for_children())
+        setrlimit(RLIMIT_NOFILE, nofile_for_children());
     put_pid(pidslot, getpid());
     execve(path, o->argv, envp);
 fail:
@@ -181,7 +186,11 @@ int spawn_process(const struct launch_plan *o, pid_t *pid, char *err, size_t err
     }
     if (pipe2(pipefd, O_CLOEXEC) < 0) {
         r = -errno;
-        snprintf(err, errlen, "spawn: pipe: %s", strerror(-r));
+        char fds[64] = "";
+        if (r == -EMFILE || r == -ENFILE)
+            nofile_describe(fds, sizeof fds);
+        snprintf(err, errlen, "spawn: pipe: %s%s%s%s", strerror(-r),
+                 *fds ? ": the supervisor ran short of fds (" : "", fds, *fds ? ")" : "");
         goto out;
     }
     pid_t p = fork();
@@ -205,8 +214,11 @@ int spawn_process(const struct launch_plan *o, pid_t *pid, char *err, size_t err
         while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
             ;
         r = -child_errno;
-        snprintf(err, errlen, "command '%s'%s%s: %s", o->argv[0], o->cwd ? " in " : "",
-                 o->cwd ? o->cwd : "", strerror(child_errno));
+        snprintf(err, errlen, "command '%s'%s%s: %s%s", o->argv[0], o->cwd ? " in " : "",
+                 o->cwd ? o->cwd : "", strerror(child_errno),
+                 child_errno == EMFILE ? " (the new process ran short of fds while its fds "
+                                         "were put in place)"
+                                       : "");
         goto out;
     }
     *pid = p;

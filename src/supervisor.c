@@ -10,6 +10,7 @@
 #include "supervisor.h"
 
 #include "log.h"
+#include "nofile.h"
 #include "stats_export.h"
 #include "stats_own.h"
 #include "unixpath.h"
@@ -419,6 +420,8 @@ static int open_metrics(struct supervisor *s)
 int supervisor_setup(struct supervisor *s)
 {
     int r;
+    if ((r = nofile_raise()) < 0)
+        log_warn("cannot raise the open-file limit: %s", strerror(-r));
     if (bind_listeners(s) < 0)
         return -1;
     handover_init(&s->handover, s->loop, s->cfg.fdstore_max, s->cfg.state_name,
