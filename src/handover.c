@@ -5,6 +5,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@ void handover_init(struct handover *h, uv_loop_t *loop, size_t fdstore_max, cons
                    uint64_t max_size)
 {
     memset(h, 0, sizeof *h);
+    h->loop = loop;
     fdstore_init(&h->store, loop, fdstore_max, state_name);
     h->store.on_drop = on_dropped;
     h->store.data = h;
@@ -29,6 +31,7 @@ void handover_init(struct handover *h, uv_loop_t *loop, size_t fdstore_max, cons
 
 void handover_free(struct handover *h)
 {
+    h->closed = 1; /* a check still running finishes, unheard */
     fdstore_free(&h->store);
     if (h->staged >= 0)
         close(h->staged);
@@ -41,30 +44,117 @@ void handover_configure(struct handover *h, size_t fdstore_max, uint64_t max_siz
     h->max_size = max_size;
 }
 
-/* Checks the state blob ENTRY once, when it arrives, and keeps the verdict. */
-static void check_state(struct handover *h, const struct fdstore_entry *e)
+/* The checksum of a state blob is verified on libuv's thread pool: a 1 GiB
+ * blob takes a quarter of a second, which the event loop (the control
+ * socket, the notify socket, every timer) must not wait for. */
+struct check_work {
+    uv_work_t req;
+    struct handover *h;
+    int fd; /* a dup: the store may replace its own meanwhile */
+    uint64_t seq, max, t0;
+    unsigned stored_by;
+    char name[FDSTORE_NAME_MAX + 1];
+    int rc;
+    char err[256];
+    uint32_t schema, generation;
+    uint64_t length;
+};
+
+static void verify_work(uv_work_t *req)
+{
+    struct check_work *w = req->data;
+    struct state_blob b;
+    w->rc = state_blob_open(w->fd, w->max, STATE_BLOB_VERIFY, &b, w->err, sizeof w->err);
+    if (w->rc == 0) {
+        w->schema = b.schema;
+        w->length = b.length;
+        w->generation = b.generation;
+        state_blob_close(&b);
+    }
+}
+
+static void verify_done(uv_work_t *req, int status)
+{
+    struct check_work *w = req->data;
+    struct handover *h = w->h;
+    struct state_check *c = &h->check;
+    close(w->fd);
+    h->checking--;
+    if (status == 0 && c->seq == w->seq && c->rc == -EINPROGRESS) {
+        c->rc = w->rc;
+        snprintf(c->err, sizeof c->err, "%s", w->err);
+        c->schema = w->schema;
+        c->length = w->length;
+        c->generation = w->generation;
+        if (c->rc == 0)
+            log_info("fd store: generation %u stored its state: %llu bytes, schema %u "
+                     "(checked in %.1f ms, off the event loop)",
+                     w->stored_by, (unsigned long long)c->length, c->schema,
+                     (double)(uv_hrtime() - w->t0) / 1e6);
+        else
+            log_error("fd store: generation %u stored a bad state blob: %s; a restart will "
+                      "refuse it",
+                      w->stored_by, c->err);
+        if (h->on_checked && !h->closed)
+            h->on_checked(h, w->stored_by, w->name);
+    }
+    free(w);
+}
+
+/* Checks the state blob ENTRY when it arrives and keeps the verdict. What
+ * needs no reading of the payload (seals, header, the size against
+ * state.max_size, from the header and fstat) is checked here; the
+ * checksum on the thread pool. Returns 0 when the verdict is known now,
+ * 1 when it comes later (through on_checked). */
+static int check_state(struct handover *h, const struct fdstore_entry *e)
 {
     struct state_check *c = &h->check;
     struct state_blob b;
-    uint64_t t0 = uv_hrtime();
-    /* The size limit is applied when a spawn asks (a reload may change
-     * it); here only what cannot change: seals, header, checksum. */
-    c->rc = state_blob_open(e->fd, UINT64_MAX, STATE_BLOB_VERIFY, &b, c->err, sizeof c->err);
     c->seq = e->seq;
     c->stored_at = e->stored_at;
+    c->rc = state_blob_open(e->fd, h->max_size, 0, &b, c->err, sizeof c->err);
+    if (c->rc == -E2BIG) {
+        static const char prefix[] = "over state.max_size: ";
+        size_t n = strnlen(c->err, sizeof c->err - sizeof prefix);
+        memmove(c->err + sizeof prefix - 1, c->err, n);
+        memcpy(c->err, prefix, sizeof prefix - 1);
+        c->err[sizeof prefix - 1 + n] = '\0';
+    }
+    if (c->rc < 0) {
+        log_error("fd store: generation %u stored a bad state blob: %s; a restart will refuse it",
+                  e->generation, c->err);
+        return 0;
+    }
+    state_blob_close(&b);
+    struct check_work *w = calloc(1, sizeof *w);
+    int fd = w ? fcntl(e->fd, F_DUPFD_CLOEXEC, 3) : -1;
+    if (fd >= 0) {
+        *w = (struct check_work){ .h = h,
+                                  .fd = fd,
+                                  .seq = e->seq,
+                                  .max = h->max_size,
+                                  .t0 = uv_hrtime(),
+                                  .stored_by = e->generation };
+        snprintf(w->name, sizeof w->name, "%s", e->name);
+        w->req.data = w;
+        if (uv_queue_work(h->loop, &w->req, verify_work, verify_done) == 0) {
+            c->rc = -EINPROGRESS;
+            snprintf(c->err, sizeof c->err, "still being checked");
+            h->checking++;
+            return 1;
+        }
+        close(fd);
+    }
+    free(w);
+    /* No thread for it: check it here, late rather than never. */
+    c->rc = state_blob_open(e->fd, h->max_size, STATE_BLOB_VERIFY, &b, c->err, sizeof c->err);
     if (c->rc == 0) {
         c->schema = b.schema;
         c->length = b.length;
         c->generation = b.generation;
         state_blob_close(&b);
-        log_info("fd store: generation %u stored its state: %llu bytes, schema %u "
-                 "(checked in %.1f ms)",
-                 e->generation, (unsigned long long)c->length, c->schema,
-                 (double)(uv_hrtime() - t0) / 1e6);
-    } else {
-        log_error("fd store: generation %u stored a bad state blob: %s; a restart will refuse it",
-                  e->generation, c->err);
     }
+    return 0;
 }
 
 const char *handover_notify(struct handover *h, unsigned id, const struct notify_msg *m, int *fds,
@@ -92,9 +182,10 @@ const char *handover_notify(struct handover *h, unsigned id, const struct notify
         return NULL;
     }
     const char *name = m->fdname ? m->fdname : "stored";
-    if (strcmp(name, h->store.state_name) == 0)
-        check_state(h, fdstore_find(&h->store, name));
-    else
+    if (strcmp(name, h->store.state_name) == 0) {
+        if (check_state(h, fdstore_find(&h->store, name)))
+            return NULL; /* stored; said so once it is checked (on_checked) */
+    } else
         log_debug("fd store: generation %u stored %zu fd(s) as '%s'", id, nfds, name);
     return name;
 }
@@ -173,6 +264,11 @@ int handover_state_info(struct handover *h, struct state_info *info, char *err, 
     struct state_check *c = &h->check;
     if (c->seq != e->seq)
         check_state(h, e);
+    if (c->rc == -EINPROGRESS) {
+        snprintf(err, errlen, "the state blob stored by generation %u is still being checked",
+                 e->generation);
+        return c->rc;
+    }
     if (c->rc < 0) {
         snprintf(err, errlen, "the state blob stored by generation %u: %s", e->generation, c->err);
         return c->rc;
@@ -233,7 +329,9 @@ json_t *handover_status(struct handover *h, double now)
                               e->poll != NULL);
         if (j && strcmp(e->name, h->store.state_name) == 0 && h->check.seq == e->seq) {
             const struct state_check *c = &h->check;
-            if (c->rc == 0) {
+            if (c->rc == -EINPROGRESS) {
+                json_object_set_new(j, "checking", json_true());
+            } else if (c->rc == 0) {
                 json_object_set_new(j, "schema", json_integer(c->schema));
                 json_object_set_new(j, "bytes", json_integer((json_int_t)c->length));
             } else {

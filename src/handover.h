@@ -58,10 +58,17 @@ struct state_info {
  * blob: everything that passes from one generation to the next. Owns the
  * store's fds and the staged blob's. */
 struct handover {
+    uv_loop_t *loop;
     struct fdstore store;
     struct state_check check; /* the stored state blob, as checked on arrival */
     int staged;               /* a migrated blob for the next spawn; -1: none */
     uint64_t max_size;        /* state.max_size */
+    unsigned checking;        /* checksums being verified on the thread pool */
+    int closed;
+    /* Called once a state blob's checksum was verified (NAME, stored by
+     * generation ID): the verdict is in `check`. May be NULL. */
+    void (*on_checked)(struct handover *h, unsigned id, const char *name);
+    void *data;
 };
 
 void handover_init(struct handover *h, uv_loop_t *loop, size_t fdstore_max, const char *state_name,
@@ -72,7 +79,8 @@ void handover_configure(struct handover *h, size_t fdstore_max, uint64_t max_siz
 
 /* FDSTORE=1 / FDSTOREREMOVE=1 from generation ID. Takes the fds: keeps
  * them or closes them. Returns the name they were stored under (valid
- * until the next call), or NULL when nothing was stored. */
+ * until the next call), or NULL when nothing was stored or, for a state
+ * blob whose checksum is being verified, not yet: on_checked says it. */
 const char *handover_notify(struct handover *h, unsigned id, const struct notify_msg *m, int *fds,
                             size_t nfds, double now);
 
@@ -84,8 +92,9 @@ int handover_fds(struct handover *h, enum spawn_state mode, int **fds, size_t *n
 /* After a spawn: a staged blob is used once. */
 void handover_spawned(struct handover *h, enum spawn_state mode);
 
-/* The stored state blob: 0 with INFO; -ENOENT when there is none; another
- * negative errno with the reason in ERR when it is bad. */
+/* The stored state blob: 0 with INFO; -ENOENT when there is none;
+ * -EINPROGRESS while its checksum is being verified; another negative
+ * errno with the reason in ERR when it is bad. */
 int handover_state_info(struct handover *h, struct state_info *info, char *err, size_t errlen);
 /* Maps the stored blob read-only for a migration; state_blob_close() it. */
 int handover_state_map(struct handover *h, struct state_blob *b, char *err, size_t errlen);

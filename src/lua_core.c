@@ -233,7 +233,9 @@ static int core_drain_window(lua_State *L)
 }
 
 /* state_info() -> nil (none stored) | { version, size, generation,
- * stored_at } | false, err (the stored blob is bad). */
+ * stored_at } | false, err (the stored blob is bad) | false, err, true
+ * (its checksum is still being verified: the event 'stored' comes once it
+ * is). */
 static int core_state_info(lua_State *L)
 {
     struct state_info info;
@@ -246,7 +248,8 @@ static int core_state_info(lua_State *L)
     if (r < 0) {
         lua_pushboolean(L, 0);
         lua_pushstring(L, err);
-        return 2;
+        lua_pushboolean(L, r == -EINPROGRESS);
+        return 3;
     }
     lua_createtable(L, 0, 4);
     lua_pushnumber(L, info.schema);

@@ -105,6 +105,12 @@ static struct proc *sender(struct supervisor *s, pid_t pid)
     return NULL;
 }
 
+/* A state blob's checksum was verified off the loop: it is stored now. */
+static void on_state_checked(struct handover *h, unsigned id, const char *name)
+{
+    emit(h->data, (struct event){ .kind = EV_STORED, .id = id, .name = name });
+}
+
 static void on_notify(struct notify *n, pid_t pid, const struct notify_msg *m, int *fds,
                       size_t nfds)
 {
@@ -426,6 +432,8 @@ int supervisor_setup(struct supervisor *s)
         return -1;
     handover_init(&s->handover, s->loop, s->cfg.fdstore_max, s->cfg.state_name,
                   s->cfg.state_max_size);
+    s->handover.on_checked = on_state_checked;
+    s->handover.data = s;
     if ((r = stats_create(&s->stats, s->cfg.stats_capacity)) < 0) {
         log_error("stats region (%u metrics): %s", s->cfg.stats_capacity, strerror(-r));
         return -1;

@@ -35,7 +35,9 @@
  *                     refuses before that can happen.
  *   --fault-file F    for tests: when a checkpoint starts, F may name a
  *                     broken blob to store instead (truncated, checksum,
- *                     unsealed, oversize, schema, garbage).
+ *                     unsealed, oversize, schema, garbage; sparse: a
+ *                     sealed memfd claiming 64 GiB; huge: a well-formed
+ *                     1 GiB blob of schema 99).
  */
 
 #include "baton.h"
@@ -187,6 +189,30 @@ static int store_fault(const char *kind, const char *text, size_t len)
         close(fd);
         memset(big, 'x', sizeof big);
         fd = state_blob_create(big, sizeof big, schema, generation);
+    } else if (strcmp(kind, "sparse") == 0 || strcmp(kind, "huge") == 0) {
+        /* sparse: a sealed memfd whose header claims 64 GiB (holes: it costs
+         * nothing to make); huge: a well-formed 1 GiB blob (of zeros, schema
+         * 99), so that checking it means reading all of it. */
+        int sparse = strcmp(kind, "sparse") == 0;
+        uint64_t length = sparse ? (uint64_t)64 << 30 : (uint64_t)1 << 30;
+        close(fd);
+        fd = memfd_create("big-state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        struct state_blob_header h = { .layout = STATE_BLOB_LAYOUT,
+                                       .header_size = STATE_BLOB_HEADER_SIZE,
+                                       .length = length,
+                                       .schema = sparse ? schema : 99,
+                                       .generation = generation };
+        memcpy(h.magic, STATE_BLOB_MAGIC, sizeof h.magic);
+        static char zeros[1 << 20];
+        uint32_t crc = 0;
+        for (uint64_t done = 0; !sparse && done < length; done += sizeof zeros)
+            crc = state_crc32c(crc, zeros, sizeof zeros);
+        h.checksum = crc;
+        h.header_checksum = state_crc32c(0, &h, sizeof h);
+        if (fd < 0 || ftruncate(fd, (off_t)(STATE_BLOB_HEADER_SIZE + length)) < 0 ||
+            pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
+            return -EIO;
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
     } else if (strcmp(kind, "unsealed") == 0 || strcmp(kind, "truncated") == 0 ||
                strcmp(kind, "checksum") == 0 || strcmp(kind, "garbage") == 0) {
         struct state_blob_header h;

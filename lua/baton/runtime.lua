@@ -61,7 +61,7 @@ _M.CORE = {
   stat_add = "stat_add(name, n)   (the supervisor's own counters)",
   stat_observe = "stat_observe(name, seconds)",
   drain_window = "drain_window(generation, seconds)   (a gradual drain starts)",
-  state_info = "state_info() -> nil | {version, size, generation} | false, err",
+  state_info = "state_info() -> nil | {version, size, generation} | false, err[, pending]",
   state_read = "state_read() -> blob | nil, err",
   state_stage = "state_stage(blob, version) -> true | nil, err",
   apply_config = "apply_config(cfg) -> true | nil, err   (what the next spawn uses)",
@@ -373,6 +373,7 @@ function on.ready(rt, id)
 end
 
 function on.stored(rt, id, name)
+  if name == rt:state_name() then rt:wake("state-checked") end
   local g = rt.gens[id]
   if g then
     g.stored[name] = (g.stored[name] or 0) + 1

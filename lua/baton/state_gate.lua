@@ -13,6 +13,10 @@ local text = sandbox.text
 
 local G = {}
 
+-- Seconds a spawn waits for a stored blob's checksum (1 GiB: a quarter
+-- of a second) before it is refused as unchecked.
+local CHECK_WAIT = 60
+
 function G:state_name()
   return self.cfg.state and self.cfg.state.name or "state"
 end
@@ -23,7 +27,16 @@ end
 -- spawn must not happen (refused while a generation serves).
 function G:state_for_spawn()
   local core = self.core
-  local info, err = core.state_info()
+  local info, err, pending = core.state_info()
+  -- A blob whose checksum is still being verified (off the event loop):
+  -- wait for its verdict, which comes with the event "stored".
+  local waited = 0
+  while pending and waited < CHECK_WAIT do
+    local t0 = self:now()
+    self:wait("state-checked", CHECK_WAIT - waited)
+    waited = waited + math.max(self:now() - t0, 0.001)
+    info, err, pending = core.state_info()
+  end
   if info == nil then return "stored" end
   local want = self.cfg.state and self.cfg.state.version
   local problem
@@ -42,11 +55,22 @@ function G:state_for_spawn()
   return "none"
 end
 
--- Runs the policy's migrate(svc, blob, from, to) hook (the default one
--- uses the `migrate` option, or refuses) on the stored blob and stages
--- what it returns. Returns nil, or why the blob cannot be used.
+-- Runs the policy's migrate(svc, blob, from, to) hook (built-ins have one
+-- when they take a `migrate` option) on the stored blob and stages what it
+-- returns. Returns nil, or why the blob cannot be used.
 function G:migrate(info, want)
   local hook = self:hook("migrate")
+  if type(hook) ~= "function" then
+    return ("the blob has schema %d, the service expects %d (state.version), and the policy " ..
+      "has no migrate hook"):format(info.version, want)
+  end
+  -- A migration in Lua holds the blob in the VM, whose memory is capped:
+  -- a larger one is refused before it is read.
+  local cap = self.limits.memory_mb * 2^20
+  if info.size > cap / 2 then
+    return ("the blob holds %d bytes, too many to migrate in Lua (policy_limits.memory_mb %g " ..
+      "allows %d)"):format(info.size, self.limits.memory_mb, cap / 2)
+  end
   local blob, rerr = self.core.state_read()
   if not blob then return rerr end
   local ok, out, why = self:call_hook("migrate", hook, self.svc, blob, info.version, want)

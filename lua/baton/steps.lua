@@ -41,8 +41,8 @@ end
 
 -- Fills in the hooks a policy leaves out, the way every built-in wants them:
 -- start = a restart with nothing to drain, died = recover with backoff,
--- init = the watch/every triggers, stop = drain everything, migrate = the
--- `migrate` option if the policy has one, else a refusal.
+-- init = the watch/every triggers, stop = drain everything, and for a
+-- policy with a `migrate` option, migrate = that option.
 function _M.standard(policy)
   policy.start = policy.start or function(svc) return policy.restart(svc, nil) end
   policy.died = policy.died or function(svc, gen) return _M.recover(svc, gen, policy.restart) end
@@ -52,7 +52,11 @@ function _M.standard(policy)
       g:drain{ signal = "TERM", deadline = svc.config.drain_timeout }
     end
   end
-  policy.migrate = policy.migrate or _M.migrate
+  -- A migrate hook only for a policy that takes a `migrate` option: without
+  -- one, a blob of another schema is refused without being read.
+  if policy.migrate == nil and policy.defaults and policy.defaults.migrate ~= nil then
+    policy.migrate = _M.migrate
+  end
   return policy
 end
 

@@ -293,6 +293,11 @@ int state_blob_open(int fd, uint64_t max, int flags, struct state_blob *b, char 
     if (h.length > map_len - h.header_size)
         FAIL(-ENODATA, "truncated: header says %llu bytes, the memfd holds %llu",
              (unsigned long long)h.length, (unsigned long long)(map_len - h.header_size));
+    /* A memfd larger than the blob it holds (sparse, say) is refused before
+     * anything of it is read or mapped. */
+    if (map_len - h.header_size > max)
+        FAIL(-E2BIG, "the memfd holds %llu bytes, over the limit of %llu",
+             (unsigned long long)(map_len - h.header_size), (unsigned long long)max);
     if (verify) {
         uint32_t sum = 0;
         if ((r = crc_of_file(fd, h.header_size, h.length, &sum)) < 0)
