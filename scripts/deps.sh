@@ -10,14 +10,17 @@ test_pkgs=(lua-busted libcmocka-dev gunicorn python3 curl procps iproute2 util-l
 bench_pkgs=(nginx-light haproxy gnuplot-nox curl procps iproute2 python3)
 # The formatter, linter and static analyser scripts/lint.sh runs.
 lint_pkgs=(clang-format lua-check cppcheck python3)
+# libFuzzer: clang and its runtime (scripts/fuzz.sh).
+fuzz_pkgs=(clang libclang-rt-14-dev)
 
 want=("${build_pkgs[@]}")
 case "${1:-build}" in
     test) want+=("${test_pkgs[@]}") ;;
     bench) want+=("${bench_pkgs[@]}") ;;
     lint) want+=("${lint_pkgs[@]}") ;;
+    fuzz) want+=("${fuzz_pkgs[@]}") ;;
     build) ;;
-    *) echo "usage: $0 [build|test|bench|lint]" >&2; exit 2 ;;
+    *) echo "usage: $0 [build|test|bench|lint|fuzz]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -33,7 +33,7 @@ fail_check() { failed+=("$*"); } # fail_check WORDS...: joined with spaces
 
 # The C files clang-format keeps, outside build trees and benchmark output.
 c_files() {
-    find src include tests/unit bench examples \
+    find src include tests/unit tests/fuzz bench examples \
         \( -path 'bench/out' -o -name 'build*' \) -prune -o \
         -type f \( -name '*.c' -o -name '*.h' \) -print | LC_ALL=C sort
 }

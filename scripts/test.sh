@@ -14,6 +14,12 @@ scripts/deps.sh test
 echo "=== lint ==="
 scripts/lint.sh
 
+# The parsers of what comes from outside (notify datagrams, control
+# requests, state blobs, addresses, service files), fuzzed for a bounded
+# time each (clang's libFuzzer; scripts/fuzz.sh installs it).
+echo "=== fuzz ==="
+scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
+
 run_suite() { # run_suite BUILD_DIR CMAKE_ARGS...
     local dir=$1
     shift

@@ -148,19 +148,34 @@ int control_reply_error(struct control *c, uint64_t req, const char *fmt, ...)
     return j ? control_reply(c, req, j) : -ENOMEM;
 }
 
-static void handle_line(struct control_client *cl, size_t linelen)
+int control_parse(const char *buf, size_t len, json_t **req, const char **cmd, char *err,
+                  size_t errlen)
 {
     json_error_t jerr;
-    json_t *req = json_loadb(cl->buf, linelen, 0, &jerr);
-    if (!req || !json_is_object(req)) {
-        client_error(cl, "bad request: %s", req ? "not a JSON object" : jerr.text);
-        json_decref(req);
-        return;
+    *req = json_loadb(buf, len, 0, &jerr);
+    if (!*req || !json_is_object(*req)) {
+        snprintf(err, errlen, "bad request: %s", *req ? "not a JSON object" : jerr.text);
+        json_decref(*req);
+        *req = NULL;
+        return -EINVAL;
     }
-    const char *cmd = json_string_value(json_object_get(req, "cmd"));
-    if (!cmd) {
-        client_error(cl, "bad request: no \"cmd\" string");
-        json_decref(req);
+    *cmd = json_string_value(json_object_get(*req, "cmd"));
+    if (!*cmd) {
+        snprintf(err, errlen, "bad request: no \"cmd\" string");
+        json_decref(*req);
+        *req = NULL;
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void handle_line(struct control_client *cl, size_t linelen)
+{
+    json_t *req;
+    const char *cmd;
+    char err[256];
+    if (control_parse(cl->buf, linelen, &req, &cmd, err, sizeof err) < 0) {
+        client_error(cl, "%s", err);
         return;
     }
     struct control *c = cl->ctl;

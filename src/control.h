@@ -48,6 +48,12 @@ int control_reply_error(struct control *c, uint64_t req, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void control_close(struct control *c);
 
+/* One request line (BUF, LEN bytes, no newline) as the server reads it:
+ * 0 with *REQ (json_decref it) and *CMD (inside it), or -EINVAL with the
+ * error the client is sent in ERR. */
+int control_parse(const char *buf, size_t len, json_t **req, const char **cmd, char *err,
+                  size_t errlen);
+
 /* The client side (the CLI): sends REQ, waits up to TIMEOUT_MS (-1: forever)
  * for the response. Returns 0 with *RESP set, or a negative errno with a
  * reason in ERR. */
