@@ -1,6 +1,8 @@
 /* nofile.c: the supervisor's and its apps' open-file limit (see nofile.h). */
 #include "nofile.h"
 
+#include "log.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -43,4 +45,14 @@ void nofile_describe(char *buf, size_t len)
         snprintf(buf, len, "open-file limit unknown");
     else
         snprintf(buf, len, "%ld of %llu fds open", open, (unsigned long long)r.rlim_cur);
+}
+
+void nofile_check(unsigned long need, const char *what)
+{
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < need)
+        log_warn("the open-file limit is %llu and the supervisor may need up to %lu fds (%s): "
+                 "raise the hard limit (ulimit -Hn, LimitNOFILE=) or it may run short, and "
+                 "say so in these logs",
+                 (unsigned long long)r.rlim_cur, need, what);
 }

@@ -17,6 +17,9 @@
 int nofile_raise(void);
 /* The limit a generation gets (the original soft one). */
 const struct rlimit *nofile_for_children(void);
+/* Warns (logged) when the limit is below NEED, the fds the supervisor may
+ * hold at once, with what it may hold them for. */
+void nofile_check(unsigned long need, const char *what);
 /* "61 of 1024 fds open": for a message about running short. */
 void nofile_describe(char *buf, size_t len);
 

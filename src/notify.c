@@ -1,5 +1,6 @@
 #include "notify.h"
 
+#include "nofile.h"
 #include "unixpath.h"
 
 #include "log.h"
@@ -126,8 +127,12 @@ static int receive_one(struct notify *n)
             why = "malformed KEY=VALUE line";
     }
     if (why) {
+        char fds_open[80] = "";
+        if (mh.msg_flags & MSG_CTRUNC) /* the fds it carried did not fit: often RLIMIT_NOFILE */
+            nofile_describe(fds_open, sizeof fds_open);
         n->rejected++;
-        log_warn("notify: dropped a datagram from pid %d: %s", cred ? (int)cred->pid : 0, why);
+        log_warn("notify: dropped a datagram from pid %d: %s%s%s%s", cred ? (int)cred->pid : 0, why,
+                 *fds_open ? " (the supervisor: " : "", fds_open, *fds_open ? ")" : "");
         close_fds(fds, nfds);
         return 1;
     }

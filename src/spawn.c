@@ -216,8 +216,8 @@ int spawn_process(const struct launch_plan *o, pid_t *pid, char *err, size_t err
         r = -child_errno;
         snprintf(err, errlen, "command '%s'%s%s: %s%s", o->argv[0], o->cwd ? " in " : "",
                  o->cwd ? o->cwd : "", strerror(child_errno),
-                 child_errno == EMFILE ? " (the new process ran short of fds while its fds "
-                                         "were put in place)"
+                 child_errno == EMFILE ? ": the supervisor ran short of fds (the new process "
+                                         "holds a copy of them until exec)"
                                        : "");
         goto out;
     }

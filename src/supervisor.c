@@ -428,6 +428,16 @@ int supervisor_setup(struct supervisor *s)
     int r;
     if ((r = nofile_raise()) < 0)
         log_warn("cannot raise the open-file limit: %s", strerror(-r));
+    /* What it may hold at once: the listeners, the fd store, the control
+     * and metrics clients at their caps, and some 32 of its own (loop,
+     * sockets, the stats region, a spawn's pipe). */
+    char what[160];
+    snprintf(what, sizeof what, "%zu listeners, fdstore_max %u, %d control and %d metrics clients",
+             s->cfg.nlisteners, s->cfg.fdstore_max, CONTROL_MAX_CLIENTS,
+             s->cfg.metrics ? METRICS_MAX_CLIENTS : 0);
+    nofile_check(s->cfg.nlisteners + s->cfg.fdstore_max + CONTROL_MAX_CLIENTS +
+                     (s->cfg.metrics ? METRICS_MAX_CLIENTS : 0) + 32,
+                 what);
     if (bind_listeners(s) < 0)
         return -1;
     handover_init(&s->handover, s->loop, s->cfg.fdstore_max, s->cfg.state_name,
