@@ -359,12 +359,17 @@ int supervisor_runtime_dir(char *out, size_t len)
         snprintf(out, len, "/tmp/baton-%u", (unsigned)geteuid());
     if (mkdir(out, 0700) < 0 && errno != EEXIST)
         return -errno;
+    /* The folder itself, never what a symlink there points to: opened
+     * without following one, then checked through the open fd. */
+    int fd = open(out, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ELOOP || errno == ENOTDIR ? -EPERM : -errno;
     struct stat st;
-    if (lstat(out, &st) < 0)
-        return -errno;
-    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0077))
-        return -EPERM;
-    return 0;
+    int r = fstat(fd, &st) < 0 ? -errno : 0;
+    close(fd);
+    if (r == 0 && (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0077)))
+        r = -EPERM;
+    return r;
 }
 
 int supervisor_init(struct supervisor *s, uv_loop_t *loop)

@@ -33,6 +33,17 @@ other_service "$T/link.sock"
 refused_run "a symlink" "not a stale socket of ours"
 [ -L "$T/link.sock" ] && [ "$(cat "$T/precious")" = "precious data" ] || fail "the symlink or its target was changed"
 
+# The runtime folder (where the notify socket goes) is never reached
+# through a symlink, and one that others may enter is refused.
+ln -s /tmp "$T/rundir-link"
+mkdir -m 0755 "$T/rundir-open"
+other_service "$T/other.sock"
+for d in rundir-link rundir-open; do
+    out=$(XDG_RUNTIME_DIR="$T/$d" timeout 20 "$BATON" run "$T/other.lua" 2>&1) && fail "$d: baton run started"
+    echo "$out" | grep -q "runtime folder $T/$d: not ours or not mode 0700" || fail "$d: $out"
+    echo "ok: runtime folder $d refused"
+done
+
 # A stale socket of ours: a supervisor SIGKILLed leaves it; the next run takes it.
 hello_service
 start_baton
