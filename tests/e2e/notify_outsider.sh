@@ -21,7 +21,8 @@ new_pid() {
     "$BATON" status -s "$SOCK" --json | tr -d ' \n' |
         grep -o '"pid":[0-9]*,"state":"starting"' | grep -o '[0-9]*' | head -1
 }
-wait_for 5 test -n "$(new_pid)" || fail "the new generation did not start"
+has_new() { [ -n "$(new_pid)" ]; }
+wait_for 5 has_new || fail "the new generation did not start"
 gen=$(new_pid)
 
 python3 - "$gen" > "$T/outsider.out" 2>&1 <<'PY'
