@@ -8,14 +8,16 @@
 #include <stdlib.h>
 #include <uv.h>
 
-/* The budget of one resume. Resumes may nest (a hook's coroutine is never
- * resumed from inside another today, but nothing breaks if one is). */
+/* The budget of one resume. The runtime never resumes a hook from inside
+ * another (a migration runs in the caller's budget); a stack keeps nesting
+ * harmless all the same, and budget.resume refuses it past MAX_DEPTH. */
 struct budget {
     lua_State *co;
     long left;            /* instructions */
     uint64_t deadline_ns; /* 0: none */
     size_t cap;           /* bytes the VM may hold while it runs; 0: none */
     const char *stopped;  /* why it was stopped, or NULL */
+    int critical;         /* inside budget.critical: the runtime's own steps */
 };
 
 #define MAX_DEPTH 8
@@ -51,7 +53,7 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         return NULL;
     }
     struct budget *b = current();
-    if (b && b->cap && nsize > osize && vm_bytes + (nsize - osize) > b->cap) {
+    if (b && b->cap && !b->critical && nsize > osize && vm_bytes + (nsize - osize) > b->cap) {
         if (!b->stopped)
             b->stopped = "memory cap";
         return NULL;
@@ -66,7 +68,7 @@ static void hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     struct budget *b = current();
-    if (!b || b->co != L)
+    if (!b || b->co != L || b->critical)
         return;
     if (!b->stopped) {
         b->left -= BUDGET_HOOK_STEP;
@@ -79,6 +81,10 @@ static void hook(lua_State *L, lua_Debug *ar)
         else
             return;
     }
+    /* Where a yield is not possible (inside a C function that called back
+     * into Lua: table.sort, gsub, tostring), this raises "attempt to yield
+     * across C-call boundary" instead; the policy's own pcall re-raises
+     * it (budget.stopped), so it reaches the top of the hook either way. */
     lua_yield(L, 0);
 }
 
@@ -141,6 +147,44 @@ static int budget_resume(lua_State *L)
     return 3;
 }
 
+/* budget.stopped() -> true once the running budget is spent: what the
+ * policy's own pcall and xpcall ask before they swallow an error. */
+static int budget_stopped(lua_State *L)
+{
+    struct budget *b = current();
+    lua_pushboolean(L, b && b->co == L && b->stopped != NULL);
+    return 1;
+}
+
+/* budget.active() -> true while budgeted code (a policy's) runs on L. */
+static int budget_active(lua_State *L)
+{
+    struct budget *b = current();
+    lua_pushboolean(L, b && b->co == L && !b->critical);
+    return 1;
+}
+
+/* budget.critical(fn, ...) -> what fn returns: FN runs with the budget
+ * held (no stop, no memory cap) until it returns. For the runtime's own
+ * few steps that must happen together when a policy calls it (a spawned
+ * process entered in the table, a drain started): a stop between two of
+ * them would leave its state half-made. FN must not wait. */
+static int budget_critical(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    struct budget *b = current();
+    int held = b && b->co == L;
+    int base = lua_gettop(L) - 1;
+    if (held)
+        b->critical++;
+    int r = lua_pcall(L, base, LUA_MULTRET, 0);
+    if (held)
+        b->critical--;
+    if (r != 0)
+        return lua_error(L);
+    return lua_gettop(L);
+}
+
 lua_State *budget_new_state(void)
 {
     lua_State *L = lua_newstate(vm_alloc, NULL);
@@ -152,9 +196,15 @@ lua_State *budget_new_state(void)
     depth = 0;
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaded");
-    lua_createtable(L, 0, 1);
+    lua_createtable(L, 0, 4);
+    lua_pushcfunction(L, budget_active);
+    lua_setfield(L, -2, "active");
     lua_pushcfunction(L, budget_resume);
     lua_setfield(L, -2, "resume");
+    lua_pushcfunction(L, budget_stopped);
+    lua_setfield(L, -2, "stopped");
+    lua_pushcfunction(L, budget_critical);
+    lua_setfield(L, -2, "critical");
     lua_setfield(L, -2, "baton.budget");
     lua_pop(L, 2);
     return L;

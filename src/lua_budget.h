@@ -13,6 +13,12 @@
  * cannot catch that, and the runtime abandons it. Code that is not resumed
  * this way (the runtime's own) has no budget and no memory cap.
  *
+ * Where the coroutine cannot yield (inside a C function that called back
+ * into Lua), the hook raises an error instead, and budget.stopped() tells
+ * the policy's own pcall not to swallow it. budget.critical(fn) runs a few
+ * steps of the runtime's own, called from policy code, without a stop or
+ * the memory cap in between.
+ *
  * LuaJIT's count hook is global to the VM, and compiled code does not call
  * it: budget_new_state turns the JIT off. */
 
@@ -23,8 +29,8 @@
 #define BUDGET_HOOK_STEP 20
 
 /* A new VM with the budget's allocator and hook installed, the standard
- * libraries opened, the JIT off, and `baton.budget` = { resume = ... }
- * registered. NULL when out of memory. */
+ * libraries opened, the JIT off, and `baton.budget` = { resume, stopped,
+ * critical } registered. NULL when out of memory. */
 lua_State *budget_new_state(void);
 
 /* Time spent in the supervisor's own calls (fork and exec of a spawn) is

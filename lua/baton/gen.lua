@@ -221,8 +221,10 @@ function Gen:checkpoint(opts)
   local before = self.stored[name] or 0
   local ok, err = self:signal(opts.signal or "USR1")
   if not ok then return false, ("generation %d: cannot ask for its state: %s"):format(self.id, text(err)) end
-  self.resume_signal = resume
-  if rt.current then table.insert(rt.current.checkpointed, self) end
+  sandbox.critical(function()
+    self.resume_signal = resume
+    if rt.current then table.insert(rt.current.checkpointed, self) end
+  end)
   local deadline = rt:now() + timeout
   while (self.stored[name] or 0) == before and not self.exited do
     local left = deadline - rt:now()
@@ -270,6 +272,13 @@ function Gen:drain(opts)
   if self.draining or self.exited then return end
   local rt = self.rt
   local o = drain_options(opts or {}, rt.cfg.drain_timeout)
+  -- Marked draining and its drain started together: a stop in between
+  -- would leave it "draining" with nobody draining it.
+  sandbox.critical(function() self:start_drain(o) end)
+end
+
+function Gen:start_drain(o)
+  local rt = self.rt
   self.draining = true
   self.drain_started = rt:now()
   self.state = "draining"

@@ -74,6 +74,72 @@ local function policy_getmetatable(v)
   return getmetatable(v)
 end
 
+local stopped = budget and budget.stopped or function() return false end
+local function pack(...) return { n = select("#", ...), ... } end
+
+-- pcall and xpcall as a policy has them: once its budget is spent, an
+-- error is passed on, never swallowed. (Where the hook can yield, a stop
+-- never reaches them; inside a C function that called back into Lua, the
+-- stop is an error, and this is what keeps a loop of pcalls from going on.)
+local function policy_pcall(f, ...)
+  local r = pack(pcall(f, ...))
+  if not r[1] and stopped() then error(r[2], 0) end
+  return unpack(r, 1, r.n)
+end
+
+local function policy_xpcall(f, handler, ...)
+  local r = pack(xpcall(f, function(e)
+    if stopped() then return e end
+    return handler(e)
+  end, ...))
+  if not r[1] and stopped() then error(r[2], 0) end
+  return unpack(r, 1, r.n)
+end
+
+-- Runs FN(...) as the runtime's own few steps, called from policy code:
+-- no budget stop and no memory cap between them (baton.budget.critical).
+-- FN must not wait.
+function _M.critical(fn, ...)
+  if budget then return budget.critical(fn, ...) end
+  return fn(...)
+end
+
+-- What JSON may cost a policy: lua-cjson works outside the VM's memory
+-- cap and its budget, so what it is given is sized first, in Lua.
+local JSON_MAX = 64 * 1024 * 1024
+
+local function json_size(v, depth, left)
+  local t = type(v)
+  if t == "string" then return #v + 2 end
+  if t ~= "table" then return 24 end
+  if depth > 100 then error("JSON: nested more than 100 deep", 0) end
+  local n = 2
+  for k, x in next, v do
+    n = n + json_size(k, depth + 1, left) + json_size(x, depth + 1, left) + 2
+    if n > left then error(("JSON: the value would encode to more than %d bytes"):format(JSON_MAX), 0) end
+  end
+  return n
+end
+
+-- A lua-cjson instance of the policy's own (its settings are its own) whose
+-- encode and decode are bounded in size.
+local function policy_json()
+  local inst = require("cjson.safe").new()
+  local out = {}
+  for k, f in pairs(inst) do out[k] = f end
+  out.encode = function(v)
+    json_size(v, 0, JSON_MAX)
+    return inst.encode(v)
+  end
+  out.decode = function(s)
+    if type(s) == "string" and #s > JSON_MAX then
+      return nil, ("JSON: %d bytes, over %d"):format(#s, JSON_MAX)
+    end
+    return inst.decode(s)
+  end
+  return out
+end
+
 -- A fresh global table for policy code. CACHE holds the modules this
 -- policy required (one instance per policy load).
 function _M.env(cache)
@@ -81,8 +147,8 @@ function _M.env(cache)
   str.dump = nil
   local env = {
     assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
-    pcall = pcall, select = select, tonumber = tonumber, tostring = tostring,
-    type = type, unpack = unpack, xpcall = xpcall, setmetatable = setmetatable,
+    pcall = policy_pcall, select = select, tonumber = tonumber, tostring = tostring,
+    type = type, unpack = unpack, xpcall = policy_xpcall, setmetatable = setmetatable,
     getmetatable = policy_getmetatable, rawget = rawget, rawset = rawset,
     rawequal = rawequal,
     string = str, table = copy(table), math = copy(math),
@@ -107,9 +173,13 @@ function _M.require(mod, cache, level)
   local chunk = assert(loadstring(src, name))
   local env = _M.env(cache)
   if mod == "baton.state" then
-    -- Its JSON helpers hand out a copy of lua-cjson, never the shared one.
+    -- Its JSON helpers hand out lua-cjson: an instance of this policy's own,
+    -- bounded in size, never the shared module.
     env.require = function(m)
-      if m == "cjson.safe" then return copy(require("cjson.safe")) end
+      if m == "cjson.safe" then
+        cache["cjson.safe"] = cache["cjson.safe"] or policy_json()
+        return cache["cjson.safe"]
+      end
       return _M.require(m, cache, 2)
     end
   end

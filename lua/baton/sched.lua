@@ -33,9 +33,12 @@ function S:resume(co, ...)
   local hook = self.hooks[co]
   local res
   if hook then
+    -- policy_depth says "policy code is running" (tasks wait for the next
+    -- turn): it must come back down whatever the resume does.
     self.policy_depth = self.policy_depth + 1
-    res = pack(sandbox.resume(co, self.limits, ...))
+    local called = pack(pcall(sandbox.resume, co, self.limits, ...))
     self.policy_depth = self.policy_depth - 1
+    res = called[1] and pack(unpack(called, 2, called.n)) or pack(text(called[2]))
     if res[1] then
       local finish = self.finish[co]
       self:abandon(co)
@@ -113,9 +116,14 @@ end
 function S:task(name, fn, ...)
   if self.policy_depth > 0 then
     local args = pack(...)
-    self:after(0, function() self:task(name, fn, unpack(args, 1, args.n)) end)
+    self:after(0, function() self:run_task(name, fn, unpack(args, 1, args.n)) end)
     return
   end
+  self:run_task(name, fn, ...)
+end
+
+-- Starts task NAME now (S:task decides when).
+function S:run_task(name, fn, ...)
   local rt = self
   local co = coroutine.create(function(...)
     local ok, err = xpcall(fn, traceback, ...)
@@ -215,8 +223,12 @@ function S:repeating(seconds, tick)
     tick()
     tid = self:after(seconds, run)
   end
-  tid = self:after(seconds, run)
-  self.triggers[#self.triggers + 1] = function() self:cancel(tid) end
+  -- The timer and its undo are made together: a trigger a reload cannot
+  -- tear down would outlive its policy.
+  sandbox.critical(function()
+    tid = self:after(seconds, run)
+    self.triggers[#self.triggers + 1] = function() self:cancel(tid) end
+  end)
 end
 
 -- The supervisor's own metrics (baton.restarts, ...).

@@ -73,9 +73,19 @@ function G:migrate(info, want)
   end
   local blob, rerr = self.core.state_read()
   if not blob then return rerr end
-  local ok, out, why = self:call_hook("migrate", hook, self.svc, blob, info.version, want)
+  -- The hook runs here, in the coroutine (and the budget) of the hook that
+  -- called svc:spawn: never a budgeted resume inside another.
+  local me = coroutine.running()
+  self.migrating = me
+  local ok, out, why = xpcall(hook, debug.traceback, self.svc, blob, info.version, want)
+  if self.migrating == me then self.migrating = nil end
   blob = nil -- luacheck: ignore (let the collector have it)
-  if not ok then return "the migrate hook failed: " .. out:match("^[^\n]*") end
+  if not ok then
+    self.policy_errors = self.policy_errors + 1
+    self:count("baton.policy_errors")
+    self.core.log("error", "policy hook 'migrate': " .. text(out))
+    return "the migrate hook failed: " .. text(out):match("^[^\n]*")
+  end
   if out == nil or out == false then
     return ("migration from schema %d to %d refused: %s"):format(info.version, want,
       why == nil and "no reason given" or text(why))

@@ -25,14 +25,23 @@ end
 -- migrated. Returns it, or nil and why (a refused state blob included).
 function M.spawn(rt)
   if rt.stopping then return nil, "the supervisor is stopping" end
+  if rt.migrating and rt.migrating == coroutine.running() then
+    error("svc:spawn() inside a migrate hook: a migration returns the new blob", 3)
+  end
   local state, why = rt:state_for_spawn()
   if not state then return nil, why end
-  local id, pid = rt.core.spawn(state)
-  if not id then return nil, pid end
-  local g = Gen.new(rt, id, pid, rt:stats_view(id))
-  rt.gens[id] = g
-  if rt.current then table.insert(rt.current.spawned, g) end
-  rt.core.log("info", ("generation %d started (pid %d)"):format(id, pid))
+  -- The process and its record come together: a budget stop in between
+  -- would leave a generation nobody drains.
+  local g, err = sandbox.critical(function()
+    local id, pid = rt.core.spawn(state)
+    if not id then return nil, pid end
+    local gen = Gen.new(rt, id, pid, rt:stats_view(id))
+    rt.gens[id] = gen
+    if rt.current then table.insert(rt.current.spawned, gen) end
+    return gen
+  end)
+  if not g then return nil, err end
+  rt.core.log("info", ("generation %d started (pid %d)"):format(g.id, g.pid))
   return g.handle
 end
 
@@ -44,9 +53,11 @@ function M.promote(rt, h)
   if not g.ready or g.exited then
     return nil, ("generation %d is not ready"):format(g.id)
   end
-  rt.active = g
-  g.promoted_at = rt:now()
-  g.state = "active"
+  sandbox.critical(function()
+    rt.active = g
+    g.promoted_at = rt:now()
+    g.state = "active"
+  end)
   return true
 end
 
@@ -103,10 +114,15 @@ function M.watch(rt, path, fn)
   if type(path) ~= "string" then error("watch: path must be a string", 3) end
   if type(fn) ~= "function" then error("watch: needs a function to call", 3) end
   if path:sub(1, 1) ~= "/" and rt.cfg.dir and rt.cfg.dir ~= "." then path = rt.cfg.dir .. "/" .. path end
-  local id, err = rt.core.watch(path)
+  -- The watch and its undo are made together (see Runtime:repeating).
+  local id, err = sandbox.critical(function()
+    local wid, werr = rt.core.watch(path)
+    if not wid then return nil, werr end
+    rt.watch_fns[wid] = function() rt:trigger("watch " .. path, fn, path) end
+    rt.triggers[#rt.triggers + 1] = function() rt.watch_fns[wid] = nil; rt.core.unwatch(wid) end
+    return wid
+  end)
   if not id then return nil, ("cannot watch %s: %s"):format(path, err) end
-  rt.watch_fns[id] = function() rt:trigger("watch " .. path, fn, path) end
-  rt.triggers[#rt.triggers + 1] = function() rt.watch_fns[id] = nil; rt.core.unwatch(id) end
   return true
 end
 
