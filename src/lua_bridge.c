@@ -107,7 +107,17 @@ int bridge_open(struct bridge *b)
     lua_pushnil(b->L);
     lua_setfield(b->L, -2, "dump");
     lua_pop(b->L, 1);
-    return load_embedded(b->L);
+    if (load_embedded(b->L) < 0)
+        return -EINVAL;
+    /* Patterns in budgeted code are bounded (lua/baton/patterns.lua). */
+    char err[512];
+    if (luaL_dostring(b->L, "local budget = package.loaded['baton.budget']\n"
+                            "require('baton.patterns').install(string, budget.active)") != 0) {
+        snprintf(err, sizeof err, "%s", lua_tostring(b->L, -1));
+        log_error("cannot bound string patterns: %s", err);
+        return -EINVAL;
+    }
+    return 0;
 }
 
 static int require(lua_State *L, const char *mod, char *err, size_t errlen)

@@ -21,7 +21,8 @@
 
 CLI_TIMEOUT=20 # no baton command may hang the test
 ALL_ATTACKS="x_module app core internals format string_mt error_tostring reason_table
-             reason_loops hatches huge_string gc tamper drain_opts fallthrough poison"
+             reason_loops hatches huge_string gc tamper drain_opts sort_loop gsub_loop
+             tostring_loop backtrack watch_missing json_size fallthrough poison"
 ATTACKS=$(echo ${SANDBOX_ATTACKS-$ALL_ATTACKS})
 for a in $ATTACKS; do
     case " $(echo $ALL_ATTACKS) " in *" $a "*) ;; *) fail "unknown attack '$a' (known: $(echo $ALL_ATTACKS))" ;; esac
@@ -145,6 +146,42 @@ end
 function attacks.fallthrough(svc, old)
   return default_restart(svc, old)
 end
+-- Loops inside C functions that call back into Lua, where the hook cannot
+-- yield: each stop is an error the policy's own pcall must not swallow.
+function attacks.sort_loop()
+  table.sort({ 3, 1, 2 }, function() while true do pcall(forever) end end)
+  return nil, "sort returned"
+end
+function attacks.gsub_loop()
+  ("abc"):gsub(".", function() while true do pcall(forever) end end)
+  return nil, "gsub returned"
+end
+function attacks.tostring_loop()
+  local t = setmetatable({}, { __tostring = function() while true do pcall(forever) end end })
+  return nil, tostring(t) .. string.format("%s", t)
+end
+-- A pattern that backtracks for hours, in C where no budget reaches.
+function attacks.backtrack()
+  local ok, err = pcall(function() return ("a"):rep(3000):find(".-.-.-.-b") end)
+  if ok then return nil, "backtracked and returned" end
+  return nil, "backtrack: " .. tostring(err)
+end
+-- A watch of a folder that does not exist (its handles used to be freed
+-- while libuv still closed them).
+function attacks.watch_missing(svc)
+  local ok, err = svc:watch("/nonexistent-baton-dir/file", function() end)
+  if ok then return nil, "watched a missing folder" end
+  return nil, "watch refused: " .. tostring(err)
+end
+-- lua-cjson allocates outside the VM's cap: 100 references to 8 MB.
+function attacks.json_size()
+  local json = require("baton.state").json()
+  local big, t = ("x"):rep(8 * 1024 * 1024), {}
+  for i = 1, 100 do t[i] = big end
+  local ok, err = pcall(json.encode, t)
+  if ok then return nil, "encoded 800 MB" end
+  return nil, "json: " .. tostring(err)
+end
 function attacks.poison()
   local function poisoner(what)
     return function() error("poisoned " .. what) end
@@ -255,6 +292,13 @@ for a in $ATTACKS; do
         expect "$a" 1 "budget"
         kill -0 "$pid" 2>/dev/null || fail "$a: the serving generation's pid $pid is gone"
         [ "$(active_pid)" = "$pid" ] || fail "$a: pid $pid is no longer the active one" ;;
+    sort_loop | gsub_loop | tostring_loop) expect "$a" 1 "exceeded its" ;;
+    backtrack) expect "$a" 1 "may take too long for a policy" ;;
+    watch_missing) expect "$a" 1 "watch refused" ;;
+    json_size)
+        expect "$a" 1 "would encode to more than"
+        hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$BPID/status")
+        [ "$hwm" -lt $((512 * 1024)) ] || fail "$a: the supervisor's peak memory is $((hwm / 1024)) MB" ;;
     fallthrough) expect "$a (a plain restart)" 0 "took over" ;;
     poison) expect "$a" 1 "poisoned" ;;
     esac
