@@ -263,6 +263,13 @@ static int core_state_info(lua_State *L)
     return 1;
 }
 
+static int push_blob(lua_State *L)
+{
+    const struct state_blob *b = lua_touserdata(L, 1);
+    lua_pushlstring(L, b->data, b->length);
+    return 1;
+}
+
 /* state_read() -> the stored blob's payload | nil, err. A copy into the
  * VM: only a migration needs it. */
 static int core_state_read(lua_State *L)
@@ -274,8 +281,14 @@ static int core_state_read(lua_State *L)
         lua_pushstring(L, err);
         return 2;
     }
-    lua_pushlstring(L, b.data, b.length);
+    /* The copy may raise (the VM's memory cap): the mapping is closed
+     * either way, and the error raised after. */
+    lua_pushcfunction(L, push_blob);
+    lua_pushlightuserdata(L, &b);
+    int r = lua_pcall(L, 1, 1, 0);
     state_blob_close(&b);
+    if (r != 0)
+        return lua_error(L);
     return 1;
 }
 

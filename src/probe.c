@@ -20,13 +20,21 @@ struct probe {
     size_t seen;
     int status, reported, closing;
     char buf[4096];
+    struct probe *prev, *next; /* every probe not yet freed */
 };
 
 static uint64_t next_id;
+static struct probe *probes;
 
 static void on_timer_closed(uv_handle_t *h)
 {
     struct probe *p = h->data;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        probes = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
     free(p->request);
     free(p);
 }
@@ -133,6 +141,10 @@ int probe_start(uv_loop_t *loop, const char *host, int port, const char *path, u
     p->id = ++next_id;
     p->cb = cb;
     p->data = data;
+    p->next = probes;
+    if (probes)
+        probes->prev = p;
+    probes = p;
     if (path && asprintf(&p->request,
                          "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: baton-probe\r\n"
                          "Connection: close\r\n\r\n",
@@ -153,4 +165,12 @@ int probe_start(uv_loop_t *loop, const char *host, int port, const char *path, u
     uv_timer_start(&p->timer, on_timeout, timeout_ms, 0);
     *id = p->id;
     return 0;
+}
+
+void probe_cancel_all(void)
+{
+    for (struct probe *p = probes; p; p = p->next) {
+        p->reported = 1; /* nobody is left to tell */
+        finish(p, 0, "cancelled");
+    }
 }

@@ -19,4 +19,8 @@ typedef void (*probe_cb)(uint64_t id, int ok, int status, const char *detail, vo
 int probe_start(uv_loop_t *loop, const char *host, int port, const char *path, unsigned timeout_ms,
                 probe_cb cb, void *data, uint64_t *id);
 
+/* Ends every probe under way, unreported: the supervisor is shutting down,
+ * and a probe must not keep the loop (and the listeners) alive. */
+void probe_cancel_all(void);
+
 #endif

@@ -14,7 +14,7 @@ int run_service(const char *file)
 {
     static struct supervisor sup; /* large; and signal handlers outlive frames */
     struct supervisor *s = &sup;
-    struct bridge b;
+    struct bridge b = { 0 };
     uv_loop_t loop;
     char err[4096];
     if (uv_loop_init(&loop) < 0)

@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "nofile.h"
+#include "probe.h"
 #include "stats_export.h"
 #include "stats_own.h"
 #include "unixpath.h"
@@ -340,6 +341,7 @@ static void shutdown_loop(void *owner, int code)
     uv_close((uv_handle_t *)&s->sig_chld, NULL);
     timers_close(&s->timers);
     watches_close(&s->watches);
+    probe_cancel_all();
     notify_close(&s->notify);
     handover_free(&s->handover);
     metrics_http_close(&s->metrics);

@@ -20,6 +20,8 @@ static void on_event(uv_fs_event_t *e, const char *filename, int events, int sta
     uv_timer_start(&w->settle, on_settled, WATCH_SETTLE_MS, 0);
 }
 
+static void on_closed(uv_handle_t *h);
+
 int file_watch_start(struct file_watch *w, uv_loop_t *loop, const char *path, file_watch_cb cb)
 {
     char *a = strdup(path), *b = strdup(path);
@@ -36,8 +38,11 @@ int file_watch_start(struct file_watch *w, uv_loop_t *loop, const char *path, fi
     uv_timer_init(loop, &w->settle);
     w->event.data = w->settle.data = w;
     if ((r = uv_fs_event_start(&w->event, on_event, w->dir, 0)) < 0) {
-        uv_close((uv_handle_t *)&w->event, NULL);
-        uv_close((uv_handle_t *)&w->settle, NULL);
+        /* The handles close through the loop: W stays in use until then
+         * (on_stopped says when, as after file_watch_stop). */
+        w->closing = 2;
+        uv_close((uv_handle_t *)&w->event, on_closed);
+        uv_close((uv_handle_t *)&w->settle, on_closed);
         goto fail;
     }
     w->open = 1;
@@ -98,15 +103,22 @@ static void on_changed(struct file_watch *w)
         e->set->sink->event(e->set->sink->ctx, &ev);
 }
 
+static void free_entry(struct file_watch *w)
+{
+    free(w); /* first member of struct watch_entry */
+}
+
 int watches_add(struct watches *ws, const char *path, uint64_t *id)
 {
     struct watch_entry *e = calloc(1, sizeof *e);
     if (!e)
         return UV_ENOMEM;
     e->set = ws;
+    e->w.on_stopped = free_entry;
     int r = file_watch_start(&e->w, ws->loop, path, on_changed);
     if (r < 0) {
-        free(e);
+        if (!e->w.closing) /* else free_entry runs once its handles closed */
+            free(e);
         return r;
     }
     e->id = ++ws->next_id;
@@ -116,18 +128,12 @@ int watches_add(struct watches *ws, const char *path, uint64_t *id)
     return 0;
 }
 
-static void free_entry(struct file_watch *w)
-{
-    free(w); /* first member of struct watch_entry */
-}
-
 void watches_remove(struct watches *ws, uint64_t id)
 {
     for (struct watch_entry **p = &ws->list; *p; p = &(*p)->next)
         if ((*p)->id == id) {
             struct watch_entry *e = *p;
             *p = e->next;
-            e->w.on_stopped = free_entry;
             file_watch_stop(&e->w);
             return;
         }

@@ -28,6 +28,8 @@ struct file_watch {
     int closing; /* handles still closing */
 };
 
+/* Returns 0, or a negative libuv error; when W->closing is then set, its
+ * handles are closing and W stays in use until on_stopped is called. */
 int file_watch_start(struct file_watch *w, uv_loop_t *loop, const char *path, file_watch_cb cb);
 /* Stops watching; W's memory may go once on_stopped was called. */
 void file_watch_stop(struct file_watch *w);
