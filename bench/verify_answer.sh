@@ -27,25 +27,7 @@ LUA
 answers() { "$B/baton" status -s "$W/ctl.sock" > /dev/null 2>&1; }
 wait_until 10 answers
 
-python3 - "$W/ctl.sock" "$W/stop" > "$W/samples" <<'PY' &
-import os, socket, sys, time
-sock, stop = sys.argv[1], sys.argv[2]
-while not os.path.exists(stop):
-    t = time.monotonic()
-    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    c.settimeout(10)
-    c.connect(sock)
-    c.sendall(b'{"cmd":"status"}\n')
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = c.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    c.close()
-    print(f"{t:.6f} {(time.monotonic() - t) * 1000:.3f}", flush=True)
-    time.sleep(0.002)
-PY
+python3 scripts/status_poll.py "$W/ctl.sock" "$W/stop" --samples > "$W/samples" &
 PPID_POLL=$!
 sleep 3
 t0=$(python3 -c 'import time; print(f"{time.monotonic():.6f}")')

@@ -58,7 +58,8 @@ LUA
 
 # A service file running the counter example (its hit counters survive
 # restarts) under POLICY (default: handover), expecting state schema VERSION
-# (default 1), the app reading and writing schema SCHEMA (default VERSION).
+# (default 1), the app reading and writing schema SCHEMA (default VERSION),
+# blobs of at most $COUNTER_MAX_SIZE (default 64K).
 # $T/fault names a broken blob for its next checkpoint to store (see
 # counter_server.c). Extra service file lines come from $COUNTER_EXTRA.
 counter_service() {
@@ -69,7 +70,7 @@ return {
   control = "$SOCK",
   listen = { http = "tcp://127.0.0.1:0" },
   command = { "$COUNTER", "--schema", "$schema", "--fault-file", "$T/fault" },
-  state = { version = $version, max_size = "64K" },
+  state = { version = $version, max_size = "${COUNTER_MAX_SIZE:-64K}" },
   ready_timeout = 5,
   drain_timeout = 10,
   policy = $policy,
@@ -136,42 +137,13 @@ stop_baton() {
 
 active_is() { [ "$(active_generation)" = "$1" ]; }
 
-# One client polling the control socket every 2 ms (no process start per
-# call, which would measure exec, not the supervisor). Writes "SLOWEST_MS
-# ANSWERS"; an answer that is not ok, or none within 5 s, is 99999.
+# One client asking the control socket for status every 2 ms
+# (scripts/status_poll.py). Writes "SLOWEST_MS ANSWERS"; an answer that is
+# not ok, or none within 5 s, is 99999.
 start_poller() {
     rm -f "$T/stop" "$T/worst" "$T/polling"
-    python3 - "$SOCK" "$T/stop" "$T/polling" > "$T/worst" <<'PY' &
-import os, socket, sys, time
-sock, stop, polling = sys.argv[1], sys.argv[2], sys.argv[3]
-worst, n = 0.0, 0
-deadline = time.monotonic() + 120
-while not os.path.exists(stop) and time.monotonic() < deadline:
-    t = time.perf_counter()
-    try:
-        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        c.settimeout(5)
-        c.connect(sock)
-        c.sendall(b'{"cmd":"status"}\n')
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = c.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        c.close()
-    except OSError:
-        data = b""
-    if b'"ok":true' not in data:
-        print("99999", n)
-        sys.exit()
-    worst = max(worst, (time.perf_counter() - t) * 1000)
-    n += 1
-    if n == 1:
-        open(polling, "w").close()
-    time.sleep(0.002)
-print(int(worst + 0.999), n)
-PY
+    python3 "$(dirname "${BASH_SOURCE[0]}")/../../scripts/status_poll.py" "$SOCK" "$T/stop" \
+        --ready "$T/polling" > "$T/worst" &
     POLLER=$!
     wait_for 10 test -e "$T/polling" || {
         kill "$POLLER" 2>/dev/null || true

@@ -13,19 +13,8 @@
 # The serving generation serves throughout, and no request fails.
 . "$(dirname "$0")/lib.sh"
 
-service() { # service MAX_SIZE
-    cat > "$T/service.lua" <<LUA
-return {
-  name = "e2e-state-size",
-  control = "$SOCK",
-  listen = { http = "tcp://127.0.0.1:0" },
-  command = { "$COUNTER", "--schema", "1", "--fault-file", "$T/fault" },
-  state = { version = 1, max_size = "$1" },
-  ready_timeout = 5,
-  drain_timeout = 10,
-  policy = { "handover", checkpoint_timeout = 20 },
-}
-LUA
+service() { # service MAX_SIZE: the counter example under handover, checkpoints of 20 s
+    COUNTER_MAX_SIZE=$1 counter_service 1 1 '{ "handover", checkpoint_timeout = 20 }'
 }
 
 service 64M
