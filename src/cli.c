@@ -1,19 +1,104 @@
 #include "cli.h"
 
 #include "control.h"
+#include "run.h"
+#include "supervisor.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void usage_client(const char *cmd)
+static void usage_client(FILE *to, const char *cmd)
 {
-    fprintf(stderr,
-            "usage: baton %s [-s CONTROL_SOCKET] [--json]\n"
-            "The control socket is -s, else $BATON_CONTROL.\n",
-            cmd);
+    fprintf(to,
+            "usage: baton %s [-s CONTROL_SOCKET | -f SERVICE_FILE] %s[--json]\n"
+            "The control socket: -s PATH; else $BATON_CONTROL; else the `control` of the\n"
+            "service file -f names; else the only supervisor's socket in the runtime folder\n"
+            "($XDG_RUNTIME_DIR, else /tmp/baton-UID).\n"
+            "Exit codes: 0 done, 1 refused or rolled back, 2 usage, 3 not running.\n",
+            cmd, strcmp(cmd, "events") == 0 ? "[-n N] " : "");
+}
+
+static double unix_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The one supervisor's socket in the runtime folder: 0 with OUT, -ENOENT
+ * (none: not running), or -EEXIST (several: say which with -s or -f). */
+static int find_socket(char *out, size_t len, char *err, size_t errlen)
+{
+    char dir[512];
+    if (supervisor_runtime_dir(dir, sizeof dir) < 0) {
+        snprintf(err, errlen, "no runtime folder: give -s or -f");
+        return -ENOENT;
+    }
+    DIR *d = opendir(dir);
+    int found = 0;
+    char names[512] = "";
+    /* A DIR of our own in a single-threaded client; readdir_r is deprecated. */
+    // cppcheck-suppress readdirCalled
+    for (struct dirent *e; d && (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        struct stat st;
+        char path[1024];
+        if (n < 6 || strcmp(e->d_name + n - 5, ".sock") != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
+            continue;
+        if (found++ == 0)
+            snprintf(out, len, "%s", path);
+        snprintf(names + strlen(names), sizeof names - strlen(names), " %s", e->d_name);
+    }
+    if (d)
+        closedir(d);
+    if (found == 0) {
+        snprintf(err, errlen, "no supervisor's socket in %.300s (give -s PATH or -f SERVICE_FILE)",
+                 dir);
+        return -ENOENT;
+    }
+    if (found > 1) {
+        snprintf(err, errlen,
+                 "several supervisors in %.300s:%.500s (give -s PATH or -f SERVICE_FILE)", dir,
+                 names);
+        return -EEXIST;
+    }
+    return 0;
+}
+
+static void print_events(json_t *r)
+{
+    long long not_kept = json_integer_value(json_object_get(r, "not_kept"));
+    if (not_kept > 0)
+        printf("(%lld older event%s not shown)\n", not_kept, not_kept == 1 ? "" : "s");
+    printf("%-19s %-9s %4s %-4s %8s  %s\n", "time", "kind", "gen", "ok", "took", "reason");
+    size_t i;
+    json_t *ev;
+    json_array_foreach(json_object_get(r, "events"), i, ev) {
+        time_t t = (time_t)json_number_value(json_object_get(ev, "time"));
+        struct tm tm;
+        char when[32];
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+        json_t *took = json_object_get(ev, "duration");
+        char took_s[32] = "";
+        if (took)
+            snprintf(took_s, sizeof took_s, "%.3fs", json_number_value(took));
+        printf("%-19s %-9s %4lld %-4s %8s  %s\n", when,
+               json_string_value(json_object_get(ev, "kind")),
+               (long long)json_integer_value(json_object_get(ev, "generation")),
+               json_is_true(json_object_get(ev, "ok")) ? "yes" : "NO", took_s,
+               json_string_value(json_object_get(ev, "reason")));
+    }
 }
 
 static void print_status(json_t *r)
@@ -37,15 +122,21 @@ static void print_status(json_t *r)
                json_number_value(json_object_get(v, "uptime")),
                json_string_value(json_object_get(v, "status")));
         if (strcmp(state, "exited") == 0) {
-            long long sig = json_integer_value(json_object_get(v, "exit_signal"));
-            if (sig)
-                printf(" (signal %lld)", sig);
-            else
-                printf(" (exit code %lld)",
-                       (long long)json_integer_value(json_object_get(v, "exit_code")));
+            const char *end = json_string_value(json_object_get(v, "end"));
+            printf("%s", end ? end : "exited");
         }
         printf("\n");
     }
+    long long hidden = json_integer_value(json_object_get(r, "exited_not_shown"));
+    if (hidden > 0)
+        printf("  (%lld older exited generation%s not shown)\n", hidden, hidden == 1 ? "" : "s");
+    json_t *last = json_object_get(r, "last_restart");
+    if (json_is_object(last))
+        printf("  last restart %s, %.0fs ago, in %.3fs: %s\n",
+               json_is_true(json_object_get(last, "ok")) ? "took over" : "ROLLED BACK",
+               unix_now() - json_number_value(json_object_get(last, "time")),
+               json_number_value(json_object_get(last, "duration")),
+               json_string_value(json_object_get(last, "reason")));
     json_array_foreach(json_object_get(r, "fdstore"), i, v) {
         printf("  stored   %-12s from generation %lld, %.1fs ago",
                json_string_value(json_object_get(v, "name")),
@@ -87,46 +178,78 @@ static void print_stats(json_t *r)
 
 int cli_main(const char *cmd, int argc, char **argv)
 {
-    const char *sock = getenv("BATON_CONTROL");
+    const char *sock = NULL, *file = NULL;
     int json = 0, timeout_ms = 5000;
+    long n = 0;
     static const struct option opts[] = {
         { "socket", required_argument, NULL, 's' },
+        { "file", required_argument, NULL, 'f' },
         { "json", no_argument, NULL, 'j' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:f:n:jh", opts, NULL)) != -1) {
         switch (c) {
         case 's': sock = optarg; break;
+        case 'f': file = optarg; break;
         case 'j': json = 1; break;
-        case 'h': usage_client(cmd); return 0;
-        default: usage_client(cmd); return 2;
+        case 'n': {
+            char *end;
+            n = strtol(optarg, &end, 10);
+            if (strcmp(cmd, "events") != 0 || *end || n < 1 || n > 100000) {
+                fprintf(stderr, "baton %s: -n takes a count from 1 to 100000 (events only)\n", cmd);
+                return 2;
+            }
+            break;
+        }
+        case 'h': usage_client(stdout, cmd); return 0;
+        default: usage_client(stderr, cmd); return 2;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "baton %s: unexpected argument '%s'\n", cmd, argv[optind]);
         return 2;
     }
+    char path[PATH_MAX], err[1024];
+    if (!sock && !file)
+        sock = getenv("BATON_CONTROL");
+    if (!sock && file) {
+        if (run_control_path(file, path, sizeof path, err, sizeof err) < 0) {
+            fprintf(stderr, "baton %s: %s\n", cmd, err);
+            return 2;
+        }
+        sock = path;
+    }
     if (!sock || !*sock) {
-        fprintf(stderr, "baton %s: no control socket: give -s PATH or set BATON_CONTROL\n", cmd);
-        return 2;
+        int r = find_socket(path, sizeof path, err, sizeof err);
+        if (r < 0) {
+            fprintf(stderr, "baton %s: %s\n", cmd, err);
+            return r == -ENOENT ? 3 : 2;
+        }
+        sock = path;
     }
     /* restart and stop answer when they are done: a drain may take minutes. */
     if (strcmp(cmd, "restart") == 0 || strcmp(cmd, "stop") == 0 || strcmp(cmd, "rollback") == 0)
         timeout_ms = -1;
 
     json_t *req = json_pack("{s:s}", "cmd", cmd), *resp = NULL;
-    char err[512];
+    if (n > 0)
+        json_object_set_new(req, "n", json_integer(n));
     int r = control_call(sock, req, timeout_ms, &resp, err, sizeof err);
     json_decref(req);
     if (r < 0) {
         fprintf(stderr, "baton %s: %s\n", cmd, err);
-        return 2;
+        return r == -ENOENT || r == -ECONNREFUSED ? 3 : 2;
     }
     int ok = json_is_true(json_object_get(resp, "ok"));
-    if (json) {
+    if (json && ok && strcmp(cmd, "events") == 0) {
+        /* The contract: a JSON array of events, nothing else. */
+        char *text = json_dumps(json_object_get(resp, "events"), JSON_INDENT(2));
+        printf("%s\n", text ? text : "[]");
+        free(text);
+    } else if (json) {
         char *text = json_dumps(resp, JSON_INDENT(2));
         printf("%s\n", text ? text : "{}");
         free(text);
@@ -136,6 +259,8 @@ int cli_main(const char *cmd, int argc, char **argv)
         print_status(resp);
     } else if (strcmp(cmd, "stats") == 0) {
         print_stats(resp);
+    } else if (strcmp(cmd, "events") == 0) {
+        print_events(resp);
     } else {
         const char *m = json_string_value(json_object_get(resp, "message"));
         printf("%s\n", m ? m : "ok");

@@ -35,13 +35,16 @@ struct event {
     double now;       /* the loop's monotonic clock, seconds */
 };
 
-/* What the deciding side knows and the loop shows: "view" answers
- * { "serving": bool, "generations": [ { "id", "pid", "state", "started",
- * "ready_at", "exited_at", "exit_code", "exit_signal" }, ... ] } (a new
- * reference, or NULL). */
+/* What the deciding side knows and the loop shows, as JSON (a new
+ * reference, or NULL). WHAT "view": { "serving": bool, "generations": [
+ * { "id", "pid", "state", "started", "ready_at", "exited_at", "exit_code",
+ * "exit_signal", "ended" }, ... ], "exited_not_shown", "last_restart" };
+ * WHAT "events": { "events": [ { "time", "kind", "generation", "ok",
+ * "reason", "duration" }, ... ] (the newest N, oldest first), "not_kept" }.
+ * Times are the loop's monotonic seconds. */
 struct event_sink {
     void (*event)(void *ctx, const struct event *ev);
-    json_t *(*view)(void *ctx, double now);
+    json_t *(*query)(void *ctx, const char *what, double now, int n);
     void *ctx;
 };
 

@@ -286,15 +286,20 @@ static json_t *to_json(lua_State *L, int idx, int depth)
     return out;
 }
 
-static json_t *on_view(void *ctx, double now)
+static json_t *on_query(void *ctx, const char *what, double now, int n)
 {
     struct bridge *b = ctx;
-    if (push_method(b, "view") < 0)
+    if (push_method(b, "query") < 0)
         return NULL;
+    lua_pushstring(b->L, what);
     lua_pushnumber(b->L, now);
+    if (n > 0)
+        lua_pushinteger(b->L, n);
+    else
+        lua_pushnil(b->L);
     char err[4096];
-    if (pcall(b->L, 2, 1, err, sizeof err) < 0) {
-        log_error("runtime: view: %s", err);
+    if (pcall(b->L, 4, 1, err, sizeof err) < 0) {
+        log_error("runtime: query %s: %s", what, err);
         return NULL;
     }
     json_t *j = to_json(b->L, -1, 0);
@@ -326,7 +331,7 @@ int bridge_start_runtime(struct bridge *b, struct core_api *api, char *err, size
         return r;
     }
     b->rt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    b->sink = (struct event_sink){ .event = on_event, .view = on_view, .ctx = b };
+    b->sink = (struct event_sink){ .event = on_event, .query = on_query, .ctx = b };
     return 0;
 }
 

@@ -22,8 +22,13 @@ static const char usage[] =
     "                  the previous one serves on\n"
     "  reload          re-read the service file and its policy; refused (and the running\n"
     "                  one kept) if invalid\n"
+    "  events [-n N]   the history: restarts, drains, crashes, reloads, rollbacks, why\n"
+    "  version         the version (also --version)\n"
     "\n"
-    "Client commands take -s CONTROL_SOCKET (default: $BATON_CONTROL) and --json.\n"
+    "Client commands take -s CONTROL_SOCKET, or -f SERVICE_FILE (its control socket);\n"
+    "else $BATON_CONTROL; else the one supervisor's socket in the runtime folder. And\n"
+    "--json for machines; --help for each command.\n"
+    "Exit codes: 0 done, 1 refused or rolled back, 2 usage, 3 not running.\n"
     "Environment: BATON_LOG_LEVEL=error|warn|info|debug for the supervisor.\n";
 
 int main(int argc, char **argv)
@@ -38,7 +43,19 @@ int main(int argc, char **argv)
     if (lvl && log_level_parse(lvl) >= 0)
         log_set_level((enum log_level)log_level_parse(lvl));
 
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("baton %s\n", BATON_VERSION);
+        return 0;
+    }
     if (strcmp(cmd, "run") == 0 || strcmp(cmd, "check") == 0) {
+        if (argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+            printf(
+                "usage: baton %s SERVICE_FILE\n%s\n", cmd,
+                strcmp(cmd, "run") == 0
+                    ? "Runs the supervisor of the service in the foreground (docs/service-file.md)."
+                    : "Checks the service file and its policy, prints the fd layout; runs nothing.");
+            return 0;
+        }
         if (argc != 3) {
             fprintf(stderr, "usage: baton %s SERVICE_FILE\n", cmd);
             return 2;
@@ -46,7 +63,8 @@ int main(int argc, char **argv)
         return strcmp(cmd, "run") == 0 ? run_service(argv[2]) : run_check(argv[2]);
     }
     if (strcmp(cmd, "restart") == 0 || strcmp(cmd, "status") == 0 || strcmp(cmd, "stop") == 0 ||
-        strcmp(cmd, "stats") == 0 || strcmp(cmd, "reload") == 0 || strcmp(cmd, "rollback") == 0)
+        strcmp(cmd, "stats") == 0 || strcmp(cmd, "reload") == 0 || strcmp(cmd, "rollback") == 0 ||
+        strcmp(cmd, "events") == 0)
         return cli_main(cmd, argc - 1, argv + 1);
     fprintf(stderr, "baton: unknown command '%s'\n\n%s", cmd, usage);
     return 2;

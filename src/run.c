@@ -5,6 +5,7 @@
 #include "lua_bridge.h"
 #include "supervisor.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,26 @@ int run_check(const char *file)
         printf("  fd %zu  %-16s %s\n", 3 + i, cfg.listeners[i].name, cfg.listeners[i].address);
     printf("  then the fd store's fds (LISTEN_FDS counts them), then BATON_STATS_FD\n");
     free(policy);
+    config_free(&cfg);
+    return 0;
+}
+
+int run_control_path(const char *file, char *out, size_t len, char *err, size_t errlen)
+{
+    struct bridge b;
+    struct service_config cfg;
+    char rundir[4096];
+    if (supervisor_runtime_dir(rundir, sizeof rundir) < 0)
+        snprintf(rundir, sizeof rundir, "/tmp");
+    if (bridge_open(&b) < 0) {
+        snprintf(err, errlen, "cannot create the Lua VM");
+        return -ENOMEM;
+    }
+    int r = bridge_load_config(&b, file, rundir, &cfg, err, errlen);
+    bridge_close(&b);
+    if (r < 0)
+        return r;
+    snprintf(out, len, "%s", cfg.control);
     config_free(&cfg);
     return 0;
 }

@@ -25,6 +25,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static double now(void)
@@ -147,17 +148,44 @@ static void refresh_own_stats(struct supervisor *s)
     stats_own_count(&s->stats, "baton.boundary_crossings", (double)s->api.crossings);
 }
 
-/* The runtime's view ({ serving, generations }), or an empty one. */
-static json_t *view(struct supervisor *s)
+/* The runtime's answer to WHAT (events.h), as an object whose member LIST
+ * is an array (an empty Lua table comes as {}). */
+static json_t *query(struct supervisor *s, const char *what, int n, const char *list)
 {
-    json_t *v = s->sink.view ? s->sink.view(s->sink.ctx, now()) : NULL;
+    json_t *v = s->sink.query ? s->sink.query(s->sink.ctx, what, now(), n) : NULL;
     if (!json_is_object(v)) {
         json_decref(v);
         v = json_object();
     }
-    if (!json_is_array(json_object_get(v, "generations")))
-        json_object_set_new(v, "generations", json_array());
+    if (!json_is_array(json_object_get(v, list)))
+        json_object_set_new(v, list, json_array());
     return v;
+}
+
+static json_t *view(struct supervisor *s)
+{
+    return query(s, "view", 0, "generations");
+}
+
+/* Unix seconds for a time of the loop's monotonic clock. */
+static double unix_time(double mono)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return mono + ((double)ts.tv_sec + ts.tv_nsec / 1e9 - now());
+}
+
+/* An event of the runtime's (monotonic time) as the CLI shows it. */
+static json_t *event_json(json_t *ev)
+{
+    json_t *j = json_pack("{s:f, s:O, s:O, s:O, s:O}", "time",
+                          unix_time(json_number_value(json_object_get(ev, "time"))), "kind",
+                          json_object_get(ev, "kind"), "generation",
+                          json_object_get(ev, "generation"), "ok", json_object_get(ev, "ok"),
+                          "reason", json_object_get(ev, "reason"));
+    if (j && json_object_get(ev, "duration"))
+        json_object_set(j, "duration", json_object_get(ev, "duration"));
+    return j;
 }
 
 static int on_page(struct metrics_http *m, const char *path, char **body, size_t *len)
@@ -185,9 +213,9 @@ static int on_page(struct metrics_http *m, const char *path, char **body, size_t
 
 /* The runtime's generations, with the process facts the loop keeps:
  * uptime, the last STATUS= of a live one, how it ended. */
-static json_t *generations_json(struct supervisor *s, double t)
+static json_t *generations_json(json_t *v, double t, struct supervisor *s)
 {
-    json_t *v = view(s), *out = json_array();
+    json_t *out = json_array();
     size_t i;
     json_t *g;
     json_array_foreach(json_object_get(v, "generations"), i, g) {
@@ -203,13 +231,15 @@ static json_t *generations_json(struct supervisor *s, double t)
             continue;
         if (ready)
             json_object_set_new(j, "ready_after", json_real(json_number_value(ready) - started));
+        json_object_set_new(j, "started_at", json_real(unix_time(started)));
         if (exited) {
             json_object_set(j, "exit_code", json_object_get(g, "exit_code"));
             json_object_set(j, "exit_signal", json_object_get(g, "exit_signal"));
+            json_object_set_new(j, "exited_at", json_real(unix_time(json_number_value(exited))));
+            json_object_set(j, "end", json_object_get(g, "ended"));
         }
         json_array_append_new(out, j);
     }
-    json_decref(v);
     return out;
 }
 
@@ -223,10 +253,18 @@ static json_t *status_json(struct supervisor *s)
         json_array_append_new(ls, json_pack("{s:s, s:s, s:i}", "name", s->cfg.listeners[i].name,
                                             "address", addr, "fd", 3 + (int)i));
     }
+    json_t *v = view(s);
     json_t *j = json_pack("{s:b, s:s, s:i, s:f, s:o, s:o, s:o}", "ok", 1, "service", s->cfg.name,
                           "pid", (int)getpid(), "uptime", t - s->started, "listeners", ls,
-                          "generations", generations_json(s, t), "fdstore",
+                          "generations", generations_json(v, t, s), "fdstore",
                           handover_status(&s->handover, t));
+    if (j) {
+        json_t *last = json_object_get(v, "last_restart");
+        if (json_is_object(last))
+            json_object_set_new(j, "last_restart", event_json(last));
+        json_object_set(j, "exited_not_shown", json_object_get(v, "exited_not_shown"));
+    }
+    json_decref(v);
     if (j && s->metrics_listener.fd >= 0) {
         char addr[256];
         listener_local_address(&s->metrics_listener, addr, sizeof addr);
@@ -243,13 +281,32 @@ static void reply_json(struct control *c, uint64_t req, json_t *j)
         control_reply_error(c, req, "out of memory");
 }
 
-static void cmd_status(struct supervisor *s, uint64_t req)
+static void cmd_status(struct supervisor *s, uint64_t req, json_t *args)
 {
+    (void)args;
     reply_json(&s->control, req, status_json(s));
 }
 
-static void cmd_stats(struct supervisor *s, uint64_t req)
+/* {"cmd":"events","n":N}: the newest N events (all that are kept when N
+ * is absent), oldest first, times in unix seconds. */
+static void cmd_events(struct supervisor *s, uint64_t req, json_t *args)
 {
+    json_int_t n = json_integer_value(json_object_get(args, "n"));
+    json_t *v = query(s, "events", n > 0 && n < 1000000 ? (int)n : 0, "events");
+    json_t *out = json_array();
+    size_t i;
+    json_t *ev;
+    json_array_foreach(json_object_get(v, "events"), i, ev)
+        json_array_append_new(out, event_json(ev));
+    reply_json(&s->control, req,
+               json_pack("{s:b, s:o, s:I}", "ok", 1, "events", out, "not_kept",
+                         json_integer_value(json_object_get(v, "not_kept"))));
+    json_decref(v);
+}
+
+static void cmd_stats(struct supervisor *s, uint64_t req, json_t *args)
+{
+    (void)args;
     refresh_own_stats(s);
     reply_json(&s->control, req,
                json_pack("{s:b, s:s, s:o}", "ok", 1, "service", s->cfg.name, "metrics",
@@ -260,21 +317,20 @@ static void cmd_stats(struct supervisor *s, uint64_t req)
  * runtime's decisions, forwarded as requests. */
 static const struct {
     const char *name;
-    void (*answer)(struct supervisor *s, uint64_t req); /* NULL: the runtime's */
+    void (*answer)(struct supervisor *s, uint64_t req, json_t *args); /* NULL: the runtime's */
 } commands[] = {
-    { "reload", NULL },     { "restart", NULL },      { "rollback", NULL },
-    { "stats", cmd_stats }, { "status", cmd_status }, { "stop", NULL },
+    { "events", cmd_events }, { "reload", NULL },       { "restart", NULL }, { "rollback", NULL },
+    { "stats", cmd_stats },   { "status", cmd_status }, { "stop", NULL },
 };
 
 static void on_control(struct control *c, uint64_t req, const char *cmd, json_t *args)
 {
     struct supervisor *s = c->data;
-    (void)args;
     char known[128] = "";
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(cmd, commands[i].name) == 0) {
             if (commands[i].answer) {
-                commands[i].answer(s, req);
+                commands[i].answer(s, req, args);
             } else {
                 char why[64];
                 snprintf(why, sizeof why, "baton %s", cmd);

@@ -292,12 +292,14 @@ function Gen:start_drain(o)
     if not ok and not self.exited then
       rt.core.log("warn", ("generation %d: drain signal failed: %s"):format(self.id, text(err)))
     end
-    local ends = rt:now() + o.deadline
+    local ends, how = rt:now() + o.deadline, "ended by its exit"
     while not self.exited do
       local left = ends - rt:now()
       if left <= 0 then
         rt.core.log("warn", ("generation %d still running at its drain deadline (%gs): killing it")
           :format(self.id, o.deadline))
+        how = ("killed at its deadline (%gs)"):format(o.deadline)
+        self.ended_as = self.ended_as or "killed at the drain deadline"
         self:kill()
         self:wait_exit(10)
         break
@@ -307,6 +309,8 @@ function Gen:start_drain(o)
         local called, idle = rt:call_hook("drain done", o.done, self.handle)
         if called and idle then
           rt.core.log("info", ("generation %d is idle: ending its drain early"):format(self.id))
+          how = "ended early: idle"
+          self.ended_as = self.ended_as or "drained (idle)"
           self:kill()
           self:wait_exit(10)
         end
@@ -314,6 +318,8 @@ function Gen:start_drain(o)
     end
     local took = rt:now() - self.drain_started
     rt:observe("baton.drain_seconds", took)
+    rt.events:add{ time = self.drain_started, kind = "drain", generation = self.id,
+      ok = self.exited, reason = ("%s (%s)"):format(how, self:exit_reason()), duration = took }
     rt.core.log("info", ("generation %d drained in %.3fs (%s)"):format(self.id, took, self:exit_reason()))
   end)
 end

@@ -11,6 +11,7 @@
 --   baton.svc         the service API a policy calls
 --   baton.state_gate  which state blob a new generation may receive
 --   baton.sandbox     what policy code can reach
+--   baton.history     what happened (`baton events`)
 --   this file         procedures (start, restart, died, stop, rollback,
 --                     reload), the events the core reports, the view that
 --                     `baton status` and /ready read
@@ -28,6 +29,7 @@
 --   * no policy value is ever used outside the policy's budget except
 --     through type() and raw access (baton.sandbox.text).
 
+local History = require("baton.history")
 local Svc = require("baton.svc")
 local config = require("baton.config")
 local sandbox = require("baton.sandbox")
@@ -115,6 +117,7 @@ function Runtime:procedure(name, arg)
   self.window_open = false
 
   local new = self.active
+  self.last_spawned = spawned[#spawned] and spawned[#spawned].id or 0
   if new and new ~= old and new:alive() then
     local msg = ("generation %d took over%s"):format(new.id, old and (" from generation " .. old.id) or "")
     if not ok then msg = msg .. " (the policy failed after promoting it: " .. res:match("^[^\n]*") .. ")" end
@@ -131,7 +134,10 @@ function Runtime:procedure(name, arg)
   -- Rollback: what this procedure started and did not promote drains (it
   -- may already hold connections); the serving generation is not touched.
   for _, g in ipairs(spawned) do
-    if g ~= self.active and g:alive() then g:drain{ deadline = self.cfg.drain_timeout } end
+    if g ~= self.active and g:alive() then
+      g.ended_as = "rolled back"
+      g:drain{ deadline = self.cfg.drain_timeout }
+    end
   end
   -- A generation that stored its final state and waits carries on.
   for _, g in ipairs(checkpointed) do
@@ -177,6 +183,8 @@ function Runtime:restart(req, why)
       else
         self:count("baton.rollbacks")
       end
+      self.events:add{ time = t0, kind = "restart", ok = ok, reason = msg, duration = self:now() - t0,
+        generation = ok and self.active.id or self.last_spawned }
       self.core.log(ok and "info" or "error", "restart: " .. msg)
       return ok, msg
     end)
@@ -186,7 +194,10 @@ end
 
 function Runtime:start()
   self:task("start", function()
+    local t0 = self:now()
     local ok, msg = self:locked(function() return self:procedure("start") end)
+    self.events:add{ time = t0, kind = "start", ok = ok, reason = msg, duration = self:now() - t0,
+      generation = ok and self.active and self.active.id or self.last_spawned }
     if ok then
       self.core.log("info", "service '" .. self.cfg.name .. "' is up: " .. msg)
     elseif not self.stopping then
@@ -202,7 +213,10 @@ function Runtime:died(g)
     local retry = false
     self:locked(function()
       if self.stopping or (self.active and self.active:alive()) then return end
+      local t0 = self:now()
       local ok, msg = self:procedure("died", g)
+      self.events:add{ time = t0, kind = "recovery", ok = ok, reason = msg, duration = self:now() - t0,
+        generation = ok and self.active.id or self.last_spawned }
       self.core.log(ok and "info" or "error", "recovery after generation " .. g.id .. ": " .. msg)
       -- Keep trying, with the policy's backoff: a service without a
       -- serving generation is the one state we must not stay in.
@@ -218,10 +232,14 @@ end
 -- svc:rollback_requested); answered once that restart has rolled back.
 function Runtime:rollback(req)
   if not self.window_open then
-    self.core.reply(req, false, "nothing to roll back: no restart is in a window where the " ..
-      "previous generation still serves (a policy such as bluegreen opens one)")
+    local why = "nothing to roll back: no restart is in a window where the " ..
+      "previous generation still serves (a policy such as bluegreen opens one)"
+    self.events:add{ time = self:now(), kind = "rollback", ok = false, reason = why }
+    self.core.reply(req, false, why)
     return
   end
+  self.events:add{ time = self:now(), kind = "rollback", ok = true, reason = "asked for during the window",
+    generation = self.active and self.active.id }
   if self.rollback_req then
     self.core.reply(req, false, "a rollback is already under way")
     return
@@ -238,6 +256,7 @@ function Runtime:stop(req, code)
   end
   self.stopping = true
   self:teardown_triggers()
+  self.events:add{ time = self:now(), kind = "stop", ok = true, reason = "draining every generation" }
   self.core.log("info", "stopping: draining every generation")
   self:task("stop", function()
     self:call_hook("stop", self:hook("stop"), self.svc)
@@ -335,6 +354,7 @@ function Runtime:reload(req, why)
   if cfg then ok, err = self.core.apply_config(cfg) end
   local prefix = why and (why .. ": ") or "baton reload: "
   if not ok then
+    self.events:add{ time = self:now(), kind = "reload", ok = false, reason = err }
     self.core.log("error", prefix .. "reload refused (still running the previous one): " .. err)
     self.core.reply(req, false, err)
     return
@@ -342,6 +362,7 @@ function Runtime:reload(req, why)
   self:configure(cfg)
   self:count("baton.reloads")
   local msg = ("reloaded %s (policy %s)"):format(cfg.file, cfg.policy_name)
+  self.events:add{ time = self:now(), kind = "reload", ok = true, reason = msg }
   self.core.log("info", prefix .. msg)
   self.core.reply(req, true, msg)
   if not self.stopping then self:init() end
@@ -392,11 +413,21 @@ function on.exit(rt, id, code, sig)
   local expected = g.draining
   g.exited, g.exit_code, g.exit_signal, g.exited_at = true, code, sig, rt:now()
   g.state = "exited"
+  if not g.ended_as then
+    g.ended_as = (g.draining and "drained") or (rt.active == g and "crashed")
+      or (not g.promoted_at and "rolled back: exited before it served") or "exited on its own"
+  end
+  if g.ended_as == "crashed" and not rt.stopping then
+    rt.events:add{ time = g.exited_at, kind = "crash", ok = false, generation = g.id, reason = g:exit_reason() }
+  end
   -- The core says nothing more about it: the runtime keeps a line of
   -- history and lets the record go (1,000 restarts must not grow).
   rt.gens[id] = nil
-  table.insert(rt.history, 1, rt:summary(g))
-  rt.history[HISTORY + 1] = nil
+  table.insert(rt.exited, 1, rt:summary(g))
+  if rt.exited[HISTORY + 1] then
+    rt.exited[HISTORY + 1] = nil
+    rt.exited_not_shown = rt.exited_not_shown + 1
+  end
   rt.core.log(expected and "info" or "warn", ("generation %d (pid %d) exited: %s"):format(g.id, g.pid, g:exit_reason()))
   rt:wake(g.key)
   rt:wake("any-exit")
@@ -440,18 +471,28 @@ end
 
 function Runtime.summary(_, g)
   return { id = g.id, pid = g.pid, state = g.state, started = g.started, ready_at = g.ready_at,
-    exited_at = g.exited_at, exit_code = g.exit_code, exit_signal = g.exit_signal }
+    exited_at = g.exited_at, exit_code = g.exit_code, exit_signal = g.exit_signal,
+    ended = g.exited and (g.ended_as .. ", " .. g:exit_reason()) or nil }
 end
 
--- { serving = bool, generations = { summary, ... } } (oldest first).
-function Runtime:view(now)
+-- What `baton status` and /ready read (WHAT "view"):
+--   { serving, generations = { summary, ... } (oldest first),
+--     exited_not_shown, last_restart = event | nil }
+-- and `baton events` (WHAT "events"): { events = { event, ... }, not_kept }.
+-- Times are the loop's monotonic seconds; N: how many events.
+function Runtime:query(what, now, n)
   self.clock = now
+  if what == "events" then
+    local list, not_kept = self.events:last(n)
+    return { events = list, not_kept = not_kept }
+  end
   local gens = {}
-  for i = #self.history, 1, -1 do gens[#gens + 1] = self.history[i] end
+  for i = #self.exited, 1, -1 do gens[#gens + 1] = self.exited[i] end
   for _, g in ipairs(self:live()) do gens[#gens + 1] = self:summary(g) end
   table.sort(gens, function(a, b) return a.id < b.id end)
   return { serving = self.active ~= nil and self.active:alive() and not self.stopping,
-    generations = gens }
+    generations = gens, exited_not_shown = self.exited_not_shown,
+    last_restart = self.events:latest("restart") }
 end
 
 -- A core offers exactly the functions in _M.CORE.
@@ -472,7 +513,8 @@ function _M.new(core, cfg, default_policy)
     core = core, default = default_policy, limits = {}, clock = 0,
     hooks = {}, finish = {}, dead = setmetatable({}, { __mode = "k" }), policy_depth = 0,
     triggers = {}, watch_fns = {}, config_watches = {},
-    gens = {}, history = {}, waiters = {}, timers = {}, queue = {}, busy = false,
+    gens = {}, exited = {}, exited_not_shown = 0, events = History.new(),
+    waiters = {}, timers = {}, queue = {}, busy = false,
     stopping = false, policy_errors = 0, crashes = 0,
   }, Runtime)
   rt.service_stats = rt:stats_view()
