@@ -23,7 +23,10 @@ static void usage_client(FILE *to, const char *cmd)
             "service file -f names; else the only supervisor's socket in the runtime folder\n"
             "($XDG_RUNTIME_DIR, else /tmp/baton-UID).\n"
             "Exit codes: 0 done, 1 refused or rolled back, 2 usage, 3 not running.\n",
-            cmd, strcmp(cmd, "events") == 0 ? "[-n N] " : "");
+            cmd,
+            strcmp(cmd, "events") == 0 ? "[-n N] "
+            : strcmp(cmd, "logs") == 0 ? "[-f] [-n N] [--gen N] (--file SERVICE_FILE) "
+                                       : "");
 }
 
 static double unix_now(void)
@@ -176,32 +179,102 @@ static void print_stats(json_t *r)
     }
 }
 
+/* baton logs: the newest N lines (of generation GEN), then with FOLLOW each
+ * new one as it comes (asked for every 200 ms) until the supervisor goes. */
+static int print_logs(const char *sock, long n, long gen, int follow, int json)
+{
+    long long after = 0;
+    for (int first = 1;; first = 0) {
+        json_t *req = json_pack("{s:s, s:I, s:I}", "cmd", "logs", "after", (json_int_t)after, "gen",
+                                (json_int_t)gen),
+               *resp = NULL;
+        if (first && n > 0)
+            json_object_set_new(req, "n", json_integer(n));
+        char err[512];
+        int r = control_call(sock, req, 5000, &resp, err, sizeof err);
+        json_decref(req);
+        if (r < 0) {
+            if (!first)
+                return 0; /* following, and the supervisor has gone */
+            fprintf(stderr, "baton logs: %s\n", err);
+            return r == -ENOENT || r == -ECONNREFUSED ? 3 : 2;
+        }
+        size_t i;
+        json_t *l;
+        json_array_foreach(json_object_get(resp, "lines"), i, l) {
+            if (json) { /* one JSON object per line: the contract */
+                char *text = json_dumps(l, JSON_COMPACT);
+                printf("%s\n", text ? text : "{}");
+                free(text);
+            } else {
+                time_t t = (time_t)json_number_value(json_object_get(l, "time"));
+                struct tm tm;
+                char when[32];
+                strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+                printf("%s gen %lld %s| %s\n", when,
+                       (long long)json_integer_value(json_object_get(l, "generation")),
+                       strcmp(json_string_value(json_object_get(l, "stream")), "stdout") == 0
+                           ? "out"
+                           : "err",
+                       json_string_value(json_object_get(l, "line")));
+            }
+            after = json_integer_value(json_object_get(l, "seq"));
+        }
+        if (after == 0)
+            after = json_integer_value(json_object_get(resp, "next"));
+        json_decref(resp);
+        fflush(stdout);
+        if (!follow)
+            return 0;
+        struct timespec pause = { 0, 200 * 1000000L };
+        nanosleep(&pause, NULL);
+    }
+}
+
 int cli_main(const char *cmd, int argc, char **argv)
 {
     const char *sock = NULL, *file = NULL;
-    int json = 0, timeout_ms = 5000;
-    long n = 0;
+    int json = 0, timeout_ms = 5000, follow = 0;
+    long n = 0, gen = 0;
+    int logs = strcmp(cmd, "logs") == 0;
     static const struct option opts[] = {
         { "socket", required_argument, NULL, 's' },
-        { "file", required_argument, NULL, 'f' },
+        { "file", required_argument, NULL, 'S' },
         { "json", no_argument, NULL, 'j' },
+        { "gen", required_argument, NULL, 'g' },
+        { "follow", no_argument, NULL, 'F' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "s:f:n:jh", opts, NULL)) != -1) {
+    /* -f is the service file, but for logs it follows, as tail -f does. */
+    while ((c = getopt_long(argc, argv, logs ? "s:fn:jh" : "s:f:n:jh", opts, NULL)) != -1) {
         switch (c) {
         case 's': sock = optarg; break;
-        case 'f': file = optarg; break;
+        case 'S': file = optarg; break;
+        case 'f':
+            if (logs)
+                follow = 1;
+            else
+                file = optarg;
+            break;
+        case 'F': follow = logs; break;
         case 'j': json = 1; break;
-        case 'n': {
+        case 'n':
+        case 'g': {
             char *end;
-            n = strtol(optarg, &end, 10);
-            if (strcmp(cmd, "events") != 0 || *end || n < 1 || n > 100000) {
-                fprintf(stderr, "baton %s: -n takes a count from 1 to 100000 (events only)\n", cmd);
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 1000000 || (c == 'n' && !logs && strcmp(cmd, "events") != 0) ||
+                (c == 'g' && !logs)) {
+                fprintf(stderr, "baton %s: %s takes a positive count (events, logs)\n", cmd,
+                        c == 'n' ? "-n" : "--gen");
                 return 2;
             }
+            if (c == 'n')
+                n = v;
+            else
+                gen = v;
             break;
         }
         case 'h': usage_client(stdout, cmd); return 0;
@@ -234,6 +307,8 @@ int cli_main(const char *cmd, int argc, char **argv)
     if (strcmp(cmd, "restart") == 0 || strcmp(cmd, "stop") == 0 || strcmp(cmd, "rollback") == 0)
         timeout_ms = -1;
 
+    if (logs)
+        return print_logs(sock, n, gen, follow, json);
     json_t *req = json_pack("{s:s}", "cmd", cmd), *resp = NULL;
     if (n > 0)
         json_object_set_new(req, "n", json_integer(n));

@@ -26,6 +26,7 @@
  *   state_info() / state_read()         handover_state_info/map(handover)    handover.h
  *   state_stage(blob, version)          handover_state_stage(handover, ...)  handover.h
  *   apply_config(cfg)                   config_apply(config, ...)            config.h
+ *   output(gen, n) -> text              output_tail(output, ...)             output.h
  *
  * Every call returns at once; what comes later (a timer, a probe's answer,
  * a file change, a process's exit) arrives as an event. */
@@ -35,6 +36,7 @@
 #include "events.h"
 #include "handover.h"
 #include "launcher.h"
+#include "output.h"
 #include "libbaton/stats_shm.h"
 #include "procs.h"
 #include "timers.h"
@@ -52,6 +54,7 @@ struct core_api {
     struct stats_region *stats;
     struct control *control;
     struct service_config *config;
+    struct output *output;
     const struct event_sink *sink; /* where probe answers go */
     void (*shutdown)(void *owner, int code);
     void *owner;

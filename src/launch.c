@@ -49,6 +49,7 @@ int launch_plan_build(struct launch_plan *p, const struct launch_inputs *in, cha
                       size_t errlen)
 {
     memset(p, 0, sizeof *p);
+    p->out_fd = p->err_fd = -1;
     p->argv = in->argv;
     p->cwd = in->cwd;
     if (!in->argv || !in->argv[0]) {

@@ -15,7 +15,8 @@
  * + stored fds), LISTEN_FDNAMES (their names, colon-separated),
  * NOTIFY_SOCKET, BATON_GENERATION, BATON_CONTROL, BATON_STATS_FD,
  * BATON_STATE_NAME. LISTEN_PID is the child's own pid: spawn.c writes it
- * after fork. The plan owns its env strings and its fd array; the fds
+ * after fork. stdout and stderr are the pipes the launcher gives (output.h),
+ * or the supervisor's. The plan owns its env strings and its fd array; the fds
  * themselves stay their owners' (listeners, fd store, stats region). */
 
 #include <stddef.h>
@@ -26,7 +27,8 @@ struct launch_plan {
     const char *cwd;   /* borrowed; NULL: the supervisor's */
     int *fds;          /* owned array: fds[i] goes to fd 3+i */
     size_t nfds;
-    size_t listen_fds; /* LISTEN_FDS: the first listen_fds of fds */
+    size_t listen_fds;  /* LISTEN_FDS: the first listen_fds of fds */
+    int out_fd, err_fd; /* stdout, stderr (borrowed); -1: the supervisor's */
 };
 
 struct launch_inputs {

@@ -2,10 +2,14 @@
 #include "launcher.h"
 
 #include "launch.h"
+#include "nofile.h"
 #include "spawn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <string.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -49,11 +53,37 @@ int launcher_spawn(struct launcher *l, enum spawn_state mode, double now, unsign
     free(stored_names);
     if (r < 0)
         return r;
+    /* Its stdout and stderr: pipes whose read ends the supervisor keeps. */
+    int out[2] = { -1, -1 }, errp[2] = { -1, -1 };
+    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+        r = -errno;
+        char fds[64];
+        nofile_describe(fds, sizeof fds);
+        snprintf(err, errlen, "output pipes: %s%s%s%s", strerror(-r),
+                 r == -EMFILE ? ": the supervisor ran short of fds (" : " (", fds, ")");
+        for (int i = 0; i < 2; i++) {
+            if (out[i] >= 0)
+                close(out[i]);
+            if (errp[i] >= 0)
+                close(errp[i]);
+        }
+        launch_plan_free(&plan);
+        return r;
+    }
+    plan.out_fd = out[1];
+    plan.err_fd = errp[1];
     stats_assign_lane(l->stats, next);
     r = spawn_process(&plan, pid, err, errlen);
     launch_plan_free(&plan);
-    if (r < 0)
+    close(out[1]);
+    close(errp[1]);
+    if (r < 0) {
+        close(out[0]);
+        close(errp[0]);
         return r;
+    }
+    output_attach(l->output, next, 1, out[0]);
+    output_attach(l->output, next, 2, errp[0]);
     handover_spawned(l->handover, mode);
     if (!procs_add(l->procs, next, *pid, now)) {
         /* Cannot track it: do not leave an app we cannot drain. */

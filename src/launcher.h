@@ -8,6 +8,7 @@
 #include "config.h"
 #include "handover.h"
 #include "libbaton/stats_shm.h"
+#include "output.h"
 #include "procs.h"
 
 struct launcher {
@@ -15,6 +16,7 @@ struct launcher {
     struct handover *handover;
     struct stats_region *stats;
     struct procs *procs;
+    struct output *output; /* reads each generation's stdout and stderr */
     const char *notify_path;
 };
 

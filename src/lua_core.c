@@ -334,6 +334,21 @@ static int core_apply_config(lua_State *L)
     return 1;
 }
 
+/* output(generation, n) -> its last N stderr lines, joined with " | ". */
+static int core_output(lua_State *L)
+{
+    struct core_api *a = api_of(L);
+    char buf[2048];
+    lua_Integer n = luaL_optinteger(L, 2, 5);
+    output_tail(a->output, (unsigned)luaL_checkinteger(L, 1),
+                n < 1    ? 1
+                : n > 20 ? 20
+                         : (size_t)n,
+                buf, sizeof buf);
+    lua_pushstring(L, buf);
+    return 1;
+}
+
 static const luaL_Reg core_fns[] = {
     { "spawn", core_spawn },
     { "signal", core_signal },
@@ -353,6 +368,7 @@ static const luaL_Reg core_fns[] = {
     { "state_read", core_state_read },
     { "state_stage", core_state_stage },
     { "apply_config", core_apply_config },
+    { "output", core_output },
     { NULL, NULL },
 };
 

@@ -23,6 +23,8 @@ static const char usage[] =
     "  reload          re-read the service file and its policy; refused (and the running\n"
     "                  one kept) if invalid\n"
     "  events [-n N]   the history: restarts, drains, crashes, reloads, rollbacks, why\n"
+    "  logs [-f] [-n N] [--gen N]\n"
+    "                  what generations printed (stdout, stderr); -f follows\n"
     "  version         the version (also --version)\n"
     "\n"
     "Client commands take -s CONTROL_SOCKET, or -f SERVICE_FILE (its control socket);\n"
@@ -64,7 +66,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "restart") == 0 || strcmp(cmd, "status") == 0 || strcmp(cmd, "stop") == 0 ||
         strcmp(cmd, "stats") == 0 || strcmp(cmd, "reload") == 0 || strcmp(cmd, "rollback") == 0 ||
-        strcmp(cmd, "events") == 0)
+        strcmp(cmd, "events") == 0 || strcmp(cmd, "logs") == 0)
         return cli_main(cmd, argc - 1, argv + 1);
     fprintf(stderr, "baton: unknown command '%s'\n\n%s", cmd, usage);
     return 2;

@@ -139,6 +139,10 @@ static void child(const struct launch_plan *o, const char *path, char **envp, ch
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0)
         goto fail;
+    /* stdout and stderr: the pipes the supervisor reads (its own when -1). */
+    if ((o->out_fd >= 0 && dup2(o->out_fd, STDOUT_FILENO) < 0) ||
+        (o->err_fd >= 0 && dup2(o->err_fd, STDERR_FILENO) < 0))
+        goto fail;
     /* Two steps, so a source that sits where another target goes is not
      * overwritten: first above the target range, then down into it. */
     int base = 3 + (int)o->nfds;

@@ -7,7 +7,7 @@
  *   fds[i] is placed at fd 3+i (listeners first, then stored fds), every
  *   other descriptor of the supervisor is closed at exec; LISTEN_PID is the
  *   child's own pid (written after fork, so it is right); stdin is
- *   /dev/null, stdout and stderr are the supervisor's; signal dispositions
+ *   /dev/null, stdout and stderr the plan's pipes (or the supervisor's); signal dispositions
  *   and mask are reset; the child leads a new session (and process group),
  *   so a terminal's Ctrl-C reaches the supervisor alone and the drain stays
  *   its decision, and no process outside the generation can join its group.

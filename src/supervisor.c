@@ -63,6 +63,7 @@ static void reap(struct supervisor *s)
         }
         unsigned id = p->id;
         procs_remove(&s->procs, id);
+        output_drain(&s->output, id);
         emit(s, (struct event){ .kind = EV_EXIT,
                                 .id = id,
                                 .code = WIFEXITED(st) ? WEXITSTATUS(st) : -1,
@@ -304,6 +305,20 @@ static void cmd_events(struct supervisor *s, uint64_t req, json_t *args)
     json_decref(v);
 }
 
+/* {"cmd":"logs","n":N,"gen":G,"after":SEQ}: what generations printed. */
+static void cmd_logs(struct supervisor *s, uint64_t req, json_t *args)
+{
+    json_int_t n = json_integer_value(json_object_get(args, "n"));
+    json_int_t gen = json_integer_value(json_object_get(args, "gen"));
+    json_int_t after = json_integer_value(json_object_get(args, "after"));
+    json_t *lines = output_json(&s->output, after > 0 ? (uint64_t)after : 0,
+                                gen > 0 && gen < UINT32_MAX ? (unsigned)gen : 0,
+                                n > 0 && n <= OUTPUT_LINES ? (size_t)n : 0);
+    reply_json(&s->control, req,
+               json_pack("{s:b, s:o, s:I}", "ok", 1, "lines", lines, "next",
+                         (json_int_t)s->output.next_seq - 1));
+}
+
 static void cmd_stats(struct supervisor *s, uint64_t req, json_t *args)
 {
     (void)args;
@@ -319,8 +334,8 @@ static const struct {
     const char *name;
     void (*answer)(struct supervisor *s, uint64_t req, json_t *args); /* NULL: the runtime's */
 } commands[] = {
-    { "events", cmd_events }, { "reload", NULL },       { "restart", NULL }, { "rollback", NULL },
-    { "stats", cmd_stats },   { "status", cmd_status }, { "stop", NULL },
+    { "events", cmd_events }, { "logs", cmd_logs },   { "reload", NULL },       { "restart", NULL },
+    { "rollback", NULL },     { "stats", cmd_stats }, { "status", cmd_status }, { "stop", NULL },
 };
 
 static void on_control(struct control *c, uint64_t req, const char *cmd, json_t *args)
@@ -398,6 +413,7 @@ static void shutdown_loop(void *owner, int code)
     timers_close(&s->timers);
     watches_close(&s->watches);
     probe_cancel_all();
+    output_close(&s->output);
     notify_close(&s->notify);
     handover_free(&s->handover);
     metrics_http_close(&s->metrics);
@@ -505,6 +521,10 @@ int supervisor_setup(struct supervisor *s)
         return -1;
     handover_init(&s->handover, s->loop, s->cfg.fdstore_max, s->cfg.state_name,
                   s->cfg.state_max_size);
+    if ((r = output_init(&s->output, s->loop)) < 0) {
+        log_error("output ring: %s", strerror(-r));
+        return -1;
+    }
     s->handover.on_checked = on_state_checked;
     s->handover.data = s;
     if ((r = stats_create(&s->stats, s->cfg.stats_capacity)) < 0) {
@@ -542,7 +562,8 @@ int supervisor_setup(struct supervisor *s)
         return -1;
     }
     signal(SIGPIPE, SIG_IGN);
-    s->launcher = (struct launcher){ .cfg = &s->cfg,
+    s->launcher = (struct launcher){ .output = &s->output,
+                                     .cfg = &s->cfg,
                                      .handover = &s->handover,
                                      .stats = &s->stats,
                                      .procs = &s->procs,
@@ -557,6 +578,7 @@ int supervisor_setup(struct supervisor *s)
         .stats = &s->stats,
         .control = &s->control,
         .config = &s->cfg,
+        .output = &s->output,
         .sink = &s->sink,
         .shutdown = shutdown_loop,
         .owner = s,
@@ -596,6 +618,7 @@ int supervisor_finish(struct supervisor *s)
     uv_run(s->loop, UV_RUN_DEFAULT);
     listener_close(&s->metrics_listener);
     handover_free(&s->handover);
+    output_close(&s->output);
     stats_close(&s->stats);
     config_free(&s->cfg); /* closes the listeners */
     procs_free(&s->procs);

@@ -22,6 +22,7 @@
 #include "libbaton/stats_shm.h"
 #include "metrics_http.h"
 #include "notify.h"
+#include "output.h"
 #include "procs.h"
 #include "timers.h"
 #include "watch.h"
@@ -37,6 +38,7 @@ struct supervisor {
     struct control control;
     struct stats_region stats;        /* the service's shared metrics (BATON_STATS_FD) */
     struct handover handover;         /* fds generations hand on, the state blob too */
+    struct output output;             /* what generations print */
     struct listener metrics_listener; /* the Prometheus/readiness endpoint's socket */
     struct metrics_http metrics;
     struct timers timers;

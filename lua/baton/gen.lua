@@ -125,7 +125,9 @@ function Gen:wait_ready(opts)
   if type(timeout) ~= "number" then error("wait_ready: timeout must be a number of seconds", 3) end
   local deadline = rt:now() + timeout
   local function exited()
-    return false, ("generation %d exited before it was ready (%s)"):format(self.id, self:exit_reason())
+    local last = rt.core.output(self.id, 5)
+    return false, ("generation %d exited before it was ready (%s)%s"):format(self.id, self:exit_reason(),
+      last ~= "" and ("; its last stderr: " .. last) or "")
   end
   if opts.notify ~= false then
     while not self.ready and not self.exited do

@@ -67,6 +67,7 @@ _M.CORE = {
   state_read = "state_read() -> blob | nil, err",
   state_stage = "state_stage(blob, version) -> true | nil, err",
   apply_config = "apply_config(cfg) -> true | nil, err   (what the next spawn uses)",
+  output = "output(generation, n) -> text   (its last n stderr lines, joined with ' | ')",
 }
 
 -- Exited generations `baton status` still shows.

@@ -82,6 +82,12 @@ function _M.new(opts)
   end
   -- What the next generation starts with; the real core also refuses a
   -- change of what cannot change while the service runs.
+  -- What generation ID wrote to stderr (sim.stderr[id], a list of lines).
+  sim.stderr = {}
+  function core.output(id, n)
+    local lines = sim.stderr[id] or {}
+    return table.concat(lines, " | ", math.max(1, #lines - (n or 5) + 1), #lines)
+  end
   function core.apply_config(cfg)
     sim.applied = cfg
     return true

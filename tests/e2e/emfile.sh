@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A supervisor short of file descriptors says so, and keeps its control
-# socket. Started with a hard limit of 24 fds (it warns at start that it
+# socket. Started with a hard limit of 32 fds (it warns at start that it
 # may need more), it is asked for 16 restarts at once, each client holding
 # a connection to the control socket. Some restarts fail: each reason (the
 # client's or the log's) says the supervisor ran short of fds, with how
@@ -11,10 +11,10 @@
 
 command -v prlimit > /dev/null || { echo "skip: no prlimit"; exit 77; }
 hello_service
-prlimit --nofile=24:24 "$BATON" run "$T/service.lua" > "$T/sup.log" 2>&1 &
+prlimit --nofile=32:32 "$BATON" run "$T/service.lua" > "$T/sup.log" 2>&1 &
 BPID=$!
 wait_for 15 has_active || fail "no active generation"
-grep -q "the open-file limit is 24 and the supervisor may need up to" "$T/sup.log" ||
+grep -q "the open-file limit is 32 and the supervisor may need up to" "$T/sup.log" ||
     fail "no warning about the limit at start"
 PORT=$("$BATON" status -s "$SOCK" --json | tr -d ' \n' |
     sed -n 's/.*"address":"tcp:\/\/127\.0\.0\.1:\([0-9]*\)".*/\1/p')
@@ -32,7 +32,7 @@ for i in $(seq 1 16); do
     if wait "${pids[$((i - 1))]}"; then ok=$((ok + 1)); else failed=$((failed + 1)); fi
 done
 echo "16 restarts at once: $ok took over, $failed did not"
-short=$(grep -c "ran short of fds\|accept: too many open files (the supervisor: [0-9]* of 24 fds open)" "$T/sup.log" || true)
+short=$(grep -c "ran short of fds\|accept: too many open files (the supervisor: [0-9]* of 32 fds open)" "$T/sup.log" || true)
 [ "$failed" -eq 0 ] || [ "$short" -gt 0 ] || {
     cat "$T"/r*.out
     fail "$failed restarts failed and the log never says the supervisor ran short of fds"

@@ -61,3 +61,15 @@ describe("what the runtime records", function()
     assert.matches("^killed at the drain deadline", view.generations[1].ended)
   end)
 end)
+
+describe("a failed generation's last words", function()
+  it("its last stderr lines are in the rollback's reason", function()
+    local sim = testkit.started()
+    sim.stderr[2] = { "loading config", "fatal: port 80: permission denied" }
+    local r = sim:restart()
+    sim:exit(2, 1)
+    assert.is_false(r.ok)
+    assert.matches("exited before it was ready %(exit code 1%); its last stderr: loading config | " ..
+      "fatal: port 80: permission denied", r.msg)
+  end)
+end)

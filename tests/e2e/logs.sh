@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# What generations print, under load: captured through pipes, tagged in the
+# supervisor's output, kept for `baton logs`.
+# - A generation that fails at start: its last stderr lines are in the
+#   rollback's reason, and `baton logs --gen N --json` prints them, one
+#   JSON object per line with time, generation, stream and line.
+# - `baton logs -f --json` follows: a drain's lines arrive as they come.
+. "$(dirname "$0")/lib.sh"
+
+hello_service
+start_baton
+start_load
+
+echo crash > "$T/mode"
+rc=0
+out=$("$BATON" restart -s "$SOCK" 2>&1) || rc=$?
+[ $rc -eq 1 ] || fail "the crashing restart exited $rc: $out"
+echo "$out" | grep -q "its last stderr: hello\[[0-9]*\]: mode file says crash: exiting 3" ||
+    fail "no last stderr lines in the reason: $out"
+echo "ok: $out"
+echo ok > "$T/mode"
+failed=$(echo "$out" | grep -o 'generation [0-9]* exited' | grep -o '[0-9]*')
+"$BATON" logs -s "$SOCK" --gen "$failed" --json > "$T/logs.json"
+python3 - "$T/logs.json" "$failed" <<'PY' || fail "logs: $(cat "$T/logs.json")"
+import json, sys, time
+gen = int(sys.argv[2])
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert lines, "no lines"
+for l in lines:
+    for k, t in (("time", (int, float)), ("generation", int), ("stream", str), ("line", str)):
+        assert isinstance(l.get(k), t), (k, l)
+    assert l["generation"] == gen and abs(l["time"] - time.time()) < 120, l
+assert any(l["stream"] == "stderr" and "mode file says crash" in l["line"] for l in lines), lines
+print("logs:", lines[-1]["line"])
+PY
+grep -q "gen $failed err| hello\[[0-9]*\]: mode file says crash" "$T/sup.log" || fail "not tagged in the supervisor's output"
+
+"$BATON" logs -s "$SOCK" -f --json > "$T/follow.json" &
+FPID=$!
+sleep 0.5
+old=$(active_generation)
+"$BATON" restart -s "$SOCK" > /dev/null || fail "restart"
+drained() { grep -q "\"generation\":$old,\"stream\":\"stderr\",\"line\":\"hello\[[0-9]*\]: drained, exiting\"" "$T/follow.json"; }
+wait_for 5 drained || { kill "$FPID"; fail "logs -f did not follow the drain: $(tail -3 "$T/follow.json")"; }
+kill "$FPID" 2>/dev/null || true
+wait "$FPID" 2>/dev/null || true
+echo "ok: logs -f followed generation $old's drain"
+stop_load
+assert_no_load_errors 50
+stop_baton
+echo "ok: app output captured, kept and followed, $LOAD"
