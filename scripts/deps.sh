@@ -5,7 +5,8 @@ set -euo pipefail
 
 build_pkgs=(pkg-config cmake gcc make libuv1-dev libluajit-5.1-dev luajit
             libjansson-dev libhttp-parser-dev lua-cjson)
-test_pkgs=(lua-busted libcmocka-dev gunicorn python3 curl procps iproute2 util-linux prometheus)
+test_pkgs=(lua-busted libcmocka-dev gunicorn python3 curl procps iproute2 util-linux prometheus
+           systemd)
 # The peers the benchmarks compare with, and the plotting tool.
 bench_pkgs=(nginx-light haproxy gnuplot-nox curl procps iproute2 python3)
 # The formatter, linter and static analyser scripts/lint.sh runs.

@@ -27,6 +27,7 @@
  *   state_stage(blob, version)          handover_state_stage(handover, ...)  handover.h
  *   apply_config(cfg)                   config_apply(config, ...)            config.h
  *   output(gen, n) -> text              output_tail(output, ...)             output.h
+ *   notify_manager(text)                manager_notify(manager, ...)         manager.h
  *
  * Every call returns at once; what comes later (a timer, a probe's answer,
  * a file change, a process's exit) arrives as an event. */
@@ -36,6 +37,7 @@
 #include "events.h"
 #include "handover.h"
 #include "launcher.h"
+#include "manager.h"
 #include "output.h"
 #include "libbaton/stats_shm.h"
 #include "procs.h"
@@ -55,6 +57,7 @@ struct core_api {
     struct control *control;
     struct service_config *config;
     struct output *output;
+    const struct manager *manager;
     const struct event_sink *sink; /* where probe answers go */
     void (*shutdown)(void *owner, int code);
     void *owner;

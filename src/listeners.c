@@ -174,6 +174,33 @@ void listener_close(struct listener *l)
         return;
     close(l->fd);
     l->fd = -1;
-    if (l->kind == LISTENER_UNIX)
+    if (l->kind == LISTENER_UNIX && !l->passed)
         unlink(((struct sockaddr_un *)&l->addr)->sun_path);
+}
+
+int listener_adopt(struct listener *l, int fd, char *err, size_t errlen)
+{
+    int type = 0, domain = 0, listening = 0;
+    socklen_t len = sizeof type;
+    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+    len = sizeof domain;
+    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+    len = sizeof listening;
+    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
+    int want_type = l->kind == LISTENER_UDP ? SOCK_DGRAM : SOCK_STREAM;
+    int domain_ok = l->kind == LISTENER_UNIX ? domain == AF_UNIX
+                                             : domain == AF_INET || domain == AF_INET6;
+    if (type != want_type || !domain_ok || (want_type == SOCK_STREAM && !listening)) {
+        snprintf(err, errlen,
+                 "listener '%s': the socket the service manager passed is not a %s (%s)",
+                 l->name ? l->name : "?",
+                 l->kind == LISTENER_UDP    ? "datagram socket"
+                 : l->kind == LISTENER_UNIX ? "listening unix stream socket"
+                                            : "listening TCP socket",
+                 l->address ? l->address : "?");
+        return -EINVAL;
+    }
+    l->fd = fd;
+    l->passed = 1;
+    return 0;
 }

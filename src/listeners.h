@@ -26,7 +26,8 @@ struct listener {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     int backlog;
-    int fd; /* owned; -1 until bound */
+    int fd;     /* owned; -1 until bound */
+    int passed; /* the service manager passed it (socket activation): not ours to unlink */
 };
 
 /* Parses ADDRESS into L (kind, addr). Returns 0, or -EINVAL with a reason in
@@ -42,7 +43,13 @@ int listener_bind(struct listener *l, char *err, size_t errlen);
  * service asked for port 0) into BUF, in the service file's notation. */
 int listener_local_address(const struct listener *l, char *buf, size_t len);
 
-/* Closes the socket and removes a unix socket's file. Idempotent. */
+/* Uses FD, a socket the service manager passed for L (socket activation),
+ * in place of binding: it must be of L's kind (a listening stream socket
+ * for tcp:// and unix:, a datagram socket for udp://). Returns 0, or
+ * -EINVAL with the reason in ERR (FD stays the caller's). */
+int listener_adopt(struct listener *l, int fd, char *err, size_t errlen);
+/* Closes the socket and removes a unix socket's file (not one the service
+ * manager passed). Idempotent. */
 void listener_close(struct listener *l);
 
 #endif

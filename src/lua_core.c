@@ -349,6 +349,21 @@ static int core_output(lua_State *L)
     return 1;
 }
 
+/* notify_manager(text) -> true (sent) | false (no service manager) | nil, err:
+ * sd_notify to the manager above the supervisor (READY=1, RELOADING=1,
+ * STOPPING=1, STATUS=...). */
+static int core_notify_manager(lua_State *L)
+{
+    int r = manager_notify(api_of(L)->manager, luaL_checkstring(L, 1));
+    if (r < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, strerror(-r));
+        return 2;
+    }
+    lua_pushboolean(L, r > 0);
+    return 1;
+}
+
 static const luaL_Reg core_fns[] = {
     { "spawn", core_spawn },
     { "signal", core_signal },
@@ -369,6 +384,7 @@ static const luaL_Reg core_fns[] = {
     { "state_stage", core_state_stage },
     { "apply_config", core_apply_config },
     { "output", core_output },
+    { "notify_manager", core_notify_manager },
     { NULL, NULL },
 };
 

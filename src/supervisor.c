@@ -449,6 +449,8 @@ int supervisor_runtime_dir(char *out, size_t len)
 int supervisor_init(struct supervisor *s, uv_loop_t *loop)
 {
     memset(s, 0, sizeof *s);
+    /* First: what a service manager passed (fds at 3..) and its socket. */
+    manager_init(&s->manager);
     s->loop = loop;
     s->notify.fd = -1;
     s->stats.fd = -1;
@@ -465,16 +467,26 @@ int supervisor_init(struct supervisor *s, uv_loop_t *loop)
 static int bind_listeners(struct supervisor *s)
 {
     for (size_t i = 0; i < s->cfg.nlisteners; i++) {
+        struct listener *l = &s->cfg.listeners[i];
         char err[512];
-        if (listener_bind(&s->cfg.listeners[i], err, sizeof err) < 0) {
+        /* A socket the service manager passed under this name (socket
+         * activation) is used as it is; else the supervisor binds. */
+        int fd = manager_take(&s->manager, l->name);
+        if (fd >= 0 && listener_adopt(l, fd, err, sizeof err) < 0) {
+            close(fd);
+            log_error("%s", err);
+            return -1;
+        }
+        if (fd < 0 && listener_bind(l, err, sizeof err) < 0) {
             log_error("%s", err);
             return -1;
         }
         char addr[256];
-        listener_local_address(&s->cfg.listeners[i], addr, sizeof addr);
-        log_info("listening on %s as '%s' (fd %zu in each generation)", addr,
-                 s->cfg.listeners[i].name, 3 + i);
+        listener_local_address(l, addr, sizeof addr);
+        log_info("listening on %s as '%s' (fd %zu in each generation)%s", addr, l->name, 3 + i,
+                 l->passed ? ", passed by the service manager" : "");
     }
+    manager_close_untaken(&s->manager);
     return 0;
 }
 
@@ -579,6 +591,7 @@ int supervisor_setup(struct supervisor *s)
         .control = &s->control,
         .config = &s->cfg,
         .output = &s->output,
+        .manager = &s->manager,
         .sink = &s->sink,
         .shutdown = shutdown_loop,
         .owner = s,
@@ -621,6 +634,7 @@ int supervisor_finish(struct supervisor *s)
     output_close(&s->output);
     stats_close(&s->stats);
     config_free(&s->cfg); /* closes the listeners */
+    manager_free(&s->manager);
     procs_free(&s->procs);
     return s->exit_code;
 }

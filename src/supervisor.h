@@ -19,6 +19,7 @@
 #include "events.h"
 #include "handover.h"
 #include "launcher.h"
+#include "manager.h"
 #include "libbaton/stats_shm.h"
 #include "metrics_http.h"
 #include "notify.h"
@@ -39,6 +40,7 @@ struct supervisor {
     struct stats_region stats;        /* the service's shared metrics (BATON_STATS_FD) */
     struct handover handover;         /* fds generations hand on, the state blob too */
     struct output output;             /* what generations print */
+    struct manager manager;           /* the service manager above us, if any */
     struct listener metrics_listener; /* the Prometheus/readiness endpoint's socket */
     struct metrics_http metrics;
     struct timers timers;

@@ -68,6 +68,7 @@ _M.CORE = {
   state_stage = "state_stage(blob, version) -> true | nil, err",
   apply_config = "apply_config(cfg) -> true | nil, err   (what the next spawn uses)",
   output = "output(generation, n) -> text   (its last n stderr lines, joined with ' | ')",
+  notify_manager = "notify_manager(text) -> true | false   (sd_notify to a service manager above)",
 }
 
 -- Exited generations `baton status` still shows.
@@ -150,6 +151,13 @@ function Runtime:procedure(name, arg)
   return false, "rolled back: " .. reason
 end
 
+-- Tells the service manager above the supervisor (systemd), if any, how
+-- the service is: STATUS= always, and KEYS (READY=1, ...) when given.
+function Runtime:tell_manager(keys, status)
+  local head = keys and (keys .. "\n") or ""
+  self.core.notify_manager(head .. "STATUS=" .. status:gsub("\n", " "):sub(1, 200))
+end
+
 -- Runs FN() under the procedure lock; the lock is released whatever FN
 -- does. Returns what FN returns, or false and the runtime error.
 function Runtime:locked(fn)
@@ -187,6 +195,7 @@ function Runtime:restart(req, why)
       self.events:add{ time = t0, kind = "restart", ok = ok, reason = msg, duration = self:now() - t0,
         generation = ok and self.active.id or self.last_spawned }
       self.core.log(ok and "info" or "error", "restart: " .. msg)
+      self:tell_manager(nil, ok and msg or ("restart " .. msg))
       return ok, msg
     end)
     self.core.reply(req, ok, msg)
@@ -201,6 +210,7 @@ function Runtime:start()
       generation = ok and self.active and self.active.id or self.last_spawned }
     if ok then
       self.core.log("info", "service '" .. self.cfg.name .. "' is up: " .. msg)
+      self:tell_manager("READY=1", msg)
     elseif not self.stopping then
       self.core.log("error", "service '" .. self.cfg.name .. "' failed to start: " .. msg)
       self:stop(nil, 1)
@@ -258,6 +268,7 @@ function Runtime:stop(req, code)
   self.stopping = true
   self:teardown_triggers()
   self.events:add{ time = self:now(), kind = "stop", ok = true, reason = "draining every generation" }
+  self:tell_manager("STOPPING=1", "stopping: draining every generation")
   self.core.log("info", "stopping: draining every generation")
   self:task("stop", function()
     self:call_hook("stop", self:hook("stop"), self.svc)
@@ -350,6 +361,7 @@ end
 -- the new ones load, validate, and keep what cannot change (the C core
 -- says what that is). A procedure under way keeps the hook it started with.
 function Runtime:reload(req, why)
+  self:tell_manager(("RELOADING=1\nMONOTONIC_USEC=%d"):format(math.floor(self:now() * 1e6)), "reloading")
   local cfg, err = config.load(self.cfg.file, { runtime_dir = self.cfg.runtime_dir })
   local ok
   if cfg then ok, err = self.core.apply_config(cfg) end
@@ -357,6 +369,7 @@ function Runtime:reload(req, why)
   if not ok then
     self.events:add{ time = self:now(), kind = "reload", ok = false, reason = err }
     self.core.log("error", prefix .. "reload refused (still running the previous one): " .. err)
+    self:tell_manager("READY=1", "reload refused; running the previous configuration")
     self.core.reply(req, false, err)
     return
   end
@@ -364,6 +377,7 @@ function Runtime:reload(req, why)
   self:count("baton.reloads")
   local msg = ("reloaded %s (policy %s)"):format(cfg.file, cfg.policy_name)
   self.events:add{ time = self:now(), kind = "reload", ok = true, reason = msg }
+  self:tell_manager("READY=1", msg)
   self.core.log("info", prefix .. msg)
   self.core.reply(req, true, msg)
   if not self.stopping then self:init() end

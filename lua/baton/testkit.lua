@@ -88,6 +88,12 @@ function _M.new(opts)
     local lines = sim.stderr[id] or {}
     return table.concat(lines, " | ", math.max(1, #lines - (n or 5) + 1), #lines)
   end
+  -- What the supervisor tells a service manager above it (sd_notify).
+  sim.manager = {}
+  function core.notify_manager(text)
+    sim.manager[#sim.manager + 1] = text
+    return true
+  end
   function core.apply_config(cfg)
     sim.applied = cfg
     return true
