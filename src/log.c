@@ -27,27 +27,101 @@ int log_level_parse(const char *name)
     return -EINVAL;
 }
 
-void log_msg(enum log_level level, const char *fmt, ...)
+static enum log_format format = LOG_FORMAT_TEXT;
+
+void log_set_format(enum log_format f)
 {
-    if (level > current)
-        return;
-    /* One buffer, one write: lines from the supervisor and its children
-     * interleave on a shared stderr, but never mid-line. */
-    char buf[2048];
+    format = f;
+}
+
+int log_format_parse(const char *name)
+{
+    if (strcmp(name, "text") == 0)
+        return LOG_FORMAT_TEXT;
+    if (strcmp(name, "json") == 0)
+        return LOG_FORMAT_JSON;
+    return -EINVAL;
+}
+
+/* "2026-11-24T17:10:00.123Z": dated, UTC, to the millisecond. */
+static size_t timestamp(char *buf, size_t len)
+{
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(buf, sizeof buf, "%02d:%02d:%02d.%03ld baton[%d] %s: ", tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, (int)getpid(), names[level]);
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    return n + (size_t)snprintf(buf + n, len - n, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
+}
+
+/* TEXT as a JSON string's contents (without quotes) into BUF. */
+static size_t json_escape(char *buf, size_t len, const char *text)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p && n + 7 < len; p++) {
+        if (*p == '"' || *p == '\\') {
+            buf[n++] = '\\';
+            buf[n++] = (char)*p;
+        } else if (*p < 0x20) {
+            n += (size_t)snprintf(buf + n, len - n, "\\u%04x", *p);
+        } else {
+            buf[n++] = (char)*p;
+        }
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+/* One buffer, one write: lines from the supervisor and its children
+ * interleave on a shared stderr, but never mid-line. */
+static void emit(const char *text, size_t len)
+{
+    ssize_t w = write(STDERR_FILENO, text, len);
+    (void)w;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    if (level > current)
+        return;
+    char msg[2048], when[40], out[4608];
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof buf - 2)
-        len = sizeof buf - 2;
-    buf[len++] = '\n';
-    ssize_t w = write(STDERR_FILENO, buf, len);
-    (void)w;
+    timestamp(when, sizeof when);
+    int n;
+    if (format == LOG_FORMAT_JSON) {
+        char esc[4096];
+        json_escape(esc, sizeof esc, msg);
+        n = snprintf(out, sizeof out,
+                     "{\"time\":\"%s\",\"pid\":%d,\"level\":\"%s\",\"msg\":\"%s\"}\n", when,
+                     (int)getpid(), names[level], esc);
+    } else {
+        n = snprintf(out, sizeof out, "%s baton[%d] %s: %s\n", when, (int)getpid(), names[level],
+                     msg);
+    }
+    if (n > (int)sizeof out - 1)
+        n = (int)sizeof out - 1, out[n - 1] = '\n';
+    emit(out, (size_t)n);
+}
+
+void log_app_line(unsigned generation, const char *stream, const char *line)
+{
+    char when[40], out[9216];
+    timestamp(when, sizeof when);
+    int n;
+    if (format == LOG_FORMAT_JSON) {
+        char esc[8192];
+        json_escape(esc, sizeof esc, line);
+        n = snprintf(out, sizeof out,
+                     "{\"time\":\"%s\",\"generation\":%u,\"stream\":\"%s\",\"line\":\"%s\"}\n",
+                     when, generation, stream, esc);
+    } else {
+        n = snprintf(out, sizeof out, "%s gen %u %s| %s\n", when, generation,
+                     strcmp(stream, "stdout") == 0 ? "out" : "err", line);
+    }
+    if (n > (int)sizeof out - 1)
+        n = (int)sizeof out - 1, out[n - 1] = '\n';
+    emit(out, (size_t)n);
 }

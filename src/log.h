@@ -2,13 +2,21 @@
 #define BATON_LOG_H
 
 /* Every message the supervisor prints goes through these macros, so each has
- * a level and one shape: "baton[PID] LEVEL: message" on stderr. */
+ * a level and one shape on stderr: "2026-11-24T17:10:00.123Z baton[PID]
+ * LEVEL: message" (UTC), or with LOG_FORMAT_JSON one object a line,
+ * {"time","pid","level","msg"}. What generations print goes through
+ * log_app_line: "TIME gen N out| line", or {"time","generation","stream",
+ * "line"}. */
 
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 int log_level_parse(const char *name); /* -EINVAL for an unknown name */
+enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
+void log_set_format(enum log_format f);
+int log_format_parse(const char *name); /* -EINVAL for an unknown name */
+void log_app_line(unsigned generation, const char *stream, const char *line);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)

@@ -31,7 +31,8 @@ static const char usage[] =
     "else $BATON_CONTROL; else the one supervisor's socket in the runtime folder. And\n"
     "--json for machines; --help for each command.\n"
     "Exit codes: 0 done, 1 refused or rolled back, 2 usage, 3 not running.\n"
-    "Environment: BATON_LOG_LEVEL=error|warn|info|debug for the supervisor.\n";
+    "Environment: BATON_LOG_LEVEL=error|warn|info|debug, BATON_LOG_FORMAT=text|json for\n"
+    "the supervisor's own log (over the service file's log_level and log_format).\n";
 
 int main(int argc, char **argv)
 {
@@ -44,6 +45,9 @@ int main(int argc, char **argv)
     const char *lvl = getenv("BATON_LOG_LEVEL");
     if (lvl && log_level_parse(lvl) >= 0)
         log_set_level((enum log_level)log_level_parse(lvl));
+    const char *fmt = getenv("BATON_LOG_FORMAT");
+    if (fmt && log_format_parse(fmt) >= 0)
+        log_set_format((enum log_format)log_format_parse(fmt));
 
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
         printf("baton %s\n", BATON_VERSION);

@@ -55,7 +55,7 @@ static void keep_line(struct output_pipe *p)
     for (size_t i = 0; i < p->len; i++)
         if ((unsigned char)p->line[i] < 0x20 && p->line[i] != '\t')
             p->line[i] = '?';
-    fprintf(stderr, "gen %u %s| %s\n", p->generation, p->stream == 1 ? "out" : "err", p->line);
+    log_app_line(p->generation, p->stream == 1 ? "stdout" : "stderr", p->line);
     char *text = strdup(p->line);
     p->len = 0;
     if (!text || !o->ring)

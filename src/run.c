@@ -34,6 +34,10 @@ int run_service(const char *file)
         if (level && getenv("BATON_LOG_LEVEL") == NULL)
             log_set_level((enum log_level)log_level_parse(level));
         free(level);
+        char *format = bridge_config_string(&b, "log_format");
+        if (format && getenv("BATON_LOG_FORMAT") == NULL)
+            log_set_format((enum log_format)log_format_parse(format));
+        free(format);
     }
     ok = ok && supervisor_setup(s) == 0;
     if (ok && bridge_start_runtime(&b, &s->api, err, sizeof err) < 0) {

@@ -215,7 +215,7 @@ end
 local KNOWN = {
   name = true, control = true, listen = true, command = true, env = true, cwd = true,
   ready_timeout = true, drain_timeout = true, policy = true, backlog = true,
-  log_level = true, metrics = true, stats_capacity = true, policy_limits = true,
+  log_level = true, log_format = true, metrics = true, stats_capacity = true, policy_limits = true,
   state = true, fdstore_max = true,
 }
 
@@ -284,7 +284,7 @@ function _M.load(file, opts)
     for k in pairs(t) do
       if not KNOWN[k] then
         c:fail(tostring(k), "unknown key (known: backlog, command, control, cwd, drain_timeout, env, " ..
-          "fdstore_max, listen, log_level, metrics, name, policy, policy_limits, ready_timeout, " ..
+          "fdstore_max, listen, log_format, log_level, metrics, name, policy, policy_limits, ready_timeout, " ..
           "stats_capacity, state)")
       end
     end
@@ -327,6 +327,13 @@ function _M.load(file, opts)
       local lv = { error = true, warn = true, info = true, debug = true }
       if not lv[t.log_level] then c:fail("log_level", "must be error, warn, info or debug") end
       cfg.log_level = t.log_level
+    end
+    if t.log_format ~= nil then
+      c:expect("log_format", t.log_format, "string")
+      if t.log_format ~= "text" and t.log_format ~= "json" then
+        c:fail("log_format", "must be text or json")
+      end
+      cfg.log_format = t.log_format
     end
 
     if t.metrics ~= nil then

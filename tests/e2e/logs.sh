@@ -49,3 +49,22 @@ stop_load
 assert_no_load_errors 50
 stop_baton
 echo "ok: app output captured, kept and followed, $LOAD"
+
+# log_format = "json": every line of the supervisor's output is a JSON
+# object: its own messages and what the generation printed.
+sed -i 's|^}$|  log_format = "json",\n}|' "$T/service.lua"
+start_baton
+"$BATON" restart -s "$SOCK" > /dev/null || fail "restart with the json log"
+stop_baton
+python3 - "$T/sup.log" <<'PY' || fail "log_format json: $(head -3 "$T/sup.log")"
+import json, sys
+objs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+own = [o for o in objs if "msg" in o]
+app = [o for o in objs if "line" in o]
+assert own and app, (len(own), len(app))
+assert all(o["time"].endswith("Z") and o["level"] in ("info", "warn", "error", "debug") for o in own)
+assert all(o["stream"] in ("stdout", "stderr") and o["generation"] >= 1 for o in app)
+assert any("drained" in o["line"] for o in app), app
+print(f"json log: {len(own)} supervisor lines, {len(app)} app lines")
+PY
+echo "ok: log_format json"
