@@ -1,5 +1,5 @@
-# Ending the processes a script started, by pid: never by name or command
-# line (pkill -f, killall), which also hits whatever else on the machine
+# Ending the processes a script started, by pid: never by a name or a
+# command-line pattern, which also hits whatever else on the machine
 # matches. Sourced by bench/lib.sh and tests/e2e/lib.sh.
 # shellcheck shell=bash
 
