@@ -134,7 +134,8 @@ int main(int argc, char **argv)
     });
     BEST_OF_3(t_json, json_decref(stats_to_json(&r)));
     size_t len = 0;
-    BEST_OF_3(t_prom, free(stats_to_prometheus(&r, &len)));
+    const struct prom_facts facts = { .service = "bench", .version = "bench" };
+    BEST_OF_3(t_prom, free(stats_to_prometheus(&r, &facts, &len)));
     (void)sink;
     printf("3. the supervisor reading %d metrics (best of 3)\n", found);
     printf("   same number of values from private memory %7.3f ms   (baseline)\n", t_base * 1e3);

@@ -114,32 +114,85 @@ static void prom_value(struct buf *b, double v)
         put(b, "%.17g\n", v);
 }
 
+/* What the supervisor's own metrics mean (docs/stats.md says the same). */
+static const struct {
+    const char *name, *help;
+} own_help[] = {
+    { "baton.restarts", "Restarts that took over (a new generation serves)." },
+    { "baton.rollbacks", "Restarts rolled back: the serving generation was kept." },
+    { "baton.crashes", "Serving generations that exited on their own." },
+    { "baton.policy_errors", "Errors raised in policy hooks, and hooks stopped at a limit." },
+    { "baton.reloads", "Reloads of the service file and policy that took." },
+    { "baton.notify_rejected", "Notify datagrams dropped: malformed, foreign or too long." },
+    { "baton.generations", "Generations whose processes run now." },
+    { "baton.boundary_crossings", "Calls across the supervisor's C/Lua boundary." },
+    { "baton.restart_seconds", "Seconds from a restart's request to its takeover." },
+    { "baton.drain_seconds", "Seconds from a drain's signal to the old generation's exit." },
+    { "baton.state_refused", "State blobs refused at a spawn (bad, or of another schema)." },
+    { "baton.state_migrations", "State blobs migrated to the service's schema." },
+};
+
+static const char *help_of(const struct stats_entry *e)
+{
+    for (size_t i = 0; i < sizeof own_help / sizeof own_help[0]; i++)
+        if (strcmp(own_help[i].name, e->name) == 0)
+            return own_help[i].help;
+    return NULL;
+}
+
 static void prom_histogram(struct buf *b, const struct stats_region *r, const struct stats_entry *e,
-                           const char *name)
+                           const char *name, const char *svc)
 {
     double cum = 0;
-    put(b, "# HELP %s %s\n# TYPE %s histogram\n", name, e->name, name);
+    const char *help = help_of(e);
+    put(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help ? help : e->name, name);
     for (unsigned k = 0; k <= e->nbuckets; k++) {
         cum += stats_read(r, e, -1, k);
         if (k < e->nbuckets)
-            put(b, "%s_bucket{le=\"%.15g\"} ", name, e->bounds[k]);
+            put(b, "%s_bucket{service=\"%s\",le=\"%.15g\"} ", name, svc, e->bounds[k]);
         else
-            put(b, "%s_bucket{le=\"+Inf\"} ", name);
+            put(b, "%s_bucket{service=\"%s\",le=\"+Inf\"} ", name, svc);
         prom_value(b, cum);
     }
-    put(b, "%s_sum ", name);
+    put(b, "%s_sum{service=\"%s\"} ", name, svc);
     prom_value(b, stats_read(r, e, -1, e->nbuckets + 1));
-    put(b, "%s_count ", name);
+    put(b, "%s_count{service=\"%s\"} ", name, svc);
     prom_value(b, cum);
 }
 
-char *stats_to_prometheus(const struct stats_region *r, size_t *len)
+static int live(const struct prom_facts *f, uint32_t g)
+{
+    for (size_t i = 0; i < f->nlive; i++)
+        if (f->live[i] == g)
+            return 1;
+    return 0;
+}
+
+char *stats_to_prometheus(const struct stats_region *r, const struct prom_facts *f, size_t *len)
 {
     struct buf b = { .cap = 4096 };
     b.p = malloc(b.cap);
     if (!b.p)
         return NULL;
     b.p[0] = '\0';
+    const char *svc = f->service; /* a service name is [A-Za-z0-9_.-]: no escaping */
+    put(&b,
+        "# HELP baton_build_info The baton build that supervises the service.\n"
+        "# TYPE baton_build_info gauge\nbaton_build_info{service=\"%s\",version=\"%s\"} 1\n",
+        svc, f->version);
+    put(&b,
+        "# HELP baton_active_generation The generation that serves (0: none).\n"
+        "# TYPE baton_active_generation gauge\nbaton_active_generation{service=\"%s\"} %u\n",
+        svc, f->active);
+    if (f->last_restart > 0)
+        put(&b,
+            "# HELP baton_last_restart_timestamp_seconds When the last restart was asked for.\n"
+            "# TYPE baton_last_restart_timestamp_seconds gauge\n"
+            "baton_last_restart_timestamp_seconds{service=\"%s\"} %.3f\n"
+            "# HELP baton_last_restart_success 1 when the last restart took over, 0 when it "
+            "rolled back.\n# TYPE baton_last_restart_success gauge\n"
+            "baton_last_restart_success{service=\"%s\"} %d\n",
+            svc, f->last_restart, svc, f->last_restart_ok);
     for (uint32_t i = 0; i < r->hdr->capacity; i++) {
         const struct stats_entry *e = stats_entry_at(r, i);
         if (!e)
@@ -148,24 +201,32 @@ char *stats_to_prometheus(const struct stats_region *r, size_t *len)
         int counter = e->type == STATS_COUNTER;
         prom_name(e->name, name, sizeof name, counter);
         if (e->type == STATS_HISTOGRAM) {
-            prom_histogram(&b, r, e, name);
+            prom_histogram(&b, r, e, name, svc);
             continue;
         }
         const char *type = counter ? "counter" : "gauge";
-        put(&b, "# HELP %s %s, all generations\n# TYPE %s %s\n%s ", name, e->name, name, type,
-            name);
+        const char *help = help_of(e);
+        if (help)
+            put(&b, "# HELP %s %s\n# TYPE %s %s\n%s{service=\"%s\"} ", name, help, name, type, name,
+                svc);
+        else
+            put(&b,
+                "# HELP %s The app's %s %s, all generations together.\n# TYPE %s %s\n"
+                "%s{service=\"%s\"} ",
+                name, type, e->name, name, type, name, svc);
         prom_value(&b, stats_read(r, e, -1, 0));
         /* The supervisor's own metrics (baton.*) have no per-generation view. */
         if (strncmp(e->name, "baton.", 6) == 0)
             continue;
         prom_name(e->name, base, sizeof base, 0);
         snprintf(byg, sizeof byg, "%s_by_generation%s", base, counter ? "_total" : "");
-        put(&b, "# HELP %s %s, per live generation\n# TYPE %s %s\n", byg, e->name, byg, type);
+        put(&b, "# HELP %s The app's %s %s, per live generation.\n# TYPE %s %s\n", byg, type,
+            e->name, byg, type);
         for (unsigned lane = 1; lane < STATS_LANES; lane++) {
             uint32_t g = stats_lane_generation(r, lane);
-            if (g == 0)
+            if (g == 0 || !live(f, g))
                 continue;
-            put(&b, "%s{generation=\"%u\"} ", byg, g);
+            put(&b, "%s{service=\"%s\",generation=\"%u\"} ", byg, svc, g);
             prom_value(&b, stats_read(r, e, (int)lane, 0));
         }
     }

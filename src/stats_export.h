@@ -8,8 +8,11 @@
  * Prometheus names: '.' and '-' become '_'; a counter gets "_total" (unless
  * it has it). Each counter and gauge is one series with the service total
  * (it never resets across restarts) and a family NAME_by_generation with a
- * `generation` label for each generation that still has its lane. Histograms
- * are exported as service totals. */
+ * `generation` label for each live generation (no series per restart
+ * forever). Histograms are exported as service totals. HELP says what
+ * each of the supervisor's own metrics means; baton_build_info,
+ * baton_active_generation and baton_last_restart_{timestamp_seconds,
+ * success} come from prom_facts. */
 
 #include "libbaton/stats_shm.h"
 
@@ -20,7 +23,19 @@
  * "buckets":[{"le":b,"count":n},...] (cumulative), "sum", "count". */
 json_t *stats_to_json(const struct stats_region *r);
 
+/* What the page says beyond the region: who, which build, how the service
+ * is. Every series gets a service="..." label; per-generation series are
+ * written only for the live generations in LIVE. */
+struct prom_facts {
+    const char *service, *version;
+    const unsigned *live; /* live generations */
+    size_t nlive;
+    unsigned active;     /* the serving generation; 0: none */
+    double last_restart; /* unix seconds; 0: none yet */
+    int last_restart_ok;
+};
+
 /* A malloc'd, NUL-terminated Prometheus text page; *LEN its length. */
-char *stats_to_prometheus(const struct stats_region *r, size_t *len);
+char *stats_to_prometheus(const struct stats_region *r, const struct prom_facts *f, size_t *len);
 
 #endif

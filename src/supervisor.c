@@ -194,7 +194,24 @@ static int on_page(struct metrics_http *m, const char *path, char **body, size_t
     struct supervisor *s = m->data;
     if (strcmp(path, "/metrics") == 0) {
         refresh_own_stats(s);
-        *body = stats_to_prometheus(&s->stats, len);
+        unsigned live[s->procs.len + 1];
+        for (size_t i = 0; i < s->procs.len; i++)
+            live[i] = s->procs.v[i].id;
+        json_t *v = view(s), *last = json_object_get(v, "last_restart");
+        struct prom_facts f = {
+            .service = s->cfg.name, .version = BATON_VERSION, .live = live, .nlive = s->procs.len
+        };
+        json_t *g;
+        size_t i;
+        json_array_foreach(json_object_get(v, "generations"), i, g)
+            if (strcmp(json_string_value(json_object_get(g, "state")), "active") == 0)
+                f.active = (unsigned)json_integer_value(json_object_get(g, "id"));
+        if (json_is_object(last)) {
+            f.last_restart = unix_time(json_number_value(json_object_get(last, "time")));
+            f.last_restart_ok = json_is_true(json_object_get(last, "ok"));
+        }
+        *body = stats_to_prometheus(&s->stats, &f, len);
+        json_decref(v);
         return *body ? 200 : 500;
     }
     if (strcmp(path, "/ready") == 0) {

@@ -49,11 +49,28 @@ print(f"http.requests={int(req['value'])} = responses received; retired={int(req
 PY
 
 curl -sf "http://$metrics/metrics" > "$T/metrics.txt" || fail "GET /metrics failed"
-grep -q "^http_requests_total $(load_field ok)$" "$T/metrics.txt" ||
+grep -q "^http_requests_total{service=\"stats-e2e\"} $(load_field ok)$" "$T/metrics.txt" ||
     fail "Prometheus total differs: $(grep '^http_requests_total' "$T/metrics.txt")"
+# Prometheus's conventions: a HELP that says what it means, a service label,
+# the build, the serving generation, the last restart; per-generation series
+# only for the generations that live (one here, after the drains).
+active=$(active_generation)
+grep -q '^baton_build_info{service="stats-e2e",version="[0-9.]*"} 1$' "$T/metrics.txt" || fail "no baton_build_info"
+grep -q "^baton_active_generation{service=\"stats-e2e\"} $active$" "$T/metrics.txt" || fail "no active generation $active"
+grep -q '^baton_last_restart_success{service="stats-e2e"} 1$' "$T/metrics.txt" || fail "no last restart outcome"
+grep -q '^# HELP baton_restarts_total Restarts that took over' "$T/metrics.txt" || fail "no HELP text for baton_restarts_total"
+byg=$(grep -c '^http_requests_by_generation_total{' "$T/metrics.txt")
+[ "$byg" = 1 ] || fail "per-generation series for $byg generations, want the 1 live one: $(grep '^http_requests_by_generation_total' "$T/metrics.txt")"
+grep -q "^http_requests_by_generation_total{service=\"stats-e2e\",generation=\"$active\"}" "$T/metrics.txt" ||
+    fail "the live generation's series is missing"
 if command -v promtool > /dev/null; then
     promtool check metrics < "$T/metrics.txt" || fail "promtool refused the page"
     echo "ok: promtool check metrics"
+    promtool check rules "$SOURCE_DIR/examples/monitoring/alerts.yml" > /dev/null ||
+        fail "promtool refused examples/monitoring/alerts.yml"
+    python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["panels"]' \
+        "$SOURCE_DIR/examples/monitoring/grafana-dashboard.json" || fail "the dashboard is not JSON"
+    echo "ok: examples/monitoring: alert rules pass promtool, the dashboard parses"
 else
     fail "promtool is not installed (scripts/deps.sh test installs prometheus)"
 fi
