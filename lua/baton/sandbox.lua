@@ -46,7 +46,8 @@ local function allowed(mod)
   return mod == "baton.steps" or mod == "baton.state" or mod:match("^baton%.policies%.[%w_]+$") ~= nil
 end
 
--- The source of module MOD and its chunk name, or nil.
+-- The source of module MOD and its chunk name, or nil. Inside the binary,
+-- only the embedded sources: never package.path.
 function _M.source(mod)
   local path = mod:match("^baton%.policies%.([%w_]+)$")
   path = path and ("policies/" .. path .. ".lua") or ("lua/" .. mod:gsub("%.", "/") .. ".lua")
@@ -54,7 +55,10 @@ function _M.source(mod)
     local src = sources[mod]
     return src, src and ("@" .. path)
   end
-  local f = io.open(_M.root .. path, "rb")
+  -- Outside the binary (busted, the test kit): an installed copy on
+  -- package.path (share/lua/5.1/baton/...), else the source tree.
+  local file = package.searchpath(mod, package.path) or (_M.root .. path)
+  local f = io.open(file, "rb")
   if not f then return nil end
   local src = f:read("*a")
   f:close()

@@ -33,3 +33,47 @@ cc -std=c11 ${APP_CFLAGS:-} -o "$T/app-static" "$T/app.c" $(pkg-config --cflags 
     fail "static link failed"
 [ "$("$T/app-static")" = 42 ] || fail "static app wrong"
 echo "ok: installed libbaton found by pkg-config, linked shared and static"
+
+# The policy test kit, installed: a user's own repository, away from this
+# source tree, tests its policy with busted against the installed copy
+# (the runtime it drives, baton.steps, the built-in policies).
+mkdir -p "$T/user/spec"
+cat > "$T/user/my_policy.lua" <<'LUA'
+local steps = require("baton.steps")
+local p = { name = "mine" }
+function p.restart(svc, old)
+  local new, why = steps.ready_new(svc)
+  if not new then return nil, why end
+  svc:promote(new)
+  if old then old:drain{ deadline = 5 } end
+  return new
+end
+return steps.standard(p)
+LUA
+cat > "$T/user/spec/my_policy_spec.lua" <<'LUA'
+local testkit = require("baton.testkit")
+describe("my policy", function()
+  it("takes over and drains the old generation at 5 s", function()
+    local sim = testkit.started{ policy = "my_policy.lua", dir = "." }
+    local r = sim:restart()
+    sim:ready(2)
+    assert.is_true(r.ok)
+    sim:advance(5.1)
+    assert.is_true(sim:signalled(1, "KILL"))
+  end)
+  it("a built-in policy comes from the installed copy too", function()
+    local sim = testkit.started{ policy = "graceful" }
+    assert.equal(1, sim:active())
+  end)
+end)
+LUA
+out=$(cd "$T/user" && luajit /usr/bin/busted --lpath="$T/prefix/share/lua/5.1/?.lua" spec 2>&1) ||
+    fail "the user's policy spec failed against the installed kit: $out"
+echo "$out" | grep -q "2 successes / 0 failures" || fail "unexpected busted output: $out"
+echo "ok: a policy spec runs against the installed test kit"
+
+# Bash completion, installed.
+words=$(bash -c '. "$1"; COMP_WORDS=(baton re); COMP_CWORD=1; _baton; echo "${COMPREPLY[@]}"' _ \
+    "$T/prefix/share/bash-completion/completions/baton")
+[ "$words" = "restart reload" ] || fail "completion of 're' gave '$words'"
+echo "ok: bash completion ($words)"
