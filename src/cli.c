@@ -1,5 +1,7 @@
 #include "cli.h"
 
+#include "clock.h"
+
 #include "control.h"
 #include "run.h"
 #include "supervisor.h"
@@ -27,13 +29,6 @@ static void usage_client(FILE *to, const char *cmd)
             strcmp(cmd, "events") == 0 ? "[-n N] "
             : strcmp(cmd, "logs") == 0 ? "[-f] [-n N] [--gen N] (--file SERVICE_FILE) "
                                        : "");
-}
-
-static double unix_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* The one supervisor's socket in the runtime folder: 0 with OUT, -ENOENT
@@ -79,6 +74,14 @@ static int find_socket(char *out, size_t len, char *err, size_t errlen)
     return 0;
 }
 
+/* A unix time (JSON number) as the local "YYYY-MM-DD HH:MM:SS". */
+static void local_time(json_t *unix_seconds, char *buf, size_t len)
+{
+    time_t t = (time_t)json_number_value(unix_seconds);
+    struct tm tm;
+    strftime(buf, len, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+}
+
 static void print_events(json_t *r)
 {
     long long not_kept = json_integer_value(json_object_get(r, "not_kept"));
@@ -88,10 +91,8 @@ static void print_events(json_t *r)
     size_t i;
     json_t *ev;
     json_array_foreach(json_object_get(r, "events"), i, ev) {
-        time_t t = (time_t)json_number_value(json_object_get(ev, "time"));
-        struct tm tm;
         char when[32];
-        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+        local_time(json_object_get(ev, "time"), when, sizeof when);
         json_t *took = json_object_get(ev, "duration");
         char took_s[32] = "";
         if (took)
@@ -137,7 +138,7 @@ static void print_status(json_t *r)
     if (json_is_object(last))
         printf("  last restart %s, %.0fs ago, in %.3fs: %s\n",
                json_is_true(json_object_get(last, "ok")) ? "took over" : "ROLLED BACK",
-               unix_now() - json_number_value(json_object_get(last, "time")),
+               clock_unix() - json_number_value(json_object_get(last, "time")),
                json_number_value(json_object_get(last, "duration")),
                json_string_value(json_object_get(last, "reason")));
     json_array_foreach(json_object_get(r, "fdstore"), i, v) {
@@ -207,10 +208,8 @@ static int print_logs(const char *sock, long n, long gen, int follow, int json)
                 printf("%s\n", text ? text : "{}");
                 free(text);
             } else {
-                time_t t = (time_t)json_number_value(json_object_get(l, "time"));
-                struct tm tm;
                 char when[32];
-                strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+                local_time(json_object_get(l, "time"), when, sizeof when);
                 printf("%s gen %lld %s| %s\n", when,
                        (long long)json_integer_value(json_object_get(l, "generation")),
                        strcmp(json_string_value(json_object_get(l, "stream")), "stdout") == 0

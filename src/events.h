@@ -36,7 +36,7 @@ struct event {
 };
 
 /* What the deciding side knows and the loop shows, as JSON (a new
- * reference, or NULL). WHAT "view": { "serving": bool, "generations": [
+ * reference, or NULL). WHAT "view": { "serving": bool, "active": id, "generations": [
  * { "id", "pid", "state", "started", "ready_at", "exited_at", "exit_code",
  * "exit_signal", "ended" }, ... ], "exited_not_shown", "last_restart" };
  * WHAT "events": { "events": [ { "time", "kind", "generation", "ok",

@@ -54,23 +54,41 @@ struct check_work {
     uint64_t seq, max, t0;
     unsigned stored_by;
     char name[FDSTORE_NAME_MAX + 1];
-    int rc;
-    char err[256];
-    uint32_t schema, generation;
-    uint64_t length;
+    struct state_check verdict; /* rc, err, schema, length, generation */
 };
+
+/* Verifies the blob in FD, checksum included, into C's rc, err, schema,
+ * length and generation. */
+static void verify_into(int fd, uint64_t max, struct state_check *c)
+{
+    struct state_blob b;
+    c->rc = state_blob_open(fd, max, STATE_BLOB_VERIFY, &b, c->err, sizeof c->err);
+    if (c->rc == 0) {
+        c->schema = b.schema;
+        c->length = b.length;
+        c->generation = b.generation;
+        state_blob_close(&b);
+    }
+}
+
+/* WHERE: ", off the event loop" when the thread pool checked it. */
+static void log_verdict(const struct state_check *c, unsigned stored_by, uint64_t t0,
+                        const char *where)
+{
+    if (c->rc == 0)
+        log_info("fd store: generation %u stored its state: %llu bytes, schema %u (checked in "
+                 "%.1f ms%s)",
+                 stored_by, (unsigned long long)c->length, c->schema,
+                 (double)(uv_hrtime() - t0) / 1e6, where);
+    else
+        log_error("fd store: generation %u stored a bad state blob: %s; a restart will refuse it",
+                  stored_by, c->err);
+}
 
 static void verify_work(uv_work_t *req)
 {
     struct check_work *w = req->data;
-    struct state_blob b;
-    w->rc = state_blob_open(w->fd, w->max, STATE_BLOB_VERIFY, &b, w->err, sizeof w->err);
-    if (w->rc == 0) {
-        w->schema = b.schema;
-        w->length = b.length;
-        w->generation = b.generation;
-        state_blob_close(&b);
-    }
+    verify_into(w->fd, w->max, &w->verdict);
 }
 
 static void verify_done(uv_work_t *req, int status)
@@ -79,22 +97,13 @@ static void verify_done(uv_work_t *req, int status)
     struct handover *h = w->h;
     struct state_check *c = &h->check;
     close(w->fd);
-    h->checking--;
     if (status == 0 && c->seq == w->seq && c->rc == -EINPROGRESS) {
-        c->rc = w->rc;
-        snprintf(c->err, sizeof c->err, "%s", w->err);
-        c->schema = w->schema;
-        c->length = w->length;
-        c->generation = w->generation;
-        if (c->rc == 0)
-            log_info("fd store: generation %u stored its state: %llu bytes, schema %u "
-                     "(checked in %.1f ms, off the event loop)",
-                     w->stored_by, (unsigned long long)c->length, c->schema,
-                     (double)(uv_hrtime() - w->t0) / 1e6);
-        else
-            log_error("fd store: generation %u stored a bad state blob: %s; a restart will "
-                      "refuse it",
-                      w->stored_by, c->err);
+        uint64_t seq = c->seq;
+        double stored_at = c->stored_at;
+        *c = w->verdict;
+        c->seq = seq;
+        c->stored_at = stored_at;
+        log_verdict(c, w->stored_by, w->t0, ", off the event loop");
         if (h->on_checked && !h->closed)
             h->on_checked(h, w->stored_by, w->name);
     }
@@ -110,6 +119,7 @@ static int check_state(struct handover *h, const struct fdstore_entry *e)
 {
     struct state_check *c = &h->check;
     struct state_blob b;
+    uint64_t t0 = uv_hrtime();
     c->seq = e->seq;
     c->stored_at = e->stored_at;
     c->rc = state_blob_open(e->fd, h->max_size, 0, &b, c->err, sizeof c->err);
@@ -121,8 +131,7 @@ static int check_state(struct handover *h, const struct fdstore_entry *e)
         c->err[sizeof prefix - 1 + n] = '\0';
     }
     if (c->rc < 0) {
-        log_error("fd store: generation %u stored a bad state blob: %s; a restart will refuse it",
-                  e->generation, c->err);
+        log_verdict(c, e->generation, t0, "");
         return 0;
     }
     state_blob_close(&b);
@@ -133,27 +142,21 @@ static int check_state(struct handover *h, const struct fdstore_entry *e)
                                   .fd = fd,
                                   .seq = e->seq,
                                   .max = h->max_size,
-                                  .t0 = uv_hrtime(),
+                                  .t0 = t0,
                                   .stored_by = e->generation };
         snprintf(w->name, sizeof w->name, "%s", e->name);
         w->req.data = w;
         if (uv_queue_work(h->loop, &w->req, verify_work, verify_done) == 0) {
             c->rc = -EINPROGRESS;
             snprintf(c->err, sizeof c->err, "still being checked");
-            h->checking++;
             return 1;
         }
         close(fd);
     }
     free(w);
     /* No thread for it: check it here, late rather than never. */
-    c->rc = state_blob_open(e->fd, h->max_size, STATE_BLOB_VERIFY, &b, c->err, sizeof c->err);
-    if (c->rc == 0) {
-        c->schema = b.schema;
-        c->length = b.length;
-        c->generation = b.generation;
-        state_blob_close(&b);
-    }
+    verify_into(e->fd, h->max_size, c);
+    log_verdict(c, e->generation, t0, "");
     return 0;
 }
 

@@ -63,7 +63,6 @@ struct handover {
     struct state_check check; /* the stored state blob, as checked on arrival */
     int staged;               /* a migrated blob for the next spawn; -1: none */
     uint64_t max_size;        /* state.max_size */
-    unsigned checking;        /* checksums being verified on the thread pool */
     int closed;
     /* Called once a state blob's checksum was verified (NAME, stored by
      * generation ID): the verdict is in `check`. May be NULL. */

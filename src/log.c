@@ -73,10 +73,17 @@ static size_t json_escape(char *buf, size_t len, const char *text)
 }
 
 /* One buffer, one write: lines from the supervisor and its children
- * interleave on a shared stderr, but never mid-line. */
-static void emit(const char *text, size_t len)
+ * interleave on a shared stderr, but never mid-line. OUT holds N bytes as
+ * snprintf counted them into CAP: a line cut short keeps its newline. */
+static void emit(char *out, size_t cap, int n)
 {
-    ssize_t w = write(STDERR_FILENO, text, len);
+    if (n < 0)
+        return;
+    if ((size_t)n > cap - 1) {
+        n = (int)cap - 1;
+        out[n - 1] = '\n';
+    }
+    ssize_t w = write(STDERR_FILENO, out, (size_t)n);
     (void)w;
 }
 
@@ -101,9 +108,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
         n = snprintf(out, sizeof out, "%s baton[%d] %s: %s\n", when, (int)getpid(), names[level],
                      msg);
     }
-    if (n > (int)sizeof out - 1)
-        n = (int)sizeof out - 1, out[n - 1] = '\n';
-    emit(out, (size_t)n);
+    emit(out, sizeof out, n);
 }
 
 void log_app_line(unsigned generation, const char *stream, const char *line)
@@ -121,7 +126,5 @@ void log_app_line(unsigned generation, const char *stream, const char *line)
         n = snprintf(out, sizeof out, "%s gen %u %s| %s\n", when, generation,
                      strcmp(stream, "stdout") == 0 ? "out" : "err", line);
     }
-    if (n > (int)sizeof out - 1)
-        n = (int)sizeof out - 1, out[n - 1] = '\n';
-    emit(out, (size_t)n);
+    emit(out, sizeof out, n);
 }

@@ -36,11 +36,6 @@ static struct budget *current(void)
     return depth > 0 ? stack[depth - 1] : NULL;
 }
 
-size_t budget_vm_bytes(void)
-{
-    return vm_bytes;
-}
-
 /* Every allocation of the VM passes here: while a budgeted coroutine runs,
  * growth past its cap is refused (the VM raises "not enough memory" in the
  * policy's code) and the coroutine is marked stopped. */

@@ -40,7 +40,4 @@ void budget_credit(lua_State *L, uint64_t ns);
 /* Budgeted resumes so far (each a call from Lua into C). */
 unsigned long budget_resumes(void);
 
-/* Bytes the VM holds now. */
-size_t budget_vm_bytes(void);
-
 #endif

@@ -1,6 +1,7 @@
 /* lua_core.c: baton.core (see lua_core.h and core_api.h). */
 #include "lua_core.h"
 
+#include "clock.h"
 #include "log.h"
 #include "lua_budget.h"
 #include "probe.h"
@@ -17,11 +18,6 @@ static struct core_api *api_of(lua_State *L)
     struct core_api *a = lua_touserdata(L, lua_upvalueindex(1));
     a->crossings++;
     return a;
-}
-
-static double now(void)
-{
-    return (double)uv_hrtime() / 1e9;
 }
 
 /* The convention for a call that starts something: its id, or nil and a
@@ -48,7 +44,7 @@ static int core_spawn(lua_State *L)
     pid_t pid;
     char err[512];
     uint64_t t0 = uv_hrtime();
-    int r = launcher_spawn(a->launcher, mode, now(), &id, &pid, err, sizeof err);
+    int r = launcher_spawn(a->launcher, mode, clock_mono(), &id, &pid, err, sizeof err);
     /* fork and exec are the supervisor's time, not the policy's. */
     budget_credit(L, uv_hrtime() - t0);
     if (r < 0) {
@@ -116,7 +112,9 @@ static void on_probe(uint64_t id, int ok, int status, const char *detail, void *
 {
     struct core_api *a = data;
     (void)status;
-    struct event ev = { .kind = EV_PROBE, .id = id, .code = ok, .name = detail, .now = now() };
+    struct event ev = {
+        .kind = EV_PROBE, .id = id, .code = ok, .name = detail, .now = clock_mono()
+    };
     a->sink->event(a->sink->ctx, &ev);
 }
 

@@ -1,6 +1,7 @@
 /* output.c: what generations print (see output.h). */
 #include "output.h"
 
+#include "clock.h"
 #include "log.h"
 
 #include <errno.h>
@@ -19,13 +20,6 @@ struct output_pipe {
     size_t len;
     struct output_pipe *next;
 };
-
-static double unix_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 int output_init(struct output *o, uv_loop_t *loop)
 {
@@ -64,7 +58,7 @@ static void keep_line(struct output_pipe *p)
         drop_oldest(o);
     struct output_line *l = &o->ring[(o->first + o->count) % OUTPUT_LINES];
     *l = (struct output_line){ .seq = o->next_seq++,
-                               .time = unix_now(),
+                               .time = clock_unix(),
                                .generation = p->generation,
                                .stream = p->stream,
                                .text = text };

@@ -9,6 +9,7 @@
 
 #include "supervisor.h"
 
+#include "clock.h"
 #include "log.h"
 #include "nofile.h"
 #include "probe.h"
@@ -28,16 +29,11 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now(void)
-{
-    return (double)uv_hrtime() / 1e9;
-}
-
 static void emit(struct supervisor *s, struct event ev)
 {
     if (!s->sink.event)
         return;
-    ev.now = now();
+    ev.now = clock_mono();
     s->sink.event(s->sink.ctx, &ev);
 }
 
@@ -129,7 +125,7 @@ static void on_notify(struct notify *n, pid_t pid, const struct notify_msg *m, i
     if (m->status)
         snprintf(p->status, sizeof p->status, "%s", m->status);
     if (nfds > 0 || m->fdstore || m->fdstoreremove) {
-        const char *name = handover_notify(&s->handover, id, m, fds, nfds, now());
+        const char *name = handover_notify(&s->handover, id, m, fds, nfds, clock_mono());
         if (name)
             emit(s, (struct event){ .kind = EV_STORED, .id = id, .name = name });
     }
@@ -153,7 +149,7 @@ static void refresh_own_stats(struct supervisor *s)
  * is an array (an empty Lua table comes as {}). */
 static json_t *query(struct supervisor *s, const char *what, int n, const char *list)
 {
-    json_t *v = s->sink.query ? s->sink.query(s->sink.ctx, what, now(), n) : NULL;
+    json_t *v = s->sink.query ? s->sink.query(s->sink.ctx, what, clock_mono(), n) : NULL;
     if (!json_is_object(v)) {
         json_decref(v);
         v = json_object();
@@ -171,9 +167,7 @@ static json_t *view(struct supervisor *s)
 /* Unix seconds for a time of the loop's monotonic clock. */
 static double unix_time(double mono)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return mono + ((double)ts.tv_sec + ts.tv_nsec / 1e9 - now());
+    return mono + (clock_unix() - clock_mono());
 }
 
 /* An event of the runtime's (monotonic time) as the CLI shows it. */
@@ -199,13 +193,12 @@ static int on_page(struct metrics_http *m, const char *path, char **body, size_t
             live[i] = s->procs.v[i].id;
         json_t *v = view(s), *last = json_object_get(v, "last_restart");
         struct prom_facts f = {
-            .service = s->cfg.name, .version = BATON_VERSION, .live = live, .nlive = s->procs.len
+            .service = s->cfg.name,
+            .version = BATON_VERSION,
+            .live = live,
+            .nlive = s->procs.len,
+            .active = (unsigned)json_integer_value(json_object_get(v, "active")),
         };
-        json_t *g;
-        size_t i;
-        json_array_foreach(json_object_get(v, "generations"), i, g)
-            if (strcmp(json_string_value(json_object_get(g, "state")), "active") == 0)
-                f.active = (unsigned)json_integer_value(json_object_get(g, "id"));
         if (json_is_object(last)) {
             f.last_restart = unix_time(json_number_value(json_object_get(last, "time")));
             f.last_restart_ok = json_is_true(json_object_get(last, "ok"));
@@ -263,7 +256,7 @@ static json_t *generations_json(json_t *v, double t, struct supervisor *s)
 
 static json_t *status_json(struct supervisor *s)
 {
-    double t = now();
+    double t = clock_mono();
     json_t *ls = json_array();
     for (size_t i = 0; i < s->cfg.nlisteners; i++) {
         char addr[256];
@@ -473,7 +466,7 @@ int supervisor_init(struct supervisor *s, uv_loop_t *loop)
     s->stats.fd = -1;
     s->metrics_listener.fd = -1;
     s->handover.staged = -1;
-    s->started = now();
+    s->started = clock_mono();
     int r = supervisor_runtime_dir(s->rundir, sizeof s->rundir);
     if (r < 0)
         log_error("runtime folder %s: %s", s->rundir,

@@ -1,6 +1,8 @@
 /* timers.c: one-shot timers by id (see timers.h). */
 #include "timers.h"
 
+#include "clock.h"
+
 #include <errno.h>
 #include <stdlib.h>
 
@@ -39,7 +41,7 @@ static void on_fire(uv_timer_t *h)
 {
     struct timer *t = h->data;
     struct timers *set = t->set;
-    struct event ev = { .kind = EV_TIMER, .id = t->id, .now = (double)uv_hrtime() / 1e9 };
+    struct event ev = { .kind = EV_TIMER, .id = t->id, .now = clock_mono() };
     unlink_timer(set, t);
     if (set->sink->event)
         set->sink->event(set->sink->ctx, &ev);

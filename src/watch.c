@@ -1,5 +1,7 @@
 #include "watch.h"
 
+#include "clock.h"
+
 #include <errno.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -98,7 +100,7 @@ void watches_init(struct watches *ws, uv_loop_t *loop, const struct event_sink *
 static void on_changed(struct file_watch *w)
 {
     struct watch_entry *e = (struct watch_entry *)w;
-    struct event ev = { .kind = EV_WATCH, .id = e->id, .now = (double)uv_hrtime() / 1e9 };
+    struct event ev = { .kind = EV_WATCH, .id = e->id, .now = clock_mono() };
     if (e->set->sink->event)
         e->set->sink->event(e->set->sink->ctx, &ev);
 }

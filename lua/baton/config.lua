@@ -77,7 +77,6 @@ end
 local function plain(v, where)
   return copy_plain(v, where, 0, { left = MAX_VALUES })
 end
-_M.plain = plain
 
 -- Every "key =" (or '["key"] =') from line FROM on, with the line it first
 -- appears on: one pass over the text, for many keys at once. A table value

@@ -491,7 +491,7 @@ function Runtime.summary(_, g)
 end
 
 -- What `baton status` and /ready read (WHAT "view"):
---   { serving, generations = { summary, ... } (oldest first),
+--   { serving, active (its id; 0: none), generations = { summary, ... } (oldest first),
 --     exited_not_shown, last_restart = event | nil }
 -- and `baton events` (WHAT "events"): { events = { event, ... }, not_kept }.
 -- Times are the loop's monotonic seconds; N: how many events.
@@ -506,6 +506,7 @@ function Runtime:query(what, now, n)
   for _, g in ipairs(self:live()) do gens[#gens + 1] = self:summary(g) end
   table.sort(gens, function(a, b) return a.id < b.id end)
   return { serving = self.active ~= nil and self.active:alive() and not self.stopping,
+    active = self.active and self.active.id or 0,
     generations = gens, exited_not_shown = self.exited_not_shown,
     last_restart = self.events:latest("restart") }
 end
