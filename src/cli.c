@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,9 +27,27 @@ static void usage_client(FILE *to, const char *cmd)
             "($XDG_RUNTIME_DIR, else /tmp/baton-UID).\n"
             "Exit codes: 0 done, 1 refused or rolled back, 2 usage, 3 not running.\n",
             cmd,
-            strcmp(cmd, "events") == 0 ? "[-n N] "
-            : strcmp(cmd, "logs") == 0 ? "[-f] [-n N] [--gen N] (--file SERVICE_FILE) "
-                                       : "");
+            strcmp(cmd, "events") == 0    ? "[-n N] "
+            : strcmp(cmd, "logs") == 0    ? "[-f] [-n N] [--gen N] (--file SERVICE_FILE) "
+            : strcmp(cmd, "restart") == 0 ? "[--progress | --quiet] "
+                                          : "");
+    if (strcmp(cmd, "restart") == 0)
+        fprintf(to, "On a terminal (or with --progress) each step of the restart is shown as the\n"
+                    "supervisor takes it. --json prints one object: ok, outcome (\"took over\",\n"
+                    "\"rolled back\" or \"refused\"), new, old, reason, duration, message.\n");
+}
+
+/* A progress line of `baton restart`: the supervisor's message, timed from
+ * the request. */
+static void print_progress(void *ctx, json_t *p)
+{
+    const double *t0 = ctx;
+    const char *level = json_string_value(json_object_get(p, "level"));
+    double t = json_number_value(json_object_get(p, "time")) - *t0;
+    printf("  %7.3fs  %s%s%s\n", t < 0 ? 0 : t, level && strcmp(level, "info") != 0 ? level : "",
+           level && strcmp(level, "info") != 0 ? ": " : "",
+           json_string_value(json_object_get(p, "message")));
+    fflush(stdout);
 }
 
 /* The one supervisor's socket in the runtime folder: 0 with OUT, -ENOENT
@@ -192,7 +211,7 @@ static int print_logs(const char *sock, long n, long gen, int follow, int json)
         if (first && n > 0)
             json_object_set_new(req, "n", json_integer(n));
         char err[512];
-        int r = control_call(sock, req, 5000, &resp, err, sizeof err);
+        int r = control_call(sock, req, 5000, NULL, NULL, &resp, err, sizeof err);
         json_decref(req);
         if (r < 0) {
             if (!first)
@@ -235,13 +254,16 @@ int cli_main(const char *cmd, int argc, char **argv)
     const char *sock = NULL, *file = NULL;
     int json = 0, timeout_ms = 5000, follow = 0;
     long n = 0, gen = 0;
-    int logs = strcmp(cmd, "logs") == 0;
+    int logs = strcmp(cmd, "logs") == 0, restart = strcmp(cmd, "restart") == 0;
+    int progress = restart && isatty(STDOUT_FILENO); /* -1: --quiet */
     static const struct option opts[] = {
         { "socket", required_argument, NULL, 's' },
         { "file", required_argument, NULL, 'S' },
         { "json", no_argument, NULL, 'j' },
         { "gen", required_argument, NULL, 'g' },
         { "follow", no_argument, NULL, 'F' },
+        { "progress", no_argument, NULL, 'P' },
+        { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -259,6 +281,15 @@ int cli_main(const char *cmd, int argc, char **argv)
                 file = optarg;
             break;
         case 'F': follow = logs; break;
+        case 'P':
+        case 'q':
+            if (!restart) {
+                fprintf(stderr, "baton %s: --%s is for restart\n", cmd,
+                        c == 'P' ? "progress" : "quiet");
+                return 2;
+            }
+            progress = c == 'P';
+            break;
         case 'j': json = 1; break;
         case 'n':
         case 'g': {
@@ -311,10 +342,25 @@ int cli_main(const char *cmd, int argc, char **argv)
     json_t *req = json_pack("{s:s}", "cmd", cmd), *resp = NULL;
     if (n > 0)
         json_object_set_new(req, "n", json_integer(n));
-    int r = control_call(sock, req, timeout_ms, &resp, err, sizeof err);
+    progress = progress > 0 && !json; /* --json: one object on stdout, nothing else */
+    if (progress)
+        json_object_set_new(req, "progress", json_true());
+    double t0 = clock_unix();
+    int r = control_call(sock, req, timeout_ms, progress ? print_progress : NULL, &t0, &resp, err,
+                         sizeof err);
     json_decref(req);
     if (r < 0) {
-        fprintf(stderr, "baton %s: %s\n", cmd, err);
+        if (json) { /* the failure as the contract's object, still nothing on stderr */
+            json_t *j = json_pack("{s:b, s:s}", "ok", 0, "error", err);
+            if (j && restart)
+                json_object_set_new(j, "outcome", json_string("unreachable"));
+            char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+            printf("%s\n", text ? text : "{}");
+            free(text);
+            json_decref(j);
+        } else {
+            fprintf(stderr, "baton %s: %s\n", cmd, err);
+        }
         return r == -ENOENT || r == -ECONNREFUSED ? 3 : 2;
     }
     int ok = json_is_true(json_object_get(resp, "ok"));
@@ -339,8 +385,6 @@ int cli_main(const char *cmd, int argc, char **argv)
         const char *m = json_string_value(json_object_get(resp, "message"));
         printf("%s\n", m ? m : "ok");
     }
-    if (json && !ok)
-        fprintf(stderr, "baton %s: %s\n", cmd, json_string_value(json_object_get(resp, "error")));
     json_decref(resp);
     return ok ? 0 : 1;
 }

@@ -3,6 +3,7 @@
 #include "nofile.h"
 #include "unixpath.h"
 
+#include "clock.h"
 #include "log.h"
 
 #include <errno.h>
@@ -26,6 +27,7 @@ struct control_client {
     size_t len;
     int closing;
     int replying; /* a response is being written */
+    int progress; /* it asked for the supervisor's messages until the answer */
 };
 
 static void unlink_client(struct control_client *cl)
@@ -73,21 +75,25 @@ struct write_req {
     uv_write_t w;
     struct control_client *cl;
     char *data;
+    int final; /* the answer: the connection closes once it is written */
 };
 
 static void on_written(uv_write_t *w, int status)
 {
     struct write_req *wr = (struct write_req *)w;
-    (void)status; /* a client that left early is no concern of ours */
-    client_close(wr->cl);
+    /* A client that left early is no concern of ours; one that left
+     * during its progress lines gets no answer either. */
+    if (wr->final || status < 0)
+        client_close(wr->cl);
     free(wr->data);
     free(wr);
 }
 
-static int send_json(struct control_client *cl, json_t *resp)
+/* Writes J (reference stolen) as one line; FINAL makes it the answer. */
+static int send_line(struct control_client *cl, json_t *j, int final)
 {
-    char *text = json_dumps(resp, JSON_COMPACT);
-    json_decref(resp);
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
     struct write_req *wr = text ? malloc(sizeof *wr) : NULL;
     if (!wr) {
         free(text);
@@ -98,9 +104,12 @@ static int send_json(struct control_client *cl, json_t *resp)
     text[len] = '\n'; /* overwrite the NUL: the line ends the message */
     wr->cl = cl;
     wr->data = text;
-    cl->replying = 1;
+    wr->final = final;
+    if (final) {
+        cl->replying = 1;
+        uv_read_stop((uv_stream_t *)&cl->pipe);
+    }
     uv_buf_t b = uv_buf_init(text, (unsigned)len + 1);
-    uv_read_stop((uv_stream_t *)&cl->pipe);
     int r = uv_write(&wr->w, (uv_stream_t *)&cl->pipe, &b, 1, on_written);
     if (r < 0) {
         free(text);
@@ -108,6 +117,29 @@ static int send_json(struct control_client *cl, json_t *resp)
         client_close(cl);
     }
     return r;
+}
+
+static int send_json(struct control_client *cl, json_t *resp)
+{
+    return send_line(cl, resp, 1);
+}
+
+/* The log tap: each supervisor message goes, as a progress line, to every
+ * client that asked for them and still waits for its answer. A client that
+ * does not read is skipped once CONTROL_MAX bytes wait for it: a slow
+ * terminal never grows the supervisor's memory. */
+static void on_log(void *ctx, enum log_level level, const char *msg)
+{
+    struct control *c = ctx;
+    for (struct control_client *cl = c->clients; cl; cl = cl->next) {
+        if (!cl->progress || !cl->req || cl->closing || cl->replying ||
+            uv_stream_get_write_queue_size((uv_stream_t *)&cl->pipe) > CONTROL_MAX)
+            continue;
+        json_t *j = json_pack("{s:{s:f, s:s, s:s}}", "progress", "time", clock_unix(), "level",
+                              log_level_name(level), "message", msg);
+        if (j)
+            send_line(cl, j, 0);
+    }
 }
 
 static json_t *error_json(const char *fmt, va_list ap)
@@ -182,6 +214,7 @@ static void handle_line(struct control_client *cl, size_t linelen)
     uv_timer_stop(&cl->idle);
     uv_read_stop((uv_stream_t *)&cl->pipe);
     cl->req = ++c->next_req;
+    cl->progress = json_is_true(json_object_get(req, "progress"));
     c->cb(c, cl->req, cmd, req);
     json_decref(req);
 }
@@ -304,6 +337,7 @@ int control_open(struct control *c, uv_loop_t *loop, const char *path, control_c
         return r;
     }
     c->open = 1;
+    log_set_tap(on_log, c);
     return 0;
 }
 
@@ -312,6 +346,7 @@ void control_close(struct control *c)
     if (!c->open)
         return;
     c->open = 0;
+    log_set_tap(NULL, NULL);
     /* A client still waiting for an answer gets one; writes under way finish. */
     struct control_client *cl = c->clients, *next;
     for (; cl; cl = next) {
@@ -336,12 +371,36 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int control_call(const char *path, json_t *req, int timeout_ms, json_t **resp, char *err,
-                 size_t errlen)
+/* Parses the first line of BUF (LEN bytes, ending at NL). Returns 1 when it
+ * was a progress line (handed to ON_PROGRESS), 0 with *RESP for the answer,
+ * -EPROTO otherwise. */
+static int take_line(const char *buf, size_t linelen, control_progress_cb on_progress, void *ctx,
+                     json_t **resp)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(buf, linelen, 0, &jerr);
+    if (!j || !json_is_object(j)) {
+        json_decref(j);
+        return -EPROTO;
+    }
+    json_t *p = json_object_get(j, "progress");
+    if (p && !json_object_get(j, "ok")) {
+        if (on_progress)
+            on_progress(ctx, p);
+        json_decref(j);
+        return 1;
+    }
+    *resp = j;
+    return 0;
+}
+
+int control_call(const char *path, json_t *req, int timeout_ms, control_progress_cb on_progress,
+                 void *ctx, json_t **resp, char *err, size_t errlen)
 {
     struct sockaddr_un un = { .sun_family = AF_UNIX };
     int r = 0;
     char *text = NULL, *buf = NULL;
+    *resp = NULL;
     if (strlen(path) >= sizeof un.sun_path) {
         snprintf(err, errlen, "control socket path too long: %s", path);
         return -ENAMETOOLONG;
@@ -376,9 +435,37 @@ int control_call(const char *path, json_t *req, int timeout_ms, json_t **resp, c
         off += (size_t)n;
     }
     buf = malloc(CONTROL_MAX + 1);
+    if (!buf) {
+        r = -ENOMEM;
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
     size_t len = 0;
     int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
-    while (buf && !memchr(buf, '\n', len) && len < CONTROL_MAX) {
+    /* Progress lines (asked for with "progress": true) come first, each a
+     * line; the answer is the first line without them. */
+    for (;;) {
+        char *nl = memchr(buf, '\n', len);
+        if (nl) {
+            size_t linelen = (size_t)(nl - buf);
+            int t = take_line(buf, linelen, on_progress, ctx, resp);
+            if (t == 0)
+                break;
+            if (t < 0) {
+                r = -EPROTO;
+                snprintf(err, errlen, "unreadable answer from the supervisor");
+                goto out;
+            }
+            len -= linelen + 1;
+            memmove(buf, nl + 1, len);
+            continue;
+        }
+        if (len >= CONTROL_MAX) {
+            r = -EPROTO;
+            snprintf(err, errlen, "an answer from the supervisor longer than %d bytes",
+                     CONTROL_MAX);
+            goto out;
+        }
         int wait = deadline < 0 ? -1 : (int)(deadline - now_ms());
         if (deadline >= 0 && wait <= 0) {
             r = -ETIMEDOUT;
@@ -387,27 +474,22 @@ int control_call(const char *path, json_t *req, int timeout_ms, json_t **resp, c
         }
         struct pollfd p = { .fd = fd, .events = POLLIN };
         int pr = poll(&p, 1, wait);
-        if (pr < 0 && errno == EINTR)
-            continue;
         if (pr <= 0)
-            continue;
+            continue; /* EINTR, or the deadline: checked above */
         ssize_t n = recv(fd, buf + len, CONTROL_MAX - len, 0);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n == 0 && len > 0) {
+            /* An answer without its newline: take it as it is. */
+            buf[len++] = '\n';
+            continue;
+        }
         if (n <= 0) {
             r = n == 0 ? -ECONNRESET : -errno;
             snprintf(err, errlen, "the supervisor closed the connection without an answer");
             goto out;
         }
         len += (size_t)n;
-    }
-    json_error_t jerr;
-    *resp = buf ? json_loadb(buf, len, JSON_DISABLE_EOF_CHECK, &jerr) : NULL;
-    if (!*resp || !json_is_object(*resp)) {
-        r = -EPROTO;
-        snprintf(err, errlen, "unreadable answer from the supervisor");
-        json_decref(*resp);
-        *resp = NULL;
     }
 out:
     if (fd >= 0)

@@ -7,7 +7,10 @@
  * with SO_PEERCRED (same uid, or root). One request per connection: a JSON
  * object on one line, at most CONTROL_MAX bytes, e.g. {"cmd":"restart"}.
  * One response: a JSON object on one line, {"ok":true,...} or
- * {"ok":false,"error":"..."}; then the connection is closed. A reply may come
+ * {"ok":false,"error":"..."}; then the connection is closed. A request with
+ * "progress": true first gets the supervisor's own messages as they are
+ * logged, each a line {"progress":{"time","level","message"}}, until its
+ * response (`baton restart` on a terminal shows them). A reply may come
  * much later (a restart answers once its outcome is known): requests are
  * named by a numeric id, and a reply to a client that went away is dropped.
  * Bad input (too long, not JSON, no "cmd", silent for CONTROL_IDLE_MS) gets
@@ -55,9 +58,11 @@ int control_parse(const char *buf, size_t len, json_t **req, const char **cmd, c
                   size_t errlen);
 
 /* The client side (the CLI): sends REQ, waits up to TIMEOUT_MS (-1: forever)
- * for the response. Returns 0 with *RESP set, or a negative errno with a
+ * for the response, handing each progress object to ON_PROGRESS (may be
+ * NULL) on the way. Returns 0 with *RESP set, or a negative errno with a
  * reason in ERR. */
-int control_call(const char *path, json_t *req, int timeout_ms, json_t **resp, char *err,
-                 size_t errlen);
+typedef void (*control_progress_cb)(void *ctx, json_t *progress);
+int control_call(const char *path, json_t *req, int timeout_ms, control_progress_cb on_progress,
+                 void *ctx, json_t **resp, char *err, size_t errlen);
 
 #endif

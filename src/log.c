@@ -19,6 +19,20 @@ enum log_level log_get_level(void)
     return current;
 }
 
+const char *log_level_name(enum log_level level)
+{
+    return level <= LOG_DEBUG ? names[level] : "info";
+}
+
+static log_tap_fn tap;
+static void *tap_ctx;
+
+void log_set_tap(log_tap_fn fn, void *ctx)
+{
+    tap = fn;
+    tap_ctx = ctx;
+}
+
 int log_level_parse(const char *name)
 {
     for (int i = 0; i <= LOG_DEBUG; i++)
@@ -89,13 +103,22 @@ static void emit(char *out, size_t cap, int n)
 
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-    if (level > current)
+    static int tapping; /* the tap's own messages are not tapped */
+    int to_tap = tap && level <= LOG_INFO && !tapping;
+    if (level > current && !to_tap)
         return;
     char msg[2048], when[40], out[4608];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (to_tap) {
+        tapping = 1;
+        tap(tap_ctx, level, msg);
+        tapping = 0;
+    }
+    if (level > current)
+        return;
     timestamp(when, sizeof when);
     int n;
     if (format == LOG_FORMAT_JSON) {

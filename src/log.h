@@ -18,6 +18,14 @@ void log_set_format(enum log_format f);
 int log_format_parse(const char *name); /* -EINVAL for an unknown name */
 void log_app_line(unsigned generation, const char *stream, const char *line);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *log_level_name(enum log_level level);
+
+/* One listener may tap the supervisor's own messages up to LOG_INFO,
+ * whatever the level printed: the control socket streams them to a
+ * `baton restart` that asked for its progress. A tap that logs is not
+ * called again from inside itself. NULL removes it. */
+typedef void (*log_tap_fn)(void *ctx, enum log_level level, const char *msg);
+void log_set_tap(log_tap_fn fn, void *ctx);
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)

@@ -154,7 +154,12 @@ static int core_log(lua_State *L)
     return 0;
 }
 
-/* reply(req, ok, message): REQ nil (nobody waits) is ignored. */
+/* At most this many fields in a reply's result table. */
+#define REPLY_FIELDS 16
+
+/* reply(req, ok, message[, fields]): REQ nil (nobody waits) is ignored.
+ * FIELDS (the runtime's own table, never a policy's) adds string keys with
+ * string, number or boolean values to the answer, e.g. a restart's result. */
 static int core_reply(lua_State *L)
 {
     struct core_api *a = api_of(L);
@@ -163,6 +168,34 @@ static int core_reply(lua_State *L)
     int ok = lua_toboolean(L, 2);
     const char *msg = luaL_optstring(L, 3, "");
     json_t *j = json_pack("{s:b, s:s}", "ok", ok, ok ? "message" : "error", msg);
+    if (j && lua_type(L, 4) == LUA_TTABLE) {
+        int n = 0;
+        lua_pushnil(L);
+        while (n < REPLY_FIELDS && lua_next(L, 4) != 0) {
+            if (lua_type(L, -2) == LUA_TSTRING && !json_object_get(j, lua_tostring(L, -2))) {
+                const char *k = lua_tostring(L, -2);
+                json_t *v = NULL;
+                switch (lua_type(L, -1)) {
+                case LUA_TNUMBER: {
+                    double d = lua_tonumber(L, -1);
+                    int whole = d >= -9e15 && d <= 9e15 && d == (double)(long long)d;
+                    v = whole ? json_integer((json_int_t)d) : json_real(d); /* NaN: NULL */
+                    break;
+                }
+                case LUA_TSTRING: v = json_string(lua_tostring(L, -1)); break;
+                case LUA_TBOOLEAN: v = json_boolean(lua_toboolean(L, -1)); break;
+                default: break;
+                }
+                if (v) {
+                    json_object_set_new(j, k, v);
+                    n++;
+                }
+            }
+            lua_pop(L, 1);
+        }
+        if (n == REPLY_FIELDS)
+            lua_pop(L, 1); /* the key the loop stopped at */
+    }
     if (j)
         control_reply(a->control, (uint64_t)lua_tonumber(L, 1), j);
     return 0;

@@ -284,6 +284,8 @@ function Gen:start_drain(o)
   self.draining = true
   self.drain_started = rt:now()
   self.state = "draining"
+  rt.core.log("info", ("generation %d draining (SIG%s%s, deadline %gs)"):format(self.id, o.signal,
+    o.gradual > 0 and (" after a gradual " .. o.gradual .. "s") or "", o.deadline))
   rt:task("drain of generation " .. self.id, function()
     if o.gradual > 0 then
       rt.core.drain_window(self.id, o.gradual)

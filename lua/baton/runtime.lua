@@ -57,7 +57,7 @@ _M.CORE = {
   watch = "watch(path) -> id | nil, err   (changes: event 'watch')",
   unwatch = "unwatch(id)",
   log = "log(level, message)",
-  reply = "reply(req, ok, message)",
+  reply = "reply(req, ok, message[, fields])   (fields: flat, e.g. a restart's result)",
   shutdown = "shutdown(code)",
   stat = "stat(name[, generation]) -> number | {count, sum} | nil",
   stat_add = "stat_add(name, n)   (the supervisor's own counters)",
@@ -171,12 +171,18 @@ function Runtime:locked(fn)
   return a, b
 end
 
+-- A restart's result, as `baton restart --json` prints it (a contract):
+-- outcome "took over", "rolled back" or "refused"; new and old generation
+-- ids (absent when there was none); the reason it did not take over (empty
+-- when it did); its duration in seconds.
 function Runtime:restart(req, why)
   self:task("restart", function()
+    local t0, old = self:now(), self.active and self.active.id
     local ok, msg = self:locked(function()
-      if self.stopping then return false, "the supervisor is stopping" end
+      if self.stopping then return nil, "the supervisor is stopping" end
       self.core.log("info", "restart requested" .. (why and (" (" .. why .. ")") or ""))
-      local t0 = self:now()
+      t0 = self:now()
+      old = self.active and self.active.id
       local ok, msg = self:procedure("restart", self.active)
       if self.rollback_req then
         local rreq = self.rollback_req
@@ -198,7 +204,17 @@ function Runtime:restart(req, why)
       self:tell_manager(nil, ok and msg or ("restart " .. msg))
       return ok, msg
     end)
-    self.core.reply(req, ok, msg)
+    local new
+    if ok then
+      new = self.active.id
+    elseif ok == false and self.last_spawned ~= 0 then
+      new = self.last_spawned
+    end
+    self.core.reply(req, ok == true, msg, {
+      outcome = ok and "took over" or (ok == nil and "refused" or "rolled back"),
+      new = new, old = old, duration = math.floor((self:now() - t0) * 1000 + 0.5) / 1000,
+      reason = ok and "" or msg:gsub("^rolled back: ", ""),
+    })
   end)
 end
 

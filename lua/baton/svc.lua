@@ -58,6 +58,7 @@ function M.promote(rt, h)
     g.promoted_at = rt:now()
     g.state = "active"
   end)
+  rt.core.log("info", ("generation %d promoted: it serves"):format(g.id))
   return true
 end
 
@@ -72,7 +73,12 @@ end
 -- previous generation still serves, so going back to it is possible. The
 -- runtime closes it when the procedure ends, whatever way it ends.
 function M.rollback_window(rt, open)
+  local was = rt.window_open
   rt.window_open = open and true or false
+  if rt.window_open and not was then
+    rt.core.log("info", "rollback window open: `baton rollback` now returns to generation " ..
+      (rt.active and rt.active.id or 0))
+  end
 end
 
 -- Waits up to SECONDS for `baton rollback`; true if one came (or is pending).

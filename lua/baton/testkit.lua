@@ -68,9 +68,9 @@ function _M.new(opts)
   end
   function core.cancel(tid) sim.timers[tid] = nil end
   function core.log(level, msg) sim.logs[#sim.logs + 1] = level .. ": " .. msg end
-  function core.reply(req, ok, msg)
-    sim.replies[#sim.replies + 1] = { req = req, ok = ok, msg = msg }
-    if type(req) == "table" then req.ok, req.msg, req.done = ok, msg, true end
+  function core.reply(req, ok, msg, fields)
+    sim.replies[#sim.replies + 1] = { req = req, ok = ok, msg = msg, fields = fields }
+    if type(req) == "table" then req.ok, req.msg, req.fields, req.done = ok, msg, fields, true end
   end
   function core.shutdown(code) sim.shutdown_code = code end
   sim.own_stats = {}
