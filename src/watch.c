@@ -3,23 +3,89 @@
 #include "clock.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+/* FNV-1a of the file's content, read in bounded chunks; 0 when unreadable. */
+static uint64_t content_hash(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return 0;
+    uint64_t h = 1469598103934665603ULL;
+    char buf[65536];
+    ssize_t n;
+    size_t total = 0;
+    while (total <= WATCH_HASH_MAX && (n = read(fd, buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < n; i++)
+            h = (h ^ (unsigned char)buf[i]) * 1099511628211ULL;
+        total += (size_t)n;
+    }
+    close(fd);
+    return h;
+}
+
+/* What the path leads to now, symlinks followed. A small regular file is
+ * known by its content: one the kubelet rewrote unchanged beside a key
+ * that did change is not a change. Others by inode, size and mtime. */
+static void identify(const struct file_watch *w, struct file_id *id)
+{
+    struct stat st;
+    memset(id, 0, sizeof *id);
+    if (stat(w->path, &st) < 0)
+        return; /* gone: all zero */
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
+    id->size = st.st_size;
+    id->mtime = st.st_mtim;
+    if (S_ISREG(st.st_mode) && st.st_size <= WATCH_HASH_MAX) {
+        id->hash = content_hash(w->path);
+        id->hashed = 1;
+    }
+}
+
+static int same_id(const struct file_id *a, const struct file_id *b)
+{
+    if (a->hashed && b->hashed)
+        return a->size == b->size && a->hash == b->hash;
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
 
 static void on_settled(uv_timer_t *t)
 {
     struct file_watch *w = t->data;
-    w->cb(w);
+    struct file_id now;
+    identify(w, &now);
+    int changed = w->named || !same_id(&now, &w->last);
+    w->named = 0;
+    w->last = now;
+    if (changed)
+        w->cb(w);
 }
 
+/* An event on the file's own name is a change. An event on another name
+ * in the folder may be one too: Kubernetes updates a ConfigMap volume by
+ * renaming a symlink ("..data") that the file's own symlink goes through,
+ * so the file's identity is compared once things settle. Events on its own
+ * name restart the settling; others do not, so a busy folder cannot
+ * postpone a change forever. */
 static void on_event(uv_fs_event_t *e, const char *filename, int events, int status)
 {
     struct file_watch *w = e->data;
     (void)events;
-    if (status < 0 || !filename || strcmp(filename, w->name) != 0)
+    if (status < 0 || !filename)
         return;
-    uv_timer_start(&w->settle, on_settled, WATCH_SETTLE_MS, 0);
+    if (strcmp(filename, w->name) == 0) {
+        w->named = 1;
+        uv_timer_start(&w->settle, on_settled, WATCH_SETTLE_MS, 0);
+    } else if (!uv_is_active((uv_handle_t *)&w->settle)) {
+        uv_timer_start(&w->settle, on_settled, WATCH_SETTLE_MS, 0);
+    }
 }
 
 static void on_closed(uv_handle_t *h);
@@ -32,9 +98,12 @@ int file_watch_start(struct file_watch *w, uv_loop_t *loop, const char *path, fi
         goto fail;
     w->dir = strdup(dirname(a));
     w->name = strdup(basename(b));
-    if (!w->dir || !w->name)
+    w->path = strdup(path);
+    if (!w->dir || !w->name || !w->path)
         goto fail;
     w->cb = cb;
+    w->named = 0;
+    identify(w, &w->last);
     if ((r = uv_fs_event_init(loop, &w->event)) < 0)
         goto fail;
     uv_timer_init(loop, &w->settle);
@@ -56,7 +125,8 @@ fail:
     free(b);
     free(w->dir);
     free(w->name);
-    w->dir = w->name = NULL;
+    free(w->path);
+    w->dir = w->name = w->path = NULL;
     return r;
 }
 
@@ -77,7 +147,8 @@ void file_watch_stop(struct file_watch *w)
     uv_close((uv_handle_t *)&w->settle, on_closed);
     free(w->dir);
     free(w->name);
-    w->dir = w->name = NULL;
+    free(w->path);
+    w->dir = w->name = w->path = NULL;
 }
 
 /* --- watches by id ------------------------------------------------------ */

@@ -310,16 +310,48 @@ function Runtime:trigger(name, fn, ...)
   self:task(name, function() self:call_hook(name, fn, self.svc, unpack(args, 1, args.n)) end)
 end
 
-function Runtime:teardown_triggers()
-  for _, undo in ipairs(self.triggers) do undo() end
+-- Undoes the triggers. With PARK (a reload re-running init), file watches
+-- are kept aside instead, until the new init has run.
+function Runtime:teardown_triggers(park)
+  for _, undo in ipairs(self.triggers) do undo(park) end
   self.triggers = {}
+  if not park then self:release_parked() end
+end
+
+-- Parked watches: a change that comes between the teardown and the new
+-- init is kept, and the new init's watch of the same path gets it. So a
+-- ConfigMap update that changes the service file and a watched file at
+-- once reloads and restarts, whichever of the two is seen first.
+function Runtime:park_watch(path, wid)
+  local p = { id = wid, changed = false }
+  self.parked[path] = p
+  self.watch_fns[wid] = function() p.changed = true end
+end
+
+-- The parked watch of PATH, if any: its id and whether it saw a change.
+function Runtime:take_parked(path)
+  local p = self.parked[path]
+  if not p then return nil end
+  self.parked[path] = nil
+  return p.id, p.changed
+end
+
+function Runtime:release_parked()
+  for _, p in pairs(self.parked) do
+    self.watch_fns[p.id] = nil
+    self.core.unwatch(p.id)
+  end
+  self.parked = {}
 end
 
 -- The policy's init hook: where it sets up its triggers.
 function Runtime:init()
-  self:teardown_triggers()
+  self:teardown_triggers(true)
   local hook = self:hook("init")
-  self:task("init", function() self:call_hook("init", hook, self.svc) end)
+  self:task("init", function()
+    self:call_hook("init", hook, self.svc)
+    self:release_parked() -- what the new init no longer watches
+  end)
 end
 
 -- Configuration and reload ----------------------------------------------------
@@ -544,7 +576,7 @@ function _M.new(core, cfg, default_policy)
   local rt = setmetatable({
     core = core, default = default_policy, limits = {}, clock = 0,
     hooks = {}, finish = {}, dead = setmetatable({}, { __mode = "k" }), policy_depth = 0,
-    triggers = {}, watch_fns = {}, config_watches = {},
+    triggers = {}, watch_fns = {}, config_watches = {}, parked = {},
     gens = {}, exited = {}, exited_not_shown = 0, events = History.new(),
     waiters = {}, timers = {}, queue = {}, busy = false,
     stopping = false, policy_errors = 0, crashes = 0,

@@ -120,14 +120,26 @@ function M.watch(rt, path, fn)
   if type(path) ~= "string" then error("watch: path must be a string", 3) end
   if type(fn) ~= "function" then error("watch: needs a function to call", 3) end
   if path:sub(1, 1) ~= "/" and rt.cfg.dir and rt.cfg.dir ~= "." then path = rt.cfg.dir .. "/" .. path end
-  -- The watch and its undo are made together (see Runtime:repeating).
+  -- The watch and its undo are made together (see Runtime:repeating). A
+  -- watch of the same path from before a reload carries on (Runtime:init).
+  local changed
   local id, err = sandbox.critical(function()
-    local wid, werr = rt.core.watch(path)
-    if not wid then return nil, werr end
+    local wid
+    wid, changed = rt:take_parked(path)
+    if not wid then
+      local werr
+      wid, werr = rt.core.watch(path)
+      if not wid then return nil, werr end
+    end
     rt.watch_fns[wid] = function() rt:trigger("watch " .. path, fn, path) end
-    rt.triggers[#rt.triggers + 1] = function() rt.watch_fns[wid] = nil; rt.core.unwatch(wid) end
+    rt.triggers[#rt.triggers + 1] = function(park)
+      if park then return rt:park_watch(path, wid) end
+      rt.watch_fns[wid] = nil
+      rt.core.unwatch(wid)
+    end
     return wid
   end)
+  if id and changed then rt.watch_fns[id]() end
   if not id then return nil, ("cannot watch %s: %s"):format(path, err) end
   return true
 end

@@ -182,6 +182,28 @@ describe("triggers", function()
     assert.is_true(sim:logged("every 3600s"))
   end)
 
+  it("keeps a watch across a reload, with a change seen in between", function()
+    local sim = up{ options = { watch = { "app.conf" } } }
+    local before = next(sim.watches)
+    sim.rt:teardown_triggers(true) -- a reload's first step
+    sim:touch("app.conf")          -- a change before the new init ran
+    assert.same({ 1 }, sim.spawned)
+    sim.rt:init()
+    sim:advance(0)
+    assert.equal(before, next(sim.watches)) -- the same watch, not a new one
+    assert.is_nil(next(sim.watches, before))
+    assert.same({ 1, 2 }, sim.spawned)
+    assert.is_true(sim:logged("restart requested %(app.conf changed%)"))
+  end)
+
+  it("drops a parked watch the new init does not make", function()
+    local sim = up{ options = { watch = { "app.conf" } } }
+    sim.rt.options = {} -- the reloaded policy watches nothing
+    sim.rt:init()
+    sim:advance(0)
+    assert.is_nil(next(sim.watches))
+  end)
+
   it("fires a stats threshold once per crossing", function()
     local fired = 0
     local sim = up{ policy = {
