@@ -3,10 +3,11 @@
 # packages. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
+# go-md2man turns docs/cli.md and docs/service-file.md into man pages.
 build_pkgs=(pkg-config cmake gcc make libuv1-dev libluajit-5.1-dev luajit
-            libjansson-dev libhttp-parser-dev lua-cjson)
+            libjansson-dev libhttp-parser-dev lua-cjson go-md2man)
 test_pkgs=(lua-busted libcmocka-dev gunicorn python3 curl procps iproute2 util-linux prometheus
-           systemd)
+           systemd python3-kubernetes python3-yaml man-db)
 # The peers the benchmarks compare with, and the plotting tool.
 bench_pkgs=(nginx-light haproxy gnuplot-nox curl procps iproute2 python3)
 # The formatter, linter and static analyser scripts/lint.sh runs.

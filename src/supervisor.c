@@ -215,7 +215,18 @@ static int on_page(struct metrics_http *m, const char *path, char **body, size_t
         *len = strlen(*body);
         return ok ? 200 : 503;
     }
-    *body = strdup("not found: try /metrics or /ready\n");
+    if (strcmp(path, "/live") == 0) {
+        /* Liveness: the loop answered, and so did the runtime. It does not
+         * depend on a generation serving: the supervisor recovers those
+         * itself, and a container restarted for it would drop what serves. */
+        json_t *v = view(s);
+        int ok = json_is_object(v);
+        json_decref(v);
+        *body = strdup(ok ? "alive\n" : "the runtime does not answer\n");
+        *len = strlen(*body);
+        return ok ? 200 : 503;
+    }
+    *body = strdup("not found: try /metrics, /ready or /live\n");
     *len = strlen(*body);
     return 404;
 }

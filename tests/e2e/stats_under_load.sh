@@ -19,6 +19,7 @@ start_baton
 metrics=$("$BATON" status -s "$SOCK" --json | tr -d ' \n' | sed -n 's/.*"metrics":"tcp:\/\/\([0-9.:]*\)".*/\1/p')
 [ -n "$metrics" ] || fail "no metrics address in status"
 curl -sf "http://$metrics/ready" | grep -q ready || fail "/ready is not 200"
+[ "$(curl -sf "http://$metrics/live")" = alive ] || fail "/live is not 200 alive"
 
 start_load
 for i in $(seq 1 "$RESTARTS"); do
