@@ -22,7 +22,8 @@ _baton() {
         run | check) mapfile -t COMPREPLY < <(compgen -f -X '!*.lua' -- "$cur") ;;
         events) mapfile -t COMPREPLY < <(compgen -W "-s -f -n --json --help" -- "$cur") ;;
         logs) mapfile -t COMPREPLY < <(compgen -W "-s --file -f -n --gen --json --help" -- "$cur") ;;
-        restart | status | stats | stop | rollback | reload)
+        restart) mapfile -t COMPREPLY < <(compgen -W "-s -f --json --progress --quiet --help" -- "$cur") ;;
+        status | stats | stop | rollback | reload)
             mapfile -t COMPREPLY < <(compgen -W "-s -f --json --help" -- "$cur") ;;
     esac
 }

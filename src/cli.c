@@ -223,7 +223,7 @@ static int print_logs(const char *sock, long n, long gen, int follow, int json)
         json_t *l;
         json_array_foreach(json_object_get(resp, "lines"), i, l) {
             if (json) { /* one JSON object per line: the contract */
-                char *text = json_dumps(l, JSON_COMPACT);
+                char *text = json_dumps(l, JSON_COMPACT | JSON_REAL_PRECISION(15));
                 printf("%s\n", text ? text : "{}");
                 free(text);
             } else {
@@ -366,11 +366,12 @@ int cli_main(const char *cmd, int argc, char **argv)
     int ok = json_is_true(json_object_get(resp, "ok"));
     if (json && ok && strcmp(cmd, "events") == 0) {
         /* The contract: a JSON array of events, nothing else. */
-        char *text = json_dumps(json_object_get(resp, "events"), JSON_INDENT(2));
+        char *text = json_dumps(json_object_get(resp, "events"),
+                                JSON_INDENT(2) | JSON_REAL_PRECISION(15));
         printf("%s\n", text ? text : "[]");
         free(text);
     } else if (json) {
-        char *text = json_dumps(resp, JSON_INDENT(2));
+        char *text = json_dumps(resp, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
         printf("%s\n", text ? text : "{}");
         free(text);
     } else if (!ok) {

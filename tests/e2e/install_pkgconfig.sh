@@ -77,3 +77,11 @@ words=$(bash -c '. "$1"; COMP_WORDS=(baton re); COMP_CWORD=1; _baton; echo "${CO
     "$T/prefix/share/bash-completion/completions/baton")
 [ "$words" = "restart reload" ] || fail "completion of 're' gave '$words'"
 echo "ok: bash completion ($words)"
+
+# The man pages, installed where man finds them.
+for page in man1/baton.1 man5/baton-service.5; do
+    [ -s "$T/prefix/share/man/$page" ] || fail "no installed man page $page"
+done
+MANPATH="$T/prefix/share/man" man -w baton-service | grep -q "man5/baton-service.5" ||
+    fail "man does not find the installed baton-service(5)"
+echo "ok: man pages baton(1) and baton-service(5) installed"
