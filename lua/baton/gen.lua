@@ -109,6 +109,18 @@ function Gen:probe_once(opts, timeout)
   return true
 end
 
+-- Marks the generation ready (READY=1 came, or a readiness check passed)
+-- and wakes whoever waits for it. HOW says which, in the log.
+function Gen:mark_ready(how)
+  if self.ready then return end
+  local rt = self.rt
+  self.ready, self.ready_at = true, rt:now()
+  if self.state == "starting" then self.state = "ready" end
+  rt.core.log("info", ("generation %d is ready (%s, %.3fs after start)"):format(self.id, how,
+    self.ready_at - self.started))
+  rt:wake(self.key)
+end
+
 -- Waits until the generation is ready. OPTS is a number of seconds (wait
 -- for READY=1) or a table:
 --   timeout   seconds for everything (default: the service's ready_timeout)
@@ -149,7 +161,12 @@ function Gen:wait_ready(opts)
       return false, ("generation %d failed its readiness check within %gs: %s"):format(self.id, timeout, last)
     end
     local ok, why = self:probe_once(opts, math.min(left, opts.probe_timeout or 1))
-    if ok then return true end
+    if ok then
+      -- With notify = false the check is the app's readiness: it may be
+      -- promoted. With READY=1 as well, it already was ready.
+      self:mark_ready("its readiness check passed")
+      return true
+    end
     -- A definite answer (503, refused) says more than a probe cut short.
     if not (why:find("timed out") and last ~= "no probe answered") then last = why end
     rt:sleep(math.max(0, math.min(opts.interval or 0.2, deadline - rt:now())))

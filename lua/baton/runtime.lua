@@ -113,6 +113,7 @@ function Runtime:procedure(name, arg)
   -- Captured now: a reload during this procedure does not change its policy.
   local hook = self:hook(name)
   self.current = { spawned = {}, checkpointed = {} }
+  self.last_promote_error = nil
   local ok, res, why = self:call_hook(name, hook, self.svc, arg and arg.handle)
   local spawned, checkpointed = self.current.spawned, self.current.checkpointed
   self.current = nil
@@ -130,6 +131,8 @@ function Runtime:procedure(name, arg)
     reason = "policy error: " .. res:match("^[^\n]*")
   elseif (res == nil or res == false) and why ~= nil then
     reason = type(why) == "string" and why or ("the policy's reason is %s, not a string"):format(text(why))
+  elseif self.last_promote_error then
+    reason = "the policy did not promote a new generation: promote refused: " .. self.last_promote_error
   else
     reason = "the policy did not promote a new generation"
   end
@@ -448,12 +451,7 @@ end
 
 function on.ready(rt, id)
   local g = rt.gens[id]
-  if g and not g.ready then
-    g.ready, g.ready_at = true, rt:now()
-    if g.state == "starting" then g.state = "ready" end
-    rt.core.log("info", ("generation %d is ready (%.3fs after start)"):format(g.id, g.ready_at - g.started))
-    rt:wake(g.key)
-  end
+  if g then g:mark_ready("READY=1") end
 end
 
 function on.stored(rt, id, name)

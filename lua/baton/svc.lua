@@ -51,7 +51,10 @@ function M.promote(rt, h)
   local g = Gen.of(h)
   if not g then error("promote() needs a generation", 3) end
   if not g.ready or g.exited then
-    return nil, ("generation %d is not ready"):format(g.id)
+    local why = g.exited and ("generation %d has exited (%s)"):format(g.id, g:exit_reason())
+      or ("generation %d is not ready (no READY=1, and no readiness check of wait_ready passed)"):format(g.id)
+    rt.last_promote_error = why -- the rollback's reason, if the policy does not give its own
+    return nil, why
   end
   sandbox.critical(function()
     rt.active = g

@@ -43,6 +43,31 @@ describe("default policy through the runtime", function()
     assert.is_false(sim:signalled(1))
   end)
 
+  it("takes a passing check as readiness when the app sends no READY=1", function()
+    local sim = testkit.new{ options = { ready = { notify = false, http = "http://127.0.0.1:8080/" } } }
+    sim:start()
+    assert.equal(1, sim:active()) -- no READY=1 ever: the probe made it ready
+    local r = sim:restart()
+    assert.is_true(r.ok, r.msg)
+    assert.equal(2, sim:active())
+    assert.equal("took over", r.fields.outcome)
+    assert.is_true(sim:logged("generation 2 is ready %(its readiness check passed"))
+  end)
+
+  it("says why promote refused when the policy does not check", function()
+    local sim = up{ policy = { restart = function(svc)
+      local new = svc:spawn()
+      svc:promote(new) -- not ready: refused, and the policy does not look
+      return new
+    end } }
+    local r = sim:restart()
+    assert.is_false(r.ok)
+    assert.matches("promote refused: generation 2 is not ready %(no READY=1", r.msg)
+    assert.equal("rolled back", r.fields.outcome)
+    assert.equal(2, r.fields.new)
+    assert.equal(1, r.fields.old)
+  end)
+
   it("rolls back and drains the new one when it is not ready in time", function()
     local sim = up()
     local r = sim:restart()
