@@ -10,6 +10,8 @@ if(NOT DEFINED START)
   set(START "")
 endif()
 get_filename_component(here "${CMAKE_CURRENT_LIST_FILE}" DIRECTORY)
+get_filename_component(outdir "${OUT}" DIRECTORY)
+file(MAKE_DIRECTORY "${outdir}")
 execute_process(COMMAND "${LUAJIT}" "${here}/manpage.lua" "${IN}" "${OUT}.md" "${TITLE}" "${SECTION}"
                         "${date}" "${VERSION}" "${MANUAL}" "${NAME}" "${START}"
                 RESULT_VARIABLE rc ERROR_VARIABLE err)
