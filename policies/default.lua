@@ -16,13 +16,13 @@
 
 local steps = require("baton.steps")
 
-local policy = { name = "default", defaults = { ready = false, watch = false, every = false } }
+local policy = { name = "default", defaults = { ready = false, watch = false, every = false, max_draining = false } }
 
 function policy.restart(svc, old)
   local new, why = steps.ready_new(svc)
   if not new then return nil, why end
   svc:promote(new)
-  if old then old:drain{ signal = "TERM", deadline = svc.config.drain_timeout } end
+  steps.drain(svc, old, { signal = "TERM", deadline = svc.config.drain_timeout })
   return new
 end
 

@@ -1,17 +1,20 @@
--- graceful: like default, but the old generation's drain ends as soon as it
--- is idle (its own `idle_metric` gauge, e.g. open connections, reaches 0),
--- instead of waiting for it to exit or for the deadline. For apps that keep
--- running after they stop accepting (long shutdown timers, idle keep-alive
--- pools): the supervisor decides from the live figure.
+-- graceful: like default, but the old generation's drain ends as soon as
+-- it holds no connection: the kernel's count of its open connections on
+-- the service's listeners reaches 0 (and its own `idle_metric` gauge too,
+-- when the app exports one). Then it is stopped, even if it ignored
+-- SIGTERM. For apps that keep running after they stop accepting (long
+-- shutdown timers, idle keep-alive pools), libbaton or not: the supervisor
+-- decides from the live figure, every `poll` seconds (10 ms by default).
 --
---   policy = { "graceful", idle_metric = "http.connections", deadline = 120 }
+--   policy = { "graceful", deadline = 120 }
+--   policy = { "graceful", idle_metric = "http.connections", max_draining = 2 }
 
 local steps = require("baton.steps")
 
 local policy = {
   name = "graceful",
-  defaults = { ready = false, watch = false, every = false, idle_metric = "http.connections",
-               deadline = false, poll = 0.5 },
+  defaults = { ready = false, watch = false, every = false, max_draining = false,
+               idle_metric = false, deadline = false, poll = 0.01 },
 }
 
 function policy.restart(svc, old)
@@ -19,10 +22,8 @@ function policy.restart(svc, old)
   local new, why = steps.ready_new(svc)
   if not new then return nil, why end
   svc:promote(new)
-  if old then
-    old:drain{ signal = "TERM", deadline = o.deadline or svc.config.drain_timeout,
-               done = steps.idle(o.idle_metric), poll = o.poll }
-  end
+  steps.drain(svc, old, { signal = "TERM", deadline = o.deadline or svc.config.drain_timeout,
+                          done = steps.no_connections(o.idle_metric or nil), poll = o.poll })
   return new
 end
 

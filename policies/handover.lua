@@ -25,7 +25,7 @@ local policy = {
   name = "handover",
   defaults = {
     checkpoint = "USR1", resume = "USR2", checkpoint_timeout = 10, migrate = false,
-    ready = false, watch = false, every = false,
+    ready = false, watch = false, every = false, max_draining = false,
   },
 }
 
@@ -40,7 +40,7 @@ function policy.restart(svc, old)
   if not new then return nil, err end
   svc:promote(new)
   if old then
-    old:drain{ signal = "TERM", deadline = svc.config.drain_timeout }
+    steps.drain(svc, old, { signal = "TERM", deadline = svc.config.drain_timeout })
   end
   return new
 end

@@ -8,12 +8,12 @@
 
 local steps = require("baton.steps")
 
-local policy = { name = "immediate", defaults = { ready = false, watch = false, every = false } }
+local policy = { name = "immediate", defaults = { ready = false, watch = false, every = false, max_draining = false } }
 
 function policy.restart(svc, old)
   local new, err = svc:spawn()
   if not new then return nil, err end
-  if old then old:drain{ signal = "TERM", deadline = svc.config.drain_timeout } end
+  steps.drain(svc, old, { signal = "TERM", deadline = svc.config.drain_timeout })
   local ok, why = new:wait_ready(steps.ready_opts(svc))
   if not ok then return nil, why end
   svc:promote(new)

@@ -49,7 +49,9 @@ static int read_listeners(lua_State *L, int idx, struct service_config *cfg, cha
         l->address = field_string(L, t, "address");
         lua_getfield(L, t, "backlog");
         l->backlog = (int)lua_tointeger(L, -1);
-        lua_pop(L, 2);
+        lua_getfield(L, t, "per_generation");
+        l->per_generation = lua_toboolean(L, -1);
+        lua_pop(L, 3);
         if (!l->name || !l->address)
             return -ENOMEM;
         char why[256];
@@ -147,7 +149,8 @@ static const char *fixed_key_changed(const struct service_config *a, const struc
     for (size_t i = 0; i < a->nlisteners; i++)
         if (!str_eq(a->listeners[i].name, b->listeners[i].name) ||
             !str_eq(a->listeners[i].address, b->listeners[i].address) ||
-            a->listeners[i].backlog != b->listeners[i].backlog)
+            a->listeners[i].backlog != b->listeners[i].backlog ||
+            a->listeners[i].per_generation != b->listeners[i].per_generation)
             return "listen";
     return NULL;
 }

@@ -27,6 +27,7 @@
  *   state_stage(blob, version)          handover_state_stage(handover, ...)  handover.h
  *   apply_config(cfg)                   config_apply(config, ...)            config.h
  *   output(gen, n) -> text              output_tail(output, ...)             output.h
+ *   figures([gen]) -> table             figures_read(procs, config, ...)     figures.h
  *   notify_manager(text)                manager_notify(manager, ...)         manager.h
  *
  * Every call returns at once; what comes later (a timer, a probe's answer,

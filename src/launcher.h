@@ -21,8 +21,11 @@ struct launcher {
 };
 
 /* Starts generation procs->last_id + 1 with the state blob MODE says.
- * Returns 0 with *ID and *PID, or a negative errno with a reason in ERR. */
+ * A per_generation listener gets a socket bound for it alone: its port goes
+ * to PORTS[i] (cfg->nlisteners entries; 0 for the shared ones), and the
+ * supervisor's copy is closed once passed. Returns 0 with *ID and *PID, or
+ * a negative errno with a reason in ERR. */
 int launcher_spawn(struct launcher *l, enum spawn_state mode, double now, unsigned *id, pid_t *pid,
-                   char *err, size_t errlen);
+                   unsigned short *ports, char *err, size_t errlen);
 
 #endif

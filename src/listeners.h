@@ -28,6 +28,11 @@ struct listener {
     int backlog;
     int fd;     /* owned; -1 until bound */
     int passed; /* the service manager passed it (socket activation): not ours to unlink */
+    /* Each generation gets a socket of its own, bound at its spawn on a
+     * port the kernel picks (tcp://HOST:0), and closed in the supervisor
+     * once passed: a probe of it reaches that generation and no other.
+     * FD stays -1 here. */
+    int per_generation;
 };
 
 /* Parses ADDRESS into L (kind, addr). Returns 0, or -EINVAL with a reason in

@@ -2,6 +2,7 @@
 #include "lua_core.h"
 
 #include "clock.h"
+#include "figures.h"
 #include "log.h"
 #include "lua_budget.h"
 #include "probe.h"
@@ -33,8 +34,9 @@ static int push_id_or_error(lua_State *L, int r, uint64_t id)
     return 1;
 }
 
-/* spawn([state]) -> id, pid | nil, err. STATE: "stored" (default), "none"
- * or "staged" (see handover.h). */
+/* spawn([state]) -> id, pid, ports | nil, err. STATE: "stored" (default),
+ * "none" or "staged" (see handover.h). PORTS: { NAME = port } of its
+ * per_generation listeners. */
 static int core_spawn(lua_State *L)
 {
     static const char *const modes[] = { "stored", "none", "staged", NULL };
@@ -43,8 +45,10 @@ static int core_spawn(lua_State *L)
     unsigned id;
     pid_t pid;
     char err[512];
+    size_t nl = a->config->nlisteners;
+    unsigned short ports[nl + 1];
     uint64_t t0 = uv_hrtime();
-    int r = launcher_spawn(a->launcher, mode, clock_mono(), &id, &pid, err, sizeof err);
+    int r = launcher_spawn(a->launcher, mode, clock_mono(), &id, &pid, ports, err, sizeof err);
     /* fork and exec are the supervisor's time, not the policy's. */
     budget_credit(L, uv_hrtime() - t0);
     if (r < 0) {
@@ -54,7 +58,14 @@ static int core_spawn(lua_State *L)
     }
     lua_pushinteger(L, id);
     lua_pushinteger(L, pid);
-    return 2;
+    lua_createtable(L, 0, 1);
+    for (size_t i = 0; i < nl; i++) {
+        if (ports[i]) {
+            lua_pushinteger(L, ports[i]);
+            lua_setfield(L, -2, a->config->listeners[i].name);
+        }
+    }
+    return 3;
 }
 
 /* The signals a policy may send, by the names lua/baton/gen.lua accepts. */
@@ -366,6 +377,59 @@ static int core_apply_config(lua_State *L)
 }
 
 /* output(generation, n) -> its last N stderr lines, joined with " | ". */
+/* figures([id]) -> { connections, closing, processes, rss, cpu (of
+ * generation ID, when given and live), listeners = { NAME = { queue,
+ * max_queue } }, overflows } | nil, err. Read from the kernel now. */
+static int core_figures(lua_State *L)
+{
+    struct core_api *a = api_of(L);
+    unsigned id = lua_isnumber(L, 1) ? (unsigned)lua_tonumber(L, 1) : 0;
+    struct figures f;
+    if (id == 0 && !lua_isnoneornil(L, 1))
+        return luaL_error(L, "figures: a generation id or nothing");
+    /* Without an id, only the listeners: a generation that is not in the
+     * process table (-1: none matches) is not polled. */
+    if (figures_read(&f, a->procs, a->config, id ? id : (unsigned)-1) < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, "out of memory");
+        return 2;
+    }
+    lua_createtable(L, 0, 8);
+    const struct conns_gen *g = id ? figures_gen(&f, id) : NULL;
+    if (g) {
+        lua_pushnumber(L, g->established + g->closing);
+        lua_setfield(L, -2, "connections");
+        lua_pushnumber(L, g->closing);
+        lua_setfield(L, -2, "closing");
+        lua_pushnumber(L, g->nprocs);
+        lua_setfield(L, -2, "processes");
+        lua_pushnumber(L, (double)g->rss_bytes);
+        lua_setfield(L, -2, "rss");
+        lua_pushnumber(L, g->cpu_seconds);
+        lua_setfield(L, -2, "cpu");
+    }
+    lua_createtable(L, 0, (int)f.nls);
+    for (size_t i = 0; i < f.nls; i++) {
+        lua_createtable(L, 0, 2);
+        lua_pushnumber(L, f.ls[i].queue);
+        lua_setfield(L, -2, "queue");
+        lua_pushnumber(L, f.ls[i].max_queue);
+        lua_setfield(L, -2, "max_queue");
+        lua_setfield(L, -2, a->config->listeners[i].name);
+    }
+    lua_setfield(L, -2, "listeners");
+    if (f.overflows >= 0) {
+        lua_pushnumber(L, (double)f.overflows);
+        lua_setfield(L, -2, "overflows");
+    }
+    if (f.err < 0) {
+        lua_pushstring(L, strerror(-f.err));
+        lua_setfield(L, -2, "error");
+    }
+    figures_free(&f);
+    return 1;
+}
+
 static int core_output(lua_State *L)
 {
     struct core_api *a = api_of(L);
@@ -415,6 +479,7 @@ static const luaL_Reg core_fns[] = {
     { "state_stage", core_state_stage },
     { "apply_config", core_apply_config },
     { "output", core_output },
+    { "figures", core_figures },
     { "notify_manager", core_notify_manager },
     { NULL, NULL },
 };

@@ -168,6 +168,55 @@ static int live(const struct prom_facts *f, uint32_t g)
     return 0;
 }
 
+/* The kernel's figures: per live generation, per listener, overflows. */
+static void prom_figures(struct buf *b, const struct prom_facts *f, const char *svc)
+{
+    const struct figures *k = f->figures;
+    static const struct {
+        const char *name, *type, *help;
+    } per_gen[] = {
+        { "baton_generation_connections", "gauge",
+          "Open connections of a live generation on the service's listeners (established and "
+          "closing), from the kernel." },
+        { "baton_generation_processes", "gauge", "Processes of a live generation (its session)." },
+        { "baton_generation_resident_bytes", "gauge",
+          "Resident memory of a live generation's processes, in bytes." },
+        { "baton_generation_cpu_seconds_total", "counter",
+          "CPU time (user and system) of a live generation's processes, in seconds." },
+    };
+    for (size_t m = 0; m < sizeof per_gen / sizeof per_gen[0]; m++) {
+        put(b, "# HELP %s %s\n# TYPE %s %s\n", per_gen[m].name, per_gen[m].help, per_gen[m].name,
+            per_gen[m].type);
+        for (size_t i = 0; i < k->ngens; i++) {
+            const struct conns_gen *g = &k->gens[i];
+            put(b, "%s{service=\"%s\",generation=\"%u\"} ", per_gen[m].name, svc, k->ids[i]);
+            switch (m) {
+            case 0: put(b, "%u\n", g->established + g->closing); break;
+            case 1: put(b, "%u\n", g->nprocs); break;
+            case 2: put(b, "%llu\n", (unsigned long long)g->rss_bytes); break;
+            default: put(b, "%.3f\n", g->cpu_seconds); break;
+            }
+        }
+    }
+    put(b, "# HELP baton_listener_queue Connections waiting in a listener's accept queue.\n"
+           "# TYPE baton_listener_queue gauge\n");
+    for (size_t i = 0; i < k->nls; i++)
+        put(b, "baton_listener_queue{service=\"%s\",listener=\"%s\"} %u\n", svc,
+            f->listener_names[i], k->ls[i].queue);
+    put(b, "# HELP baton_listener_queue_max The most a listener's accept queue holds (its "
+           "backlog).\n# TYPE baton_listener_queue_max gauge\n");
+    for (size_t i = 0; i < k->nls; i++)
+        put(b, "baton_listener_queue_max{service=\"%s\",listener=\"%s\"} %u\n", svc,
+            f->listener_names[i], k->ls[i].max_queue);
+    if (k->overflows >= 0)
+        put(b,
+            "# HELP baton_listen_overflows_total Connections the kernel dropped because an accept "
+            "queue was full (all listeners of the network namespace).\n"
+            "# TYPE baton_listen_overflows_total counter\n"
+            "baton_listen_overflows_total{service=\"%s\"} %lld\n",
+            svc, (long long)k->overflows);
+}
+
 char *stats_to_prometheus(const struct stats_region *r, const struct prom_facts *f, size_t *len)
 {
     struct buf b = { .cap = 4096 };
@@ -193,6 +242,8 @@ char *stats_to_prometheus(const struct stats_region *r, const struct prom_facts 
             "rolled back.\n# TYPE baton_last_restart_success gauge\n"
             "baton_last_restart_success{service=\"%s\"} %d\n",
             svc, f->last_restart, svc, f->last_restart_ok);
+    if (f->figures)
+        prom_figures(&b, f, svc);
     for (uint32_t i = 0; i < r->hdr->capacity; i++) {
         const struct stats_entry *e = stats_entry_at(r, i);
         if (!e)

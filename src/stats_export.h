@@ -12,8 +12,12 @@
  * forever). Histograms are exported as service totals. HELP says what
  * each of the supervisor's own metrics means; baton_build_info,
  * baton_active_generation and baton_last_restart_{timestamp_seconds,
- * success} come from prom_facts. */
+ * success} come from prom_facts, and so do the kernel's figures: per live
+ * generation baton_generation_{connections, processes, resident_bytes,
+ * cpu_seconds_total}, per listener baton_listener_queue{,_max}, and
+ * baton_listen_overflows_total. */
 
+#include "figures.h"
 #include "libbaton/stats_shm.h"
 
 #include <jansson.h>
@@ -33,6 +37,10 @@ struct prom_facts {
     unsigned active;     /* the serving generation; 0: none */
     double last_restart; /* unix seconds; 0: none yet */
     int last_restart_ok;
+    /* What the kernel says (figures.h); NULL: not read. Its generations
+     * are the live ones, its listeners named by LISTENER_NAMES. */
+    const struct figures *figures;
+    const char *const *listener_names;
 };
 
 /* A malloc'd, NUL-terminated Prometheus text page; *LEN its length. */

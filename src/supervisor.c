@@ -10,6 +10,7 @@
 #include "supervisor.h"
 
 #include "clock.h"
+#include "figures.h"
 #include "log.h"
 #include "nofile.h"
 #include "probe.h"
@@ -203,7 +204,17 @@ static int on_page(struct metrics_http *m, const char *path, char **body, size_t
             f.last_restart = unix_time(json_number_value(json_object_get(last, "time")));
             f.last_restart_ok = json_is_true(json_object_get(last, "ok"));
         }
+        struct figures k;
+        const char *names[s->cfg.nlisteners + 1];
+        for (size_t i = 0; i < s->cfg.nlisteners; i++)
+            names[i] = s->cfg.listeners[i].name;
+        if (figures_read(&k, &s->procs, &s->cfg, 0) == 0) {
+            f.figures = &k;
+            f.listener_names = names;
+        }
         *body = stats_to_prometheus(&s->stats, &f, len);
+        if (f.figures)
+            figures_free(&k);
         json_decref(v);
         return *body ? 200 : 500;
     }
@@ -234,8 +245,10 @@ static int on_page(struct metrics_http *m, const char *path, char **body, size_t
 /* --- control ------------------------------------------------------------- */
 
 /* The runtime's generations, with the process facts the loop keeps:
- * uptime, the last STATUS= of a live one, how it ended. */
-static json_t *generations_json(json_t *v, double t, struct supervisor *s)
+ * uptime, the last STATUS= of a live one, how it ended; and what the kernel
+ * says of each (F): connections (a contract: its open connections on the
+ * service's listeners, 0 once exited), processes, memory, CPU. */
+static json_t *generations_json(json_t *v, double t, struct supervisor *s, const struct figures *f)
 {
     json_t *out = json_array();
     size_t i;
@@ -253,6 +266,14 @@ static json_t *generations_json(json_t *v, double t, struct supervisor *s)
             continue;
         if (ready)
             json_object_set_new(j, "ready_after", json_real(json_number_value(ready) - started));
+        const struct conns_gen *k = exited ? NULL : figures_gen(f, id);
+        json_object_set_new(j, "connections", json_integer(k ? k->established + k->closing : 0));
+        if (k) {
+            json_object_set_new(j, "connections_closing", json_integer(k->closing));
+            json_object_set_new(j, "processes", json_integer(k->nprocs));
+            json_object_set_new(j, "rss_bytes", json_integer((json_int_t)k->rss_bytes));
+            json_object_set_new(j, "cpu_seconds", json_real(k->cpu_seconds));
+        }
         json_object_set_new(j, "started_at", json_real(unix_time(started)));
         if (exited) {
             json_object_set(j, "exit_code", json_object_get(g, "exit_code"));
@@ -268,18 +289,32 @@ static json_t *generations_json(json_t *v, double t, struct supervisor *s)
 static json_t *status_json(struct supervisor *s)
 {
     double t = clock_mono();
+    struct figures f;
+    int have = figures_read(&f, &s->procs, &s->cfg, 0) == 0;
     json_t *ls = json_array();
     for (size_t i = 0; i < s->cfg.nlisteners; i++) {
         char addr[256];
         listener_local_address(&s->cfg.listeners[i], addr, sizeof addr);
-        json_array_append_new(ls, json_pack("{s:s, s:s, s:i}", "name", s->cfg.listeners[i].name,
-                                            "address", addr, "fd", 3 + (int)i));
+        json_t *l = json_pack("{s:s, s:s, s:i}", "name", s->cfg.listeners[i].name, "address", addr,
+                              "fd", 3 + (int)i);
+        if (l && s->cfg.listeners[i].per_generation)
+            json_object_set_new(l, "per_generation", json_true());
+        else if (l && have) {
+            json_object_set_new(l, "queue", json_integer(f.ls[i].queue));
+            json_object_set_new(l, "max_queue", json_integer(f.ls[i].max_queue));
+        }
+        json_array_append_new(ls, l);
     }
     json_t *v = view(s);
+    static const struct figures none;
     json_t *j = json_pack("{s:b, s:s, s:i, s:f, s:o, s:o, s:o}", "ok", 1, "service", s->cfg.name,
                           "pid", (int)getpid(), "uptime", t - s->started, "listeners", ls,
-                          "generations", generations_json(v, t, s), "fdstore",
+                          "generations", generations_json(v, t, s, have ? &f : &none), "fdstore",
                           handover_status(&s->handover, t));
+    if (j && have && f.overflows >= 0)
+        json_object_set_new(j, "listen_overflows", json_integer(f.overflows));
+    if (have)
+        figures_free(&f);
     if (j) {
         json_t *last = json_object_get(v, "last_restart");
         if (json_is_object(last))
@@ -490,6 +525,11 @@ static int bind_listeners(struct supervisor *s)
     for (size_t i = 0; i < s->cfg.nlisteners; i++) {
         struct listener *l = &s->cfg.listeners[i];
         char err[512];
+        if (l->per_generation) {
+            log_info("'%s' (fd %zu): each generation gets its own, on %s", l->name, 3 + i,
+                     l->address);
+            continue;
+        }
         /* A socket the service manager passed under this name (socket
          * activation) is used as it is; else the supervisor binds. */
         int fd = manager_take(&s->manager, l->name);

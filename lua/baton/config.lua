@@ -118,13 +118,21 @@ end
 local NAME = "^[%w_.-]+$"
 
 -- listen = { http = "tcp://..." } or { {"http", "tcp://..."}, ... } or
--- { http = { "tcp://...", backlog = 128 } }.
+-- { http = { "tcp://...", backlog = 128 } }; { "tcp://127.0.0.1:0",
+-- per_generation = true } is a listener each generation gets its own of.
 function Checker:listeners(listen, backlog, check_address)
   local out, names, addresses = {}, {}, {}
   local function add(key, name, spec)
-    local address, bl = spec, backlog
+    local address, bl, per_gen = spec, backlog, nil
     if type(spec) == "table" then
-      address, bl = spec[1] or spec.address, spec.backlog or backlog
+      address, bl, per_gen = spec[1] or spec.address, spec.backlog or backlog, spec.per_generation
+    end
+    if per_gen ~= nil and type(per_gen) ~= "boolean" then
+      self:fail(key, "per_generation must be true or false")
+    end
+    if per_gen and not (type(address) == "string" and address:match("^tcp://.*:0$")) then
+      self:fail(key, "a per_generation listener is tcp://HOST:0 (each generation gets its own port); got %s",
+        tostring(address))
     end
     if type(name) ~= "string" or not name:match(NAME) or #name > 255 then
       self:fail(key, "listener name must be letters, digits, '_', '.' or '-' (got %s)", tostring(name))
@@ -145,7 +153,7 @@ function Checker:listeners(listen, backlog, check_address)
       self:fail(key, "address %s is listed twice", address)
     end
     names[name], addresses[address] = true, true
-    out[#out + 1] = { name = name, address = address, backlog = bl }
+    out[#out + 1] = { name = name, address = address, backlog = bl, per_generation = per_gen or nil }
   end
 
   if #listen > 0 then
@@ -153,7 +161,8 @@ function Checker:listeners(listen, backlog, check_address)
       if type(pair) ~= "table" then
         self:fail("listen", "entry %d: expected {name, address}", i)
       end
-      add("listen", pair[1] or pair.name, { pair[2] or pair.address, backlog = pair.backlog })
+      add("listen", pair[1] or pair.name, { pair[2] or pair.address, backlog = pair.backlog,
+        per_generation = pair.per_generation })
     end
     return out
   end

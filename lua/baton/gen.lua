@@ -27,12 +27,25 @@ local FIELDS = {
   draining = true, drain_started = true, stopping = true, stats = true,
 }
 
+-- What the kernel says of a generation, read when a policy asks (once per
+-- tick of the loop): its open connections on the service's listeners
+-- (established and closing), of which closing, its processes, resident
+-- memory in bytes, CPU seconds. 0 once it has exited.
+local KERNEL = { connections = true, closing = true, processes = true, rss = true, cpu = true }
+
+function Gen:figure(k)
+  if self.exited then return 0 end
+  local f = self.rt:figures(self.id)
+  return f and f[k]
+end
+
 -- The handle of record G: its own metatable holds G, so the handle lives
 -- exactly as long as the policy or the record holds it.
 local function new_handle(g)
   return setmetatable({}, {
     __index = function(_, k)
       if FIELDS[k] then return g[k] end
+      if KERNEL[k] then return g:figure(k) end
       return methods[k]
     end,
     __newindex = function(_, k)
@@ -43,10 +56,11 @@ local function new_handle(g)
   })
 end
 
--- A new record for generation ID (pid PID), spawned by runtime RT.
-function Gen.new(rt, id, pid, stats)
+-- A new record for generation ID (pid PID), spawned by runtime RT; PORTS
+-- are its per_generation listeners' ports, by name.
+function Gen.new(rt, id, pid, stats, ports)
   local g = setmetatable({ rt = rt, id = id, pid = pid, key = "gen:" .. id, stored = {},
-    state = "starting", started = rt:now(), stats = stats }, Gen)
+    state = "starting", started = rt:now(), stats = stats, ports = ports or {} }, Gen)
   g.handle = new_handle(g)
   return g
 end
@@ -68,9 +82,17 @@ end
 
 -- "{generation}" and "{pid}" in a probe address become this generation's;
 -- "{generation+N}" becomes the generation number plus N (a port per
--- generation: {generation+9000}).
+-- generation: {generation+9000}); "{port:NAME}" the port of its own
+-- per_generation listener NAME.
 function Gen:expand(s)
   if type(s) ~= "string" then error("a probe address must be a string, got " .. type(s), 3) end
+  s = s:gsub("{port:([%w_.-]+)}", function(name)
+    local port = self.ports[name]
+    if not port then
+      error(("{port:%s}: generation %d has no per_generation listener '%s'"):format(name, self.id, name), 0)
+    end
+    return tostring(port)
+  end)
   s = s:gsub("{generation%+(%d+)}", function(n) return tostring(self.id + tonumber(n)) end)
   return (s:gsub("{generation}", tostring(self.id)):gsub("{pid}", tostring(self.pid)))
 end

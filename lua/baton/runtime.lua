@@ -49,7 +49,7 @@ local traceback = debug.traceback
 -- src/lua_core.c implements it; baton.testkit fakes it; runtime.new()
 -- refuses a core that offers a function more or less, so neither drifts.
 _M.CORE = {
-  spawn = "spawn(state) -> id, pid | nil, err   state: 'stored' | 'none' | 'staged'",
+  spawn = "spawn(state) -> id, pid, ports | nil, err   state: 'stored' | 'none' | 'staged'",
   signal = "signal(id, name, group) -> true | nil, err",
   timer = "timer(seconds) -> tid   (fires as the event 'timer')",
   cancel = "cancel(tid)",
@@ -69,6 +69,7 @@ _M.CORE = {
   apply_config = "apply_config(cfg) -> true | nil, err   (what the next spawn uses)",
   output = "output(generation, n) -> text   (its last n stderr lines, joined with ' | ')",
   notify_manager = "notify_manager(text) -> true | false   (sd_notify to a service manager above)",
+  figures = "figures([generation]) -> {connections, closing, processes, rss, cpu, listeners, overflows}",
 }
 
 -- Exited generations `baton status` still shows.
@@ -97,6 +98,30 @@ function Runtime:stats_view(gen)
     __newindex = function() error("stats are read-only", 2) end,
     __metatable = "baton stats",
   })
+end
+
+-- The kernel's figures of generation ID (connections, processes, rss, cpu;
+-- see baton.core.figures), read at most once per tick of the loop: a
+-- policy that reads several fields crosses the boundary once.
+function Runtime:figures(id)
+  local c = self.figure_cache
+  if c.at ~= self.clock then
+    c.at, c.by = self.clock, {}
+  end
+  local f = c.by[id or 0]
+  if not f then
+    local err
+    f, err = self.core.figures(id)
+    if not f then
+      self.core.log("warn", "cannot read the kernel's figures: " .. tostring(err))
+      f = {}
+    elseif f.error and not self.figures_warned then
+      self.figures_warned = true
+      self.core.log("warn", "the kernel's figures are partial: " .. f.error)
+    end
+    c.by[id or 0] = f
+  end
+  return f
 end
 
 -- The hook NAME of the running policy, or the default policy's.
@@ -574,7 +599,7 @@ function _M.new(core, cfg, default_policy)
   local rt = setmetatable({
     core = core, default = default_policy, limits = {}, clock = 0,
     hooks = {}, finish = {}, dead = setmetatable({}, { __mode = "k" }), policy_depth = 0,
-    triggers = {}, watch_fns = {}, config_watches = {}, parked = {},
+    triggers = {}, watch_fns = {}, config_watches = {}, parked = {}, figure_cache = {},
     gens = {}, exited = {}, exited_not_shown = 0, events = History.new(),
     waiters = {}, timers = {}, queue = {}, busy = false,
     stopping = false, policy_errors = 0, crashes = 0,

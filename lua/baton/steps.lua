@@ -10,6 +10,43 @@ function _M.idle(metric)
   end
 end
 
+-- A `done` predicate for gen:drain that needs nothing of the app: the
+-- generation is done once the kernel shows it no open connection on the
+-- service's listeners (established or closing), and, when the app exports
+-- the gauge METRIC (optional), that is 0 or less too.
+function _M.no_connections(metric)
+  return function(gen)
+    if gen.connections ~= 0 then return false end
+    if not metric then return true end
+    local v = gen.stats[metric]
+    return v == nil or v <= 0
+  end
+end
+
+-- Drains OLD with OPTS (gen:drain's), first stopping the oldest draining
+-- generations while as many as the policy's `max_draining` option allows
+-- (if set) already drain: a restart every few seconds under long-lived
+-- connections must not pile up generations without bound. Each one stopped
+-- early is logged, with its connections and memory.
+function _M.drain(svc, old, opts)
+  if not old then return end
+  local max = svc.options.max_draining
+  if type(max) == "number" and max >= 1 then
+    local draining = {}
+    for _, g in ipairs(svc:generations()) do
+      if g.draining and g ~= old then draining[#draining + 1] = g end
+    end
+    -- Oldest first; the one about to drain takes a place too.
+    for i = 1, #draining + 1 - max do
+      local g = draining[i]
+      svc:log("warn", ("max_draining = %d: stopping generation %d now (%s connections, %d MiB resident)")
+        :format(max, g.id, tostring(g.connections), math.floor((g.rss or 0) / 1048576)))
+      g:kill()
+    end
+  end
+  old:drain(opts)
+end
+
 -- What to do when the serving generation died: wait out the backoff
 -- (0, 1, 2, 4 ... 30 s, per crash in a row), then RESTART(svc, nil).
 function _M.recover(svc, gen, restart)

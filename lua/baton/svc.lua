@@ -33,9 +33,9 @@ function M.spawn(rt)
   -- The process and its record come together: a budget stop in between
   -- would leave a generation nobody drains.
   local g, err = sandbox.critical(function()
-    local id, pid = rt.core.spawn(state)
+    local id, pid, ports = rt.core.spawn(state)
     if not id then return nil, pid end
-    local gen = Gen.new(rt, id, pid, rt:stats_view(id))
+    local gen = Gen.new(rt, id, pid, rt:stats_view(id), ports)
     rt.gens[id] = gen
     if rt.current then table.insert(rt.current.spawned, gen) end
     return gen
@@ -63,6 +63,16 @@ function M.promote(rt, h)
   end)
   rt.core.log("info", ("generation %d promoted: it serves"):format(g.id))
   return true
+end
+
+-- Each listener's accept queue, from the kernel: { NAME = { queue = n,
+-- max_queue = n } }. A copy: what the policy changes there stays there.
+function M.listeners(rt)
+  local out = {}
+  for name, l in pairs(rt:figures(nil).listeners or {}) do
+    out[name] = { queue = l.queue, max_queue = l.max_queue }
+  end
+  return out
 end
 
 -- Live generations, oldest first.

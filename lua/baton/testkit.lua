@@ -55,7 +55,8 @@ function _M.new(opts)
       sim.staged = nil
     end
     sim.spawn_state[sim.next_id] = st
-    return sim.next_id, 1000 + sim.next_id
+    -- Its per_generation listeners' ports: sim.ports(id) -> { NAME = port }.
+    return sim.next_id, 1000 + sim.next_id, sim.ports and sim.ports(sim.next_id) or {}
   end
   function core.signal(id, sig, group)
     sim.signals[#sim.signals + 1] = { id = id, sig = sig, group = group }
@@ -93,6 +94,18 @@ function _M.new(opts)
   function core.notify_manager(text)
     sim.manager[#sim.manager + 1] = text
     return true
+  end
+  -- What the kernel says of each generation: sim.figures[id] = { connections
+  -- = n, rss = bytes, ... }; listeners in sim.listener_figures.
+  sim.figures, sim.listener_figures = {}, {}
+  function core.figures(id)
+    local f = {}
+    for k, v in pairs(id and sim.figures[id] or {}) do f[k] = v end
+    if id then
+      for _, k in ipairs({ "connections", "closing", "processes", "rss", "cpu" }) do f[k] = f[k] or 0 end
+    end
+    f.listeners, f.overflows = sim.listener_figures, 0
+    return f
   end
   function core.apply_config(cfg)
     sim.applied = cfg

@@ -97,8 +97,9 @@ start_baton() {
     "$BATON" run "${1:-$T/service.lua}" > "$T/sup.log" 2>&1 &
     BPID=$!
     wait_for 15 has_active || fail "supervisor did not bring up an active generation"
+    # The first listener's port (a per_generation one says port 0).
     PORT=$("$BATON" status -s "$SOCK" --json | tr -d ' \n' |
-        sed -n 's/.*"address":"tcp:\/\/127\.0\.0\.1:\([0-9]*\)".*/\1/p')
+        grep -o '"address":"tcp://127\.0\.0\.1:[0-9]*"' | head -1 | sed 's/.*:\([0-9]*\)"$/\1/')
     [ -n "$PORT" ] || fail "no port in status"
 }
 

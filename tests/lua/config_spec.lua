@@ -99,6 +99,20 @@ return { command = { "app" },
     assert.equal("a", cfg.listen[2].name)
   end)
 
+  it("takes a per_generation listener on port 0 only", function()
+    local cfg = assert(load([[return { command = {"a"},
+      listen = { http = "tcp://127.0.0.1:0", health = { "tcp://127.0.0.1:0", per_generation = true } } }]]))
+    assert.equal("health", cfg.listen[1].name)
+    assert.is_true(cfg.listen[1].per_generation)
+    assert.is_nil(cfg.listen[2].per_generation)
+    refused([[return { command = {"a"}, listen = { h = { "tcp://127.0.0.1:9000", per_generation = true } } }]],
+      "a per_generation listener is tcp://HOST:0")
+    refused([[return { command = {"a"}, listen = { h = { "unix:/tmp/x.sock", per_generation = true } } }]],
+      "a per_generation listener is tcp://HOST:0")
+    refused([[return { command = {"a"}, listen = { h = { "tcp://127.0.0.1:0", per_generation = 1 } } }]],
+      "per_generation must be true or false")
+  end)
+
   it("env becomes sorted KEY=VALUE and may not set baton's own variables", function()
     local cfg = assert(load([[return { command = {"a"}, env = { B = 2, A = "x" } }]]))
     assert.same({ "A=x", "B=2" }, cfg.env)

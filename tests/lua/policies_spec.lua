@@ -58,23 +58,48 @@ describe("readiness checks", function()
 end)
 
 describe("graceful", function()
-  it("ends the old generation's drain as soon as it is idle", function()
+  it("ends the old generation's drain once the kernel shows it no connection", function()
     local sim = up{ policy = "graceful", options = { deadline = 60 } }
-    sim:set_stat("http.connections", 5, 1)
+    sim.figures[1] = { connections = 5 }
     sim:restart()
     sim:ready(2)
     assert.is_true(sim:signalled(1, "TERM"))
     sim:advance(3)
     assert.is_false(sim:signalled(1, "KILL")) -- still has connections
-    sim:set_stat("http.connections", 0, 1)
-    sim:advance(0.6)
+    sim.figures[1] = { connections = 0 }
+    sim:advance(0.011) -- polled every 10 ms
     assert.is_true(sim:signalled(1, "KILL"))
     assert.is_true(sim:logged("generation 1 is idle: ending its drain early"))
   end)
 
+  it("waits for the app's own idle gauge too, when it exports one", function()
+    local sim = up{ policy = "graceful", options = { idle_metric = "http.connections" } }
+    sim:set_stat("http.connections", 2, 1)
+    sim:restart()
+    sim:ready(2)
+    sim:advance(1)
+    assert.is_false(sim:signalled(1, "KILL")) -- no connection, but its gauge says 2
+    sim:set_stat("http.connections", 0, 1)
+    sim:advance(0.02)
+    assert.is_true(sim:signalled(1, "KILL"))
+  end)
+
+  it("stops the oldest draining generation beyond max_draining", function()
+    local sim = up{ policy = "graceful", options = { max_draining = 1 } }
+    sim.figures[1] = { connections = 3, rss = 64 * 1048576 }
+    sim.figures[2] = { connections = 2 }
+    sim:restart(); sim:ready(2)           -- 1 drains
+    assert.is_false(sim:signalled(1, "KILL"))
+    sim:restart(); sim:ready(3)           -- 2 drains: 1 is stopped first
+    assert.is_true(sim:signalled(1, "KILL"))
+    assert.is_false(sim:signalled(2, "KILL"))
+    assert.is_true(sim:logged("max_draining = 1: stopping generation 1 now %(3 connections, 64 MiB resident%)"))
+  end)
+
   it("refuses an option it does not have", function()
     assert.has_error(function() testkit.new{ policy = "graceful", options = { deadlin = 3 } } end,
-      "policy 'graceful' has no option 'deadlin' (options: deadline, every, idle_metric, poll, ready, watch)")
+      "policy 'graceful' has no option 'deadlin' (options: deadline, every, idle_metric, max_draining, poll, " ..
+      "ready, watch)")
   end)
 end)
 

@@ -54,6 +54,17 @@ describe("default policy through the runtime", function()
     assert.is_true(sim:logged("generation 2 is ready %(its readiness check passed"))
   end)
 
+  it("probes a generation's own per_generation listener through {port:NAME}", function()
+    local sim = testkit.new{ options = { ready = { notify = false, http = "http://127.0.0.1:{port:health}/" } } }
+    sim.ports = function(id) return { health = 40000 + id } end
+    sim:start()
+    assert.equal(1, sim:active())
+    assert.equal(40001, sim.probes[1].port)
+    local r = sim:restart()
+    assert.is_true(r.ok, r.msg)
+    assert.equal(40002, sim.probes[#sim.probes].port)
+  end)
+
   it("says why promote refused when the policy does not check", function()
     local sim = up{ policy = { restart = function(svc)
       local new = svc:spawn()

@@ -1,0 +1,99 @@
+#ifndef BATON_CONNS_H
+#define BATON_CONNS_H
+
+/* Live figures about each generation, read from the kernel without the
+ * app's help: its open connections on the service's listeners, each
+ * listener's accept queue, its processes' memory and CPU. Mechanism only:
+ * what a policy makes of them (drain until nothing is open, hold a restart
+ * while a queue grows) is the runtime's.
+ *
+ * One conns_poll reads, in this order:
+ *   1. each listener's family, type and port or path (getsockname), and its
+ *      inode (fstat): the kernel names sockets by inode;
+ *   2. one NETLINK_SOCK_DIAG dump per family in use (TCP over IPv4, TCP
+ *      over IPv6, unix): the listening sockets give their accept queue and
+ *      backlog, the connections on the listeners' ports or paths a table
+ *      inode -> open or closing. The TCP dumps carry a filter on the local
+ *      port, so the kernel leaves out other services' connections;
+ *   3. each generation's processes: those of its session (its main process
+ *      called setsid(), so the session id is the main pid), walked down
+ *      from the main process through /proc/PID/task/TID/children, plus the
+ *      session's orphans the caller adopted as a child subreaper. A kernel
+ *      without CONFIG_PROC_CHILDREN gets one scan of /proc instead;
+ *   4. per process, /proc/PID/stat (CPU, memory, session) and its fds:
+ *      a "socket:[INODE]" link whose inode is in the table is one of the
+ *      generation's connections, counted once however many of its
+ *      processes share it (forked workers do).
+ * So the kernel side costs a dump per family, not a syscall per connection;
+ * the process side a few reads per process and a readlink per open fd.
+ *
+ * What the figures mean:
+ *   - established: connections a process of the generation holds, in
+ *     ESTABLISHED or SYN_RECV (a TCP Fast Open connection accepted before
+ *     its handshake ended). One still in an accept queue belongs to no
+ *     process yet: it is the listener's queue, not anyone's established.
+ *   - closing: held while their close is under way: mostly CLOSE_WAIT (the
+ *     client closed, the app has not yet); FIN_WAIT1/2, CLOSING and
+ *     LAST_ACK only while the app keeps the fd after shutdown(). Once the
+ *     app closes the fd the socket is no process's (TIME_WAIT, orphaned
+ *     FIN_WAIT): not counted. A unix connection is closing once either
+ *     side shut it down (its peer closed, or shutdown()).
+ *   - nprocs: processes of the session found, the main one included; one
+ *     we may not read (EACCES) is counted without its figures.
+ *   - rss_bytes: the resident set of each process, summed: pages shared
+ *     between processes (forked workers) are counted in each.
+ *   - cpu_seconds: user and system time of the live processes: a process
+ *     that exits takes its time with it, so the sum may go down.
+ *   - queue, max_queue: a listening socket's accept queue now and its
+ *     backlog, for TCP and unix. The kernel queues up to max_queue + 1.
+ * Every figure is a snapshot: a connection may close while it is read.
+ *
+ * Bounds, so a poll's cost and memory stay bounded whatever the host holds:
+ * CONNS_MAX_SOCKETS connections in the table and CONNS_MAX_PROCS processes
+ * per generation; past either the figures are cut (logged once). Nothing
+ * is kept between polls. Not thread-safe: call it from one thread. */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CONNS_MAX_SOCKETS 1000000
+#define CONNS_MAX_PROCS 4096
+
+struct conns_listener { /* in: a listening socket the supervisor owns */
+    int fd;
+    /* out, from the kernel (0 for a socket that is not TCP or unix stream): */
+    unsigned queue;     /* connections waiting in its accept queue now */
+    unsigned max_queue; /* its backlog (the queue's maximum) */
+};
+
+struct conns_gen { /* in: one generation */
+    pid_t pid;     /* its main process, leader of its session */
+    /* out: */
+    unsigned established; /* its connections on the listeners' ports/paths */
+    unsigned closing;     /* its connections being closed (above) */
+    unsigned nprocs;      /* processes in its session */
+    uint64_t rss_bytes;   /* summed over its processes */
+    double cpu_seconds;   /* utime+stime summed over its processes */
+};
+
+/* Reads the figures of listeners LS and generations GS. Returns 0 or a
+ * negative errno, with whatever could be read filled in all the same:
+ * -EPROTONOSUPPORT (or another socket error) when the kernel has no
+ * sock_diag, with the process figures but no connections or queues;
+ * -ENOBUFS when a bound cut the figures; -ENOTSOCK or -EBADF for a
+ * listener fd that is not a socket (its figures 0); -ENOMEM. */
+int conns_poll(struct conns_listener *ls, size_t nls, struct conns_gen *gs, size_t ngs);
+
+/* How processes are found: 1 walks the children files, 0 scans /proc as
+ * on a kernel without CONFIG_PROC_CHILDREN, -1 (the default) finds out
+ * which the kernel has. For tests, so both ways run on any kernel. */
+void conns_set_children_files(int children);
+
+/* The kernel's count of accept queue overflows since boot, for the caller's
+ * network namespace (TcpExtListenOverflows in /proc/net/netstat): a
+ * connection the kernel dropped because a queue was full. Or a negative
+ * errno (-ENOENT when the kernel does not report it). */
+int64_t conns_listen_overflows(void);
+
+#endif
