@@ -1,6 +1,7 @@
 #include "figures.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,7 +31,9 @@ int figures_read(struct figures *f, const struct procs *p, const struct service_
         f->ls[i].fd = cfg->listeners[i].fd;
     f->nls = cfg->nlisteners;
     f->err = conns_poll(f->ls, f->nls, f->gens, f->ngens);
-    f->overflows = conns_listen_overflows();
+    /* The overflow count is the namespace's, for status and /metrics; a
+     * policy polling one generation does not read it. */
+    f->overflows = only && only != UINT_MAX ? -ENODATA : conns_listen_overflows();
     return 0;
 }
 

@@ -34,5 +34,8 @@ process.on('SIGTERM', () => {
   // keep-alive connections at once (Node 19 and later).
   require('net').Server.prototype.close.call(server);
   if (health) health.close();
+  // LINGER: an app that keeps running after its last connection (a
+  // shutdown timer, a pool): only baton's count ends its drain early.
+  if (process.env.LINGER) setInterval(() => {}, 1000);
   console.error(`generation ${gen}: draining`);
 });
