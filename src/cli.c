@@ -197,6 +197,29 @@ static void print_stats(json_t *r)
             printf("  (sum %.6g)", json_number_value(json_object_get(m, "sum")));
         printf("\n");
     }
+    json_t *k = json_object_get(r, "kernel");
+    if (!json_is_object(k))
+        return;
+    printf("\nfrom the kernel (any app):\n");
+    json_array_foreach(json_object_get(k, "generations"), i, m) {
+        printf("  generation %lld: %lld connections (%lld closing), %lld processes, %.1f MiB "
+               "resident, %.2f s CPU\n",
+               (long long)json_integer_value(json_object_get(m, "id")),
+               (long long)json_integer_value(json_object_get(m, "connections")),
+               (long long)json_integer_value(json_object_get(m, "closing")),
+               (long long)json_integer_value(json_object_get(m, "processes")),
+               (double)json_integer_value(json_object_get(m, "rss_bytes")) / 1048576.0,
+               json_number_value(json_object_get(m, "cpu_seconds")));
+    }
+    json_array_foreach(json_object_get(k, "listeners"), i, m) {
+        printf("  listener %s: %lld waiting to be accepted (at most %lld)\n",
+               json_string_value(json_object_get(m, "name")),
+               (long long)json_integer_value(json_object_get(m, "queue")),
+               (long long)json_integer_value(json_object_get(m, "max_queue")));
+    }
+    if (json_object_get(k, "listen_overflows"))
+        printf("  accept queue overflows (all listeners of the network namespace): %lld\n",
+               (long long)json_integer_value(json_object_get(k, "listen_overflows")));
 }
 
 /* baton logs: the newest N lines (of generation GEN), then with FOLLOW each

@@ -375,13 +375,49 @@ static void cmd_logs(struct supervisor *s, uint64_t req, json_t *args)
                          (json_int_t)s->output.next_seq - 1));
 }
 
+/* What the kernel says now, for `baton stats`: each live generation's
+ * connections, processes, memory, CPU; each listener's accept queue; the
+ * namespace's overflow count. NULL when it cannot be read. */
+static json_t *kernel_json(struct supervisor *s)
+{
+    struct figures f;
+    if (figures_read(&f, &s->procs, &s->cfg, 0) < 0)
+        return NULL;
+    json_t *gens = json_array(), *ls = json_array();
+    for (size_t i = 0; i < f.ngens; i++) {
+        const struct conns_gen *g = &f.gens[i];
+        json_array_append_new(gens, json_pack("{s:i, s:i, s:i, s:i, s:I, s:f}", "id", (int)f.ids[i],
+                                              "connections", (int)(g->established + g->closing),
+                                              "closing", (int)g->closing, "processes",
+                                              (int)g->nprocs, "rss_bytes", (json_int_t)g->rss_bytes,
+                                              "cpu_seconds", g->cpu_seconds));
+    }
+    for (size_t i = 0; i < f.nls; i++)
+        if (!s->cfg.listeners[i].per_generation)
+            json_array_append_new(ls, json_pack("{s:s, s:i, s:i}", "name", s->cfg.listeners[i].name,
+                                                "queue", (int)f.ls[i].queue, "max_queue",
+                                                (int)f.ls[i].max_queue));
+    json_t *j = json_pack("{s:o, s:o}", "generations", gens, "listeners", ls);
+    if (j && f.overflows >= 0)
+        json_object_set_new(j, "listen_overflows", json_integer(f.overflows));
+    if (j && f.err < 0)
+        json_object_set_new(j, "error", json_string(strerror(-f.err)));
+    figures_free(&f);
+    return j;
+}
+
 static void cmd_stats(struct supervisor *s, uint64_t req, json_t *args)
 {
     (void)args;
     refresh_own_stats(s);
-    reply_json(&s->control, req,
-               json_pack("{s:b, s:s, s:o}", "ok", 1, "service", s->cfg.name, "metrics",
-                         stats_to_json(&s->stats)));
+    json_t *j = json_pack("{s:b, s:s, s:o}", "ok", 1, "service", s->cfg.name, "metrics",
+                          stats_to_json(&s->stats));
+    json_t *k = kernel_json(s);
+    if (j && k)
+        json_object_set_new(j, "kernel", k);
+    else
+        json_decref(k);
+    reply_json(&s->control, req, j);
 }
 
 /* The control commands: the loop answers what it holds; the rest are the

@@ -47,6 +47,12 @@ read -r n rss maxq <<< "$conns"
 [ "$n" -ge 8 ] || fail "status ($conns) shows $n connections on the serving generation (the load holds 8 keep-alive ones)"
 [ "$rss" -gt 1000000 ] || fail "status shows rss_bytes=$rss for a Node process"
 [ "$maxq" -gt 0 ] || fail "status shows no accept queue maximum ($maxq)"
+k=$("$BATON" stats -s "$SOCK" --json | python3 -c '
+import json, sys
+k = json.load(sys.stdin)["kernel"]
+print(k["generations"][0]["connections"], k["listeners"][0]["name"], len(k["listeners"]))')
+read -r kn kl knl <<< "$k"
+[ "$kn" -ge 8 ] && [ "$kl" = http ] && [ "$knl" = 1 ] || fail "baton stats --json kernel figures: $k"
 curl -sf "http://127.0.0.1:$METRICS/metrics" > "$T/metrics.txt" || fail "no /metrics"
 grep -Eq '^baton_generation_connections\{service="node-e2e",generation="1"\} [1-9]' "$T/metrics.txt" ||
     fail "no per-generation connections on /metrics: $(grep baton_generation "$T/metrics.txt")"
