@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "figures.h"
+#include "portholder.h"
 #include "log.h"
 #include "nofile.h"
 #include "probe.h"
@@ -558,6 +559,7 @@ int supervisor_init(struct supervisor *s, uv_loop_t *loop)
 
 static int bind_listeners(struct supervisor *s)
 {
+    int r;
     for (size_t i = 0; i < s->cfg.nlisteners; i++) {
         struct listener *l = &s->cfg.listeners[i];
         char err[512];
@@ -574,8 +576,17 @@ static int bind_listeners(struct supervisor *s)
             log_error("%s", err);
             return -1;
         }
-        if (fd < 0 && listener_bind(l, err, sizeof err) < 0) {
-            log_error("%s", err);
+        if (fd < 0 && (r = listener_bind(l, err, sizeof err)) < 0) {
+            pid_t holder;
+            char comm[64];
+            if (r == -EADDRINUSE && l->kind == LISTENER_TCP &&
+                port_holder((const struct sockaddr *)&l->addr, &holder, comm, sizeof comm) == 0)
+                log_error("%s: held by pid %d (%s), which this supervisor cannot adopt (a "
+                          "generation a killed supervisor left serves on, say): stop it, or give "
+                          "this service another address",
+                          err, (int)holder, comm);
+            else
+                log_error("%s", err);
             return -1;
         }
         char addr[256];

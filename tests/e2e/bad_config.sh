@@ -56,13 +56,13 @@ expect_run_refused() { # like expect_refused, for what only binding can find
     echo "ok: $what -> $(echo "$out" | grep -F "$pattern" | head -1)"
 }
 
-# Address in use: held by someone else, the error names it.
+# Address in use: held by someone else, the error names it, and its pid.
 python3 -c 'import socket,time,sys
 s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(30)' > "$T/holder.port" &
 HOLDER=$!
 wait_for 5 test -s "$T/holder.port" || fail "port holder did not start"
 busy=$(cat "$T/holder.port")
-expect_run_refused "address in use" "listener 'http' (tcp://127.0.0.1:$busy): Address already in use" <<LUA
+expect_run_refused "address in use" "listener 'http' (tcp://127.0.0.1:$busy): Address already in use: held by pid $HOLDER (python3)" <<LUA
 return { control = "$SOCK", listen = { http = "tcp://127.0.0.1:$busy" }, command = { "$HELLO" } }
 LUA
 kill "$HOLDER"
