@@ -4,7 +4,7 @@ _baton() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
     cmd=${COMP_WORDS[1]:-}
-    local commands="run check restart status stats stop rollback reload events logs version"
+    local commands="run check restart status stats stop rollback reload events logs drill version"
     if [ "$COMP_CWORD" -eq 1 ]; then
         mapfile -t COMPREPLY < <(compgen -W "$commands --version --help" -- "$cur")
         return
@@ -16,12 +16,13 @@ _baton() {
                 mapfile -t COMPREPLY < <(compgen -f -X '!*.lua' -- "$cur")
                 return
             fi ;;
-        -n | --gen) return ;;
+        -n | --gen | --connections | --listener) return ;;
     esac
     case $cmd in
         run | check) mapfile -t COMPREPLY < <(compgen -f -X '!*.lua' -- "$cur") ;;
         events) mapfile -t COMPREPLY < <(compgen -W "-s -f -n --json --help" -- "$cur") ;;
         logs) mapfile -t COMPREPLY < <(compgen -W "-s --file -f -n --gen --json --help" -- "$cur") ;;
+        drill) mapfile -t COMPREPLY < <(compgen -W "-s -f -n --listener --connections --json --help" -- "$cur") ;;
         restart) mapfile -t COMPREPLY < <(compgen -W "-s -f --json --progress --quiet --help" -- "$cur") ;;
         status | stats | stop | rollback | reload)
             mapfile -t COMPREPLY < <(compgen -W "-s -f --json --help" -- "$cur") ;;

@@ -93,6 +93,26 @@ static int find_socket(char *out, size_t len, char *err, size_t errlen)
     return 0;
 }
 
+int cli_control_socket(const char *sock, const char *file, char *path, size_t pathlen,
+                       const char **result, char *err, size_t errlen)
+{
+    if (!sock && !file)
+        sock = getenv("BATON_CONTROL");
+    if (!sock && file) {
+        if (run_control_path(file, path, pathlen, err, errlen) < 0)
+            return 2;
+        sock = path;
+    }
+    if (!sock || !*sock) {
+        int r = find_socket(path, pathlen, err, errlen);
+        if (r < 0)
+            return r == -ENOENT ? 3 : 2;
+        sock = path;
+    }
+    *result = sock;
+    return 0;
+}
+
 /* A unix time (JSON number) as the local "YYYY-MM-DD HH:MM:SS". */
 static void local_time(json_t *unix_seconds, char *buf, size_t len)
 {
@@ -339,22 +359,10 @@ int cli_main(const char *cmd, int argc, char **argv)
         return 2;
     }
     char path[PATH_MAX], err[1024];
-    if (!sock && !file)
-        sock = getenv("BATON_CONTROL");
-    if (!sock && file) {
-        if (run_control_path(file, path, sizeof path, err, sizeof err) < 0) {
-            fprintf(stderr, "baton %s: %s\n", cmd, err);
-            return 2;
-        }
-        sock = path;
-    }
-    if (!sock || !*sock) {
-        int r = find_socket(path, sizeof path, err, sizeof err);
-        if (r < 0) {
-            fprintf(stderr, "baton %s: %s\n", cmd, err);
-            return r == -ENOENT ? 3 : 2;
-        }
-        sock = path;
+    int code = cli_control_socket(sock, file, path, sizeof path, &sock, err, sizeof err);
+    if (code) {
+        fprintf(stderr, "baton %s: %s\n", cmd, err);
+        return code;
     }
     /* restart and stop answer when they are done: a drain may take minutes. */
     if (strcmp(cmd, "restart") == 0 || strcmp(cmd, "stop") == 0 || strcmp(cmd, "rollback") == 0)

@@ -2,6 +2,7 @@
  * the other commands are clients of its control socket. */
 
 #include "cli.h"
+#include "drill.h"
 #include "log.h"
 #include "run.h"
 
@@ -25,6 +26,9 @@ static const char usage[] =
     "  events [-n N]   the history: restarts, drains, crashes, reloads, rollbacks, why\n"
     "  logs [-f] [-n N] [--gen N]\n"
     "                  what generations printed (stdout, stderr); -f follows\n"
+    "  drill [-n N] [--listener NAME] [--connections N]\n"
+    "                  rehearse N restarts under a load of its own; failed requests by\n"
+    "                  cause, with what to change\n"
     "  version         the version (also --version)\n"
     "\n"
     "Client commands take -s CONTROL_SOCKET, or -f SERVICE_FILE (its control socket);\n"
@@ -72,6 +76,8 @@ int main(int argc, char **argv)
         strcmp(cmd, "stats") == 0 || strcmp(cmd, "reload") == 0 || strcmp(cmd, "rollback") == 0 ||
         strcmp(cmd, "events") == 0 || strcmp(cmd, "logs") == 0)
         return cli_main(cmd, argc - 1, argv + 1);
+    if (strcmp(cmd, "drill") == 0)
+        return drill_main(argc - 1, argv + 1);
     fprintf(stderr, "baton: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }
