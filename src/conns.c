@@ -192,6 +192,8 @@ static int listener_read(int fd, struct lsn *l)
     int family, type, proto;
     socklen_t len;
     memset(l, 0, sizeof *l);
+    if (fd < 0)
+        return 0; /* none here (a per_generation listener): nothing to read */
     if (fstat(fd, &st) < 0)
         return -errno;
     if (!S_ISSOCK(st.st_mode))

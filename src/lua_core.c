@@ -425,8 +425,12 @@ static int core_figures(lua_State *L)
         return 1;
     }
     /* Without an id, only the listeners: a generation that is not in the
-     * process table (-1: none matches) is not polled. */
-    if (figures_read(&f, a->procs, a->config, id ? id : (unsigned)-1) < 0) {
+     * process table (-1: none matches) is not polled. Reading the kernel is
+     * the supervisor's time, not the policy's: its budget is credited. */
+    uint64_t t0 = uv_hrtime();
+    int r = figures_read(&f, a->procs, a->config, id ? id : (unsigned)-1);
+    budget_credit(L, uv_hrtime() - t0);
+    if (r < 0) {
         lua_pushnil(L);
         lua_pushstring(L, "out of memory");
         return 2;

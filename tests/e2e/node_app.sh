@@ -80,5 +80,9 @@ assert not bad, bad
 idle = sum(e["reason"].startswith("ended early: idle") for e in d)
 print(len(d), idle, round(max(e["duration"] for e in d) * 1000))') || fail "a drain did not end by idleness"
 read -r ndrains nidle slowest <<< "$summary"
+# Reading the kernel's figures is the supervisor's time: the drain's
+# `done` hook, polled every 10 ms, never runs out of its budget for it.
+! grep -q "exceeded its time budget" "$T/sup.log" || fail "a policy hook ran out of its budget: $(grep -m1 "exceeded its time budget" "$T/sup.log")"
+! grep -q "figures are partial" "$T/sup.log" || fail "$(grep -m1 "figures are partial" "$T/sup.log")"
 stop_baton
 echo "ok: node without READY=1, $RESTARTS restarts; $ndrains drains, $nidle ended by baton seeing no connection, the rest by the app's exit; slowest ${slowest} ms; $LOAD"
