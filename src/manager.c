@@ -74,7 +74,8 @@ void manager_close_untaken(struct manager *m)
         }
 }
 
-int manager_notify(const struct manager *m, const char *text)
+/* TEXT to NOTIFY_SOCKET, with PASS (>= 0) attached as SCM_RIGHTS. */
+static int send_notify(const struct manager *m, const char *text, int pass)
 {
     if (!m->notify[0])
         return 0;
@@ -86,11 +87,43 @@ int manager_notify(const struct manager *m, const char *text)
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    ssize_t n = sendto(fd, text, strlen(text), MSG_NOSIGNAL, (struct sockaddr *)&un,
-                       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+    struct iovec iov = { .iov_base = (void *)text, .iov_len = strlen(text) };
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct msghdr msg = {
+        .msg_name = &un,
+        .msg_namelen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len),
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+    };
+    if (pass >= 0) {
+        memset(&ctl, 0, sizeof ctl);
+        msg.msg_control = ctl.buf;
+        msg.msg_controllen = sizeof ctl.buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &pass, sizeof(int));
+    }
+    ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
     int e = errno;
     close(fd);
     return n < 0 ? -e : 1;
+}
+
+int manager_notify(const struct manager *m, const char *text)
+{
+    return send_notify(m, text, -1);
+}
+
+int manager_store_fd(const struct manager *m, const char *name, int fd)
+{
+    char text[320];
+    snprintf(text, sizeof text, "FDSTORE=1\nFDNAME=%s", name);
+    return send_notify(m, text, fd);
 }
 
 void manager_free(struct manager *m)

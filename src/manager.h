@@ -34,6 +34,12 @@ void manager_close_untaken(struct manager *m);
 /* Sends TEXT (newline-separated KEY=VALUE) to NOTIFY_SOCKET. Returns 1
  * when sent, 0 when there is no manager, or a negative errno. */
 int manager_notify(const struct manager *m, const char *text);
+/* Keeps a duplicate of FD in the manager's fd store under NAME
+ * (FDSTORE=1, FDNAME=NAME, the fd attached): a supervisor the manager
+ * restarts gets it back, passed as LISTEN_FDS under that name, so its
+ * listeners never close (systemd needs FileDescriptorStoreMax= in the
+ * unit). Returns 1 when sent, 0 when there is no manager, or -errno. */
+int manager_store_fd(const struct manager *m, const char *name, int fd);
 void manager_free(struct manager *m);
 
 #endif

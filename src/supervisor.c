@@ -593,6 +593,15 @@ static int bind_listeners(struct supervisor *s)
         listener_local_address(l, addr, sizeof addr);
         log_info("listening on %s as '%s' (fd %zu in each generation)%s", addr, l->name, 3 + i,
                  l->passed ? ", passed by the service manager" : "");
+        /* One it bound itself goes to the manager's fd store: if the
+         * supervisor dies, the manager restarts it with the same socket, and
+         * connections wait in its queue meanwhile instead of being refused.
+         * One the manager passed, it holds already. */
+        if (!l->passed && (r = manager_store_fd(&s->manager, l->name, l->fd)) < 0)
+            log_warn("listener '%s': FDSTORE=1 to the service manager: %s", l->name, strerror(-r));
+        else if (!l->passed && r > 0)
+            log_info("listener '%s' kept in the service manager's fd store too (FDSTORE=1)",
+                     l->name);
     }
     manager_close_untaken(&s->manager);
     return 0;
