@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# gunicorn (Debian's) with threaded keep-alive workers (-k gthread,
+# --threads 4, --keep-alive 5) under keep-alive plus
+# new-connection load, set up as docs/recipes.md says:
+# - gunicorn takes its socket from LISTEN_FDS and says READY=1 itself;
+# - the default policy: gunicorn exits by itself once its workers have
+#   drained, so the drain ends by its exit. (graceful would stop it as soon
+#   as the kernel shows it no connection, while its workers may still accept
+#   for up to a second after SIGTERM: they look at their flag once per turn
+#   of their loop);
+# - the worker class is tests/apps/gthread_drain.py's, gthread's own with a
+#   drain: at SIGTERM it stops accepting, answers the next request on each
+#   connection with `Connection: close`, closes an idle one only at its
+#   keep-alive timeout, and exits once it holds none. Stock gthread (20.1)
+#   leaves its loop within a second of SIGTERM and exits, closing idle
+#   keep-alive connections with the client's next request on the wire: the
+#   request fails (WORKER=gthread runs it; this test then fails with ~90
+#   resets in 15 restarts). --graceful-timeout (15) is above --keep-alive,
+#   and drain_timeout above both;
+# - 15 restarts: no failed request; every drain ended by the app's exit (or
+#   idleness), none at its deadline; every old worker drained.
+. "$(dirname "$0")/lib.sh"
+PY=/usr/bin/python3 # Debian's, with Debian's packages
+if ! "$PY" -c 'import gunicorn' 2> /dev/null; then
+    echo "skip: gunicorn is not installed (scripts/deps.sh test)"
+    exit 77
+fi
+RESTARTS=${RESTARTS:-15}
+WORKER=${WORKER:-gthread_drain.DrainingThreadWorker}
+
+cat > "$T/service.lua" <<LUA
+return {
+  name = "gthread-e2e",
+  control = "$SOCK",
+  listen = { http = "tcp://127.0.0.1:0" },
+  command = { "$PY", "-m", "gunicorn", "--chdir", "$SOURCE_DIR/tests/apps",
+              "--worker-class", "$WORKER", "--workers", "2", "--threads", "4",
+              "--keep-alive", "5", "--graceful-timeout", "15", "hello_wsgi:app" },
+  ready_timeout = 20,
+  drain_timeout = 20,
+  env = { PYTHONDONTWRITEBYTECODE = "1" }, -- no __pycache__ in tests/apps
+  policy = "default",
+}
+LUA
+start_baton
+start_load
+
+for i in $(seq 1 "$RESTARTS"); do
+    out=$("$BATON" restart -s "$SOCK" --json) || fail "restart $i: $out"
+    sleep 0.3
+done
+stop_load
+assert_no_load_errors 1000
+
+drained() { "$BATON" events -s "$SOCK" --json | "$PY" -c '
+import json, sys
+d = [e for e in json.load(sys.stdin) if e["kind"] == "drain"]
+sys.exit(0 if len(d) >= int(sys.argv[1]) else 1)' "$RESTARTS"; }
+wait_for 25 drained || fail "not all $RESTARTS drains ended: $("$BATON" events -s "$SOCK" --json)"
+summary=$("$BATON" events -s "$SOCK" --json | "$PY" -c '
+import json, sys
+d = [e for e in json.load(sys.stdin) if e["kind"] == "drain"]
+bad = [e for e in d if not (e["reason"].startswith("ended early: idle") or e["reason"].startswith("ended by its exit"))]
+assert not bad, bad
+idle = sum(e["reason"].startswith("ended early: idle") for e in d)
+print(len(d), idle, round(max(e["duration"] for e in d) * 1000))') || fail "a drain did not end by idleness or exit"
+read -r ndrains nidle slowest <<< "$summary"
+
+grep -q "Listening at: http://127.0.0.1:$PORT " "$T/sup.log" || fail "gunicorn did not take its socket from LISTEN_FDS"
+grep -q "Using worker: $WORKER" "$T/sup.log" || fail "gunicorn did not use $WORKER"
+if [ "$WORKER" = gthread_drain.DrainingThreadWorker ]; then
+    n=$(grep -c "draining: [0-9]* connections open" "$T/sup.log" || true)
+    [ "$n" -ge "$RESTARTS" ] || fail "only $n workers said they drain, in $RESTARTS restarts"
+fi
+stop_baton
+echo "ok: gunicorn $WORKER, $RESTARTS restarts; $ndrains drains ($nidle ended by baton seeing no connection, the rest by the app's exit), slowest ${slowest} ms; $LOAD"
