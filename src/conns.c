@@ -67,6 +67,7 @@ struct member { /* a process of generation GEN */
 struct poll {
     struct conns_listener *ls;
     struct lsn *info;
+    uint32_t *held; /* per listener: the mark of the last generation seen holding it */
     size_t nls;
     struct conns_gen *gs;
     size_t ngs;
@@ -708,7 +709,12 @@ static void count_fds(struct poll *p, pid_t pid, struct conns_gen *g, uint32_t m
             continue;
         link[n] = '\0';
         unsigned long ino = strtoul(link + 8, NULL, 10);
-        struct sockent *s = table_find(&p->t, (uint32_t)ino);
+        for (size_t i = 0; i < p->nls; i++)
+            if (p->info[i].ino && p->info[i].ino == ino && p->held[i] != mark) {
+                p->held[i] = mark; /* each listener once per generation */
+                g->listening++;
+            }
+        struct sockent *s = p->t.len ? table_find(&p->t, (uint32_t)ino) : NULL;
         if (!s || s->seen == mark)
             continue;
         s->seen = mark;
@@ -748,14 +754,16 @@ int conns_poll(struct conns_listener *ls, size_t nls, struct conns_gen *gs, size
     for (size_t i = 0; i < nls; i++)
         ls[i].queue = ls[i].max_queue = 0;
     for (size_t i = 0; i < ngs; i++) {
-        gs[i].established = gs[i].closing = gs[i].nprocs = 0;
+        gs[i].established = gs[i].closing = gs[i].nprocs = gs[i].listening = 0;
         gs[i].rss_bytes = 0;
         gs[i].cpu_seconds = 0;
     }
     p.info = nls ? calloc(nls, sizeof *p.info) : NULL;
+    p.held = nls ? calloc(nls, sizeof *p.held) : NULL;
     p.children = malloc(CHILDREN_BUF);
-    if ((nls && !p.info) || !p.children) {
+    if ((nls && (!p.info || !p.held)) || !p.children) {
         free(p.info);
+        free(p.held);
         free(p.children);
         return -ENOMEM;
     }
@@ -769,12 +777,15 @@ int conns_poll(struct conns_listener *ls, size_t nls, struct conns_gen *gs, size
         qsort(p.t.v, p.t.len, sizeof *p.t.v, by_ino);
 
     keep_first(&err, children_files ? walk_tree(&p) : scan_proc(&p));
-    for (size_t i = 0; p.t.len && i < p.mlen; i++)
+    /* Even with no connection in the table: whether it still holds a
+     * listener is news too. */
+    for (size_t i = 0; (p.t.len || nls) && i < p.mlen; i++)
         count_fds(&p, p.m[i].pid, &gs[p.m[i].gen], (uint32_t)p.m[i].gen + 1);
 
     if (p.cut)
         keep_first(&err, -ENOBUFS);
     free(p.info);
+    free(p.held);
     free(p.children);
     free(p.t.v);
     free(p.m);

@@ -73,6 +73,9 @@ struct conns_gen { /* in: one generation */
     unsigned established; /* its connections on the listeners' ports/paths */
     unsigned closing;     /* its connections being closed (above) */
     unsigned nprocs;      /* processes in its session */
+    unsigned listening;   /* the listeners its processes still hold: while
+                           * nonzero it may accept, so its connection count
+                           * may rise again */
     uint64_t rss_bytes;   /* summed over its processes */
     double cpu_seconds;   /* utime+stime summed over its processes */
 };

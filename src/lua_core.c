@@ -386,6 +386,8 @@ static void set_gen_figures(lua_State *L, const struct conns_gen *g)
     lua_setfield(L, -2, "closing");
     lua_pushnumber(L, g->nprocs);
     lua_setfield(L, -2, "processes");
+    lua_pushnumber(L, g->listening);
+    lua_setfield(L, -2, "listening");
     lua_pushnumber(L, (double)g->rss_bytes);
     lua_setfield(L, -2, "rss");
     lua_pushnumber(L, g->cpu_seconds);
@@ -394,7 +396,7 @@ static void set_gen_figures(lua_State *L, const struct conns_gen *g)
 
 static void push_gen_figures(lua_State *L, const struct conns_gen *g)
 {
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 6);
     set_gen_figures(L, g);
 }
 

@@ -272,6 +272,7 @@ static json_t *generations_json(json_t *v, double t, struct supervisor *s, const
         if (k) {
             json_object_set_new(j, "connections_closing", json_integer(k->closing));
             json_object_set_new(j, "processes", json_integer(k->nprocs));
+            json_object_set_new(j, "listening", json_integer(k->listening));
             json_object_set_new(j, "rss_bytes", json_integer((json_int_t)k->rss_bytes));
             json_object_set_new(j, "cpu_seconds", json_real(k->cpu_seconds));
         }

@@ -30,8 +30,10 @@ local FIELDS = {
 -- What the kernel says of a generation, read when a policy asks (once per
 -- tick of the loop): its open connections on the service's listeners
 -- (established and closing), of which closing, its processes, resident
--- memory in bytes, CPU seconds. 0 once it has exited.
-local KERNEL = { connections = true, closing = true, processes = true, rss = true, cpu = true }
+-- memory in bytes, CPU seconds, how many of the service's listeners it
+-- still holds (while it does, it may accept more). 0 once it has exited.
+local KERNEL = { connections = true, closing = true, processes = true, rss = true, cpu = true,
+  listening = true }
 
 function Gen:figure(k)
   if self.exited then return 0 end

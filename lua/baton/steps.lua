@@ -12,11 +12,14 @@ end
 
 -- A `done` predicate for gen:drain that needs nothing of the app: the
 -- generation is done once the kernel shows it no open connection on the
--- service's listeners (established or closing), and, when the app exports
--- the gauge METRIC (optional), that is 0 or less too.
+-- service's listeners (established or closing) and no listener of the
+-- service left (an app that still holds one may still accept: stopped
+-- then, it would drop what it just accepted), and, when the app exports
+-- the gauge METRIC (optional), that is 0 or less too. An app that keeps
+-- its listener open until it exits drains until it exits.
 function _M.no_connections(metric)
   return function(gen)
-    if gen.connections ~= 0 then return false end
+    if gen.connections ~= 0 or (gen.listening or 0) > 0 then return false end
     if not metric then return true end
     local v = gen.stats[metric]
     return v == nil or v <= 0

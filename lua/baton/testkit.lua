@@ -102,7 +102,9 @@ function _M.new(opts)
     local f = {}
     for k, v in pairs(id and sim.figures[id] or {}) do f[k] = v end
     if id then
-      for _, k in ipairs({ "connections", "closing", "processes", "rss", "cpu" }) do f[k] = f[k] or 0 end
+      for _, k in ipairs({ "connections", "closing", "processes", "rss", "cpu", "listening" }) do
+        f[k] = f[k] or 0
+      end
     end
     f.listeners, f.overflows = sim.listener_figures, 0
     return f

@@ -72,6 +72,18 @@ describe("graceful", function()
     assert.is_true(sim:logged("generation 1 is idle: ending its drain early"))
   end)
 
+  it("does not end a drain while the generation still holds a listener", function()
+    local sim = up{ policy = "graceful" }
+    sim.figures[1] = { connections = 0, listening = 1 } -- it may still accept
+    sim:restart()
+    sim:ready(2)
+    sim:advance(1)
+    assert.is_false(sim:signalled(1, "KILL"))
+    sim.figures[1] = { connections = 0, listening = 0 } -- it closed its listener
+    sim:advance(0.02)
+    assert.is_true(sim:signalled(1, "KILL"))
+  end)
+
   it("waits for the app's own idle gauge too, when it exports one", function()
     local sim = up{ policy = "graceful", options = { idle_metric = "http.connections" } }
     sim:set_stat("http.connections", 2, 1)

@@ -125,6 +125,10 @@ static void wait_hold(int hold)
  * process of the session that accepts one more (and keeps the first's,
  * inherited). Each reports once it holds its connections, then waits for
  * the end of HOLD or SIGKILL. In the child: no cmocka, exit codes only. */
+/* When set, start_gen's main process closes the listeners once it has
+ * accepted its connections, as an app that stops accepting does. */
+static int stop_accepting;
+
 static pid_t start_gen(const int *listeners, size_t nlisteners, int naccept, int grand,
                        const int *clients, size_t nclients, int report[2], int hold[2])
 {
@@ -148,6 +152,9 @@ static pid_t start_gen(const int *listeners, size_t nlisteners, int naccept, int
                     _exit(3);
                 r.ports[r.n++] = port_of(fd, 1);
             }
+        if (stop_accepting)
+            for (size_t k = 0; k < nlisteners; k++)
+                close(listeners[k]);
         if (write(report[1], &r, sizeof r) != (ssize_t)sizeof r)
             _exit(4);
         if (grand) {
@@ -180,6 +187,35 @@ static void read_report(int fd, struct report *r)
     struct pollfd pfd = { .fd = fd, .events = POLLIN };
     assert_int_equal(poll(&pfd, 1, 5000), 1);
     assert_int_equal(read(fd, r, sizeof *r), (ssize_t)sizeof *r);
+}
+
+/* A generation that closed its listener (it stopped accepting) holds none:
+ * only then may a drain end on its connection count. */
+static void stopped_accepting(void **state)
+{
+    (void)state;
+    struct sockaddr_storage addr;
+    socklen_t len;
+    int l = tcp_listener(AF_INET, 16, &addr, &len);
+    assert_true(l >= 0);
+    int clients[2], report[2], hold[2];
+    for (int i = 0; i < 2; i++)
+        clients[i] = connect_to(AF_INET, &addr, len);
+    stop_accepting = 1;
+    pid_t pid = start_gen(&l, 1, 2, 0, clients, 2, report, hold);
+    stop_accepting = 0;
+    struct report r;
+    read_report(report[0], &r);
+    struct conns_listener ls = { .fd = l };
+    struct conns_gen g = { .pid = pid };
+    POLL_UNTIL(&ls, 1, &g, 1, g.established == 2);
+    assert_int_equal(g.established, 2);
+    assert_int_equal(g.listening, 0);
+    close(hold[1]);
+    close(report[0]);
+    for (int i = 0; i < 2; i++)
+        close(clients[i]);
+    close(l);
 }
 
 static void tcp_queue_and_backlog(void **state)
@@ -246,6 +282,7 @@ static void session_holds_connections(int family)
     assert_int_equal(gs[0].established, 3);
     assert_int_equal(gs[0].closing, 0);
     assert_int_equal(gs[0].nprocs, 1);
+    assert_int_equal(gs[0].listening, 1); /* it inherited the listener: it may accept */
     assert_true(gs[0].rss_bytes > 0);
     assert_true(gs[0].cpu_seconds >= 0);
     assert_int_equal(ls.queue, 2); /* the 2 not accepted: no process's */
@@ -434,6 +471,7 @@ int main(void)
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(tcp_queue_and_backlog, teardown),
+        cmocka_unit_test_teardown(stopped_accepting, teardown),
         cmocka_unit_test_teardown(not_stream_listeners_read_as_nothing, teardown),
         cmocka_unit_test_teardown(session_connections_v4, teardown),
         cmocka_unit_test_teardown(session_connections_v6, teardown),
