@@ -28,7 +28,15 @@ server.listen({ fd: fdOf('http') >= 0 ? fdOf('http') : 3 });
 const health = fdOf('health') >= 0 ? http.createServer((req, res) => res.end('ok\n')) : null;
 if (health) health.listen({ fd: fdOf('health') });
 
-process.on('SIGTERM', () => {
+// NAIVE: the drain most Node servers have, for comparison (`baton drill`
+// in docs/recipes.md): server.close(), which also closes idle keep-alive
+// connections at once, and no Connection: close.
+if (process.env.NAIVE) {
+  process.on('SIGTERM', () => {
+    server.close();
+    if (health) health.close();
+  });
+} else process.on('SIGTERM', () => {
   draining = true;
   // net.Server's close only: http.Server's would also close the idle
   // keep-alive connections at once (Node 19 and later).
