@@ -598,9 +598,10 @@ static int bind_listeners(struct supervisor *s)
          * supervisor dies, the manager restarts it with the same socket, and
          * connections wait in its queue meanwhile instead of being refused.
          * One the manager passed, it holds already. */
-        if (!l->passed && (r = manager_store_fd(&s->manager, l->name, l->fd)) < 0)
+        r = l->passed ? 0 : manager_store_fd(&s->manager, l->name, l->fd);
+        if (r < 0)
             log_warn("listener '%s': FDSTORE=1 to the service manager: %s", l->name, strerror(-r));
-        else if (!l->passed && r > 0)
+        else if (r > 0)
             log_info("listener '%s' kept in the service manager's fd store too (FDSTORE=1)",
                      l->name);
     }
