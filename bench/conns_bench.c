@@ -3,7 +3,7 @@
  * getsockopt(TCP_INFO) per connection over the same N connections, what a
  * syscall-per-connection way would cost for the kernel side alone.
  *
- * Per N (100, 1000, 5000): a TCP listener on loopback, a session child
+ * Per N (0, 100, 1000, 5000, 10000): a TCP listener on loopback, a session child
  * (setsid, as spawn.c makes a generation) that accepts and holds N
  * connections, the bench holding the clients' ends. Prints, per N:
  *   poll_us      one conns_poll: the dump, the process walk, the fds
@@ -11,6 +11,7 @@
  *   kernel_us    one conns_poll without the generation: the dump alone
  *   baseline_us  N getsockopt(TCP_INFO)
  *   ratio        poll_us / baseline_us
+ *   vs_none      poll_us / the poll's time with no connection (N = 0)
  * Sizes the open-file limit cannot hold (its hard limit) are skipped.
  *
  *   conns_bench [POLLS]     (default 200 polls per measurement) */
@@ -60,6 +61,9 @@ static pid_t start_holder(int listener, int n, int ready, int hold)
     }
     _exit(0);
 }
+
+/* The poll's time with no connection open, measured first in the run. */
+static double none_s;
 
 static int run(int n, int polls)
 {
@@ -132,10 +136,13 @@ static int run(int n, int polls)
         }
     double base_s = (now() - t0) / polls;
 
+    if (n == 0)
+        none_s = poll_s;
     printf("conns_bench: n=%d poll_us=%.1f per_conn_ns=%.0f kernel_us=%.1f baseline_us=%.1f "
-           "ratio=%.2f (nprocs=%u established=%u, %d polls)\n",
-           n, poll_s * 1e6, poll_s * 1e9 / n, kernel_s * 1e6, base_s * 1e6, poll_s / base_s,
-           g.nprocs, g.established, polls);
+           "ratio=%.2f vs_none=%.1f (nprocs=%u established=%u, %d polls)\n",
+           n, poll_s * 1e6, n ? poll_s * 1e9 / n : 0, kernel_s * 1e6, base_s * 1e6,
+           base_s > 0 ? poll_s / base_s : 0, none_s > 0 ? poll_s / none_s : 0, g.nprocs,
+           g.established, polls);
     rc = 0;
 out:
     close(hold[1]); /* the holder's end of the wait */
@@ -161,7 +168,7 @@ int main(int argc, char **argv)
     if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
         perror("conns_bench: raising the open-file limit");
     getrlimit(RLIMIT_NOFILE, &rl);
-    const int sizes[] = { 100, 1000, 5000 };
+    const int sizes[] = { 0, 100, 1000, 5000, 10000 };
     int rc = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         /* Each side holds N sockets and a few more. */

@@ -2,6 +2,7 @@
 
 #include "nofile.h"
 #include "unixpath.h"
+#include "utf8.h"
 
 #include "clock.h"
 #include "log.h"
@@ -89,6 +90,15 @@ static void on_written(uv_write_t *w, int status)
     free(wr);
 }
 
+/* The answer could not be written within CONTROL_IDLE_MS: a client that
+ * asked for progress and never reads would hold its slot for ever. */
+static void on_stuck(uv_timer_t *t)
+{
+    struct control_client *cl = t->data;
+    log_warn("control: a client did not read its answer within %d ms; closing it", CONTROL_IDLE_MS);
+    client_close(cl);
+}
+
 /* Writes J (reference stolen) as one line; FINAL makes it the answer. */
 static int send_line(struct control_client *cl, json_t *j, int final)
 {
@@ -108,6 +118,7 @@ static int send_line(struct control_client *cl, json_t *j, int final)
     if (final) {
         cl->replying = 1;
         uv_read_stop((uv_stream_t *)&cl->pipe);
+        uv_timer_start(&cl->idle, on_stuck, CONTROL_IDLE_MS, 0);
     }
     uv_buf_t b = uv_buf_init(text, (unsigned)len + 1);
     int r = uv_write(&wr->w, (uv_stream_t *)&cl->pipe, &b, 1, on_written);
@@ -135,8 +146,11 @@ static void on_log(void *ctx, enum log_level level, const char *msg)
         if (!cl->progress || !cl->req || cl->closing || cl->replying ||
             uv_stream_get_write_queue_size((uv_stream_t *)&cl->pipe) > CONTROL_MAX)
             continue;
-        json_t *j = json_pack("{s:{s:f, s:s, s:s}}", "progress", "time", clock_unix(), "level",
-                              log_level_name(level), "message", msg);
+        char *text = utf8_dup(msg); /* it may quote what an app wrote */
+        json_t *j = text ? json_pack("{s:{s:f, s:s, s:s}}", "progress", "time", clock_unix(),
+                                     "level", log_level_name(level), "message", text)
+                         : NULL;
+        free(text);
         if (j)
             send_line(cl, j, 0);
     }

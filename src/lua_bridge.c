@@ -1,5 +1,6 @@
 /* lua_bridge.c: the embedded VM, and events into the runtime (see lua_bridge.h). */
 #include "lua_bridge.h"
+#include "utf8.h"
 
 #include "listeners.h"
 #include "log.h"
@@ -257,11 +258,17 @@ static json_t *to_json(lua_State *L, int idx, int depth)
     case LUA_TBOOLEAN: return json_boolean(lua_toboolean(L, idx));
     case LUA_TNUMBER: {
         double d = lua_tonumber(L, idx);
-        if (d == (double)(json_int_t)d)
+        if (d >= -9e15 && d <= 9e15 && d == (double)(long long)d) /* whole: no UB cast */
             return json_integer((json_int_t)d);
-        return json_real(d);
+        json_t *r = json_real(d); /* NULL for NaN and infinities */
+        return r ? r : json_null();
     }
-    case LUA_TSTRING: return json_string(lua_tostring(L, idx));
+    case LUA_TSTRING: { /* a reason may quote an app's output: any bytes */
+        char *t = utf8_dup(lua_tostring(L, idx));
+        json_t *v = t ? json_string(t) : NULL;
+        free(t);
+        return v ? v : json_null();
+    }
     case LUA_TTABLE: break;
     default: return json_null();
     }

@@ -7,6 +7,7 @@
 #include "lua_budget.h"
 #include "probe.h"
 #include "stats_own.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <lauxlib.h>
@@ -177,8 +178,13 @@ static int core_reply(lua_State *L)
     if (!lua_isnumber(L, 1) || !a->control->open)
         return 0;
     int ok = lua_toboolean(L, 2);
-    const char *msg = luaL_optstring(L, 3, "");
-    json_t *j = json_pack("{s:b, s:s}", "ok", ok, ok ? "message" : "error", msg);
+    /* A reason may quote what an app wrote: any bytes. Made UTF-8, so the
+     * answer is always sent (Jansson refuses invalid UTF-8). */
+    char *msg = utf8_dup(luaL_optstring(L, 3, ""));
+    json_t *j = msg ? json_pack("{s:b, s:s}", "ok", ok, ok ? "message" : "error", msg) : NULL;
+    free(msg);
+    if (!j)
+        j = json_pack("{s:b, s:s}", "ok", ok, ok ? "message" : "error", "(out of memory)");
     if (j && lua_type(L, 4) == LUA_TTABLE) {
         int n = 0;
         lua_pushnil(L);
@@ -193,7 +199,12 @@ static int core_reply(lua_State *L)
                     v = whole ? json_integer((json_int_t)d) : json_real(d); /* NaN: NULL */
                     break;
                 }
-                case LUA_TSTRING: v = json_string(lua_tostring(L, -1)); break;
+                case LUA_TSTRING: {
+                    char *t = utf8_dup(lua_tostring(L, -1));
+                    v = t ? json_string(t) : NULL;
+                    free(t);
+                    break;
+                }
                 case LUA_TBOOLEAN: v = json_boolean(lua_toboolean(L, -1)); break;
                 default: break;
                 }
@@ -378,12 +389,19 @@ static int core_apply_config(lua_State *L)
 
 /* output(generation, n) -> its last N stderr lines, joined with " | ". */
 /* Sets a generation's figures in the table on top of the stack. */
-static void set_gen_figures(lua_State *L, const struct conns_gen *g)
+/* Sets a generation's figures (read number READ) in the table on top of
+ * the stack. Without CONNS (the kernel's dump failed) its connections are
+ * unknown: left nil, never 0, so no drain ends on them. */
+static void set_gen_figures(lua_State *L, const struct conns_gen *g, int conns, unsigned long read)
 {
-    lua_pushnumber(L, g->established + g->closing);
-    lua_setfield(L, -2, "connections");
-    lua_pushnumber(L, g->closing);
-    lua_setfield(L, -2, "closing");
+    if (conns) {
+        lua_pushnumber(L, g->established + g->closing);
+        lua_setfield(L, -2, "connections");
+        lua_pushnumber(L, g->closing);
+        lua_setfield(L, -2, "closing");
+    }
+    lua_pushnumber(L, (lua_Number)read);
+    lua_setfield(L, -2, "read");
     lua_pushnumber(L, g->nprocs);
     lua_setfield(L, -2, "processes");
     lua_pushnumber(L, g->listening);
@@ -394,10 +412,10 @@ static void set_gen_figures(lua_State *L, const struct conns_gen *g)
     lua_setfield(L, -2, "cpu");
 }
 
-static void push_gen_figures(lua_State *L, const struct conns_gen *g)
+static void push_gen_figures(lua_State *L, const struct conns_gen *g, unsigned long read)
 {
-    lua_createtable(L, 0, 6);
-    set_gen_figures(L, g);
+    lua_createtable(L, 0, 7);
+    set_gen_figures(L, g, 1, read);
 }
 
 /* figures([id]) -> { connections, closing, processes, rss, cpu (of
@@ -420,10 +438,12 @@ static int core_figures(lua_State *L)
         unsigned id;
         double at, cost;
         struct conns_gen g;
+        unsigned long read;
     } last;
+    static unsigned long reads; /* fresh reads so far: each result says which */
     double now = clock_mono();
     if (id && last.id == id && last.cost > 0.001 && now - last.at < 5 * last.cost) {
-        push_gen_figures(L, &last.g); /* the last read serves; no listeners */
+        push_gen_figures(L, &last.g, last.read); /* the last read serves; no listeners */
         return 1;
     }
     /* Without an id, only the listeners: a generation that is not in the
@@ -439,15 +459,18 @@ static int core_figures(lua_State *L)
     }
     lua_createtable(L, 0, 8);
     const struct conns_gen *g = id ? figures_gen(&f, id) : NULL;
+    reads++;
     if (id) {
-        last.id = g ? id : 0;
+        /* A read whose connections are unknown is not kept for later. */
+        last.id = g && f.err == 0 ? id : 0;
         last.at = now;
         last.cost = clock_mono() - now;
+        last.read = reads;
         if (g)
             last.g = *g;
     }
     if (g)
-        set_gen_figures(L, g);
+        set_gen_figures(L, g, f.err == 0, reads);
     lua_createtable(L, 0, (int)f.nls);
     for (size_t i = 0; i < f.nls; i++) {
         lua_createtable(L, 0, 2);

@@ -1,5 +1,6 @@
 /* output.c: what generations print (see output.h). */
 #include "output.h"
+#include "utf8.h"
 
 #include "clock.h"
 #include "log.h"
@@ -49,6 +50,7 @@ static void keep_line(struct output_pipe *p)
     for (size_t i = 0; i < p->len; i++)
         if ((unsigned char)p->line[i] < 0x20 && p->line[i] != '\t')
             p->line[i] = '?';
+    utf8_sanitize(p->line); /* any bytes in, UTF-8 out: `baton logs --json` is JSON */
     log_app_line(p->generation, p->stream == 1 ? "stdout" : "stderr", p->line);
     char *text = strdup(p->line);
     p->len = 0;

@@ -201,13 +201,15 @@ static void prom_figures(struct buf *b, const struct prom_facts *f, const char *
     put(b, "# HELP baton_listener_queue Connections waiting in a listener's accept queue.\n"
            "# TYPE baton_listener_queue gauge\n");
     for (size_t i = 0; i < k->nls; i++)
-        put(b, "baton_listener_queue{service=\"%s\",listener=\"%s\"} %u\n", svc,
-            f->listener_names[i], k->ls[i].queue);
+        if (f->listener_names[i])
+            put(b, "baton_listener_queue{service=\"%s\",listener=\"%s\"} %u\n", svc,
+                f->listener_names[i], k->ls[i].queue);
     put(b, "# HELP baton_listener_queue_max The most a listener's accept queue holds (its "
            "backlog).\n# TYPE baton_listener_queue_max gauge\n");
     for (size_t i = 0; i < k->nls; i++)
-        put(b, "baton_listener_queue_max{service=\"%s\",listener=\"%s\"} %u\n", svc,
-            f->listener_names[i], k->ls[i].max_queue);
+        if (f->listener_names[i])
+            put(b, "baton_listener_queue_max{service=\"%s\",listener=\"%s\"} %u\n", svc,
+                f->listener_names[i], k->ls[i].max_queue);
     if (k->overflows >= 0)
         put(b,
             "# HELP baton_listen_overflows_total Connections the kernel dropped because an accept "

@@ -38,7 +38,8 @@ struct prom_facts {
     double last_restart; /* unix seconds; 0: none yet */
     int last_restart_ok;
     /* What the kernel says (figures.h); NULL: not read. Its generations
-     * are the live ones, its listeners named by LISTENER_NAMES. */
+     * are the live ones, its listeners named by LISTENER_NAMES (NULL: a
+     * per_generation listener, which the supervisor does not hold). */
     const struct figures *figures;
     const char *const *listener_names;
 };

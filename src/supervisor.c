@@ -205,17 +205,28 @@ static int on_page(struct metrics_http *m, const char *path, char **body, size_t
             f.last_restart = unix_time(json_number_value(json_object_get(last, "time")));
             f.last_restart_ok = json_is_true(json_object_get(last, "ok"));
         }
-        struct figures k;
+        /* Any local user can reach this page, as often as they like: the
+         * kernel's figures (milliseconds with many connections) are read
+         * again only after a second, or five times what the last read
+         * took, whichever is longer. */
+        static struct figures k;
+        static double k_at = -1e9, k_cost;
+        double t = clock_mono();
+        if (t - k_at >= (5 * k_cost > 1 ? 5 * k_cost : 1)) {
+            figures_free(&k);
+            if (figures_read(&k, &s->procs, &s->cfg, 0) < 0)
+                memset(&k, 0, sizeof k);
+            k_at = t;
+            k_cost = clock_mono() - t;
+        }
         const char *names[s->cfg.nlisteners + 1];
-        for (size_t i = 0; i < s->cfg.nlisteners; i++)
-            names[i] = s->cfg.listeners[i].name;
-        if (figures_read(&k, &s->procs, &s->cfg, 0) == 0) {
+        for (size_t i = 0; i < s->cfg.nlisteners; i++) /* NULL: per generation, none here */
+            names[i] = s->cfg.listeners[i].per_generation ? NULL : s->cfg.listeners[i].name;
+        if (k.ls && k.nls == s->cfg.nlisteners) {
             f.figures = &k;
             f.listener_names = names;
         }
         *body = stats_to_prometheus(&s->stats, &f, len);
-        if (f.figures)
-            figures_free(&k);
         json_decref(v);
         return *body ? 200 : 500;
     }
@@ -268,7 +279,11 @@ static json_t *generations_json(json_t *v, double t, struct supervisor *s, const
         if (ready)
             json_object_set_new(j, "ready_after", json_real(json_number_value(ready) - started));
         const struct conns_gen *k = exited ? NULL : figures_gen(f, id);
-        json_object_set_new(j, "connections", json_integer(k ? k->established + k->closing : 0));
+        /* 0 once exited; null when the kernel could not say. */
+        json_object_set_new(j, "connections",
+                            exited             ? json_integer(0)
+                            : k && f->err == 0 ? json_integer(k->established + k->closing)
+                                               : json_null());
         if (k) {
             json_object_set_new(j, "connections_closing", json_integer(k->closing));
             json_object_set_new(j, "processes", json_integer(k->nprocs));
@@ -598,7 +613,10 @@ static int bind_listeners(struct supervisor *s)
          * supervisor dies, the manager restarts it with the same socket, and
          * connections wait in its queue meanwhile instead of being refused.
          * One the manager passed, it holds already. */
-        r = l->passed ? 0 : manager_store_fd(&s->manager, l->name, l->fd);
+        /* Not a unix one: its file goes when baton exits, and a socket
+         * given back without its path would reach nobody. */
+        r = l->passed || l->kind == LISTENER_UNIX ? 0
+                                                  : manager_store_fd(&s->manager, l->name, l->fd);
         if (r < 0)
             log_warn("listener '%s': FDSTORE=1 to the service manager: %s", l->name, strerror(-r));
         else if (r > 0)

@@ -21,7 +21,8 @@
  *                     stop-then-start and SO_REUSEPORT baselines)
  *   --reuseport       with --bind: set SO_REUSEPORT
  *   --start-delay MS  wait this long before serving (a slow app start)
- *   --mode-file PATH  read at start: "crash" exits 3 at once, "hang" never
+ *   --mode-file PATH  read at start: "crash" exits 3 at once ("crash-bytes"
+ *                     too, after bytes that are not UTF-8 on stderr), "hang" never
  *                     says READY=1, "unhealthy" serves but answers /health
  *                     with 503, anything else serves (lets a test make the
  *                     *next* generation fail the way a bad deploy does)
@@ -384,6 +385,10 @@ int main(int argc, char **argv)
     unhealthy = strcmp(mode, "unhealthy") == 0;
     if (strcmp(mode, "crash") == 0) {
         fprintf(stderr, "hello[%d]: mode file says crash: exiting 3\n", (int)getpid());
+        return 3;
+    }
+    if (strcmp(mode, "crash-bytes") == 0) {
+        fprintf(stderr, "hello[%d]: caf\xe9 \xff\xfe: exiting 3\n", (int)getpid());
         return 3;
     }
     if (start_delay > 0)

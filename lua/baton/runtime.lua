@@ -208,6 +208,7 @@ function Runtime:restart(req, why)
     local t0, old = self:now(), self.active and self.active.id
     local ok, msg = self:locked(function()
       if self.stopping then return nil, "the supervisor is stopping" end
+      self.last_spawned = 0 -- a runtime error before the procedure must not name the last one
       self.core.log("info", "restart requested" .. (why and (" (" .. why .. ")") or ""))
       t0 = self:now()
       old = self.active and self.active.id
@@ -351,7 +352,12 @@ end
 -- ConfigMap update that changes the service file and a watched file at
 -- once reloads and restarts, whichever of the two is seen first.
 function Runtime:park_watch(path, wid)
-  local p = { id = wid, changed = false }
+  local dup = self.parked[path]
+  if dup then -- the policy watched this path twice: one carries on
+    self.watch_fns[dup.id] = nil
+    self.core.unwatch(dup.id)
+  end
+  local p = { id = wid, changed = dup and dup.changed or false }
   self.parked[path] = p
   self.watch_fns[wid] = function() p.changed = true end
 end

@@ -17,9 +17,23 @@ end
 -- then, it would drop what it just accepted), and, when the app exports
 -- the gauge METRIC (optional), that is 0 or less too. An app that keeps
 -- its listener open until it exits drains until it exits.
+--
+-- One read of the kernel dumps the connections before it walks the app's
+-- fds: an app could accept a connection after the dump and close its
+-- listener before the walk, and that one read would show it neither. So
+-- "no listener" must have been seen on an earlier read than the one that
+-- shows no connection: from then on, the app could not accept.
 function _M.no_connections(metric)
+  local closed_at = {} -- generation id -> the read that first showed it holding no listener
   return function(gen)
-    if gen.connections ~= 0 or (gen.listening or 0) > 0 then return false end
+    local read = gen.read
+    if (gen.listening or 0) > 0 then
+      closed_at[gen.id] = nil
+      return false
+    end
+    if gen.exited then return true end
+    if not closed_at[gen.id] then closed_at[gen.id] = read end
+    if gen.connections ~= 0 or read == closed_at[gen.id] then return false end
     if not metric then return true end
     local v = gen.stats[metric]
     return v == nil or v <= 0

@@ -98,8 +98,10 @@ function _M.new(opts)
   -- What the kernel says of each generation: sim.figures[id] = { connections
   -- = n, rss = bytes, ... }; listeners in sim.listener_figures.
   sim.figures, sim.listener_figures = {}, {}
+  sim.reads = 0
   function core.figures(id)
-    local f = {}
+    sim.reads = sim.reads + 1
+    local f = { read = sim.reads }
     for k, v in pairs(id and sim.figures[id] or {}) do f[k] = v end
     if id then
       for _, k in ipairs({ "connections", "closing", "processes", "rss", "cpu", "listening" }) do

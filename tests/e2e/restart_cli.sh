@@ -54,7 +54,7 @@ PY
 # 3. --json after a takeover.
 json_result() { # EXPECTED_RC FILE: runs a restart with --json into FILE
     local rc=0
-    "$BATON" restart "${F[@]}" --json > "$T/$2.json" 2> "$T/$2.err" || rc=$?
+    timeout 30 "$BATON" restart "${F[@]}" --json > "$T/$2.json" 2> "$T/$2.err" || rc=$?
     [ $rc -eq "$1" ] || fail "restart --json ($2) exited $rc, not $1: $(cat "$T/$2.json")"
     [ ! -s "$T/$2.err" ] || fail "restart --json ($2) wrote to stderr: $(cat "$T/$2.err")"
 }
@@ -79,12 +79,26 @@ assert "exited before it was ready" in r["reason"], r
 assert "mode file says crash" in r["reason"], r  # its last stderr line
 assert isinstance(r["duration"], (int, float)), r
 PY
+# A generation whose last words are not UTF-8 (Latin-1 and stray bytes):
+# the answer still comes, its reason with '?' for what JSON cannot carry.
+echo crash-bytes > "$T/mode"
+json_result 1 bytes
+python3 - "$T/bytes.json" <<'PY' || fail "bad --json result after a crash in bytes: $(cat "$T/bytes.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["outcome"] == "rolled back" and "caf? ??: exiting 3" in r["reason"], r
+PY
+"$BATON" events -f "$T/service.lua" --json | python3 -c '
+import json, sys
+e = [e for e in json.load(sys.stdin) if e["kind"] == "restart"][-1]
+assert "caf? ??" in e["reason"], e' || fail "the history lost the reason in bytes"
 rm -f "$T/mode"
 
 # 5. --json after `baton rollback` in the window.
 "$BATON" restart "${F[@]}" --json > "$T/rb.json" 2> "$T/rb.err" &
 RPID=$!
-wait_for 5 grep -q "rollback window open" "$T/sup.log" || fail "no window opened"
+wait_for 5 grep -q "rollback window open: \`baton rollback\` now returns to generation 4" "$T/sup.log" ||
+    fail "no window opened"
 "$BATON" rollback "${F[@]}" > /dev/null || fail "baton rollback in the window was refused"
 rc=0
 wait $RPID || rc=$?
@@ -93,7 +107,7 @@ wait $RPID || rc=$?
 python3 - "$T/rb.json" <<'PY' || fail "bad --json result after a rollback: $(cat "$T/rb.json")"
 import json, sys
 r = json.load(open(sys.argv[1]))
-assert r["ok"] is False and r["outcome"] == "rolled back" and r["old"] == 4 and r["new"] == 6, r
+assert r["ok"] is False and r["outcome"] == "rolled back" and r["old"] == 4 and r["new"] == 7, r
 assert "rollback" in r["reason"], r
 PY
 active_is 4 || fail "generation 4 should serve after the rollback, not $(active_generation)"
