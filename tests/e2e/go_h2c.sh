@@ -83,29 +83,12 @@ done
 [ "$(field h1_ok)" -ge 500 ] || fail "too few HTTP/1.1 requests: $RESULT"
 [ "$(field generations)" -ge $((RESTARTS - 2)) ] || fail "streams reached too few generations: $RESULT"
 
-drained() { "$BATON" events -s "$SOCK" --json | python3 -c '
-import json, sys
-d = [e for e in json.load(sys.stdin) if e["kind"] == "drain"]
-sys.exit(0 if len(d) >= int(sys.argv[1]) else 1)' "$RESTARTS"; }
-wait_for 25 drained || fail "not all $RESTARTS drains ended: $("$BATON" events -s "$SOCK" --json)"
-summary=$("$BATON" events -s "$SOCK" --json | python3 -c '
-import json, sys
-d = [e for e in json.load(sys.stdin) if e["kind"] == "drain"]
-bad = [e for e in d if not (e["reason"].startswith("ended early: idle") or e["reason"].startswith("ended by its exit"))]
-if bad:
-    print("BAD", bad)
-    sys.exit(1)
-idle = sum(e["reason"].startswith("ended early: idle") for e in d)
-ds = sorted(e["duration"] for e in d)
-print(len(d), idle, round(ds[len(ds) // 2] * 1000), round(ds[-1] * 1000))') || fail "a drain did not end by idleness: $summary"
-read -r ndrains nidle median slowest <<< "$summary"
+drains_clean "$RESTARTS"
+ndrains=$NDRAINS nidle=$NIDLE median=$MEDIAN_MS slowest=$SLOWEST_MS
 # The old generations held streams when told to drain, and waited for them.
 [ "$median" -ge 300 ] || fail "the median drain took $median ms: streams did not overlap the restarts"
 [ "$slowest" -le 5000 ] || fail "a drain took $slowest ms, for streams of 2 s"
-# Reading the kernel's figures is the supervisor's time: the drain's
-# `done` hook, polled every 10 ms, never runs out of its budget for it.
-! grep -q "exceeded its time budget" "$T/sup.log" || fail "a policy hook ran out of its budget: $(grep -m1 "exceeded its time budget" "$T/sup.log")"
-! grep -q "figures are partial" "$T/sup.log" || fail "$(grep -m1 "figures are partial" "$T/sup.log")"
+assert_hooks_in_budget
 stop_baton
 printf 'ok: go net/http + h2c, %d restarts in %d s; %d drains: %d ended by baton seeing no connection, %d by the exit; median %d ms, slowest %d ms; %s\n' \
     "$RESTARTS" "$(((t1 - t0) / 1000000000))" "$ndrains" "$nidle" $((ndrains - nidle)) "$median" "$slowest" "$RESULT; $LOAD"

@@ -52,19 +52,8 @@ done
 stop_load
 assert_no_load_errors 1000
 
-drained() { "$BATON" events -s "$SOCK" --json | "$PY" -c '
-import json, sys
-d = [e for e in json.load(sys.stdin) if e["kind"] == "drain"]
-sys.exit(0 if len(d) >= int(sys.argv[1]) else 1)' "$RESTARTS"; }
-wait_for 25 drained || fail "not all $RESTARTS drains ended: $("$BATON" events -s "$SOCK" --json)"
-summary=$("$BATON" events -s "$SOCK" --json | "$PY" -c '
-import json, sys
-d = [e for e in json.load(sys.stdin) if e["kind"] == "drain"]
-bad = [e for e in d if not (e["reason"].startswith("ended early: idle") or e["reason"].startswith("ended by its exit"))]
-assert not bad, bad
-idle = sum(e["reason"].startswith("ended early: idle") for e in d)
-print(len(d), idle, round(max(e["duration"] for e in d) * 1000))') || fail "a drain did not end by idleness or exit"
-read -r ndrains nidle slowest <<< "$summary"
+drains_clean "$RESTARTS"
+ndrains=$NDRAINS nidle=$NIDLE median=$MEDIAN_MS slowest=$SLOWEST_MS
 
 grep -q "Listening at: http://127.0.0.1:$PORT " "$T/sup.log" || fail "gunicorn did not take its socket from LISTEN_FDS"
 grep -q "Using worker: $WORKER" "$T/sup.log" || fail "gunicorn did not use $WORKER"
@@ -72,5 +61,6 @@ if [ "$WORKER" = gthread_drain.DrainingThreadWorker ]; then
     n=$(grep -c "draining: [0-9]* connections open" "$T/sup.log" || true)
     [ "$n" -ge "$RESTARTS" ] || fail "only $n workers said they drain, in $RESTARTS restarts"
 fi
+assert_hooks_in_budget
 stop_baton
 echo "ok: gunicorn $WORKER, $RESTARTS restarts; $ndrains drains ($nidle ended by baton seeing no connection, the rest by the app's exit), slowest ${slowest} ms; $LOAD"

@@ -163,3 +163,39 @@ stop_poller() {
     [ "${POLLS:-0}" -ge 1 ] || fail "$1: the status poller got no answer ($(cat "$T/worst"))"
     [ "$WORST" -lt "$2" ] || fail "$1: the slowest of $POLLS status answers took $WORST ms (bound $2 ms)"
 }
+
+# drains_clean N [SECONDS]: waits (up to SECONDS, default 25) until the
+# history holds N drains, then fails unless each ended because its
+# generation held no connection (baton saw none: "ended early: idle") or
+# exited by itself, none at its deadline. Sets NDRAINS, NIDLE (ended by
+# baton), MEDIAN_MS and SLOWEST_MS.
+drains_clean() {
+    # DRAINS_WANTED, not a local: wait_for's own locals would shadow it.
+    DRAINS_WANTED=$1
+    local summary
+    drained() { "$BATON" events -s "$SOCK" --json | python3 -c '
+import json, sys
+sys.exit(0 if sum(e["kind"] == "drain" for e in json.load(sys.stdin)) >= int(sys.argv[1]) else 1)' "$DRAINS_WANTED"; }
+    wait_for "${2:-25}" drained || fail "not all $DRAINS_WANTED drains ended: $("$BATON" events -s "$SOCK" --json)"
+    summary=$("$BATON" events -s "$SOCK" --json | python3 -c '
+import json, sys
+d = [e for e in json.load(sys.stdin) if e["kind"] == "drain"]
+bad = [e for e in d if not e["reason"].startswith(("ended early: idle", "ended by its exit"))]
+if bad:
+    print(bad)
+    sys.exit(1)
+ds = sorted(e["duration"] for e in d)
+idle = sum(e["reason"].startswith("ended early: idle") for e in d)
+print(len(d), idle, round(ds[len(ds) // 2] * 1000), round(ds[-1] * 1000))') ||
+        fail "a drain did not end by idleness or exit: $summary"
+    read -r NDRAINS NIDLE MEDIAN_MS SLOWEST_MS <<< "$summary"
+}
+
+# The drain's `done` hook, polled every 10 ms, never ran out of its budget
+# (reading the kernel is the supervisor's time), and the kernel's figures
+# were whole.
+assert_hooks_in_budget() {
+    ! grep -q "exceeded its time budget" "$T/sup.log" ||
+        fail "a policy hook ran out of its budget: $(grep -m1 "exceeded its time budget" "$T/sup.log")"
+    ! grep -q "figures are partial" "$T/sup.log" || fail "$(grep -m1 "figures are partial" "$T/sup.log")"
+}

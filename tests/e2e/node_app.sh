@@ -67,22 +67,8 @@ assert_no_load_errors 1000
 # Every old generation's drain ended because it held no connection: the
 # kernel showed none (then baton stopped it), or the app exited by itself
 # once its last one closed. None ran to its deadline.
-drained() { "$BATON" events -s "$SOCK" --json | python3 -c '
-import json, sys
-d = [e for e in json.load(sys.stdin) if e["kind"] == "drain"]
-sys.exit(0 if len(d) >= int(sys.argv[1]) else 1)' "$RESTARTS"; }
-wait_for 20 drained || fail "not all $RESTARTS drains ended: $("$BATON" events -s "$SOCK" --json)"
-summary=$("$BATON" events -s "$SOCK" --json | python3 -c '
-import json, sys
-d = [e for e in json.load(sys.stdin) if e["kind"] == "drain"]
-bad = [e for e in d if not (e["reason"].startswith("ended early: idle") or e["reason"].startswith("ended by its exit"))]
-assert not bad, bad
-idle = sum(e["reason"].startswith("ended early: idle") for e in d)
-print(len(d), idle, round(max(e["duration"] for e in d) * 1000))') || fail "a drain did not end by idleness"
-read -r ndrains nidle slowest <<< "$summary"
-# Reading the kernel's figures is the supervisor's time: the drain's
-# `done` hook, polled every 10 ms, never runs out of its budget for it.
-! grep -q "exceeded its time budget" "$T/sup.log" || fail "a policy hook ran out of its budget: $(grep -m1 "exceeded its time budget" "$T/sup.log")"
-! grep -q "figures are partial" "$T/sup.log" || fail "$(grep -m1 "figures are partial" "$T/sup.log")"
+drains_clean "$RESTARTS"
+ndrains=$NDRAINS nidle=$NIDLE median=$MEDIAN_MS slowest=$SLOWEST_MS
+assert_hooks_in_budget
 stop_baton
 echo "ok: node without READY=1, $RESTARTS restarts; $ndrains drains, $nidle ended by baton seeing no connection, the rest by the app's exit; slowest ${slowest} ms; $LOAD"

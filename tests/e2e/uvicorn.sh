@@ -57,19 +57,8 @@ done
 stop_load
 assert_no_load_errors 1000
 
-drained() { "$BATON" events -s "$SOCK" --json | "$PY" -c '
-import json, sys
-d = [e for e in json.load(sys.stdin) if e["kind"] == "drain"]
-sys.exit(0 if len(d) >= int(sys.argv[1]) else 1)' "$RESTARTS"; }
-wait_for 20 drained || fail "not all $RESTARTS drains ended: $("$BATON" events -s "$SOCK" --json)"
-summary=$("$BATON" events -s "$SOCK" --json | "$PY" -c '
-import json, sys
-d = [e for e in json.load(sys.stdin) if e["kind"] == "drain"]
-bad = [e for e in d if not (e["reason"].startswith("ended early: idle") or e["reason"].startswith("ended by its exit"))]
-assert not bad, bad
-idle = sum(e["reason"].startswith("ended early: idle") for e in d)
-print(len(d), idle, round(max(e["duration"] for e in d) * 1000))') || fail "a drain did not end by idleness or exit"
-read -r ndrains nidle slowest <<< "$summary"
+drains_clean "$RESTARTS"
+ndrains=$NDRAINS nidle=$NIDLE median=$MEDIAN_MS slowest=$SLOWEST_MS
 
 grep -q "Uvicorn running on socket ('127.0.0.1', $PORT)" "$T/sup.log" || fail "uvicorn did not serve fd 3"
 pid=$("$BATON" status -s "$SOCK" --json | "$PY" -c '
@@ -77,5 +66,6 @@ import json, sys
 print([g for g in json.load(sys.stdin)["generations"] if g["state"] == "active"][0]["pid"])')
 body=$(curl -sf "http://127.0.0.1:$PORT/") || fail "no answer from the serving generation"
 [ "$body" = "hello from uvicorn, pid $pid" ] || fail "answered by another process than the serving generation ($pid): $body"
+assert_hooks_in_budget
 stop_baton
 echo "ok: uvicorn --fd 3, $RESTARTS restarts; $ndrains drains ($nidle ended by baton seeing no connection, the rest by the app's exit), slowest ${slowest} ms; $LOAD"

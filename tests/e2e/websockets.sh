@@ -72,18 +72,8 @@ done
 [ "$(ws_field going_away)" -ge $((RESTARTS * CONNS)) ] ||
     fail "fewer going-away closes than $RESTARTS restarts of $CONNS connections: $WS"
 
-drained() { "$BATON" events -s "$SOCK" --json | "$PY" -c '
-import json, sys
-d = [e for e in json.load(sys.stdin) if e["kind"] == "drain"]
-sys.exit(0 if len(d) >= int(sys.argv[1]) else 1)' "$RESTARTS"; }
-wait_for 20 drained || fail "not all $RESTARTS drains ended: $("$BATON" events -s "$SOCK" --json)"
-summary=$("$BATON" events -s "$SOCK" --json | "$PY" -c '
-import json, sys
-d = [e for e in json.load(sys.stdin) if e["kind"] == "drain"]
-bad = [e for e in d if not (e["reason"].startswith("ended early: idle") or e["reason"].startswith("ended by its exit"))]
-assert not bad, bad
-idle = sum(e["reason"].startswith("ended early: idle") for e in d)
-print(len(d), idle, round(max(e["duration"] for e in d) * 1000))') || fail "a drain did not end by idleness or exit"
-read -r ndrains nidle slowest <<< "$summary"
+drains_clean "$RESTARTS"
+ndrains=$NDRAINS nidle=$NIDLE median=$MEDIAN_MS slowest=$SLOWEST_MS
+assert_hooks_in_budget
 stop_baton
 echo "ok: websockets, $CONNS connections, $RESTARTS restarts; $ndrains drains ($nidle ended by baton seeing no connection, the rest by the app's exit), slowest ${slowest} ms; $WS"
