@@ -222,11 +222,14 @@ static void print_stats(json_t *r)
         return;
     printf("\nfrom the kernel (any app):\n");
     json_array_foreach(json_object_get(k, "generations"), i, m) {
-        printf("  generation %lld: %lld connections (%lld closing), %lld processes, %.1f MiB "
+        json_t *conns = json_object_get(m, "connections");
+        char n[32] = "? (unreadable)";
+        if (json_is_integer(conns))
+            snprintf(n, sizeof n, "%lld", (long long)json_integer_value(conns));
+        printf("  generation %lld: %s connections (%lld closing), %lld processes, %.1f MiB "
                "resident, %.2f s CPU\n",
-               (long long)json_integer_value(json_object_get(m, "id")),
-               (long long)json_integer_value(json_object_get(m, "connections")),
-               (long long)json_integer_value(json_object_get(m, "closing")),
+               (long long)json_integer_value(json_object_get(m, "id")), n,
+               (long long)json_integer_value(json_object_get(m, "connections_closing")),
                (long long)json_integer_value(json_object_get(m, "processes")),
                (double)json_integer_value(json_object_get(m, "rss_bytes")) / 1048576.0,
                json_number_value(json_object_get(m, "cpu_seconds")));

@@ -256,6 +256,23 @@ static int on_page(struct metrics_http *m, const char *path, char **body, size_t
 
 /* --- control ------------------------------------------------------------- */
 
+/* What the kernel says of a live generation (K, from figures F), as
+ * `baton status` and `baton stats` both show it: connections (null when the
+ * kernel could not say), of which closing, processes, the listeners it still
+ * holds, memory, CPU. */
+static void gen_figures_json(json_t *j, const struct figures *f, const struct conns_gen *k)
+{
+    json_object_set_new(j, "connections",
+                        k && f->err == 0 ? json_integer(k->established + k->closing) : json_null());
+    if (!k)
+        return;
+    json_object_set_new(j, "connections_closing", json_integer(k->closing));
+    json_object_set_new(j, "processes", json_integer(k->nprocs));
+    json_object_set_new(j, "listening", json_integer(k->listening));
+    json_object_set_new(j, "rss_bytes", json_integer((json_int_t)k->rss_bytes));
+    json_object_set_new(j, "cpu_seconds", json_real(k->cpu_seconds));
+}
+
 /* The runtime's generations, with the process facts the loop keeps:
  * uptime, the last STATUS= of a live one, how it ended; and what the kernel
  * says of each (F): connections (a contract: its open connections on the
@@ -278,19 +295,10 @@ static json_t *generations_json(json_t *v, double t, struct supervisor *s, const
             continue;
         if (ready)
             json_object_set_new(j, "ready_after", json_real(json_number_value(ready) - started));
-        const struct conns_gen *k = exited ? NULL : figures_gen(f, id);
-        /* 0 once exited; null when the kernel could not say. */
-        json_object_set_new(j, "connections",
-                            exited             ? json_integer(0)
-                            : k && f->err == 0 ? json_integer(k->established + k->closing)
-                                               : json_null());
-        if (k) {
-            json_object_set_new(j, "connections_closing", json_integer(k->closing));
-            json_object_set_new(j, "processes", json_integer(k->nprocs));
-            json_object_set_new(j, "listening", json_integer(k->listening));
-            json_object_set_new(j, "rss_bytes", json_integer((json_int_t)k->rss_bytes));
-            json_object_set_new(j, "cpu_seconds", json_real(k->cpu_seconds));
-        }
+        if (exited) /* the contract: 0 once exited */
+            json_object_set_new(j, "connections", json_integer(0));
+        else
+            gen_figures_json(j, f, figures_gen(f, id));
         json_object_set_new(j, "started_at", json_real(unix_time(started)));
         if (exited) {
             json_object_set(j, "exit_code", json_object_get(g, "exit_code"));
@@ -402,12 +410,10 @@ static json_t *kernel_json(struct supervisor *s)
         return NULL;
     json_t *gens = json_array(), *ls = json_array();
     for (size_t i = 0; i < f.ngens; i++) {
-        const struct conns_gen *g = &f.gens[i];
-        json_array_append_new(gens, json_pack("{s:i, s:i, s:i, s:i, s:I, s:f}", "id", (int)f.ids[i],
-                                              "connections", (int)(g->established + g->closing),
-                                              "closing", (int)g->closing, "processes",
-                                              (int)g->nprocs, "rss_bytes", (json_int_t)g->rss_bytes,
-                                              "cpu_seconds", g->cpu_seconds));
+        json_t *g = json_pack("{s:i}", "id", (int)f.ids[i]);
+        if (g)
+            gen_figures_json(g, &f, &f.gens[i]);
+        json_array_append_new(gens, g);
     }
     for (size_t i = 0; i < f.nls; i++)
         if (!s->cfg.listeners[i].per_generation)

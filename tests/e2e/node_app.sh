@@ -50,7 +50,9 @@ read -r n rss maxq <<< "$conns"
 k=$("$BATON" stats -s "$SOCK" --json | python3 -c '
 import json, sys
 k = json.load(sys.stdin)["kernel"]
-print(k["generations"][0]["connections"], k["listeners"][0]["name"], len(k["listeners"]))')
+g = k["generations"][0]
+assert g["connections_closing"] >= 0 and g["listening"] == 1 and g["processes"] == 1, g
+print(g["connections"], k["listeners"][0]["name"], len(k["listeners"]))')
 read -r kn kl knl <<< "$k"
 [ "$kn" -ge 8 ] && [ "$kl" = http ] && [ "$knl" = 1 ] || fail "baton stats --json kernel figures: $k"
 curl -sf "http://127.0.0.1:$METRICS/metrics" > "$T/metrics.txt" || fail "no /metrics"
