@@ -43,10 +43,7 @@ client_gone() { ! kill -0 "$LPID" 2> /dev/null; }
 wait_for 15 test -e "$T/client.started" || fail "the client completed no stream: $(cat "$T/client.err")"
 
 t0=$(date +%s%N)
-for i in $(seq 1 "$RESTARTS"); do
-    out=$("$BATON" restart -s "$SOCK" --json) || fail "restart $i: $out"
-    sleep 1 # streams last 2 s and start at staggered times: each restart finds some half done
-done
+restarts "$RESTARTS" 1 # streams last 2 s and start at staggered times: each restart finds some half done
 t1=$(date +%s%N)
 touch "$T/client.stop"
 wait_for 15 client_gone || fail "the client did not stop: $(cat "$T/client.err")"
@@ -62,11 +59,10 @@ field() { echo "$RESULT" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 [ "$(field generations)" -ge $((RESTARTS - 2)) ] || fail "streams reached too few generations: $RESULT"
 
 drains_clean "$RESTARTS"
-ndrains=$NDRAINS nidle=$NIDLE median=$MEDIAN_MS slowest=$SLOWEST_MS
 # The old generations held streams when told to drain, and waited for them.
-[ "$median" -ge 300 ] || fail "the median drain took $median ms: streams did not overlap the restarts"
-[ "$slowest" -le 5000 ] || fail "a drain took $slowest ms, for streams of 2 s"
+[ "$MEDIAN_MS" -ge 300 ] || fail "the median drain took $MEDIAN_MS ms: streams did not overlap the restarts"
+[ "$SLOWEST_MS" -le 5000 ] || fail "a drain took $SLOWEST_MS ms, for streams of 2 s"
 assert_hooks_in_budget
 stop_baton
 printf 'ok: grpc-go, %d restarts in %d s; %d drains: %d ended by baton seeing no connection, %d by the exit; median %d ms, slowest %d ms; %s\n' \
-    "$RESTARTS" "$(((t1 - t0) / 1000000000))" "$ndrains" "$nidle" $((ndrains - nidle)) "$median" "$slowest" "$RESULT"
+    "$RESTARTS" "$(((t1 - t0) / 1000000000))" "$NDRAINS" "$NIDLE" $((NDRAINS - NIDLE)) "$MEDIAN_MS" "$SLOWEST_MS" "$RESULT"

@@ -20,10 +20,7 @@ LUA
 start_baton
 start_load
 
-for i in $(seq 1 "$RESTARTS"); do
-    out=$("$BATON" restart -s "$SOCK") || fail "restart $i exited non-zero: $out"
-    sleep 0.2
-done
+restarts "$RESTARTS" 0.2
 
 stop_load
 assert_no_load_errors 300

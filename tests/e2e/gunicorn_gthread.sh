@@ -45,15 +45,11 @@ LUA
 start_baton
 start_load
 
-for i in $(seq 1 "$RESTARTS"); do
-    out=$("$BATON" restart -s "$SOCK" --json) || fail "restart $i: $out"
-    sleep 0.3
-done
+restarts "$RESTARTS" 0.3
 stop_load
 assert_no_load_errors 1000
 
 drains_clean "$RESTARTS"
-ndrains=$NDRAINS nidle=$NIDLE median=$MEDIAN_MS slowest=$SLOWEST_MS
 
 grep -q "Listening at: http://127.0.0.1:$PORT " "$T/sup.log" || fail "gunicorn did not take its socket from LISTEN_FDS"
 grep -q "Using worker: $WORKER" "$T/sup.log" || fail "gunicorn did not use $WORKER"
@@ -63,4 +59,4 @@ if [ "$WORKER" = gthread_drain.DrainingThreadWorker ]; then
 fi
 assert_hooks_in_budget
 stop_baton
-echo "ok: gunicorn $WORKER, $RESTARTS restarts; $ndrains drains ($nidle ended by baton seeing no connection, the rest by the app's exit), slowest ${slowest} ms; $LOAD"
+echo "ok: gunicorn $WORKER, $RESTARTS restarts; $NDRAINS drains ($NIDLE ended by baton seeing no connection, the rest by the app's exit), slowest ${SLOWEST_MS} ms; $LOAD"

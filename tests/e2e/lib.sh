@@ -164,6 +164,16 @@ stop_poller() {
     [ "$WORST" -lt "$2" ] || fail "$1: the slowest of $POLLS status answers took $WORST ms (bound $2 ms)"
 }
 
+# restarts N [PAUSE]: N `baton restart`s one after the other, PAUSE
+# seconds apart (default none); each must take over (exit 0).
+restarts() {
+    local i out
+    for i in $(seq 1 "$1"); do
+        out=$("$BATON" restart -s "$SOCK" --json) || fail "restart $i: $out"
+        [ -z "${2:-}" ] || sleep "$2"
+    done
+}
+
 # drains_clean N [SECONDS]: waits (up to SECONDS, default 25) until the
 # history holds N drains, then fails unless each ended because its
 # generation held no connection (baton saw none: "ended early: idle") or

@@ -61,16 +61,13 @@ grep -Eq '^baton_generation_connections\{service="node-e2e",generation="1"\} [1-
 grep -q '^baton_listener_queue_max{service="node-e2e",listener="http"} ' "$T/metrics.txt" ||
     fail "no listener queue on /metrics"
 
-for i in $(seq 1 "$RESTARTS"); do
-    out=$("$BATON" restart -s "$SOCK" --json) || fail "restart $i: $out"
-done
+restarts "$RESTARTS"
 stop_load
 assert_no_load_errors 1000
 # Every old generation's drain ended because it held no connection: the
 # kernel showed none (then baton stopped it), or the app exited by itself
 # once its last one closed. None ran to its deadline.
 drains_clean "$RESTARTS"
-ndrains=$NDRAINS nidle=$NIDLE median=$MEDIAN_MS slowest=$SLOWEST_MS
 assert_hooks_in_budget
 stop_baton
-echo "ok: node without READY=1, $RESTARTS restarts; $ndrains drains, $nidle ended by baton seeing no connection, the rest by the app's exit; slowest ${slowest} ms; $LOAD"
+echo "ok: node without READY=1, $RESTARTS restarts; $NDRAINS drains, $NIDLE ended by baton seeing no connection, the rest by the app's exit; slowest ${SLOWEST_MS} ms; $LOAD"

@@ -50,15 +50,11 @@ LUA
 start_baton
 start_load
 
-for i in $(seq 1 "$RESTARTS"); do
-    out=$("$BATON" restart -s "$SOCK" --json) || fail "restart $i: $out"
-    sleep 0.3
-done
+restarts "$RESTARTS" 0.3
 stop_load
 assert_no_load_errors 1000
 
 drains_clean "$RESTARTS"
-ndrains=$NDRAINS nidle=$NIDLE median=$MEDIAN_MS slowest=$SLOWEST_MS
 
 grep -q "Uvicorn running on socket ('127.0.0.1', $PORT)" "$T/sup.log" || fail "uvicorn did not serve fd 3"
 pid=$("$BATON" status -s "$SOCK" --json | "$PY" -c '
@@ -68,4 +64,4 @@ body=$(curl -sf "http://127.0.0.1:$PORT/") || fail "no answer from the serving g
 [ "$body" = "hello from uvicorn, pid $pid" ] || fail "answered by another process than the serving generation ($pid): $body"
 assert_hooks_in_budget
 stop_baton
-echo "ok: uvicorn --fd 3, $RESTARTS restarts; $ndrains drains ($nidle ended by baton seeing no connection, the rest by the app's exit), slowest ${slowest} ms; $LOAD"
+echo "ok: uvicorn --fd 3, $RESTARTS restarts; $NDRAINS drains ($NIDLE ended by baton seeing no connection, the rest by the app's exit), slowest ${SLOWEST_MS} ms; $LOAD"

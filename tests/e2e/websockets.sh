@@ -73,7 +73,6 @@ done
     fail "fewer going-away closes than $RESTARTS restarts of $CONNS connections: $WS"
 
 drains_clean "$RESTARTS"
-ndrains=$NDRAINS nidle=$NIDLE median=$MEDIAN_MS slowest=$SLOWEST_MS
 assert_hooks_in_budget
 stop_baton
-echo "ok: websockets, $CONNS connections, $RESTARTS restarts; $ndrains drains ($nidle ended by baton seeing no connection, the rest by the app's exit), slowest ${slowest} ms; $WS"
+echo "ok: websockets, $CONNS connections, $RESTARTS restarts; $NDRAINS drains ($NIDLE ended by baton seeing no connection, the rest by the app's exit), slowest ${SLOWEST_MS} ms; $WS"
