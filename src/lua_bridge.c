@@ -1,6 +1,6 @@
 /* lua_bridge.c: the embedded VM, and events into the runtime (see lua_bridge.h). */
 #include "lua_bridge.h"
-#include "utf8.h"
+#include "lua_json.h"
 
 #include "listeners.h"
 #include "log.h"
@@ -250,49 +250,6 @@ static void on_event(void *ctx, const struct event *ev)
         log_error("runtime: event: %s", err);
 }
 
-/* A Lua value of the runtime's own (plain data) as JSON; NULL past a depth. */
-static json_t *to_json(lua_State *L, int idx, int depth)
-{
-    idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
-    switch (lua_type(L, idx)) {
-    case LUA_TBOOLEAN: return json_boolean(lua_toboolean(L, idx));
-    case LUA_TNUMBER: {
-        double d = lua_tonumber(L, idx);
-        if (d >= -9e15 && d <= 9e15 && d == (double)(long long)d) /* whole: no UB cast */
-            return json_integer((json_int_t)d);
-        json_t *r = json_real(d); /* NULL for NaN and infinities */
-        return r ? r : json_null();
-    }
-    case LUA_TSTRING: { /* a reason may quote an app's output: any bytes */
-        char *t = utf8_dup(lua_tostring(L, idx));
-        json_t *v = t ? json_string(t) : NULL;
-        free(t);
-        return v ? v : json_null();
-    }
-    case LUA_TTABLE: break;
-    default: return json_null();
-    }
-    if (depth > 8)
-        return NULL;
-    size_t n = lua_objlen(L, idx);
-    json_t *out = n > 0 ? json_array() : json_object();
-    if (n > 0) {
-        for (size_t i = 1; i <= n; i++) {
-            lua_rawgeti(L, idx, (int)i);
-            json_array_append_new(out, to_json(L, -1, depth + 1));
-            lua_pop(L, 1);
-        }
-        return out;
-    }
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        if (lua_type(L, -2) == LUA_TSTRING)
-            json_object_set_new(out, lua_tostring(L, -2), to_json(L, -1, depth + 1));
-        lua_pop(L, 1);
-    }
-    return out;
-}
-
 static json_t *on_query(void *ctx, const char *what, double now, int n)
 {
     struct bridge *b = ctx;
@@ -309,7 +266,7 @@ static json_t *on_query(void *ctx, const char *what, double now, int n)
         log_error("runtime: query %s: %s", what, err);
         return NULL;
     }
-    json_t *j = to_json(b->L, -1, 0);
+    json_t *j = lua_to_json(b->L, -1, 0);
     lua_pop(b->L, 1);
     return j;
 }

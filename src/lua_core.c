@@ -5,6 +5,7 @@
 #include "figures.h"
 #include "log.h"
 #include "lua_budget.h"
+#include "lua_json.h"
 #include "probe.h"
 #include "stats_own.h"
 #include "utf8.h"
@@ -191,23 +192,7 @@ static int core_reply(lua_State *L)
         while (n < REPLY_FIELDS && lua_next(L, 4) != 0) {
             if (lua_type(L, -2) == LUA_TSTRING && !json_object_get(j, lua_tostring(L, -2))) {
                 const char *k = lua_tostring(L, -2);
-                json_t *v = NULL;
-                switch (lua_type(L, -1)) {
-                case LUA_TNUMBER: {
-                    double d = lua_tonumber(L, -1);
-                    int whole = d >= -9e15 && d <= 9e15 && d == (double)(long long)d;
-                    v = whole ? json_integer((json_int_t)d) : json_real(d); /* NaN: NULL */
-                    break;
-                }
-                case LUA_TSTRING: {
-                    char *t = utf8_dup(lua_tostring(L, -1));
-                    v = t ? json_string(t) : NULL;
-                    free(t);
-                    break;
-                }
-                case LUA_TBOOLEAN: v = json_boolean(lua_toboolean(L, -1)); break;
-                default: break;
-                }
+                json_t *v = lua_scalar_json(L, -1); /* NULL: left out */
                 if (v) {
                     json_object_set_new(j, k, v);
                     n++;
