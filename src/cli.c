@@ -30,7 +30,14 @@ static void usage_client(FILE *to, const char *cmd)
             strcmp(cmd, "events") == 0    ? "[-n N] "
             : strcmp(cmd, "logs") == 0    ? "[-f] [-n N] [--gen N] (--file SERVICE_FILE) "
             : strcmp(cmd, "restart") == 0 ? "[--progress | --quiet] "
+            : strcmp(cmd, "upgrade") == 0 ? "[--binary PATH] "
                                           : "");
+    if (strcmp(cmd, "upgrade") == 0)
+        fprintf(to,
+                "Replaces the supervisor's image in place (same pid) with PATH (default: the\n"
+                "path it was started from, as it is now). Exit 0 once the new image answers,\n"
+                "1 with the reason when it is refused (the old image serves on). --json prints\n"
+                "one object: ok, pid, version, binary, duration, or error.\n");
     if (strcmp(cmd, "restart") == 0)
         fprintf(to, "On a terminal (or with --progress) each step of the restart is shown as the\n"
                     "supervisor takes it. --json prints one object: ok, outcome (\"took over\",\n"
@@ -303,16 +310,13 @@ int cli_main(const char *cmd, int argc, char **argv)
     int logs = strcmp(cmd, "logs") == 0, restart = strcmp(cmd, "restart") == 0;
     int progress = restart && isatty(STDOUT_FILENO); /* -1: --quiet */
     static const struct option opts[] = {
-        { "socket", required_argument, NULL, 's' },
-        { "file", required_argument, NULL, 'S' },
-        { "json", no_argument, NULL, 'j' },
-        { "gen", required_argument, NULL, 'g' },
-        { "follow", no_argument, NULL, 'F' },
-        { "progress", no_argument, NULL, 'P' },
-        { "quiet", no_argument, NULL, 'q' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
+        { "socket", required_argument, NULL, 's' }, { "file", required_argument, NULL, 'S' },
+        { "json", no_argument, NULL, 'j' },         { "gen", required_argument, NULL, 'g' },
+        { "follow", no_argument, NULL, 'F' },       { "progress", no_argument, NULL, 'P' },
+        { "quiet", no_argument, NULL, 'q' },        { "binary", required_argument, NULL, 'B' },
+        { "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
     };
+    const char *binary = NULL;
     int c;
     optind = 1;
     /* -f is the service file, but for logs it follows, as tail -f does. */
@@ -337,6 +341,13 @@ int cli_main(const char *cmd, int argc, char **argv)
             progress = c == 'P';
             break;
         case 'j': json = 1; break;
+        case 'B':
+            if (strcmp(cmd, "upgrade") != 0) {
+                fprintf(stderr, "baton %s: --binary is for upgrade\n", cmd);
+                return 2;
+            }
+            binary = optarg;
+            break;
         case 'n':
         case 'g': {
             char *end;
@@ -370,12 +381,22 @@ int cli_main(const char *cmd, int argc, char **argv)
     /* restart and stop answer when they are done: a drain may take minutes. */
     if (strcmp(cmd, "restart") == 0 || strcmp(cmd, "stop") == 0 || strcmp(cmd, "rollback") == 0)
         timeout_ms = -1;
+    /* upgrade: waits for a restart under way, then its check (at most 10 s). */
+    if (strcmp(cmd, "upgrade") == 0)
+        timeout_ms = -1;
+    char abs[PATH_MAX];
+    if (binary && !realpath(binary, abs)) {
+        fprintf(stderr, "baton upgrade: %s: %s\n", binary, strerror(errno));
+        return 2;
+    }
 
     if (logs)
         return print_logs(sock, n, gen, follow, json);
     json_t *req = json_pack("{s:s}", "cmd", cmd), *resp = NULL;
     if (n > 0)
         json_object_set_new(req, "n", json_integer(n));
+    if (binary)
+        json_object_set_new(req, "binary", json_string(abs));
     progress = progress > 0 && !json; /* --json: one object on stdout, nothing else */
     if (progress)
         json_object_set_new(req, "progress", json_true());
@@ -416,6 +437,12 @@ int cli_main(const char *cmd, int argc, char **argv)
         print_stats(resp);
     } else if (strcmp(cmd, "events") == 0) {
         print_events(resp);
+    } else if (strcmp(cmd, "upgrade") == 0) {
+        printf("upgraded: pid %lld now runs baton %s (%s), %.3fs\n",
+               (long long)json_integer_value(json_object_get(resp, "pid")),
+               json_string_value(json_object_get(resp, "version")),
+               json_string_value(json_object_get(resp, "binary")),
+               json_number_value(json_object_get(resp, "duration")));
     } else {
         const char *m = json_string_value(json_object_get(resp, "message"));
         printf("%s\n", m ? m : "ok");

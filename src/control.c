@@ -326,13 +326,18 @@ static void on_connection(uv_stream_t *server, int status)
 
 int control_open(struct control *c, uv_loop_t *loop, const char *path, control_cb cb)
 {
+    return control_open_fd(c, loop, path, -1, cb);
+}
+
+int control_open_fd(struct control *c, uv_loop_t *loop, const char *path, int fd, control_cb cb)
+{
     struct sockaddr_un un;
     int r;
     if (strlen(path) >= sizeof un.sun_path)
         return -ENAMETOOLONG;
     /* A live socket is another supervisor's; anything but a stale socket
      * of ours is not ours to remove (unixpath.h). */
-    if ((r = unixpath_claim(path)) < 0)
+    if (fd < 0 && (r = unixpath_claim(path)) < 0)
         return r;
     strcpy(c->path, path);
     c->cb = cb;
@@ -341,9 +346,13 @@ int control_open(struct control *c, uv_loop_t *loop, const char *path, control_c
     if ((r = uv_pipe_init(loop, &c->server, 0)) < 0)
         return r;
     c->server.data = c;
-    mode_t old = umask(0177);
-    r = uv_pipe_bind(&c->server, path);
-    umask(old);
+    if (fd >= 0) {
+        r = uv_pipe_open(&c->server, fd);
+    } else {
+        mode_t old = umask(0177);
+        r = uv_pipe_bind(&c->server, path);
+        umask(old);
+    }
     if (r == 0)
         r = uv_listen((uv_stream_t *)&c->server, 16, on_connection);
     if (r < 0) {
@@ -353,6 +362,48 @@ int control_open(struct control *c, uv_loop_t *loop, const char *path, control_c
     c->open = 1;
     log_set_tap(on_log, c);
     return 0;
+}
+
+int control_client_fd(struct control *c, uint64_t req)
+{
+    struct control_client *cl = find_client(c, req);
+    uv_os_fd_t fd;
+    if (!cl || cl->closing || uv_fileno((uv_handle_t *)&cl->pipe, &fd) < 0)
+        return -ENOENT;
+    return fd;
+}
+
+uint64_t control_adopt_client(struct control *c, int fd)
+{
+    struct control_client *cl = calloc(1, sizeof *cl);
+    if (!cl) {
+        close(fd);
+        return 0;
+    }
+    cl->ctl = c;
+    uv_pipe_init(c->server.loop, &cl->pipe, 0);
+    uv_timer_init(c->server.loop, &cl->idle);
+    cl->pipe.data = cl->idle.data = cl;
+    cl->next = c->clients;
+    c->clients = cl;
+    c->nclients++;
+    cl->req = ++c->next_req;
+    if (uv_pipe_open(&cl->pipe, fd) < 0) {
+        close(fd);
+        client_close(cl);
+        return 0;
+    }
+    return cl->req;
+}
+
+void control_abandon(struct control *c, uint64_t keep, const char *why)
+{
+    struct control_client *cl = c->clients, *next;
+    for (; cl; cl = next) {
+        next = cl->next;
+        if (cl->req && cl->req != keep && !cl->replying)
+            client_error(cl, "%s", why);
+    }
 }
 
 void control_close(struct control *c)

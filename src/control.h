@@ -44,6 +44,17 @@ struct control {
 /* Binds PATH. Only a stale socket of ours there is replaced: a live one is
  * -EADDRINUSE, anything else -EEXIST (see unixpath.h), left as it is. */
 int control_open(struct control *c, uv_loop_t *loop, const char *path, control_cb cb);
+/* The same on FD, the listening socket a supervisor before this one bound
+ * at PATH (carry.h); FD -1: bind PATH. */
+int control_open_fd(struct control *c, uv_loop_t *loop, const char *path, int fd, control_cb cb);
+/* The connection of request REQ (the fd stays ours), or -ENOENT. */
+int control_client_fd(struct control *c, uint64_t req);
+/* Takes FD, the connection of a request the supervisor before this one
+ * read and left to this one to answer. Returns its new request id (0:
+ * out of memory, FD closed). */
+uint64_t control_adopt_client(struct control *c, int fd);
+/* Answers every request still waiting, except KEEP, with the error WHY. */
+void control_abandon(struct control *c, uint64_t keep, const char *why);
 /* Sends RESP (reference stolen) to request REQ and closes its connection.
  * Returns -ENOENT when the client is gone. */
 int control_reply(struct control *c, uint64_t req, json_t *resp);

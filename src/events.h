@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 enum event_kind {
-    EV_START,    /* the loop is up: start the service */
+    EV_START,    /* the loop is up: start the service, or take it over (DATA) */
     EV_EXIT,     /* generation ID's main process exited: CODE, SIGNAL */
     EV_READY,    /* generation ID said READY=1 */
     EV_STOPPING, /* generation ID said STOPPING=1 */
@@ -24,6 +24,8 @@ enum event_kind {
     EV_WATCH,    /* the file of watch ID changed */
     EV_PROBE,    /* probe ID answered: CODE 1 ok / 0 not, NAME the detail */
     EV_REQUEST,  /* control request REQ (0: nobody waits) named NAME; WHY says who asked */
+    EV_UPGRADE,  /* `baton upgrade` REQ: the new image passed its check (CODE 1), or
+                    not (CODE 0, NAME why) */
 };
 
 struct event {
@@ -32,7 +34,12 @@ struct event {
     int code, signal; /* EV_EXIT, EV_PROBE */
     const char *name; /* EV_STORED, EV_PROBE, EV_REQUEST */
     const char *why;  /* EV_REQUEST: "baton restart", "SIGHUP", ... */
-    double now;       /* the loop's monotonic clock, seconds */
+    /* EV_START after a takeover: the runtime's carried state (the "runtime"
+     * member of carry.h's document), NAME how the last supervisor ended
+     * ("upgrade", "adoption", "upgrade failed: ..."), ID the request to
+     * answer (0: none). NULL for a fresh start. */
+    const json_t *data;
+    double now; /* the loop's monotonic clock, seconds */
 };
 
 /* What the deciding side knows and the loop shows, as JSON (a new

@@ -345,3 +345,39 @@ json_t *handover_status(struct handover *h, double now)
     }
     return a;
 }
+
+json_t *handover_carry(const struct handover *h)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < h->store.len; i++) {
+        const struct fdstore_entry *e = h->store.v[i];
+        json_array_append_new(a, json_pack("{s:s, s:i, s:i, s:f, s:b}", "name", e->name, "fd",
+                                           e->fd, "generation", (int)e->generation, "stored_at",
+                                           e->stored_at, "poll", e->poll != NULL));
+    }
+    return a;
+}
+
+void handover_restore(struct handover *h, const json_t *entries, int staged)
+{
+    size_t i;
+    json_t *e;
+    char err[256];
+    json_array_foreach(entries, i, e) {
+        const char *name = json_string_value(json_object_get(e, "name"));
+        int fd = (int)json_integer_value(json_object_get(e, "fd"));
+        if (!name || fd < 3)
+            continue;
+        unsigned gen = (unsigned)json_integer_value(json_object_get(e, "generation"));
+        double at = json_number_value(json_object_get(e, "stored_at"));
+        if (fdstore_add(&h->store, name, &fd, 1, gen, json_is_true(json_object_get(e, "poll")), at,
+                        err, sizeof err) < 0) {
+            log_warn("fd store: '%s' of generation %u not carried over: %s", name, gen, err);
+            close(fd);
+            continue;
+        }
+        if (strcmp(name, h->store.state_name) == 0)
+            check_state(h, fdstore_find(&h->store, name)); /* checked again: trust nothing */
+    }
+    h->staged = staged;
+}

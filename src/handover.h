@@ -101,6 +101,13 @@ int handover_state_map(struct handover *h, struct state_blob *b, char *err, size
 int handover_state_stage(struct handover *h, const void *data, size_t len, uint32_t schema,
                          char *err, size_t errlen);
 
+/* For a supervisor that takes over (carry.h): the store's entries as
+ * [ { name, fd, generation, stored_at, poll } ] (the fds stay ours), ... */
+json_t *handover_carry(const struct handover *h);
+/* ... and them taken back (the fds are ours now; the state blob is checked
+ * again), with STAGED, a staged blob's fd or -1. */
+void handover_restore(struct handover *h, const json_t *entries, int staged);
+
 /* The store, for `baton status`. */
 json_t *handover_status(struct handover *h, double now);
 

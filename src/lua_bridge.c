@@ -174,8 +174,9 @@ char *bridge_config_string(struct bridge *b, const char *key)
 /* --- events in, the view out -------------------------------------------- */
 
 static const char *const event_names[] = {
-    [EV_START] = "start",   [EV_EXIT] = "exit",   [EV_READY] = "ready", [EV_STOPPING] = "stopping",
-    [EV_STORED] = "stored", [EV_TIMER] = "timer", [EV_WATCH] = "watch", [EV_PROBE] = "probe",
+    [EV_START] = "start",       [EV_EXIT] = "exit",     [EV_READY] = "ready",
+    [EV_STOPPING] = "stopping", [EV_STORED] = "stored", [EV_TIMER] = "timer",
+    [EV_WATCH] = "watch",       [EV_PROBE] = "probe",   [EV_UPGRADE] = "upgrade",
 };
 
 /* Pushes runtime[METHOD] and the runtime; returns 0, or -1 (nothing pushed).
@@ -235,9 +236,29 @@ static void on_event(void *ctx, const struct event *ev)
         lua_pushstring(L, ev->name);
         n += 3;
         break;
-    case EV_START:
+    case EV_START: /* runtime:dispatch(now, "start"[, carry, how, req]) */
         lua_pushstring(L, event_names[ev->kind]);
         n += 1;
+        if (ev->data) {
+            if (lua_push_json(L, ev->data, 0) < 0)
+                lua_pushnil(L);
+            lua_pushstring(L, ev->name ? ev->name : "upgrade");
+            if (ev->id)
+                lua_pushnumber(L, (lua_Number)ev->id);
+            else
+                lua_pushnil(L);
+            n += 3;
+        }
+        break;
+    case EV_UPGRADE: /* runtime:dispatch(now, "upgrade", req, ok, why) */
+        lua_pushstring(L, event_names[ev->kind]);
+        lua_pushnumber(L, (lua_Number)ev->id);
+        lua_pushinteger(L, ev->code);
+        if (ev->name)
+            lua_pushstring(L, ev->name);
+        else
+            lua_pushnil(L);
+        n += 4;
         break;
     default:
         lua_pushstring(L, event_names[ev->kind]);

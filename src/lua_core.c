@@ -208,6 +208,22 @@ static int core_reply(lua_State *L)
     return 0;
 }
 
+/* exec(req, carry): the supervisor becomes the new image `baton upgrade`
+ * checked, carrying CARRY (the runtime's own plain data). Returns only when
+ * it could not: nil, why. */
+static int core_exec(lua_State *L)
+{
+    struct core_api *a = api_of(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    char err[512] = "out of memory";
+    json_t *carry = lua_to_json(L, 2, 0);
+    if (carry)
+        a->exec(a->owner, (uint64_t)luaL_checknumber(L, 1), carry, err, sizeof err);
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+}
+
 static int core_shutdown(lua_State *L)
 {
     struct core_api *a = api_of(L);
@@ -518,6 +534,7 @@ static const luaL_Reg core_fns[] = {
     { "log", core_log },
     { "reply", core_reply },
     { "shutdown", core_shutdown },
+    { "exec", core_exec },
     { "stat", core_stat },
     { "stat_add", core_stat_add },
     { "stat_observe", core_stat_observe },

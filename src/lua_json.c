@@ -51,3 +51,41 @@ json_t *lua_to_json(lua_State *L, int idx, int depth)
     }
     return out;
 }
+
+int lua_push_json(lua_State *L, const json_t *v, int depth)
+{
+    if (depth > 8 || !lua_checkstack(L, 3))
+        return -1;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *x;
+        lua_createtable(L, 0, (int)json_object_size(v));
+        json_object_foreach((json_t *)v, k, x) {
+            if (lua_push_json(L, x, depth + 1) < 0) {
+                lua_pop(L, 1);
+                return -1;
+            }
+            lua_setfield(L, -2, k);
+        }
+        return 0;
+    }
+    case JSON_ARRAY: {
+        lua_createtable(L, (int)json_array_size(v), 0);
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (lua_push_json(L, json_array_get(v, i), depth + 1) < 0) {
+                lua_pop(L, 1);
+                return -1;
+            }
+            lua_rawseti(L, -2, (int)i + 1);
+        }
+        return 0;
+    }
+    case JSON_STRING: lua_pushlstring(L, json_string_value(v), json_string_length(v)); return 0;
+    case JSON_INTEGER: lua_pushnumber(L, (lua_Number)json_integer_value(v)); return 0;
+    case JSON_REAL: lua_pushnumber(L, json_real_value(v)); return 0;
+    case JSON_TRUE: lua_pushboolean(L, 1); return 0;
+    case JSON_FALSE: lua_pushboolean(L, 0); return 0;
+    default: lua_pushnil(L); return 0;
+    }
+}

@@ -18,4 +18,8 @@ json_t *lua_scalar_json(lua_State *L, int idx);
  * string keys; NULL past DEPTH 8 of nesting. */
 json_t *lua_to_json(lua_State *L, int idx, int depth);
 
+/* Pushes V as Lua values: objects and arrays as tables, null as nil.
+ * Returns 0, or -1 (nothing pushed) past DEPTH 8 or without stack room. */
+int lua_push_json(lua_State *L, const json_t *v, int depth);
+
 #endif

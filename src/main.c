@@ -26,6 +26,10 @@ static const char usage[] =
     "  events [-n N]   the history: restarts, drains, crashes, reloads, rollbacks, why\n"
     "  logs [-f] [-n N] [--gen N]\n"
     "                  what generations printed (stdout, stderr); -f follows\n"
+    "  upgrade [--binary PATH]\n"
+    "                  replace the supervisor's own image in place (same pid), carrying\n"
+    "                  its sockets, generations and drains; refused if the new one cannot\n"
+    "                  take over\n"
     "  drill [-n N] [--listener NAME] [--connections N]\n"
     "                  rehearse N restarts under a load of its own; failed requests by\n"
     "                  cause, with what to change\n"
@@ -74,8 +78,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "restart") == 0 || strcmp(cmd, "status") == 0 || strcmp(cmd, "stop") == 0 ||
         strcmp(cmd, "stats") == 0 || strcmp(cmd, "reload") == 0 || strcmp(cmd, "rollback") == 0 ||
-        strcmp(cmd, "events") == 0 || strcmp(cmd, "logs") == 0)
+        strcmp(cmd, "events") == 0 || strcmp(cmd, "logs") == 0 || strcmp(cmd, "upgrade") == 0)
         return cli_main(cmd, argc - 1, argv + 1);
+    if (strcmp(cmd, "upgrade-check") == 0 && argc == 3)
+        return run_upgrade_check(argv[2]);
     if (strcmp(cmd, "drill") == 0)
         return drill_main(argc - 1, argv + 1);
     fprintf(stderr, "baton: unknown command '%s'\n\n%s", cmd, usage);

@@ -173,6 +173,11 @@ void notify_drain(struct notify *n)
 
 int notify_open(struct notify *n, uv_loop_t *loop, const char *path, notify_cb cb)
 {
+    return notify_open_fd(n, loop, path, -1, cb);
+}
+
+int notify_open_fd(struct notify *n, uv_loop_t *loop, const char *path, int fd, notify_cb cb)
+{
     struct sockaddr_un un = { .sun_family = AF_UNIX };
     int one = 1, r;
 
@@ -182,6 +187,10 @@ int notify_open(struct notify *n, uv_loop_t *loop, const char *path, notify_cb c
     strcpy(n->path, path);
     n->cb = cb;
     n->rejected = 0;
+    if (fd >= 0) { /* bound by the supervisor before: carried on (carry.h) */
+        n->fd = fd;
+        goto poll;
+    }
 
     /* The path is ours (pid in its name, in our private folder), but the
      * same rule holds: only a stale socket of ours is removed. */
@@ -203,6 +212,7 @@ int notify_open(struct notify *n, uv_loop_t *loop, const char *path, notify_cb c
     int rcvbuf = 1 << 20;
     setsockopt(n->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
 
+poll:
     if ((r = uv_poll_init(loop, &n->poll, n->fd)) < 0 ||
         (r = uv_poll_start(&n->poll, UV_READABLE, on_readable)) < 0) {
         close(n->fd);

@@ -47,6 +47,9 @@ struct notify {
 };
 
 int notify_open(struct notify *n, uv_loop_t *loop, const char *path, notify_cb cb);
+/* The same on FD, the socket a supervisor before this one bound at PATH
+ * (carry.h); FD -1: bind PATH. */
+int notify_open_fd(struct notify *n, uv_loop_t *loop, const char *path, int fd, notify_cb cb);
 /* Handles every datagram already queued (at most NOTIFY_DRAIN_MAX) now:
  * the supervisor calls it before it reaps, so that what a process sent
  * before it died (its last FDSTORE=1) is taken while the sender is still

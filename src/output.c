@@ -41,6 +41,20 @@ static void drop_oldest(struct output *o)
     o->count--;
 }
 
+/* Keeps TEXT (owned) as the newest line of the ring. */
+static void ring_push(struct output *o, uint64_t seq, double time, unsigned gen, int stream,
+                      char *text)
+{
+    while (o->count > 0 && (o->count == OUTPUT_LINES || o->bytes + strlen(text) > OUTPUT_BYTES))
+        drop_oldest(o);
+    struct output_line *l = &o->ring[(o->first + o->count) % OUTPUT_LINES];
+    *l = (struct output_line){
+        .seq = seq, .time = time, .generation = gen, .stream = stream, .text = text
+    };
+    o->count++;
+    o->bytes += strlen(text);
+}
+
 static void keep_line(struct output_pipe *p)
 {
     struct output *o = p->o;
@@ -54,18 +68,11 @@ static void keep_line(struct output_pipe *p)
     log_app_line(p->generation, p->stream == 1 ? "stdout" : "stderr", p->line);
     char *text = strdup(p->line);
     p->len = 0;
-    if (!text || !o->ring)
+    if (!text || !o->ring) {
+        free(text);
         return;
-    while (o->count > 0 && (o->count == OUTPUT_LINES || o->bytes + strlen(text) > OUTPUT_BYTES))
-        drop_oldest(o);
-    struct output_line *l = &o->ring[(o->first + o->count) % OUTPUT_LINES];
-    *l = (struct output_line){ .seq = o->next_seq++,
-                               .time = clock_unix(),
-                               .generation = p->generation,
-                               .stream = p->stream,
-                               .text = text };
-    o->count++;
-    o->bytes += strlen(text);
+    }
+    ring_push(o, o->next_seq++, clock_unix(), p->generation, p->stream, text);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -214,4 +221,37 @@ void output_close(struct output *o)
         drop_oldest(o);
     free(o->ring);
     o->ring = NULL;
+}
+
+json_t *output_pipes_json(const struct output *o)
+{
+    json_t *out = json_array();
+    for (struct output_pipe *p = o->pipes; out && p; p = p->next) {
+        uv_os_fd_t fd;
+        if (uv_fileno((const uv_handle_t *)&p->pipe, &fd) == 0)
+            json_array_append_new(out,
+                                  json_pack("{s:i, s:i, s:i}", "generation", (int)p->generation,
+                                            "stream", p->stream, "fd", fd));
+    }
+    return out;
+}
+
+void output_restore(struct output *o, const json_t *lines)
+{
+    size_t i;
+    json_t *l;
+    json_array_foreach(lines, i, l) {
+        const char *text = json_string_value(json_object_get(l, "line"));
+        const char *stream = json_string_value(json_object_get(l, "stream"));
+        json_int_t seq = json_integer_value(json_object_get(l, "seq"));
+        char *copy = text ? strdup(text) : NULL;
+        if (!copy || seq < (json_int_t)o->next_seq || !o->ring) {
+            free(copy);
+            continue;
+        }
+        o->next_seq = (uint64_t)seq + 1;
+        ring_push(o, (uint64_t)seq, json_number_value(json_object_get(l, "time")),
+                  (unsigned)json_integer_value(json_object_get(l, "generation")),
+                  stream && strcmp(stream, "stdout") == 0 ? 1 : 2, copy);
+    }
 }

@@ -52,6 +52,12 @@ json_t *output_json(const struct output *o, uint64_t after, unsigned gen, size_t
 /* The last N stderr lines of generation GEN, oldest first, joined with
  * " | " into BUF (empty when there are none). */
 void output_tail(const struct output *o, unsigned gen, size_t n, char *buf, size_t len);
+/* For a supervisor that takes over: the pipes read now, as
+ * [ { generation, stream, fd } ] (the fds stay ours), ... */
+json_t *output_pipes_json(const struct output *o);
+/* ... and the ring's lines as output_json gave them, kept again with their
+ * sequence numbers (lines older than the ring's newest are skipped). */
+void output_restore(struct output *o, const json_t *lines);
 /* Stops reading (the pipes close through the loop) and frees the ring. */
 void output_close(struct output *o);
 

@@ -15,11 +15,22 @@
 #include <sys/types.h>
 
 struct proc {
-    unsigned id;      /* the generation: 1, 2, ... (BATON_GENERATION) */
-    pid_t pid;        /* main process; leader of its process group */
-    double started;   /* monotonic seconds */
-    char status[256]; /* last STATUS= it sent */
+    unsigned id;                    /* the generation: 1, 2, ... (BATON_GENERATION) */
+    pid_t pid;                      /* main process; leader of its process group */
+    double started;                 /* monotonic seconds */
+    char status[256];               /* last STATUS= it sent */
+    unsigned long long start_ticks; /* the kernel's start time: pid and this name it */
+    /* An adopted process (a supervisor before this one, now dead, started
+     * it: not our child, so no SIGCHLD): its pidfd, polled for its exit
+     * by the supervisor (WATCH, its handle). -1 for our children. */
+    int pidfd;
+    void *watch;
 };
+
+/* PID's start time (clock ticks since boot, /proc/PID/stat field 22), or
+ * 0 when it cannot be read: with the pid, it names one process and no
+ * later one that gets the same pid. */
+unsigned long long proc_start_ticks(pid_t pid);
 
 struct procs {
     struct proc *v; /* owned */

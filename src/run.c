@@ -1,15 +1,41 @@
 /* run.c: wires the loop to the runtime (see run.h). */
 #include "run.h"
 
+#include "carry.h"
 #include "log.h"
 #include "lua_bridge.h"
 #include "supervisor.h"
+#include "takeover.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* The state a supervisor before this one carried across its exec into
+ * this image (`baton upgrade`: carry.h), if any: taken from the
+ * environment, so that nothing this image starts sees it. */
+static json_t *carried_state(int *fd, char *how, size_t howlen)
+{
+    const char *v = getenv(CARRY_ENV);
+    if (!v)
+        return NULL;
+    char err[512];
+    json_t *doc = NULL;
+    *fd = atoi(v);
+    unsetenv(CARRY_ENV);
+    if (carry_read_fd(*fd, &doc, err, sizeof err) < 0) {
+        log_error("the carried state: %s", err);
+        return NULL;
+    }
+    const char *failed = getenv(UPGRADE_FAILED_ENV);
+    if (failed)
+        snprintf(how, howlen, "upgrade failed, the old image took back over: %s", failed);
+    else
+        snprintf(how, howlen, "upgrade");
+    return doc;
+}
 
 int run_service(const char *file)
 {
@@ -21,12 +47,22 @@ int run_service(const char *file)
     if (uv_loop_init(&loop) < 0)
         return 1;
     int ok = supervisor_init(s, &loop) == 0;
+    int doc_fd = -1;
+    snprintf(s->file, sizeof s->file, "%s", file);
+    s->carried = carried_state(&doc_fd, s->carried_how, sizeof s->carried_how);
     if (ok && bridge_open(&b) < 0) {
         log_error("cannot create the Lua VM");
         return 1;
     }
     if (ok && bridge_load_config(&b, file, s->rundir, &s->cfg, err, sizeof err) < 0) {
         log_error("%s", err);
+        if (s->carried)
+            upgrade_fall_back(s->carried, doc_fd, err);
+        ok = 0;
+    }
+    if (ok && s->carried && takeover_check(s->carried, &s->cfg, err, sizeof err) < 0) {
+        log_error("cannot take over: %s", err);
+        upgrade_fall_back(s->carried, doc_fd, err);
         ok = 0;
     }
     if (ok) {
@@ -39,14 +75,22 @@ int run_service(const char *file)
             log_set_format((enum log_format)log_format_parse(format));
         free(format);
     }
-    ok = ok && supervisor_setup(s) == 0;
+    ok = ok && (!s->carried || takeover_sockets(s) == 0) && supervisor_setup(s) == 0;
+    s->upgrade.collect = takeover_collect; /* the wiring: upgrade.h cannot know the supervisor */
+    if (ok && s->carried)
+        takeover_state(s);
     if (ok && bridge_start_runtime(&b, &s->api, err, sizeof err) < 0) {
         log_error("policy runtime: %s", err);
         ok = 0;
     }
-    if (ok)
+    if (!ok && s->carried)
+        upgrade_fall_back(s->carried, doc_fd, "its set-up failed (see the log above)");
+    if (doc_fd >= 0)
+        close(doc_fd);
+    if (ok) {
         supervisor_start(s, bridge_sink(&b));
-    else
+        takeover_finish(s);
+    } else
         s->exit_code = 1;
     int code = supervisor_finish(s);
     if (ok)
@@ -83,6 +127,41 @@ int run_check(const char *file)
     free(policy);
     config_free(&cfg);
     return 0;
+}
+
+int run_upgrade_check(const char *file)
+{
+    struct bridge b;
+    struct service_config cfg;
+    char err[4096], rundir[4096];
+    json_t *doc = NULL;
+    const char *v = getenv(CARRY_ENV);
+    int r = v ? carry_read_fd(atoi(v), &doc, err, sizeof err) : -EINVAL;
+    if (!v)
+        snprintf(err, sizeof err, "no carried state (%s): this is run by `baton upgrade`",
+                 CARRY_ENV);
+    if (supervisor_runtime_dir(rundir, sizeof rundir) < 0)
+        snprintf(rundir, sizeof rundir, "/tmp");
+    if (r == 0 && bridge_open(&b) < 0) {
+        snprintf(err, sizeof err, "cannot create the Lua VM");
+        r = -ENOMEM;
+    } else if (r == 0) {
+        r = bridge_load_config(&b, file, rundir, &cfg, err, sizeof err);
+        if (r == 0) {
+            r = takeover_check(doc, &cfg, err, sizeof err);
+            config_free(&cfg);
+        }
+        bridge_close(&b);
+    }
+    json_decref(doc);
+    json_t *j = r == 0 ? json_pack("{s:b, s:s, s:i}", "ok", 1, "version", BATON_VERSION,
+                                   "carry_version", CARRY_VERSION)
+                       : json_pack("{s:b, s:s}", "ok", 0, "error", err);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    printf("%s\n", text ? text : "{\"ok\":false}");
+    free(text);
+    json_decref(j);
+    return r == 0 ? 0 : 1;
 }
 
 int run_control_path(const char *file, char *out, size_t len, char *err, size_t errlen)

@@ -18,4 +18,9 @@ int run_control_path(const char *file, char *out, size_t len, char *err, size_t 
  * policy are valid, 1 otherwise (the reason on stderr). */
 int run_check(const char *file);
 
+/* `baton upgrade-check FILE`: run by `baton upgrade` on the new binary,
+ * with the carried state at BATON_CARRY_FD (upgrade.h). Prints
+ * {"ok":true,"version"} or {"ok":false,"error"}; returns 0 or 1. */
+int run_upgrade_check(const char *file);
+
 #endif

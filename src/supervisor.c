@@ -17,6 +17,7 @@
 #include "probe.h"
 #include "stats_export.h"
 #include "stats_own.h"
+#include "carry.h"
 #include "unixpath.h"
 
 #include <errno.h>
@@ -27,16 +28,62 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-static void emit(struct supervisor *s, struct event ev)
+void supervisor_emit(struct supervisor *s, struct event ev)
 {
     if (!s->sink.event)
         return;
     ev.now = clock_mono();
     s->sink.event(s->sink.ctx, &ev);
+}
+
+#define emit supervisor_emit
+
+void supervisor_emit_exit(struct supervisor *s, unsigned id, int code, int sig)
+{
+    struct proc *p = procs_by_id(&s->procs, id);
+    if (p && p->watch) {
+        uv_close(p->watch, (uv_close_cb)free);
+        close(p->pidfd);
+    }
+    if (p)
+        procs_remove(&s->procs, id);
+    output_drain(&s->output, id);
+    emit(s, (struct event){ .kind = EV_EXIT, .id = id, .code = code, .signal = sig });
+}
+
+static void on_adopted_exit(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    struct supervisor *s = h->loop->data;
+    unsigned id = (unsigned)(uintptr_t)h->data;
+    uv_poll_stop(h);
+    log_debug("adopted generation %u exited (its status goes to its parent, not to us)", id);
+    supervisor_emit_exit(s, id, -1, 0);
+}
+
+void supervisor_watch_adopted(struct supervisor *s, struct proc *p)
+{
+    int fd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+    uv_poll_t *h = fd >= 0 ? malloc(sizeof *h) : NULL;
+    if (!h || uv_poll_init(s->loop, h, fd) < 0) {
+        log_error("generation %u (pid %d): cannot watch it (pidfd_open: %s): its exit will go "
+                  "unnoticed",
+                  p->id, (int)p->pid, strerror(errno));
+        free(h);
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    p->pidfd = fd;
+    p->watch = h;
+    h->data = (void *)(uintptr_t)p->id;
+    uv_poll_start(h, UV_READABLE, on_adopted_exit);
 }
 
 /* --- processes ----------------------------------------------------------- */
@@ -54,18 +101,17 @@ static void reap(struct supervisor *s)
                 continue;
             return;
         }
+        if (pid == s->upgrade.pid) {
+            upgrade_reaped(&s->upgrade, st);
+            continue;
+        }
         struct proc *p = procs_by_pid(&s->procs, pid);
         if (!p) {
             log_debug("reaped pid %d (not a generation's main process)", (int)pid);
             continue;
         }
-        unsigned id = p->id;
-        procs_remove(&s->procs, id);
-        output_drain(&s->output, id);
-        emit(s, (struct event){ .kind = EV_EXIT,
-                                .id = id,
-                                .code = WIFEXITED(st) ? WEXITSTATUS(st) : -1,
-                                .signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0 });
+        supervisor_emit_exit(s, p->id, WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+                             WIFSIGNALED(st) ? WTERMSIG(st) : 0);
     }
 }
 
@@ -295,6 +341,8 @@ static json_t *generations_json(json_t *v, double t, struct supervisor *s, const
             continue;
         if (ready)
             json_object_set_new(j, "ready_after", json_real(json_number_value(ready) - started));
+        if (p && p->pidfd >= 0)
+            json_object_set_new(j, "adopted", json_true());
         if (exited) /* the contract: 0 once exited */
             json_object_set_new(j, "connections", json_integer(0));
         else
@@ -340,6 +388,15 @@ static json_t *status_json(struct supervisor *s)
         json_object_set_new(j, "listen_overflows", json_integer(f.overflows));
     if (have)
         figures_free(&f);
+    json_t *img = json_pack("{s:s, s:s, s:f, s:i}", "binary", s->image.binary, "version",
+                            BATON_VERSION, "started_at", s->image.started_at, "upgrades",
+                            (int)s->image.upgrades);
+    if (img && s->image.adopted_at > 0)
+        json_object_set_new(img, "adopted_at", json_real(s->image.adopted_at));
+    if (j && img)
+        json_object_set_new(j, "image", img);
+    else
+        json_decref(img);
     if (j) {
         json_t *last = json_object_get(v, "last_restart");
         if (json_is_object(last))
@@ -429,6 +486,21 @@ static json_t *kernel_json(struct supervisor *s)
     return j;
 }
 
+/* {"cmd":"upgrade","binary":PATH}: see upgrade.h. */
+static void cmd_upgrade(struct supervisor *s, uint64_t req, json_t *args)
+{
+    json_t *b = json_object_get(args, "binary");
+    if (b && !json_is_string(b)) {
+        control_reply_error(&s->control, req, "\"binary\" must be a path");
+        return;
+    }
+    if (s->shutting_down) {
+        control_reply_error(&s->control, req, "the supervisor is stopping");
+        return;
+    }
+    upgrade_begin(&s->upgrade, req, json_string_value(b));
+}
+
 static void cmd_stats(struct supervisor *s, uint64_t req, json_t *args)
 {
     (void)args;
@@ -449,8 +521,9 @@ static const struct {
     const char *name;
     void (*answer)(struct supervisor *s, uint64_t req, json_t *args); /* NULL: the runtime's */
 } commands[] = {
-    { "events", cmd_events }, { "logs", cmd_logs },   { "reload", NULL },       { "restart", NULL },
-    { "rollback", NULL },     { "stats", cmd_stats }, { "status", cmd_status }, { "stop", NULL },
+    { "events", cmd_events }, { "logs", cmd_logs }, { "reload", NULL },
+    { "restart", NULL },      { "rollback", NULL }, { "stats", cmd_stats },
+    { "status", cmd_status }, { "stop", NULL },     { "upgrade", cmd_upgrade },
 };
 
 static void on_control(struct control *c, uint64_t req, const char *cmd, json_t *args)
@@ -525,6 +598,7 @@ static void shutdown_loop(void *owner, int code)
     uv_close((uv_handle_t *)&s->sig_term, NULL);
     uv_close((uv_handle_t *)&s->sig_int, NULL);
     uv_close((uv_handle_t *)&s->sig_chld, NULL);
+    upgrade_close(&s->upgrade);
     timers_close(&s->timers);
     watches_close(&s->watches);
     probe_cancel_all();
@@ -533,6 +607,19 @@ static void shutdown_loop(void *owner, int code)
     handover_free(&s->handover);
     metrics_http_close(&s->metrics);
     control_close(&s->control);
+}
+
+/* core.exec: see upgrade.h. */
+static int exec_image(void *owner, uint64_t req, json_t *runtime, char *err, size_t errlen)
+{
+    struct supervisor *s = owner;
+    return upgrade_exec(&s->upgrade, req, runtime, err, errlen);
+}
+
+/* The upgrade check's verdict goes to the runtime, which decides when. */
+static void upgrade_verdict(void *owner, uint64_t req, int ok, const char *why)
+{
+    emit(owner, (struct event){ .kind = EV_UPGRADE, .id = req, .code = ok, .name = why });
 }
 
 /* --- start-up ------------------------------------------------------------ */
@@ -571,7 +658,12 @@ int supervisor_init(struct supervisor *s, uv_loop_t *loop)
     s->stats.fd = -1;
     s->metrics_listener.fd = -1;
     s->handover.staged = -1;
+    s->upgrade.image = -1;
     s->started = clock_mono();
+    s->image.started_at = clock_unix();
+    loop->data = s; /* for handles that carry another datum (adopted processes) */
+    ssize_t n = readlink("/proc/self/exe", s->image.binary, sizeof s->image.binary - 1);
+    s->image.binary[n > 0 ? n : 0] = '\0';
     int r = supervisor_runtime_dir(s->rundir, sizeof s->rundir);
     if (r < 0)
         log_error("runtime folder %s: %s", s->rundir,
@@ -641,8 +733,11 @@ static int open_metrics(struct supervisor *s)
     m->address = s->cfg.metrics;
     m->backlog = 64;
     s->metrics.data = s;
-    if (listener_parse(m, m->address, err, sizeof err) < 0 ||
-        listener_bind(m, err, sizeof err) < 0) {
+    int carried = s->carried ? carry_int(s->carried, "metrics", -1) : -1;
+    if (carried >= 0 && listener_parse(m, m->address, err, sizeof err) == 0)
+        m->fd = carried; /* the supervisor before this one bound it */
+    else if (listener_parse(m, m->address, err, sizeof err) < 0 ||
+             listener_bind(m, err, sizeof err) < 0) {
         log_error("metrics endpoint: %s", err);
         return -1;
     }
@@ -672,7 +767,8 @@ int supervisor_setup(struct supervisor *s)
     nofile_check(s->cfg.nlisteners + s->cfg.fdstore_max + CONTROL_MAX_CLIENTS +
                      (s->cfg.metrics ? METRICS_MAX_CLIENTS : 0) + 32,
                  what);
-    if (bind_listeners(s) < 0)
+    /* A takeover (takeover.h) has its listeners and stats region already. */
+    if (!s->carried && bind_listeners(s) < 0)
         return -1;
     handover_init(&s->handover, s->loop, s->cfg.fdstore_max, s->cfg.state_name,
                   s->cfg.state_max_size);
@@ -682,25 +778,32 @@ int supervisor_setup(struct supervisor *s)
     }
     s->handover.on_checked = on_state_checked;
     s->handover.data = s;
-    if ((r = stats_create(&s->stats, s->cfg.stats_capacity)) < 0) {
+    if (!s->carried && (r = stats_create(&s->stats, s->cfg.stats_capacity)) < 0) {
         log_error("stats region (%u metrics): %s", s->cfg.stats_capacity, strerror(-r));
         return -1;
     }
     if (s->cfg.metrics && open_metrics(s) < 0)
         return -1;
-    int n = snprintf(s->notify_path, sizeof s->notify_path, "%s/%s.%d.notify", s->rundir,
-                     s->cfg.name, (int)getpid());
+    /* A takeover keeps the path: the generations it adopts know that one. */
+    const char *carried_path = json_string_value(json_object_get(s->carried, "notify_path"));
+    int n = carried_path ? snprintf(s->notify_path, sizeof s->notify_path, "%s", carried_path)
+                         : snprintf(s->notify_path, sizeof s->notify_path, "%s/%s.%d.notify",
+                                    s->rundir, s->cfg.name, (int)getpid());
     if (n < 0 || n >= 108) { /* sun_path */
         log_error("notify socket path under %s is too long for a unix socket", s->rundir);
         return -1;
     }
     s->notify.data = s;
-    if ((r = notify_open(&s->notify, s->loop, s->notify_path, on_notify)) < 0) {
+    if ((r = notify_open_fd(&s->notify, s->loop, s->notify_path,
+                            s->carried ? carry_int(s->carried, "notify", -1) : -1, on_notify)) <
+        0) {
         log_error("notify socket %s: %s", s->notify_path, unixpath_strerror(r));
         return -1;
     }
     s->control.data = s;
-    if ((r = control_open(&s->control, s->loop, s->cfg.control, on_control)) < 0) {
+    if ((r = control_open_fd(&s->control, s->loop, s->cfg.control,
+                             s->carried ? carry_int(s->carried, "control", -1) : -1, on_control)) <
+        0) {
         log_error("control socket %s: %s", s->cfg.control,
                   r == UV_EADDRINUSE || r == -EADDRINUSE ? "another supervisor is running there"
                   : r == -EEXIST                         ? unixpath_strerror(r)
@@ -737,12 +840,36 @@ int supervisor_setup(struct supervisor *s)
         .manager = &s->manager,
         .sink = &s->sink,
         .shutdown = shutdown_loop,
+        .exec = exec_image,
         .owner = s,
     };
     /* Timers and watches report to the sink, which is set at start. */
     timers_init(&s->timers, s->loop, &s->sink);
     watches_init(&s->watches, s->loop, &s->sink);
+    s->upgrade.loop = s->loop;
+    s->upgrade.control = &s->control;
+    s->upgrade.file = s->file;
+    s->upgrade.verdict = upgrade_verdict;
+    s->upgrade.owner = s;
     return 0;
+}
+
+/* A takeover's answer to the `baton upgrade` that waits (upgrade.h). */
+static void answer_upgrade(struct supervisor *s)
+{
+    json_t *up = json_object_get(s->carried, "upgrade");
+    uint64_t req = s->upgrade_client;
+    if (!req)
+        return;
+    if (strcmp(s->carried_how, "upgrade") != 0) {
+        control_reply_error(&s->control, req, "%s", s->carried_how);
+        return;
+    }
+    double took = clock_mono() - json_number_value(json_object_get(up, "since"));
+    json_t *j = json_pack("{s:b, s:s, s:i, s:s, s:s, s:f}", "ok", 1, "message", "upgraded", "pid",
+                          (int)getpid(), "version", BATON_VERSION, "binary", s->image.binary,
+                          "duration", took);
+    reply_json(&s->control, req, j);
 }
 
 void supervisor_start(struct supervisor *s, const struct event_sink *sink)
@@ -750,7 +877,17 @@ void supervisor_start(struct supervisor *s, const struct event_sink *sink)
     s->sink = *sink;
     log_info("supervisor of '%s' running (pid %d), control socket %s", s->cfg.name, (int)getpid(),
              s->cfg.control);
-    emit(s, (struct event){ .kind = EV_START });
+    if (!s->carried) {
+        emit(s, (struct event){ .kind = EV_START });
+        return;
+    }
+    /* A takeover: the runtime carries on from what it carried; then the
+     * generations that ended meanwhile are reported, as any exit is. */
+    emit(s, (struct event){ .kind = EV_START,
+                            .data = json_object_get(s->carried, "runtime"),
+                            .name = s->carried_how });
+    answer_upgrade(s);
+    reap(s); /* what exited during the exec */
 }
 
 static void close_handle(uv_handle_t *h, void *arg)

@@ -26,6 +26,7 @@
 #include "output.h"
 #include "procs.h"
 #include "timers.h"
+#include "upgrade.h"
 #include "watch.h"
 
 #include <limits.h>
@@ -53,9 +54,35 @@ struct supervisor {
     char notify_path[PATH_MAX];
     int exit_code;
     int shutting_down;
-    int stop_signals; /* SIGTERM/SIGINT seen: the second one kills */
-    double started;
+    int stop_signals;    /* SIGTERM/SIGINT seen: the second one kills */
+    double started;      /* monotonic: this supervisor's start (its pid's, across upgrades) */
+    char file[PATH_MAX]; /* the service file, as `baton run` was given it */
+    /* The image running now: `baton status` shows it. */
+    struct {
+        char binary[PATH_MAX];
+        double started_at; /* unix seconds: this image's start */
+        unsigned upgrades; /* images before it under this pid */
+        double adopted_at; /* unix seconds; 0: it did not take over after a death */
+    } image;
+    struct upgrade upgrade;
+    /* A takeover (takeover.h): the carried document until the runtime has
+     * it, how the supervisor before ended, the `baton upgrade` to answer,
+     * and generations found gone (reported as exits once the runtime runs). */
+    json_t *carried;
+    char carried_how[512];
+    uint64_t upgrade_client;
+    int adopting;
+    unsigned gone[64];
+    size_t ngone;
 };
+
+/* Reports EV to the sink (stamped with the loop's clock). */
+void supervisor_emit(struct supervisor *s, struct event ev);
+/* EV_EXIT of generation ID, its process entry gone. */
+void supervisor_emit_exit(struct supervisor *s, unsigned id, int code, int sig);
+/* Watches P, an adopted process (not our child), for its exit through a
+ * pidfd. */
+void supervisor_watch_adopted(struct supervisor *s, struct proc *p);
 
 /* The folder for sockets ($XDG_RUNTIME_DIR or /tmp/baton-UID), made mode
  * 0700 if missing and checked to be ours. Returns 0 or a negative errno. */

@@ -81,6 +81,10 @@ function Gen:exit_reason()
   if self.exit_signal and self.exit_signal ~= 0 then
     return ("killed by signal %d"):format(self.exit_signal)
   end
+  if self.exit_code == -1 and self.adopted_at then
+    -- Not our child: the kernel tells its status to its parent only.
+    return "exit status unknown (an adopted process)"
+  end
   return ("exit code %s"):format(tostring(self.exit_code))
 end
 
@@ -322,20 +326,55 @@ function Gen:drain(opts)
   sandbox.critical(function() self:start_drain(o) end)
 end
 
-function Gen:start_drain(o)
+-- A drain's plan, as plain data: what a supervisor that takes over (a new
+-- image, or a new `baton run` after a death) needs to carry it on. DONE is
+-- only whether the drain had an idle test: a policy's function cannot
+-- cross, so a resumed drain uses the built-in one (no connection left).
+local function drain_plan(o)
+  return { signal = o.signal, deadline = o.deadline, poll = o.poll, gradual = o.gradual,
+    done = o.done ~= nil }
+end
+
+-- Carries on a drain that began under the supervisor before (PLAN from
+-- drain_plan, STARTED its start on the monotonic clock): what was sent is
+-- not sent again, and it ends at the deadline it had.
+function Gen:resume_drain(plan, started)
+  local rt = self.rt
+  local o = { signal = plan.signal or "TERM", deadline = tonumber(plan.deadline) or rt.cfg.drain_timeout,
+    poll = tonumber(plan.poll) or 0.5, gradual = 0, resumed = true }
+  if plan.done then o.done = require("baton.steps").no_connections() end
+  local left_of_gradual = (tonumber(plan.gradual) or 0) - (rt:now() - started)
+  o.signal_at = left_of_gradual > 0 and left_of_gradual or nil
+  o.deadline = math.max(0, o.deadline - math.max(0, rt:now() - started - (tonumber(plan.gradual) or 0)))
+  self:start_drain(o, started)
+  self.drain_plan = plan -- as it began: a second takeover reckons from the same start
+end
+
+function Gen:start_drain(o, started)
   local rt = self.rt
   self.draining = true
-  self.drain_started = rt:now()
+  self.drain_started = started or rt:now()
+  self.drain_plan = drain_plan(o)
   self.state = "draining"
-  rt.core.log("info", ("generation %d draining (SIG%s%s, deadline %gs)"):format(self.id, o.signal,
-    o.gradual > 0 and (" after a gradual " .. o.gradual .. "s") or "", o.deadline))
+  if o.resumed then
+    rt.core.log("info", ("generation %d: its drain carries on (%.1fs to its deadline)"):format(self.id,
+      o.deadline + (o.signal_at or 0)))
+  else
+    rt.core.log("info", ("generation %d draining (SIG%s%s, deadline %gs)"):format(self.id, o.signal,
+      o.gradual > 0 and (" after a gradual " .. o.gradual .. "s") or "", o.deadline))
+  end
   rt:task("drain of generation " .. self.id, function()
+    if o.signal_at then -- resumed within its gradual window: the signal is still to come
+      self:wait_exit(o.signal_at)
+      o.resumed = false
+    end
     if o.gradual > 0 then
       rt.core.drain_window(self.id, o.gradual)
       rt.core.log("info", ("generation %d drains gradually for %gs"):format(self.id, o.gradual))
       self:wait_exit(o.gradual)
     end
-    local ok, err = self:signal(o.signal)
+    local ok, err = true, nil
+    if not o.resumed then ok, err = self:signal(o.signal) end
     if not ok and not self.exited then
       rt.core.log("warn", ("generation %d: drain signal failed: %s"):format(self.id, text(err)))
     end

@@ -29,6 +29,7 @@
 --   * no policy value is ever used outside the policy's budget except
 --     through type() and raw access (baton.sandbox.text).
 
+local Gen = require("baton.gen")
 local History = require("baton.history")
 local Svc = require("baton.svc")
 local config = require("baton.config")
@@ -70,6 +71,7 @@ _M.CORE = {
   output = "output(generation, n) -> text   (its last n stderr lines, joined with ' | ')",
   notify_manager = "notify_manager(text) -> true | false   (sd_notify to a service manager above)",
   figures = "figures([generation]) -> {connections, closing, processes, rss, cpu, listeners, overflows}",
+  exec = "exec(req, carry) -> nil, err   (baton upgrade: the new image; returns only if it cannot start)",
 }
 
 -- Exited generations `baton status` still shows.
@@ -330,6 +332,111 @@ function Runtime:stop(req, code)
   end)
 end
 
+-- The supervisor's own image: upgrade, and taking over --------------------------
+
+-- `baton upgrade`: the C core has checked the new binary (it started, read
+-- a carried state like ours and accepted the service file: OK), or says
+-- why not. Once no procedure runs, the supervisor becomes the new image:
+-- core.exec returns only if it cannot. A restart asked for meanwhile waits
+-- its turn and runs under the new image. The C core answers the client
+-- (with the image's facts); the runtime decides when, and keeps the record.
+function Runtime:upgrade(req, ok, why)
+  if not ok then
+    self.events:add{ time = self:now(), kind = "upgrade", ok = false, reason = why }
+    self.core.log("error", "upgrade refused (this image serves on): " .. tostring(why))
+    return
+  end
+  self:task("upgrade", function()
+    self:locked(function()
+      if self.stopping then
+        self.core.reply(req, false, "the supervisor is stopping")
+        return
+      end
+      self.core.log("info", "upgrade: the new image takes over (same pid)")
+      local _, err = self.core.exec(req, self:carry())
+      self.events:add{ time = self:now(), kind = "upgrade", ok = false, reason = err }
+      self.core.log("error", "upgrade failed (this image serves on): " .. tostring(err))
+    end)
+  end)
+end
+
+-- What the runtime must remember when another supervisor takes over from
+-- this one (a new image after `baton upgrade`, or a new `baton run` after
+-- this one died): plain data, as JSON carries it. Policies' own variables
+-- are not in it: they start afresh, as after a reload.
+function Runtime:carry()
+  local gens = {}
+  for _, g in ipairs(self:live()) do
+    gens[#gens + 1] = { id = g.id, pid = g.pid, state = g.state, started = g.started,
+      ready = g.ready or false, ready_at = g.ready_at, promoted_at = g.promoted_at,
+      draining = g.draining or false, drain_started = g.drain_started, drain = g.drain_plan,
+      ended_as = g.ended_as, ports = g.ports, stopping = g.stopping or false,
+      adopted_at = g.adopted_at }
+  end
+  local events, older = self.events:last()
+  return { version = 1, active = self.active and self.active.id or 0, generations = gens,
+    exited = self.exited, exited_not_shown = self.exited_not_shown, events = events,
+    events_not_kept = older, policy_errors = self.policy_errors }
+end
+
+-- Takes over from the supervisor before: C (carry) and HOW it ended
+-- ("upgrade", "upgrade failed: why" back on the old image, or "adoption").
+-- Generations
+-- the C core found gone are reported as exits right after. A live one
+-- that is neither serving nor draining was in a restart cut short: it
+-- drains, as a rollback would.
+function Runtime:take_over(c, how)
+  local function num(v) return type(v) == "number" and v or nil end
+  for _, e in ipairs(type(c.events) == "table" and c.events or {}) do
+    if type(e) == "table" then self.events:add(e) end
+  end
+  self.events.dropped = self.events.dropped + (num(c.events_not_kept) or 0)
+  for _, e in ipairs(type(c.exited) == "table" and c.exited or {}) do self.exited[#self.exited + 1] = e end
+  self.exited_not_shown = num(c.exited_not_shown) or 0
+  self.policy_errors = num(c.policy_errors) or 0
+  local adopting = how == "adoption"
+  for _, s in ipairs(type(c.generations) == "table" and c.generations or {}) do
+    local id = num(s.id)
+    if id and not self.gens[id] then
+      local g = Gen.new(self, id, num(s.pid) or 0, self:stats_view(id), type(s.ports) == "table" and s.ports or {})
+      g.state, g.started = tostring(s.state or "ready"), num(s.started) or self:now()
+      g.ready, g.ready_at, g.promoted_at = s.ready == true, num(s.ready_at), num(s.promoted_at)
+      g.ended_as, g.stopping = s.ended_as, s.stopping == true
+      g.adopted_at = num(s.adopted_at) or (adopting and self:now() or nil)
+      self.gens[id] = g
+      if s.draining == true then
+        g:resume_drain(type(s.drain) == "table" and s.drain or {}, num(s.drain_started) or self:now())
+      end
+    end
+  end
+  local active = self.gens[num(c.active) or 0]
+  if active and active.promoted_at and not active.draining then self.active = active end
+  for _, g in ipairs(self:live()) do
+    if g ~= self.active and not g.draining then
+      g.ended_as = "rolled back: its restart was cut short when the supervisor " ..
+        (adopting and "died" or "was upgraded")
+      g:drain{ deadline = self.cfg.drain_timeout }
+    end
+  end
+  local msg
+  if adopting then
+    local n = #self:live()
+    msg = ("took over the service: %d generation(s) adopted%s"):format(n,
+      self.active and (", generation " .. self.active.id .. " serves") or "")
+  elseif how == "upgrade" then
+    msg = "upgraded: this image took over"
+  else
+    msg = how
+  end
+  local ok = how == "upgrade" or adopting
+  self.events:add{ time = self:now(), kind = adopting and "adoption" or "upgrade", ok = ok, reason = msg,
+    generation = self.active and self.active.id }
+  self.core.log(ok and "info" or "error", msg)
+  self:init()
+  -- Nothing serves (it died while no supervisor watched): start afresh.
+  if not self.active then self:start() end
+end
+
 -- Triggers: set up by the policy's init hook, torn down on reload ------------
 
 -- Runs a trigger's callback as a budgeted hook.
@@ -469,10 +576,14 @@ end
 
 local on = {}
 
-function on.start(rt)
+-- CARRY: what the supervisor before this one left (see Runtime:take_over).
+function on.start(rt, carry, how)
+  if type(carry) == "table" then return rt:take_over(carry, how) end
   rt:init()
   rt:start()
 end
+
+function on.upgrade(rt, req, ok, why) rt:upgrade(req, ok == 1, why) end
 
 function on.timer(rt, tid)
   local fn = rt.timers[tid]
@@ -574,6 +685,7 @@ end
 -- Times are the loop's monotonic seconds; N: how many events.
 function Runtime:query(what, now, n)
   self.clock = now
+  if what == "carry" then return self:carry() end
   if what == "events" then
     local list, not_kept = self.events:last(n)
     return { events = list, not_kept = not_kept }

@@ -74,6 +74,14 @@ function _M.new(opts)
     if type(req) == "table" then req.ok, req.msg, req.fields, req.done = ok, msg, fields, true end
   end
   function core.shutdown(code) sim.shutdown_code = code end
+  -- baton upgrade: the carried state is kept (sim.carried) and, as when the
+  -- new image cannot start, exec returns (sim.exec_error, or a default);
+  -- the real core answers REQ itself.
+  function core.exec(req, carry)
+    sim.carried = carry
+    if type(req) == "table" then req.ok, req.done = false, true end
+    return nil, sim.exec_error or "the new image did not start"
+  end
   sim.own_stats = {}
   function core.stat_add(name, n) sim.own_stats[name] = (sim.own_stats[name] or 0) + n end
   function core.stat_observe(name, seconds)

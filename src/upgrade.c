@@ -1,0 +1,334 @@
+/* upgrade.c: the supervisor replaces its own image (see upgrade.h). */
+#include "upgrade.h"
+
+#include "carry.h"
+#include "clock.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static void check_done(struct upgrade *u, int ok, const char *why)
+{
+    uint64_t req = u->req;
+    if (u->timer_init)
+        uv_timer_stop(&u->timer);
+    if (!ok) {
+        control_reply_error(u->control, req, "upgrade refused: %s", why);
+        close(u->image);
+        u->image = -1;
+        u->req = 0;
+    }
+    u->verdict(u->owner, req, ok, why);
+}
+
+/* Both the check's exit and the end of its output are in: the verdict. */
+static void check_verdict(struct upgrade *u)
+{
+    if (u->pid || u->out_open || !u->req)
+        return;
+    u->said[u->len] = '\0';
+    /* Its answer is its last line that parses as JSON. */
+    json_t *answer = NULL;
+    char *save = NULL, *line = strtok_r(u->said, "\n", &save);
+    char last[512] = "";
+    for (; line; line = strtok_r(NULL, "\n", &save)) {
+        json_t *j = json_loads(line, 0, NULL);
+        if (json_is_object(j)) {
+            json_decref(answer);
+            answer = j;
+        } else {
+            json_decref(j);
+            snprintf(last, sizeof last, "%s", line);
+        }
+    }
+    char why[PATH_MAX + 1024];
+    int st = u->status;
+    if (json_is_true(json_object_get(answer, "ok")) && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        json_decref(answer);
+        log_info("upgrade: %s passed its check", u->binary);
+        check_done(u, 1, NULL);
+        return;
+    }
+    const char *error = json_string_value(json_object_get(answer, "error"));
+    if (error)
+        snprintf(why, sizeof why, "%s refused to take over: %s", u->binary, error);
+    else if (WIFSIGNALED(st))
+        snprintf(why, sizeof why, "%s was killed by signal %d (%s) during its start%s%s", u->binary,
+                 WTERMSIG(st), strsignal(WTERMSIG(st)), last[0] ? "; it said: " : "", last);
+    else
+        snprintf(why, sizeof why,
+                 "%s exited with code %d without taking the check (is it a baton of this "
+                 "carried-state format?)%s%s",
+                 u->binary, WIFEXITED(st) ? WEXITSTATUS(st) : -1, last[0] ? "; it said: " : "",
+                 last);
+    json_decref(answer);
+    check_done(u, 0, why);
+}
+
+static void on_out_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    static char b[4096];
+    (void)h;
+    *buf = uv_buf_init(b, sizeof b);
+}
+
+static void on_out_closed(uv_handle_t *h)
+{
+    struct upgrade *u = h->data;
+    u->out_open = 0;
+    check_verdict(u);
+}
+
+static void on_out(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    struct upgrade *u = st->data;
+    if (n < 0) {
+        uv_close((uv_handle_t *)st, on_out_closed);
+        return;
+    }
+    for (ssize_t i = 0; i < n; i++) {
+        if (u->len == sizeof u->said - 1) { /* keep the last of it */
+            memmove(u->said, u->said + sizeof u->said / 2, u->len - sizeof u->said / 2);
+            u->len -= sizeof u->said / 2;
+        }
+        u->said[u->len++] = buf->base[i];
+    }
+}
+
+static void on_check_timeout(uv_timer_t *t)
+{
+    struct upgrade *u = t->data;
+    if (u->pid > 0) {
+        log_warn("upgrade: %s did not answer its check within %ds: killing it", u->binary,
+                 UPGRADE_CHECK_SECONDS);
+        kill(u->pid, SIGKILL);
+    }
+}
+
+void upgrade_reaped(struct upgrade *u, int status)
+{
+    u->pid = 0;
+    u->status = status;
+    check_verdict(u);
+}
+
+void upgrade_close(struct upgrade *u)
+{
+    if (u->timer_init)
+        uv_close((uv_handle_t *)&u->timer, NULL);
+    u->timer_init = 0;
+}
+
+/* The path this image was started from (its file may have been replaced
+ * since: a package upgrade renames a new one over it, which is the one
+ * wanted). */
+static int own_path(char *out, size_t len)
+{
+    ssize_t n = readlink("/proc/self/exe", out, len - 1);
+    if (n < 0)
+        return -errno;
+    out[n] = '\0';
+    static const char deleted[] = " (deleted)";
+    size_t l = (size_t)n;
+    if (l > sizeof deleted - 1 && strcmp(out + l - (sizeof deleted - 1), deleted) == 0)
+        out[l - (sizeof deleted - 1)] = '\0';
+    return 0;
+}
+
+void upgrade_begin(struct upgrade *u, uint64_t req, const char *binary)
+{
+    if (u->req) {
+        control_reply_error(u->control, req, "an upgrade is already under way");
+        return;
+    }
+    char path[PATH_MAX];
+    if (binary && binary[0] != '/') {
+        control_reply_error(u->control, req, "--binary must be an absolute path, not '%s'", binary);
+        return;
+    }
+    if (binary)
+        snprintf(path, sizeof path, "%s", binary);
+    else if (own_path(path, sizeof path) < 0) {
+        control_reply_error(u->control, req, "cannot tell this image's path: %s", strerror(errno));
+        return;
+    }
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || access(path, X_OK) < 0) {
+        control_reply_error(u->control, req, "upgrade refused: %s: %s", path,
+                            fd < 0 || errno ? strerror(errno) : "not an executable file");
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    /* The check sees what the exec will carry (fd numbers included, which
+     * it does not use). */
+    json_t *doc = u->collect(u->owner, NULL);
+    int mfd = doc ? carry_to_memfd(doc) : -ENOMEM;
+    json_decref(doc);
+    int pfd[2] = { -1, -1 };
+    if (mfd < 0 || pipe2(pfd, O_CLOEXEC) < 0) {
+        control_reply_error(u->control, req, "upgrade: cannot prepare its check: %s",
+                            strerror(mfd < 0 ? -mfd : errno));
+        close(fd);
+        if (mfd >= 0)
+            close(mfd);
+        return;
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* The check: fd 3 the carried state, stdout and stderr the pipe. */
+        for (int sig = 1; sig < NSIG; sig++)
+            signal(sig, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        int devnull = open("/dev/null", O_RDONLY);
+        int img = fcntl(fd, F_DUPFD, 10); /* no CLOEXEC: a script's interpreter opens it */
+        if (devnull < 0 || img < 0 || dup2(devnull, 0) < 0 || dup2(pfd[1], 1) < 0 ||
+            dup2(pfd[1], 2) < 0 || dup2(mfd, 3) < 0)
+            _exit(127);
+        int top = img + 1;
+        if (dup2(img, 4) < 0)
+            _exit(127);
+        syscall(__NR_close_range, 5u, ~0U, 0);
+        (void)top;
+        setenv(CARRY_ENV, "3", 1);
+        char *argv[] = { "baton", "upgrade-check", (char *)u->file, NULL };
+        fexecve(4, argv, environ);
+        dprintf(2, "exec %s: %s\n", path, strerror(errno));
+        _exit(127);
+    }
+    int err = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    close(pfd[1]);
+    close(mfd);
+    if (pid < 0) {
+        close(pfd[0]);
+        close(fd);
+        control_reply_error(u->control, req, "upgrade: fork: %s", strerror(err));
+        return;
+    }
+    u->req = req;
+    u->image = fd;
+    u->pid = pid;
+    u->status = 0;
+    u->len = 0;
+    u->since = clock_mono();
+    snprintf(u->binary, sizeof u->binary, "%s", path);
+    log_info("upgrade: checking %s (pid %d)", path, (int)pid);
+    uv_pipe_init(u->loop, &u->out, 0);
+    u->out.data = u;
+    if (uv_pipe_open(&u->out, pfd[0]) == 0 &&
+        uv_read_start((uv_stream_t *)&u->out, on_out_alloc, on_out) == 0) {
+        u->out_open = 1;
+    } else {
+        uv_close((uv_handle_t *)&u->out, NULL);
+        close(pfd[0]);
+    }
+    if (!u->timer_init) {
+        uv_timer_init(u->loop, &u->timer);
+        u->timer.data = u;
+        u->timer_init = 1;
+    }
+    uv_timer_start(&u->timer, on_check_timeout, UPGRADE_CHECK_SECONDS * 1000, 0);
+}
+
+static void set_inherit(const int *fds, size_t n, int inherit)
+{
+    for (size_t i = 0; i < n; i++) {
+        int fl = fcntl(fds[i], F_GETFD);
+        if (fl >= 0)
+            fcntl(fds[i], F_SETFD, inherit ? fl & ~FD_CLOEXEC : fl | FD_CLOEXEC);
+    }
+}
+
+/* Execs IMAGE (an fd, not close-on-exec) as `baton run FILE` with the
+ * carried state DOC_FD; returns only on failure (-errno). */
+static int exec_image(int image, int doc_fd, const char *file)
+{
+    char num[16];
+    snprintf(num, sizeof num, "%d", doc_fd);
+    setenv(CARRY_ENV, num, 1);
+    char *argv[] = { "baton", "run", (char *)file, NULL };
+    fexecve(image, argv, environ);
+    int r = -errno;
+    unsetenv(CARRY_ENV);
+    return r;
+}
+
+int upgrade_exec(struct upgrade *u, uint64_t req, json_t *runtime, char *err, size_t errlen)
+{
+    int r;
+    if (req != u->req || u->image < 0) {
+        json_decref(runtime);
+        snprintf(err, errlen, "no checked upgrade for this request");
+        return -EINVAL;
+    }
+    int client = control_client_fd(u->control, req);
+    int old_image = open("/proc/self/exe", O_RDONLY); /* the way back */
+    int image = fcntl(u->image, F_DUPFD, 3);
+    json_t *doc = u->collect(u->owner, runtime);
+    if (doc)
+        json_object_set_new(doc, "upgrade",
+                            json_pack("{s:i, s:f, s:i, s:s}", "client", client, "since", u->since,
+                                      "old_image", old_image, "binary", u->binary));
+    int mfd = doc ? carry_to_memfd(doc) : -ENOMEM;
+    int fds[1024];
+    size_t n = doc ? carry_fds(doc, fds, sizeof fds / sizeof fds[0]) : 0;
+    if (mfd < 0 || old_image < 0 || image < 0) {
+        r = mfd < 0 ? mfd : -errno;
+        snprintf(err, errlen, "cannot prepare the exec: %s", strerror(-r));
+    } else {
+        /* Requests still waiting would see their connection close: they
+         * get an answer first. */
+        control_abandon(u->control, req,
+                        "the supervisor upgraded its image while this request waited: ask again");
+        log_info("upgrade: exec %s (pid %d stays)", u->binary, (int)getpid());
+        set_inherit(fds, n, 1);
+        r = exec_image(image, mfd, u->file);
+        set_inherit(fds, n, 0);
+        snprintf(err, errlen, "exec %s: %s", u->binary, strerror(-r));
+    }
+    json_decref(doc);
+    if (mfd >= 0)
+        close(mfd);
+    if (old_image >= 0)
+        close(old_image);
+    if (image >= 0)
+        close(image);
+    control_reply_error(u->control, req, "upgrade failed: %s", err);
+    close(u->image);
+    u->image = -1;
+    u->req = 0;
+    return r;
+}
+
+void upgrade_fall_back(const json_t *doc, int doc_fd, const char *why)
+{
+    int old = carry_int(json_object_get(doc, "upgrade"), "old_image", -1);
+    if (old < 0 || getenv(UPGRADE_FAILED_ENV))
+        return; /* not an upgrade, or already the way back */
+    log_error("upgrade: this image cannot take over (%s): back to the old image", why);
+    int fds[1024];
+    size_t n = carry_fds(doc, fds, sizeof fds / sizeof fds[0]);
+    set_inherit(fds, n, 1);
+    set_inherit(&doc_fd, 1, 1);
+    setenv(UPGRADE_FAILED_ENV, why, 1);
+    int r = exec_image(old, doc_fd, json_string_value(json_object_get(doc, "file")) ?: "");
+    log_error("upgrade: cannot exec the old image either: %s", strerror(-r));
+}
