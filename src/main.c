@@ -3,6 +3,7 @@
 
 #include "cli.h"
 #include "drill.h"
+#include "keeper.h"
 #include "log.h"
 #include "run.h"
 
@@ -80,6 +81,8 @@ int main(int argc, char **argv)
         strcmp(cmd, "stats") == 0 || strcmp(cmd, "reload") == 0 || strcmp(cmd, "rollback") == 0 ||
         strcmp(cmd, "events") == 0 || strcmp(cmd, "logs") == 0 || strcmp(cmd, "upgrade") == 0)
         return cli_main(cmd, argc - 1, argv + 1);
+    if (strcmp(cmd, "keeper") == 0 && argc == 3)
+        return keeper_main(argv[2]);
     if (strcmp(cmd, "upgrade-check") == 0 && argc == 3)
         return run_upgrade_check(argv[2]);
     if (strcmp(cmd, "drill") == 0)

@@ -159,6 +159,8 @@ int output_attach(struct output *o, unsigned gen, int stream, int fd)
     }
     p->next = o->pipes;
     o->pipes = p;
+    if (o->on_attach)
+        o->on_attach(o->ctx, gen, stream, fd);
     return 0;
 }
 

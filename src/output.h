@@ -35,6 +35,10 @@ struct output {
     uint64_t next_seq;
     struct output_pipe *pipes; /* owned: open read ends */
     int closed;
+    /* Called with each pipe attached (its fd stays ours): the keeper
+     * (keeper.h) holds a duplicate. May be NULL. */
+    void (*on_attach)(void *ctx, unsigned gen, int stream, int fd);
+    void *ctx;
 };
 
 int output_init(struct output *o, uv_loop_t *loop);

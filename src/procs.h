@@ -28,7 +28,7 @@ struct proc {
 };
 
 /* PID's start time (clock ticks since boot, /proc/PID/stat field 22), or
- * 0 when it cannot be read: with the pid, it names one process and no
+ * 0 when it cannot be read or the process has ended (a zombie): with the pid, it names one process and no
  * later one that gets the same pid. */
 unsigned long long proc_start_ticks(pid_t pid);
 

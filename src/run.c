@@ -60,6 +60,10 @@ int run_service(const char *file)
             upgrade_fall_back(s->carried, doc_fd, err);
         ok = 0;
     }
+    if (ok && !s->carried && takeover_orphaned(s, err, sizeof err) < 0) {
+        log_error("%s", err);
+        ok = 0;
+    }
     if (ok && s->carried && takeover_check(s->carried, &s->cfg, err, sizeof err) < 0) {
         log_error("cannot take over: %s", err);
         upgrade_fall_back(s->carried, doc_fd, err);
@@ -77,6 +81,8 @@ int run_service(const char *file)
     }
     ok = ok && (!s->carried || takeover_sockets(s) == 0) && supervisor_setup(s) == 0;
     s->upgrade.collect = takeover_collect; /* the wiring: upgrade.h cannot know the supervisor */
+    if (ok)
+        supervisor_keep(s);
     if (ok && s->carried)
         takeover_state(s);
     if (ok && bridge_start_runtime(&b, &s->api, err, sizeof err) < 0) {

@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "figures.h"
+#include "keeper.h"
 #include "portholder.h"
 #include "log.h"
 #include "nofile.h"
@@ -39,6 +40,7 @@ void supervisor_emit(struct supervisor *s, struct event ev)
         return;
     ev.now = clock_mono();
     s->sink.event(s->sink.ctx, &ev);
+    s->carry_dirty = 1;
 }
 
 #define emit supervisor_emit
@@ -581,6 +583,8 @@ static int start_signal(struct supervisor *s, uv_signal_t *h, int signum)
     return r;
 }
 
+static void keep(struct supervisor *s, const char *head, int fd);
+
 /* core.shutdown(code): the runtime is done; the loop ends once what is
  * already written has been sent. */
 static void shutdown_loop(void *owner, int code)
@@ -599,6 +603,12 @@ static void shutdown_loop(void *owner, int code)
     uv_close((uv_handle_t *)&s->sig_int, NULL);
     uv_close((uv_handle_t *)&s->sig_chld, NULL);
     upgrade_close(&s->upgrade);
+    if (s->carry_check.data)
+        uv_close((uv_handle_t *)&s->carry_check, NULL);
+    /* A normal end: the keeper goes, and nothing is left to take over. */
+    keep(s, "B", -1);
+    if (s->carry_path[0])
+        unlink(s->carry_path);
     timers_close(&s->timers);
     watches_close(&s->watches);
     probe_cancel_all();
@@ -620,6 +630,86 @@ static int exec_image(void *owner, uint64_t req, json_t *runtime, char *err, siz
 static void upgrade_verdict(void *owner, uint64_t req, int ok, const char *why)
 {
     emit(owner, (struct event){ .kind = EV_UPGRADE, .id = req, .code = ok, .name = why });
+}
+
+/* --- the keeper and the carried state on disk ------------------------------- */
+
+static void keep(struct supervisor *s, const char *head, int fd)
+{
+    int r = s->keeper_fd >= 0 ? keeper_send(s->keeper_fd, head, fd) : 0;
+    if (r < 0) {
+        log_warn("the keeper (pid %d): %s: a supervisor that dies cannot be taken over now",
+                 (int)s->keeper_pid, strerror(-r));
+        close(s->keeper_fd);
+        s->keeper_fd = -1;
+    }
+}
+
+static void keep_pipe(void *ctx, unsigned gen, int stream, int fd)
+{
+    char head[32];
+    snprintf(head, sizeof head, "P %u %d", gen, stream);
+    keep(ctx, head, fd);
+}
+
+/* Once per turn of the loop after an event: what a successor would read
+ * after a death (carry.h), written only when it changed. */
+static void on_carry_check(uv_check_t *h)
+{
+    struct supervisor *s = h->data;
+    if (!s->carry_dirty || s->shutting_down || !s->upgrade.collect)
+        return;
+    s->carry_dirty = 0;
+    s->carry_light = 1; /* no output ring: kept small, written often */
+    json_t *doc = s->upgrade.collect(s, NULL);
+    s->carry_light = 0;
+    if (!doc)
+        return;
+    json_object_set_new(doc, "start_ticks", json_integer((json_int_t)proc_start_ticks(getpid())));
+    json_object_set_new(doc, "keeper",
+                        json_pack("{s:i, s:s}", "pid", (int)s->keeper_pid, "path", s->keeper_path));
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    if (text && (!s->carry_last || strcmp(text, s->carry_last) != 0)) {
+        int r = carry_write_file(s->carry_path, doc);
+        if (r < 0)
+            log_warn("%s: %s", s->carry_path, strerror(-r));
+        free(s->carry_last);
+        s->carry_last = text;
+        text = NULL;
+    }
+    free(text);
+    json_decref(doc);
+}
+
+void supervisor_keep(struct supervisor *s)
+{
+    snprintf(s->keeper_path, sizeof s->keeper_path, "%s/%s.keeper", s->rundir, s->cfg.name);
+    snprintf(s->carry_path, sizeof s->carry_path, "%s/%s.carry", s->rundir, s->cfg.name);
+    json_t *carried = s->adopting ? NULL : json_object_get(s->carried, "keeper");
+    s->keeper_fd = carry_int(carried, "fd", -1);
+    if (s->keeper_fd >= 0) { /* the same keeper, across the upgrade */
+        s->keeper_pid = carry_int(carried, "pid", 0);
+        fcntl(s->keeper_fd, F_SETFD, FD_CLOEXEC);
+    } else if ((s->keeper_fd = keeper_spawn("/proc/self/exe", s->keeper_path, &s->keeper_pid)) <
+               0) {
+        log_warn("cannot start the keeper: %s: a supervisor that dies cannot be taken over",
+                 strerror(-s->keeper_fd));
+    } else {
+        for (size_t i = 0; i < s->cfg.nlisteners; i++) {
+            char head[32];
+            snprintf(head, sizeof head, "L %zu", i);
+            if (s->cfg.listeners[i].fd >= 0)
+                keep(s, head, s->cfg.listeners[i].fd);
+        }
+        keep(s, "S", s->stats.fd);
+        log_debug("keeper pid %d holds the listeners and the stats region", (int)s->keeper_pid);
+    }
+    s->output.on_attach = keep_pipe;
+    s->output.ctx = s;
+    uv_check_init(s->loop, &s->carry_check);
+    s->carry_check.data = s;
+    uv_check_start(&s->carry_check, on_carry_check);
+    s->carry_dirty = 1;
 }
 
 /* --- start-up ------------------------------------------------------------ */
@@ -659,6 +749,7 @@ int supervisor_init(struct supervisor *s, uv_loop_t *loop)
     s->metrics_listener.fd = -1;
     s->handover.staged = -1;
     s->upgrade.image = -1;
+    s->keeper_fd = -1;
     s->started = clock_mono();
     s->image.started_at = clock_unix();
     loop->data = s; /* for handles that carry another datum (adopted processes) */
@@ -916,5 +1007,8 @@ int supervisor_finish(struct supervisor *s)
     config_free(&s->cfg); /* closes the listeners */
     manager_free(&s->manager);
     procs_free(&s->procs);
+    if (s->keeper_fd >= 0)
+        close(s->keeper_fd);
+    free(s->carry_last);
     return s->exit_code;
 }

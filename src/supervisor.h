@@ -74,6 +74,15 @@ struct supervisor {
     int adopting;
     unsigned gone[64];
     size_t ngone;
+    /* The keeper (keeper.h) and what a successor reads after a death: the
+     * carried state, kept up to date at CARRY_PATH (carry.h). */
+    int keeper_fd;
+    pid_t keeper_pid;
+    char keeper_path[PATH_MAX + 320];
+    char carry_path[PATH_MAX + 320];
+    uv_check_t carry_check;
+    int carry_dirty, carry_light;
+    char *carry_last; /* what CARRY_PATH holds */
 };
 
 /* Reports EV to the sink (stamped with the loop's clock). */
@@ -95,6 +104,9 @@ int supervisor_init(struct supervisor *s, uv_loop_t *loop);
  * the metrics endpoint, the notify and control sockets, installs signal
  * handlers, and fills S->api. Returns 0, or -1 (logged). */
 int supervisor_setup(struct supervisor *s);
+/* The keeper: a new one, or (after an upgrade) the one carried; it gets
+ * the listeners, the stats region and every output pipe from now on. */
+void supervisor_keep(struct supervisor *s);
 /* Where events go from now on; then EV_START. */
 void supervisor_start(struct supervisor *s, const struct event_sink *sink);
 /* Runs the loop until shutdown, closes everything; returns the exit code. */

@@ -4,6 +4,7 @@
 
 #include "carry.h"
 #include "clock.h"
+#include "keeper.h"
 #include "log.h"
 #include "stats_own.h"
 
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void set_cloexec(int fd)
@@ -171,7 +173,11 @@ void takeover_state(struct supervisor *s)
             json_object_get(e, "start_ticks"));
         /* Never trusted blindly: the process must be there, and be the
          * same one (its start time), not another that got its pid. */
-        int alive = id > 0 && pid > 1 && proc_start_ticks(pid) == ticks && ticks != 0;
+        char proc[64];
+        struct stat st;
+        snprintf(proc, sizeof proc, "/proc/%d", (int)pid);
+        int alive = id > 0 && pid > 1 && proc_start_ticks(pid) == ticks && ticks != 0 &&
+                    stat(proc, &st) == 0 && st.st_uid == geteuid();
         struct proc *p = alive ? procs_add(&s->procs, id, pid,
                                            json_number_value(json_object_get(e, "started")))
                                : NULL;
@@ -196,6 +202,80 @@ void takeover_state(struct supervisor *s)
         output_attach(&s->output, (unsigned)carry_int(e, "generation", 0),
                       carry_int(e, "stream", 2), fd);
     }
+}
+
+int takeover_orphaned(struct supervisor *s, char *err, size_t errlen)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s.carry", s->rundir, s->cfg.name);
+    json_t *doc = NULL;
+    int r = carry_read_file(path, &doc, err, errlen);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0) {
+        log_warn("not taking over: %s", err);
+        return 0;
+    }
+    pid_t pid = (pid_t)carry_int(doc, "pid", 0);
+    unsigned long long ticks = (unsigned long long)json_integer_value(
+        json_object_get(doc, "start_ticks"));
+    /* A supervisor killed a moment ago may still be ending: 2 s for it. */
+    for (int i = 0; i < 40 && pid > 0 && ticks && proc_start_ticks(pid) == ticks; i++)
+        usleep(50 * 1000);
+    if (pid > 0 && ticks && proc_start_ticks(pid) == ticks) {
+        snprintf(err, errlen, "the supervisor of '%s' (pid %d) still runs", s->cfg.name, (int)pid);
+        json_decref(doc);
+        return -1;
+    }
+    json_t *k = json_object_get(doc, "keeper");
+    const char *kpath = json_string_value(json_object_get(k, "path"));
+    static char heads[KEEPER_MAX_FDS][32];
+    int fds[KEEPER_MAX_FDS];
+    int n = kpath ? keeper_take(kpath, (pid_t)carry_int(k, "pid", 0), heads, fds, KEEPER_MAX_FDS,
+                                err, errlen)
+                  : -ENOENT;
+    if (n < 0) {
+        log_warn("the supervisor (pid %d) before this one died, and its service cannot be taken "
+                 "back: %s; starting afresh",
+                 (int)pid, kpath ? err : "no keeper");
+        unlink(path);
+        json_decref(doc);
+        return 0;
+    }
+    /* What the keeper held replaces the dead supervisor's fd numbers;
+     * what it did not hold (the fd store, the sockets bound at a path) is
+     * made anew. */
+    json_t *ls = json_object_get(doc, "listeners"), *pipes = json_array(), *l;
+    size_t i;
+    json_array_foreach(ls, i, l)
+        json_object_set_new(l, "fd", json_integer(-1));
+    json_object_set_new(doc, "stats", json_integer(-1));
+    for (int j = 0; j < n; j++) {
+        unsigned a, b;
+        if (sscanf(heads[j], "L %u", &a) == 1 && a < json_array_size(ls))
+            json_object_set_new(json_array_get(ls, a), "fd", json_integer(fds[j]));
+        else if (strcmp(heads[j], "S") == 0)
+            json_object_set_new(doc, "stats", json_integer(fds[j]));
+        else if (sscanf(heads[j], "P %u %u", &a, &b) == 2)
+            json_array_append_new(pipes, json_pack("{s:i, s:i, s:i}", "generation", (int)a,
+                                                   "stream", (int)b, "fd", fds[j]));
+        else
+            close(fds[j]);
+    }
+    json_object_set_new(doc, "pipes", pipes);
+    static const char *const gone[] = { "notify", "control", "metrics", "staged" };
+    for (size_t g = 0; g < 4; g++)
+        json_object_set_new(doc, gone[g], json_integer(-1));
+    json_object_set_new(doc, "fdstore", json_array());
+    json_object_del(doc, "upgrade");
+    json_object_del(doc, "keeper");
+    s->carried = doc;
+    s->adopting = 1;
+    snprintf(s->carried_how, sizeof s->carried_how, "adoption");
+    log_info("the supervisor before this one (pid %d) died: taking its service back (%d fd(s) "
+             "from its keeper)",
+             (int)pid, n);
+    return 1;
 }
 
 void takeover_finish(struct supervisor *s)

@@ -35,6 +35,13 @@ int takeover_sockets(struct supervisor *s);
 /* After setup: the fd store, the process table, the output pipes and
  * ring; and the upgrade's collector (upgrade.h). */
 void takeover_state(struct supervisor *s);
+/* After the service file is read, when nothing was carried in: if a
+ * supervisor of this service died (its state is in the runtime folder and
+ * its pid is not that process any more), takes what its keeper holds
+ * and sets s->carried, s->adopting. Returns 1 then, 0 when there is
+ * nothing to take over (or it cannot be: logged), -1 when that supervisor
+ * still runs (ERR). */
+int takeover_orphaned(struct supervisor *s, char *err, size_t errlen);
 /* After supervisor_start: generations found gone are reported as exits,
  * now that the runtime has them; the document is let go. */
 void takeover_finish(struct supervisor *s);

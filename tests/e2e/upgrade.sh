@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# `baton upgrade` under keep-alive and new-connection load: the supervisor
+# re-executes its image in place and carries its listeners, generations and
+# drains.
+#   1. 20 upgrades, two restarts among them whose old generations linger
+#      (--stay) until their 3 s drain deadline, so several upgrades happen
+#      while a drain is under way: every upgrade exits 0, the pid never
+#      changes, image.upgrades ends at 20, the counters never go down (and
+#      http.requests ends equal to what the client received), each lingering
+#      generation is gone by its deadline + 1 s, and a restart afterwards
+#      takes over.
+#   2. A binary that exits at once and one killed by SIGSEGV at start:
+#      each upgrade exits 1 saying so, the old image serves on.
+#   3. A binary that passes the check but cannot take over after the exec:
+#      the old image takes back over (same pid), the upgrade exits 1 saying
+#      so, and a restart afterwards takes over.
+# Not one failed request throughout.
+. "$(dirname "$0")/lib.sh"
+UPGRADES=${UPGRADES:-20}
+DRAIN=3
+IMAGE=$(readlink -f "$BATON")
+
+cat > "$T/service.lua" <<LUA
+return {
+  name = "upgrade-e2e",
+  control = "$SOCK",
+  listen = { http = "tcp://127.0.0.1:0" },
+  command = { "$HELLO", "--mode-file", "$T/mode", "--stay" },
+  ready_timeout = 5,
+  drain_timeout = $DRAIN,
+}
+LUA
+
+# "PID UPGRADES ACTIVE_ID ACTIVE_PID DRAINING BINARY" from baton status.
+sup_view() {
+    "$BATON" status -s "$SOCK" --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+g = d["generations"]
+act = [x for x in g if x["state"] == "active"] or [{"id": "-", "pid": "-"}]
+print(d["pid"], d["image"]["upgrades"], act[0]["id"], act[0]["pid"],
+      sum(x["state"] == "draining" for x in g), d["image"]["binary"])'
+}
+view() { read -r VPID VUPG VACT VACTPID VDRAIN VBIN <<< "$(sup_view)"; }
+
+# "HTTP_REQUESTS RESTARTS" from baton stats.
+counters() {
+    "$BATON" stats -s "$SOCK" --json | python3 -c '
+import json, sys
+m = {x["name"]: x for x in json.load(sys.stdin)["metrics"]}
+print(int(m["http.requests"]["value"]), int(m.get("baton.restarts", {}).get("value", 0)))'
+}
+
+# watch_gone PID T0_NS FILE: in the background, writes to FILE how many ms
+# after T0_NS the process PID was gone (polled every 20 ms, at most ~10 s).
+WATCHERS=""
+watch_gone() {
+    (
+        for _ in $(seq 1 500); do
+            kill -0 "$1" 2> /dev/null || break
+            sleep 0.02
+        done
+        echo $((($(date +%s%N) - $2) / 1000000)) > "$3"
+    ) &
+    WATCHERS+=" $!"
+}
+
+serves() { curl -sf -m 2 "http://127.0.0.1:$PORT/" > /dev/null; }
+
+start_baton
+view
+[ "$VPID" = "$BPID" ] || fail "status says pid $VPID, the supervisor is $BPID"
+[ "$VUPG" = 0 ] || fail "image.upgrades is $VUPG before any upgrade"
+[ "$VBIN" = "$IMAGE" ] || fail "image.binary is $VBIN, want $IMAGE"
+
+# 1. Upgrades under load, some while a generation drains.
+start_load
+read -r last_req last_restarts <<< "$(counters)"
+nrestarts=0 during=0 drained=0
+for i in $(seq 1 "$UPGRADES"); do
+    if [ "$i" = 1 ] || [ "$i" = $((UPGRADES / 2 + 1)) ]; then
+        view
+        t0=$(date +%s%N)
+        out=$("$BATON" restart -s "$SOCK") || fail "restart before upgrade $i: $out"
+        echo "$out" | grep -q "took over" || fail "restart before upgrade $i: $out"
+        nrestarts=$((nrestarts + 1))
+        drained=$((drained + 1))
+        watch_gone "$VACTPID" "$t0" "$T/gone.$drained"
+    fi
+    view
+    before=$VDRAIN
+    out=$("$BATON" upgrade -s "$SOCK" --json) || fail "upgrade $i exited non-zero: $out"
+    python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["ok"] is True and r["pid"] == int(sys.argv[2]) and r["binary"] == sys.argv[3], r
+assert r["version"] and 0 < r["duration"] < 5, r' "$out" "$BPID" "$IMAGE" ||
+        fail "upgrade $i answered: $out"
+    view
+    [ "$VPID" = "$BPID" ] || fail "upgrade $i: status says pid $VPID, the supervisor was $BPID"
+    kill -0 "$BPID" || fail "upgrade $i: the supervisor $BPID is gone"
+    [ "$VUPG" = "$i" ] || fail "upgrade $i: image.upgrades is $VUPG"
+    if [ "$before" -ge 1 ] && [ "$VDRAIN" -ge 1 ]; then during=$((during + 1)); fi
+    read -r req restarts <<< "$(counters)"
+    [ "$req" -ge "$last_req" ] || fail "upgrade $i: http.requests went down, $last_req -> $req"
+    [ "$restarts" = "$nrestarts" ] || fail "upgrade $i: baton.restarts is $restarts, want $nrestarts"
+    last_req=$req
+    sleep 0.1
+done
+[ "$during" -ge 3 ] || fail "only $during upgrades happened while a generation drained"
+[ "$last_req" -gt 0 ] || fail "http.requests never counted"
+
+# The lingering generations ended at their deadline, whatever the upgrades.
+# shellcheck disable=SC2086 # one pid a word
+wait $WATCHERS
+for d in $(seq 1 "$drained"); do
+    ms=$(cat "$T/gone.$d")
+    [ "$ms" -le $(((DRAIN + 1) * 1000)) ] ||
+        fail "draining generation $d was gone only ${ms} ms after its restart (deadline ${DRAIN} s)"
+    echo "ok: draining generation $d gone ${ms} ms after its restart"
+done
+"$BATON" events -s "$SOCK" --json | python3 -c '
+import json, sys
+ev = json.load(sys.stdin)
+up = [e for e in ev if e["kind"] == "upgrade"]
+assert len(up) == int(sys.argv[1]) and all(e["ok"] for e in up), up
+d = [e for e in ev if e["kind"] == "drain"]
+assert len(d) == int(sys.argv[2]), d
+for e in d:
+    assert e["reason"].startswith("killed at its deadline"), e
+    assert e["duration"] <= float(sys.argv[3]) + 1, e' "$UPGRADES" "$drained" "$DRAIN" ||
+    fail "events after the upgrades: $("$BATON" events -s "$SOCK" --json)"
+
+stop_load
+assert_no_load_errors 1000
+sleep 0.3 # the last responses' write callbacks
+read -r req restarts <<< "$(counters)"
+[ "$req" = "$(load_field ok)" ] || fail "http.requests=$req but the client received $(load_field ok)"
+view
+[ "$VUPG" = "$UPGRADES" ] || fail "image.upgrades is $VUPG, want $UPGRADES"
+[ "$VPID" = "$BPID" ] || fail "status says pid $VPID, the supervisor was $BPID"
+serving=$VACT
+out=$("$BATON" restart -s "$SOCK") || fail "restart after the upgrades: $out"
+echo "$out" | grep -q "took over" || fail "restart after the upgrades: $out"
+[ "$(active_generation)" = $((serving + 1)) ] || fail "generation $((serving + 1)) should serve"
+echo "ok: $UPGRADES upgrades, $during of them while a generation drained, pid $BPID throughout, $LOAD"
+
+# 2. and 3. Binaries that cannot take over, under load.
+printf '#!/bin/sh\nexit 0\n' > "$T/exits"
+printf '#!/bin/sh\nulimit -c 0\nkill -SEGV $$\n' > "$T/crashes"
+cat > "$T/no-takeover" <<SH
+#!/bin/sh
+# Passes the check, then cannot load its service file.
+if [ "\$1" = upgrade-check ]; then exec "$IMAGE" "\$@"; fi
+exec "$IMAGE" run "$T/missing.lua"
+SH
+chmod +x "$T/exits" "$T/crashes" "$T/no-takeover"
+
+start_load
+view
+serving=$VACT
+# upgrade_fails BINARY PATTERN: exits 1, PATTERN on stderr; nothing changed.
+upgrade_fails() {
+    local rc=0
+    "$BATON" upgrade -s "$SOCK" --binary "$1" > "$T/out" 2> "$T/err" || rc=$?
+    [ $rc -eq 1 ] || fail "upgrade to $1 exited $rc, want 1: $(cat "$T/out" "$T/err")"
+    grep -q "$2" "$T/err" || fail "upgrade to $1: want '$2' on stderr: $(cat "$T/err")"
+    view
+    [ "$VPID" = "$BPID" ] || fail "after upgrade to $1: status says pid $VPID, the supervisor was $BPID"
+    [ "$VUPG" = "$UPGRADES" ] || fail "after upgrade to $1: image.upgrades is $VUPG"
+    [ "$VBIN" = "$IMAGE" ] || fail "after upgrade to $1: image.binary is $VBIN"
+    [ "$VACT" = "$serving" ] || fail "after upgrade to $1: generation $serving no longer active"
+    serves || fail "after upgrade to $1: nothing answers on port $PORT"
+    echo "ok: $(cat "$T/err")"
+}
+upgrade_fails "$T/exits" "upgrade refused: $T/exits exited with code 0"
+upgrade_fails "$T/crashes" "upgrade refused: $T/crashes was killed by signal 11"
+upgrade_fails "$T/no-takeover" "upgrade failed, the old image took back over: $T/missing.lua"
+pgrep -f "upgrade-check $T/service.lua" && fail "upgrade checks left behind"
+"$BATON" events -s "$SOCK" --json | python3 -c '
+import json, sys
+up = [e for e in json.load(sys.stdin) if e["kind"] == "upgrade"]
+assert [e["ok"] for e in up[-3:]] == [False] * 3, up[-3:]' ||
+    fail "the failed upgrades are not in the events"
+out=$("$BATON" restart -s "$SOCK") || fail "restart after the failed upgrades: $out"
+echo "$out" | grep -q "took over" || fail "restart after the failed upgrades: $out"
+[ "$(active_generation)" = $((serving + 1)) ] || fail "generation $((serving + 1)) should serve"
+sleep 0.5
+stop_load
+assert_no_load_errors 100
+stop_baton
+pgrep -f "$HELLO --mode-file $T/mode" && fail "app processes left behind"
+echo "ok: refused and failed upgrades, the old image served on, $LOAD"
