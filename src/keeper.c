@@ -280,6 +280,7 @@ int keeper_main(const char *path)
                         (int)getpid(), n);
             }
         } else if (server >= 0 && pf[channel >= 0 ? 1 : 0].revents) {
+            // cppcheck-suppress nullPointer ; accept4 takes NULL for an address not wanted
             int c = accept4(server, NULL, NULL, SOCK_CLOEXEC);
             if (c < 0)
                 continue;

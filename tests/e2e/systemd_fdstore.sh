@@ -6,13 +6,13 @@
 # keeps the fds baton stores, and when baton dies of a signal it kills
 # what is left of the service (as KillMode=mixed does) and starts baton
 # again with them as LISTEN_FDS.
-# Under new-connection load, 3 rounds of: SIGKILL the supervisor; a new
+# Under new-connection load, 10 rounds of: SIGKILL the supervisor; a new
 # one comes up on the same port, adopting the stored socket, and serves.
 # A request that the killed generation was answering fails with it; no
 # connection is ever refused (the socket never closed: connections wait
 # in its queue until the next generation accepts them).
 . "$(dirname "$0")/lib.sh"
-ROUNDS=3
+ROUNDS=10
 
 cat > "$T/service.lua" <<LUA
 return {
