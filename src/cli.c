@@ -159,6 +159,21 @@ static void print_status(json_t *r)
            json_number_value(json_object_get(r, "uptime")));
     size_t i;
     json_t *v;
+    json_t *img = json_object_get(r, "image");
+    if (json_is_object(img)) {
+        double at = json_number_value(json_object_get(img, "started_at"));
+        long long ups = json_integer_value(json_object_get(img, "upgrades"));
+        json_t *adopted = json_object_get(img, "adopted_at");
+        printf("  image    baton %s (%s), running for %.0fs",
+               json_string_value(json_object_get(img, "version")),
+               json_string_value(json_object_get(img, "binary")), clock_unix() - at);
+        if (ups > 0)
+            printf(", after %lld upgrade%s", ups, ups == 1 ? "" : "s");
+        if (adopted)
+            printf(", took the service over %.0fs ago after its supervisor died",
+                   clock_unix() - json_number_value(adopted));
+        printf("\n");
+    }
     json_array_foreach(json_object_get(r, "listeners"), i, v)
         printf("  listener %-12s %s (fd %lld)\n", json_string_value(json_object_get(v, "name")),
                json_string_value(json_object_get(v, "address")),
@@ -175,6 +190,8 @@ static void print_status(json_t *r)
             const char *end = json_string_value(json_object_get(v, "end"));
             printf("%s", end ? end : "exited");
         }
+        if (json_is_true(json_object_get(v, "adopted")))
+            printf(" (adopted)");
         printf("\n");
     }
     long long hidden = json_integer_value(json_object_get(r, "exited_not_shown"));

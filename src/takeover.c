@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static void set_cloexec(int fd)
@@ -219,7 +221,20 @@ int takeover_orphaned(struct supervisor *s, char *err, size_t errlen)
     pid_t pid = (pid_t)carry_int(doc, "pid", 0);
     unsigned long long ticks = (unsigned long long)json_integer_value(
         json_object_get(doc, "start_ticks"));
-    /* A supervisor killed a moment ago may still be ending: 2 s for it. */
+    /* One that answers on its control socket runs: refused at once. One
+     * killed a moment ago may still be ending: 2 s for it. */
+    struct sockaddr_un un = { .sun_family = AF_UNIX };
+    snprintf(un.sun_path, sizeof un.sun_path, "%s", s->cfg.control);
+    int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int live = c >= 0 && connect(c, (struct sockaddr *)&un, sizeof un) == 0;
+    if (c >= 0)
+        close(c);
+    if (live) {
+        snprintf(err, errlen, "control socket %s: another supervisor is running there (pid %d)",
+                 s->cfg.control, (int)pid);
+        json_decref(doc);
+        return -1;
+    }
     for (int i = 0; i < 40 && pid > 0 && ticks && proc_start_ticks(pid) == ticks; i++)
         usleep(50 * 1000);
     if (pid > 0 && ticks && proc_start_ticks(pid) == ticks) {
