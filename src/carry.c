@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -186,4 +187,14 @@ size_t carry_fds(const json_t *doc, int *fds, size_t max)
     add_fd(fds, max, &n, json_object_get(up, "client"));
     add_fd(fds, max, &n, json_object_get(up, "old_image"));
     return n;
+}
+
+void carry_paths(const char *rundir, const char *name, const char *control, char *carry,
+                 size_t carrylen, char *keeper, size_t keeperlen)
+{
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a of the control socket's path */
+    for (const char *p = control; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    snprintf(carry, carrylen, "%s/%s.%016llx.carry", rundir, name, (unsigned long long)h);
+    snprintf(keeper, keeperlen, "%s/%s.%016llx.keeper", rundir, name, (unsigned long long)h);
 }

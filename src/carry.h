@@ -8,7 +8,7 @@
  *     pid) and passes the document in a memfd named by BATON_CARRY_FD; its
  *     "fds" members name descriptors the new image inherits.
  *   - adoption: the supervisor keeps the document in its runtime folder
- *     (NAME.carry, mode 0600) and updates it as generations come and go; a
+ *     (NAME.HASH.carry, mode 0600: carry_paths) and updates it as generations come and go; a
  *     new `baton run` after its death reads it, checks every process in it
  *     against the kernel, and gets the descriptors from the keeper
  *     (keeper.h) instead.
@@ -57,6 +57,13 @@ int carry_write_file(const char *path, const json_t *doc);
  * Returns 0 with *DOC, -ENOENT when there is none, or another negative
  * errno with the reason in ERR. */
 int carry_read_file(const char *path, json_t **doc, char *err, size_t errlen);
+
+/* Where a supervisor of service NAME with control socket CONTROL keeps
+ * its carried state and its keeper answers, in RUNDIR: NAME.HASH.carry and
+ * NAME.HASH.keeper, HASH of the control socket's path (two services may
+ * share a name; a control socket has one supervisor). */
+void carry_paths(const char *rundir, const char *name, const char *control, char *carry,
+                 size_t carrylen, char *keeper, size_t keeperlen);
 
 /* Every fd DOC names (at most MAX into FDS); returns how many. */
 size_t carry_fds(const json_t *doc, int *fds, size_t max);

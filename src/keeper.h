@@ -19,7 +19,7 @@
  * whose writers are all gone is let go. When the channel closes without
  * "B", the supervisor died: the keeper reads the pipes (so no app blocks
  * on a full one; their lines go to the keeper's stderr, tagged) and
- * answers at PATH (a unix SOCK_SEQPACKET socket, mode 0600, in the
+ * answers at PATH (carry_paths; a unix SOCK_SEQPACKET socket, mode 0600, in the
  * supervisor's 0700 runtime folder; a peer of another uid is refused):
  * to a taker it sends each fd as above, then "E", and exits. It also exits
  * once no generation's pipe is left (nothing to take back: the port is

@@ -683,8 +683,8 @@ static void on_carry_check(uv_check_t *h)
 
 void supervisor_keep(struct supervisor *s)
 {
-    snprintf(s->keeper_path, sizeof s->keeper_path, "%s/%s.keeper", s->rundir, s->cfg.name);
-    snprintf(s->carry_path, sizeof s->carry_path, "%s/%s.carry", s->rundir, s->cfg.name);
+    carry_paths(s->rundir, s->cfg.name, s->cfg.control, s->carry_path, sizeof s->carry_path,
+                s->keeper_path, sizeof s->keeper_path);
     json_t *carried = s->adopting ? NULL : json_object_get(s->carried, "keeper");
     s->keeper_fd = carry_int(carried, "fd", -1);
     if (s->keeper_fd >= 0) { /* the same keeper, across the upgrade */

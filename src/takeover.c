@@ -208,8 +208,8 @@ void takeover_state(struct supervisor *s)
 
 int takeover_orphaned(struct supervisor *s, char *err, size_t errlen)
 {
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s.carry", s->rundir, s->cfg.name);
+    char path[PATH_MAX + 320], kp[PATH_MAX + 320];
+    carry_paths(s->rundir, s->cfg.name, s->cfg.control, path, sizeof path, kp, sizeof kp);
     json_t *doc = NULL;
     int r = carry_read_file(path, &doc, err, errlen);
     if (r == -ENOENT)
