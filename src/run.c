@@ -16,7 +16,7 @@
 /* The state a supervisor before this one carried across its exec into
  * this image (`baton upgrade`: carry.h), if any: taken from the
  * environment, so that nothing this image starts sees it. */
-static json_t *carried_state(int *fd, char *how, size_t howlen)
+static json_t *carried_state(int *fd, char *how, size_t howlen, int *back)
 {
     const char *v = getenv(CARRY_ENV);
     if (!v)
@@ -29,11 +29,15 @@ static json_t *carried_state(int *fd, char *how, size_t howlen)
         log_error("the carried state: %s", err);
         return NULL;
     }
+    /* Read once, and gone: a later upgrade, and every generation, must
+     * not see it. */
     const char *failed = getenv(UPGRADE_FAILED_ENV);
+    *back = failed != NULL;
     if (failed)
         snprintf(how, howlen, "upgrade failed, the old image took back over: %s", failed);
     else
         snprintf(how, howlen, "upgrade");
+    unsetenv(UPGRADE_FAILED_ENV);
     return doc;
 }
 
@@ -47,16 +51,16 @@ int run_service(const char *file)
     if (uv_loop_init(&loop) < 0)
         return 1;
     int ok = supervisor_init(s, &loop) == 0;
-    int doc_fd = -1;
+    int doc_fd = -1, back = 0;
     snprintf(s->file, sizeof s->file, "%s", file);
-    s->carried = carried_state(&doc_fd, s->carried_how, sizeof s->carried_how);
+    s->carried = carried_state(&doc_fd, s->carried_how, sizeof s->carried_how, &back);
     if (ok && bridge_open(&b) < 0) {
         log_error("cannot create the Lua VM");
         return 1;
     }
     if (ok && bridge_load_config(&b, file, s->rundir, &s->cfg, err, sizeof err) < 0) {
         log_error("%s", err);
-        if (s->carried)
+        if (s->carried && !back)
             upgrade_fall_back(s->carried, doc_fd, err);
         ok = 0;
     }
@@ -66,7 +70,8 @@ int run_service(const char *file)
     }
     if (ok && s->carried && takeover_check(s->carried, &s->cfg, err, sizeof err) < 0) {
         log_error("cannot take over: %s", err);
-        upgrade_fall_back(s->carried, doc_fd, err);
+        if (!back)
+            upgrade_fall_back(s->carried, doc_fd, err);
         ok = 0;
     }
     if (ok) {
@@ -89,7 +94,7 @@ int run_service(const char *file)
         log_error("policy runtime: %s", err);
         ok = 0;
     }
-    if (!ok && s->carried)
+    if (!ok && s->carried && !back)
         upgrade_fall_back(s->carried, doc_fd, "its set-up failed (see the log above)");
     if (doc_fd >= 0)
         close(doc_fd);

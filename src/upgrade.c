@@ -321,8 +321,8 @@ int upgrade_exec(struct upgrade *u, uint64_t req, json_t *runtime, char *err, si
 void upgrade_fall_back(const json_t *doc, int doc_fd, const char *why)
 {
     int old = carry_int(json_object_get(doc, "upgrade"), "old_image", -1);
-    if (old < 0 || getenv(UPGRADE_FAILED_ENV))
-        return; /* not an upgrade, or already the way back */
+    if (old < 0)
+        return; /* not an upgrade */
     log_error("upgrade: this image cannot take over (%s): back to the old image", why);
     int fds[1024];
     size_t n = carry_fds(doc, fds, sizeof fds / sizeof fds[0]);

@@ -72,7 +72,9 @@ int upgrade_exec(struct upgrade *u, uint64_t req, json_t *runtime, char *err, si
 /* Closes what a check left (its timer): the loop is ending. */
 void upgrade_close(struct upgrade *u);
 /* In a new image that cannot take over DOC: the old image again, told
- * WHY. Returns only if even that fails. */
+ * WHY (in UPGRADE_FAILED_ENV). Returns only if even that fails. The old
+ * image, itself taking over, must not call it: there is no way back from
+ * the way back. */
 void upgrade_fall_back(const json_t *doc, int doc_fd, const char *why);
 
 #endif
