@@ -150,7 +150,8 @@ kill_and_adopt() {
     wait "$BPID" 2> /dev/null || true # reaped, as a shell or service manager above would
     run_baton
     wait_for 10 adopted_serving "$before" ||
-        fail "$what: generation $before (pid $before_pid) not adopted as the active one: $(view_text)"
+        fail "$what: generation $before (pid $before_pid) not adopted as the active one: $(view_text)" \
+            "$(grep "cannot be taken back" "$T/sup.log" | tail -1)"
     [ "$VACTPID" = "$before_pid" ] || fail "$what: the active generation is pid $VACTPID, was $before_pid"
     [ "$VPORT" = "$port" ] || fail "$what: the listener is on port $VPORT, was $port"
     [ "$VADOPTED_AT" != - ] || fail "$what: image.adopted_at is not set"
