@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -246,9 +247,16 @@ int takeover_orphaned(struct supervisor *s, char *err, size_t errlen)
     const char *kpath = json_string_value(json_object_get(k, "path"));
     static char heads[KEEPER_MAX_FDS][32];
     int fds[KEEPER_MAX_FDS];
-    int n = kpath ? keeper_take(kpath, (pid_t)carry_int(k, "pid", 0), heads, fds, KEEPER_MAX_FDS,
-                                err, errlen)
-                  : -ENOENT;
+    pid_t kpid = (pid_t)carry_int(k, "pid", 0);
+    int n = -ENOENT;
+    /* The keeper answers once it has seen the supervisor's death, which
+     * may come a moment after ours: 2 s for it, while it lives. */
+    for (int i = 0; kpath && i < 40; i++) {
+        n = keeper_take(kpath, kpid, heads, fds, KEEPER_MAX_FDS, err, errlen);
+        if ((n != -ENOENT && n != -ECONNREFUSED) || kpid <= 0 || kill(kpid, 0) < 0)
+            break;
+        usleep(50 * 1000);
+    }
     if (n < 0) {
         log_warn("the supervisor (pid %d) before this one died, and its service cannot be taken "
                  "back: %s; starting afresh",
