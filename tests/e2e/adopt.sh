@@ -11,8 +11,9 @@
 #      generation active: it ends cleanly, and no keeper or generation of
 #      any supervisor killed along the way is left. Not one failed request.
 #   b. The same as an ordinary user (uid 65534, runtime folder
-#      /tmp/baton-65534): adoption takes no ptrace rights (skipped when the
-#      test itself is not root: becoming another user takes root).
+#      /tmp/baton-65534): adoption takes no ptrace rights (run last, and
+#      skipped when the test itself is not root: becoming another user
+#      takes root).
 #   c. A port held by a process no keeper answers for (supervisor and
 #      keeper both SIGKILLed): `baton run` exits non-zero naming the pid of
 #      the generation that holds the port; once that one is gone, a fresh
@@ -40,6 +41,7 @@ alive() {
     [ -n "$2" ] && [ "$(start_ticks "$1")" = "$2" ] &&
         [ "$(awk '{ sub(/^.*\) /, ""); print $1 }' "/proc/$1/stat" 2> /dev/null)" != Z ]
 }
+gone() { ! alive "$@"; }
 adopt_cleanup() {
     local rc=$? pid ticks pids=""
     set +e
@@ -156,7 +158,7 @@ kill_and_adopt() {
     [ "$VPORT" = "$port" ] || fail "$what: the listener is on port $VPORT, was $port"
     [ "$VADOPTED_AT" != - ] || fail "$what: image.adopted_at is not set"
     [ "$(adoptions)" = $((n_adopt + 1)) ] || fail "$what: no 'took over the service' line logged"
-    wait_for 5 eval '! alive "$old_keeper" "$old_ticks"' ||
+    wait_for 5 gone "$old_keeper" "$old_ticks" ||
         fail "$what: the old keeper $old_keeper still runs after the handover"
     new_keeper=$(keeper_pid "$rundir" "$name")
     [ -n "$new_keeper" ] && [ "$new_keeper" != "$old_keeper" ] ||
@@ -238,6 +240,8 @@ run_baton
 wait_for 15 has_active || fail "c: supervisor did not bring up an active generation"
 view
 app=$VACTPID
+app_ticks=$(start_ticks "$app")
+# shellcheck disable=SC2046 # one pid a word
 track $(ps -o pid= --ppid "$BPID")
 keeper=$(keeper_pid "$XDG_RUNTIME_DIR" "$NAME")
 [ -n "$keeper" ] || fail "c: no keeper of $NAME runs"
@@ -245,10 +249,11 @@ ticks=$(start_ticks "$keeper")
 kill -KILL "$BPID"
 wait "$BPID" 2> /dev/null || true
 BPID=""
-wait_for 5 eval '[ "$(keeper_pid "$XDG_RUNTIME_DIR" "$NAME")" = "$keeper" ]' ||
+keeper_is() { [ "$(keeper_pid "$XDG_RUNTIME_DIR" "$NAME")" = "$1" ]; }
+wait_for 5 keeper_is "$keeper" ||
     fail "c: keeper $keeper is not the one left: $(keeper_pid "$XDG_RUNTIME_DIR" "$NAME")"
 kill -KILL "$keeper"
-wait_for 5 eval '! alive "$keeper" "$ticks"' || fail "c: keeper $keeper did not end"
+wait_for 5 gone "$keeper" "$ticks" || fail "c: keeper $keeper did not end"
 curl -sf -m 2 "http://127.0.0.1:$PORT/" > /dev/null || fail "c: the orphaned generation does not serve"
 rc=0
 timeout 20 "$BATON" run "$SVC" > "$T/held.log" 2>&1 || rc=$?
@@ -258,7 +263,7 @@ grep -q "held by pid $app " "$T/held.log" ||
 grep -q "cannot be taken back" "$T/held.log" || fail "c: no word of the keeper: $(cat "$T/held.log")"
 echo "ok: c. exit $rc: $(grep -m1 "held by pid" "$T/held.log" | sed 's/^.* error: //')"
 kill -KILL "$app"
-wait_for 5 eval '! kill -0 "$app"' || fail "c: generation $app did not end"
+wait_for 5 gone "$app" "$app_ticks" || fail "c: generation $app did not end"
 run_baton
 wait_for 15 has_active || fail "c: no fresh start once the port was free: $(tail -5 "$T/sup.log")"
 curl -sf -m 2 "http://127.0.0.1:$PORT/" > /dev/null || fail "c: a fresh start does not serve on $PORT"
