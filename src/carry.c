@@ -115,17 +115,13 @@ int carry_read_fd(int fd, json_t **doc, char *err, size_t errlen)
     return read_doc(fd, doc, err, errlen);
 }
 
-int carry_write_file(const char *path, const json_t *doc)
+int carry_write_file(const char *path, const char *text)
 {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.new", path) >= (int)sizeof tmp)
         return -ENAMETOOLONG;
-    char *text = json_dumps(doc, JSON_COMPACT);
-    if (!text)
-        return -ENOMEM;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     int r = fd < 0 ? -errno : write_all(fd, text, strlen(text));
-    free(text);
     if (fd >= 0 && close(fd) < 0 && r == 0)
         r = -errno;
     if (r == 0 && rename(tmp, path) < 0)

@@ -50,9 +50,9 @@ int carry_to_memfd(const json_t *doc);
  * bytes): format, version. Returns 0 with *DOC, or a negative errno with
  * the reason in ERR. */
 int carry_read_fd(int fd, json_t **doc, char *err, size_t errlen);
-/* Writes DOC to PATH atomically (a temporary file renamed over it), mode
- * 0600. Returns 0 or a negative errno. */
-int carry_write_file(const char *path, const json_t *doc);
+/* Writes TEXT (a document, as JSON) to PATH atomically (a temporary file
+ * renamed over it), mode 0600. Returns 0 or a negative errno. */
+int carry_write_file(const char *path, const char *text);
 /* Reads PATH: it must be a regular file of ours, mode 0600, no symlink.
  * Returns 0 with *DOC, -ENOENT when there is none, or another negative
  * errno with the reason in ERR. */

@@ -660,17 +660,15 @@ static void on_carry_check(uv_check_t *h)
     if (!s->carry_dirty || s->shutting_down || !s->upgrade.collect)
         return;
     s->carry_dirty = 0;
-    s->carry_light = 1; /* no output ring: kept small, written often */
-    json_t *doc = s->upgrade.collect(s, NULL);
-    s->carry_light = 0;
+    json_t *doc = s->upgrade.collect(s, NULL, 0);
     if (!doc)
         return;
-    json_object_set_new(doc, "start_ticks", json_integer((json_int_t)proc_start_ticks(getpid())));
+    json_object_set_new(doc, "start_ticks", json_integer((json_int_t)s->start_ticks));
     json_object_set_new(doc, "keeper",
                         json_pack("{s:i, s:s}", "pid", (int)s->keeper_pid, "path", s->keeper_path));
     char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     if (text && (!s->carry_last || strcmp(text, s->carry_last) != 0)) {
-        int r = carry_write_file(s->carry_path, doc);
+        int r = carry_write_file(s->carry_path, text);
         if (r < 0)
             log_warn("%s: %s", s->carry_path, strerror(-r));
         free(s->carry_last);
@@ -685,6 +683,7 @@ void supervisor_keep(struct supervisor *s)
 {
     carry_paths(s->rundir, s->cfg.name, s->cfg.control, s->carry_path, sizeof s->carry_path,
                 s->keeper_path, sizeof s->keeper_path);
+    s->start_ticks = proc_start_ticks(getpid());
     json_t *carried = s->adopting ? NULL : json_object_get(s->carried, "keeper");
     s->keeper_fd = carry_int(carried, "fd", -1);
     if (s->keeper_fd >= 0) { /* the same keeper, across the upgrade */
@@ -824,14 +823,15 @@ static int open_metrics(struct supervisor *s)
     m->address = s->cfg.metrics;
     m->backlog = 64;
     s->metrics.data = s;
+    /* After an upgrade, the socket the image before this one bound. */
     int carried = s->carried ? carry_int(s->carried, "metrics", -1) : -1;
-    if (carried >= 0 && listener_parse(m, m->address, err, sizeof err) == 0)
-        m->fd = carried; /* the supervisor before this one bound it */
-    else if (listener_parse(m, m->address, err, sizeof err) < 0 ||
-             listener_bind(m, err, sizeof err) < 0) {
+    if (listener_parse(m, m->address, err, sizeof err) < 0 ||
+        (carried < 0 && listener_bind(m, err, sizeof err) < 0)) {
         log_error("metrics endpoint: %s", err);
         return -1;
     }
+    if (carried >= 0)
+        m->fd = carried;
     int r = metrics_http_open(&s->metrics, s->loop, m->fd, on_page);
     if (r < 0) {
         log_error("metrics endpoint %s: %s", m->address, uv_strerror(r));

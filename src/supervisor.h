@@ -81,8 +81,9 @@ struct supervisor {
     char keeper_path[PATH_MAX + 320];
     char carry_path[PATH_MAX + 320];
     uv_check_t carry_check;
-    int carry_dirty, carry_light;
-    char *carry_last; /* what CARRY_PATH holds */
+    int carry_dirty;
+    unsigned long long start_ticks; /* this process's (procs.h): the file names it */
+    char *carry_last;               /* what CARRY_PATH holds */
 };
 
 /* Reports EV to the sink (stamped with the loop's clock). */

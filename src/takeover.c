@@ -26,7 +26,7 @@ static void set_cloexec(int fd)
         fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
 }
 
-json_t *takeover_collect(void *owner, json_t *runtime)
+json_t *takeover_collect(void *owner, json_t *runtime, int output)
 {
     struct supervisor *s = owner;
     if (!runtime && s->sink.query)
@@ -60,6 +60,11 @@ json_t *takeover_collect(void *owner, json_t *runtime)
         s->handover.staged, "pipes", output_pipes_json(&s->output), "output",
         output_json(&s->output, 0, 0, 0), "output_next", (json_int_t)s->output.next_seq,
         "notify_path", s->notify_path);
+    if (doc && !output) /* the copy on disk: small, written often */
+        json_object_del(doc, "output");
+    if (doc && s->keeper_fd >= 0) /* an upgrade keeps the keeper */
+        json_object_set_new(doc, "keeper",
+                            json_pack("{s:i, s:i}", "fd", s->keeper_fd, "pid", (int)s->keeper_pid));
     if (doc && runtime)
         json_object_set_new(doc, "runtime", runtime);
     else

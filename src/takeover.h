@@ -18,9 +18,10 @@
 #include <jansson.h>
 
 /* The document for a successor: the supervisor S's state, fds included,
- * and RUNTIME (the runtime's carry; reference stolen; NULL: asked of the
- * runtime now). NULL when out of memory. (upgrade.h's collect.) */
-json_t *takeover_collect(void *s, json_t *runtime);
+ * RUNTIME (the runtime's carry; reference stolen; NULL: asked of the
+ * runtime now), and the output ring when OUTPUT. NULL when out of memory.
+ * (upgrade.h's collect.) */
+json_t *takeover_collect(void *s, json_t *runtime, int output);
 
 /* Whether DOC can be taken over under CFG (the service file read now):
  * the same service, the same listeners (names and addresses, in order).

@@ -176,7 +176,7 @@ void upgrade_begin(struct upgrade *u, uint64_t req, const char *binary)
     }
     /* The check sees what the exec will carry (fd numbers included, which
      * it does not use). */
-    json_t *doc = u->collect(u->owner, NULL);
+    json_t *doc = u->collect(u->owner, NULL, 1);
     int mfd = doc ? carry_to_memfd(doc) : -ENOMEM;
     json_decref(doc);
     int pfd[2] = { -1, -1 };
@@ -202,11 +202,9 @@ void upgrade_begin(struct upgrade *u, uint64_t req, const char *binary)
         if (devnull < 0 || img < 0 || dup2(devnull, 0) < 0 || dup2(pfd[1], 1) < 0 ||
             dup2(pfd[1], 2) < 0 || dup2(mfd, 3) < 0)
             _exit(127);
-        int top = img + 1;
         if (dup2(img, 4) < 0)
             _exit(127);
         syscall(__NR_close_range, 5u, ~0U, 0);
-        (void)top;
         setenv(CARRY_ENV, "3", 1);
         char *argv[] = { "baton", "upgrade-check", (char *)u->file, NULL };
         fexecve(4, argv, environ);
@@ -282,7 +280,7 @@ int upgrade_exec(struct upgrade *u, uint64_t req, json_t *runtime, char *err, si
     int client = control_client_fd(u->control, req);
     int old_image = open("/proc/self/exe", O_RDONLY); /* the way back */
     int image = fcntl(u->image, F_DUPFD, 3);
-    json_t *doc = u->collect(u->owner, runtime);
+    json_t *doc = u->collect(u->owner, runtime, 1);
     if (doc)
         json_object_set_new(doc, "upgrade",
                             json_pack("{s:i, s:f, s:i, s:s}", "client", client, "since", u->since,

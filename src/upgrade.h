@@ -41,8 +41,9 @@ struct upgrade {
     struct control *control; /* where `baton upgrade` asked, and is answered */
     const char *file;        /* the service file, as `baton run` was given it */
     /* The carried state (carry.h) with RUNTIME (the runtime's part, stolen;
-     * NULL asks the runtime for it), or NULL. */
-    json_t *(*collect)(void *owner, json_t *runtime);
+     * NULL asks the runtime for it), with the output ring when OUTPUT, or
+     * NULL. */
+    json_t *(*collect)(void *owner, json_t *runtime, int output);
     /* The check's verdict: OK, or not and WHY (the client was answered). */
     void (*verdict)(void *owner, uint64_t req, int ok, const char *why);
     void *owner;
