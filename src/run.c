@@ -111,21 +111,32 @@ int run_service(const char *file)
     return code;
 }
 
-int run_check(const char *file)
+/* Reads FILE (and its policy) as `baton run` would, into CFG, and the
+ * policy's name into *POLICY (when not NULL; free() it), in a VM of its
+ * own. Returns 0 or a negative errno with the reason in ERR. */
+static int read_service(const char *file, struct service_config *cfg, char **policy, char *err,
+                        size_t errlen)
 {
     struct bridge b;
-    struct service_config cfg;
-    char err[4096], rundir[4096];
+    char rundir[4096];
     if (supervisor_runtime_dir(rundir, sizeof rundir) < 0)
         snprintf(rundir, sizeof rundir, "/tmp");
     if (bridge_open(&b) < 0) {
-        fprintf(stderr, "baton: cannot create the Lua VM\n");
-        return 1;
+        snprintf(err, errlen, "cannot create the Lua VM");
+        return -ENOMEM;
     }
-    int r = bridge_load_config(&b, file, rundir, &cfg, err, sizeof err);
-    char *policy = r == 0 ? bridge_config_string(&b, "policy_name") : NULL;
+    int r = bridge_load_config(&b, file, rundir, cfg, err, errlen);
+    if (policy)
+        *policy = r == 0 ? bridge_config_string(&b, "policy_name") : NULL;
     bridge_close(&b);
-    if (r < 0) {
+    return r;
+}
+
+int run_check(const char *file)
+{
+    struct service_config cfg;
+    char err[4096], *policy;
+    if (read_service(file, &cfg, &policy, err, sizeof err) < 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
@@ -142,27 +153,17 @@ int run_check(const char *file)
 
 int run_upgrade_check(const char *file)
 {
-    struct bridge b;
     struct service_config cfg;
-    char err[4096], rundir[4096];
+    char err[4096];
     json_t *doc = NULL;
     const char *v = getenv(CARRY_ENV);
     int r = v ? carry_read_fd(atoi(v), &doc, err, sizeof err) : -EINVAL;
     if (!v)
         snprintf(err, sizeof err, "no carried state (%s): this is run by `baton upgrade`",
                  CARRY_ENV);
-    if (supervisor_runtime_dir(rundir, sizeof rundir) < 0)
-        snprintf(rundir, sizeof rundir, "/tmp");
-    if (r == 0 && bridge_open(&b) < 0) {
-        snprintf(err, sizeof err, "cannot create the Lua VM");
-        r = -ENOMEM;
-    } else if (r == 0) {
-        r = bridge_load_config(&b, file, rundir, &cfg, err, sizeof err);
-        if (r == 0) {
-            r = takeover_check(doc, &cfg, err, sizeof err);
-            config_free(&cfg);
-        }
-        bridge_close(&b);
+    if (r == 0 && (r = read_service(file, &cfg, NULL, err, sizeof err)) == 0) {
+        r = takeover_check(doc, &cfg, err, sizeof err);
+        config_free(&cfg);
     }
     json_decref(doc);
     json_t *j = r == 0 ? json_pack("{s:b, s:s, s:i}", "ok", 1, "version", BATON_VERSION,
@@ -177,17 +178,8 @@ int run_upgrade_check(const char *file)
 
 int run_control_path(const char *file, char *out, size_t len, char *err, size_t errlen)
 {
-    struct bridge b;
     struct service_config cfg;
-    char rundir[4096];
-    if (supervisor_runtime_dir(rundir, sizeof rundir) < 0)
-        snprintf(rundir, sizeof rundir, "/tmp");
-    if (bridge_open(&b) < 0) {
-        snprintf(err, errlen, "cannot create the Lua VM");
-        return -ENOMEM;
-    }
-    int r = bridge_load_config(&b, file, rundir, &cfg, err, errlen);
-    bridge_close(&b);
+    int r = read_service(file, &cfg, NULL, err, errlen);
     if (r < 0)
         return r;
     snprintf(out, len, "%s", cfg.control);
