@@ -172,6 +172,12 @@ serving=$VACT
 out=$("$BATON" restart -s "$SOCK") || fail "restart after the upgrades: $out"
 echo "$out" | grep -q "took over" || fail "restart after the upgrades: $out"
 [ "$(active_generation)" = $((serving + 1)) ] || fail "generation $((serving + 1)) should serve"
+# One keeper throughout: the upgrades carried it, none started another.
+keepers=0
+for c in $(ps -o pid= --ppid "$BPID"); do
+    [ "$(cat "/proc/$c/comm" 2> /dev/null)" = baton-keeper ] && keepers=$((keepers + 1))
+done
+[ "$keepers" -eq 1 ] || fail "$keepers keepers under the supervisor after $UPGRADES upgrades, not 1"
 echo "ok: $UPGRADES upgrades, $during of them while a generation drained, pid $BPID throughout, $LOAD"
 
 # 2. and 3. Binaries that cannot take over, under load.
