@@ -90,6 +90,8 @@ void supervisor_watch_adopted(struct supervisor *s, struct proc *p)
 
 /* --- processes ----------------------------------------------------------- */
 
+static void keeper_reaped(struct supervisor *s, int status);
+
 /* Every child is reaped here: generations' main processes (reported) and
  * anything else that became ours as subreaper (just reaped). */
 static void reap(struct supervisor *s)
@@ -105,6 +107,10 @@ static void reap(struct supervisor *s)
         }
         if (pid == s->upgrade.pid) {
             upgrade_reaped(&s->upgrade, st);
+            continue;
+        }
+        if (pid == s->keeper_pid) {
+            keeper_reaped(s, st);
             continue;
         }
         struct proc *p = procs_by_pid(&s->procs, pid);
@@ -395,6 +401,8 @@ static json_t *status_json(struct supervisor *s)
                             (int)s->image.upgrades);
     if (img && s->image.adopted_at > 0)
         json_object_set_new(img, "adopted_at", json_real(s->image.adopted_at));
+    if (img && s->keeper_pid > 0)
+        json_object_set_new(img, "keeper", json_integer(s->keeper_pid));
     if (j && img)
         json_object_set_new(j, "image", img);
     else
@@ -605,6 +613,8 @@ static void shutdown_loop(void *owner, int code)
     upgrade_close(&s->upgrade);
     if (s->carry_check.data)
         uv_close((uv_handle_t *)&s->carry_check, NULL);
+    if (s->keeper_timer.data)
+        uv_close((uv_handle_t *)&s->keeper_timer, NULL);
     /* A normal end: the keeper goes, and nothing is left to take over. */
     keep(s, "B", -1);
     if (s->carry_path[0])
@@ -679,6 +689,83 @@ static void on_carry_check(uv_check_t *h)
     json_decref(doc);
 }
 
+/* Starts a keeper and hands it what it holds: the listeners, the stats
+ * region and every pipe read now (a keeper started after a death of the
+ * one before gets the pipes of generations already running). */
+static void keeper_start(struct supervisor *s)
+{
+    s->keeper_fd = keeper_spawn("/proc/self/exe", s->keeper_path, &s->keeper_pid);
+    if (s->keeper_fd < 0) {
+        log_warn("cannot start the keeper: %s: a supervisor that dies cannot be taken over",
+                 strerror(-s->keeper_fd));
+        s->keeper_pid = 0;
+        return;
+    }
+    s->keeper_started = uv_now(s->loop);
+    for (size_t i = 0; i < s->cfg.nlisteners; i++) {
+        char head[32];
+        snprintf(head, sizeof head, "L %zu", i);
+        if (s->cfg.listeners[i].fd >= 0)
+            keep(s, head, s->cfg.listeners[i].fd);
+    }
+    keep(s, "S", s->stats.fd);
+    json_t *pipes = output_pipes_json(&s->output);
+    size_t i;
+    json_t *p;
+    json_array_foreach(pipes, i, p) {
+        keep_pipe(s, (unsigned)carry_int(p, "generation", 0), carry_int(p, "stream", 2),
+                  carry_int(p, "fd", -1));
+    }
+    json_decref(pipes);
+    s->carry_dirty = 1; /* the file names the keeper */
+    log_debug("keeper pid %d holds the listeners and the stats region", (int)s->keeper_pid);
+}
+
+/* The keeper exited while we run (someone killed it; it never exits on its
+ * own while we live): another one starts. One that dies within
+ * KEEPER_MIN_LIFE_MS of its start is followed after a pause, doubled each
+ * time up to KEEPER_MAX_PAUSE_MS, so a keeper that cannot stay up is not
+ * restarted in a tight loop; until then a death is not survivable. */
+#define KEEPER_MIN_LIFE_MS 1000
+#define KEEPER_MAX_PAUSE_MS 30000
+static void on_keeper_timer(uv_timer_t *t)
+{
+    struct supervisor *s = t->data;
+    if (!s->shutting_down && s->keeper_pid == 0)
+        keeper_start(s);
+}
+
+static void keeper_reaped(struct supervisor *s, int status)
+{
+    char how[64];
+    if (WIFSIGNALED(status))
+        snprintf(how, sizeof how, "killed by signal %d", WTERMSIG(status));
+    else
+        snprintf(how, sizeof how, "exit code %d", WEXITSTATUS(status));
+    pid_t was = s->keeper_pid;
+    if (s->keeper_fd >= 0)
+        close(s->keeper_fd);
+    s->keeper_fd = -1;
+    s->keeper_pid = 0;
+    s->carry_dirty = 1;
+    if (s->shutting_down)
+        return;
+    if (uv_now(s->loop) - s->keeper_started >= KEEPER_MIN_LIFE_MS) {
+        s->keeper_pause = 0;
+        log_warn("the keeper (pid %d) exited (%s): starting another", (int)was, how);
+        keeper_start(s);
+        return;
+    }
+    s->keeper_pause = s->keeper_pause ? s->keeper_pause * 2 : KEEPER_MIN_LIFE_MS;
+    if (s->keeper_pause > KEEPER_MAX_PAUSE_MS)
+        s->keeper_pause = KEEPER_MAX_PAUSE_MS;
+    log_warn("the keeper (pid %d) exited (%s) %llu ms after its start: starting another in "
+             "%llu ms; until then a supervisor that dies cannot be taken over",
+             (int)was, how, (unsigned long long)(uv_now(s->loop) - s->keeper_started),
+             (unsigned long long)s->keeper_pause);
+    uv_timer_start(&s->keeper_timer, on_keeper_timer, s->keeper_pause, 0);
+}
+
 void supervisor_keep(struct supervisor *s)
 {
     carry_paths(s->rundir, s->cfg.name, s->cfg.control, s->carry_path, sizeof s->carry_path,
@@ -688,23 +775,15 @@ void supervisor_keep(struct supervisor *s)
     s->keeper_fd = carry_int(carried, "fd", -1);
     if (s->keeper_fd >= 0) { /* the same keeper, across the upgrade */
         s->keeper_pid = carry_int(carried, "pid", 0);
+        s->keeper_started = uv_now(s->loop);
         fcntl(s->keeper_fd, F_SETFD, FD_CLOEXEC);
-    } else if ((s->keeper_fd = keeper_spawn("/proc/self/exe", s->keeper_path, &s->keeper_pid)) <
-               0) {
-        log_warn("cannot start the keeper: %s: a supervisor that dies cannot be taken over",
-                 strerror(-s->keeper_fd));
     } else {
-        for (size_t i = 0; i < s->cfg.nlisteners; i++) {
-            char head[32];
-            snprintf(head, sizeof head, "L %zu", i);
-            if (s->cfg.listeners[i].fd >= 0)
-                keep(s, head, s->cfg.listeners[i].fd);
-        }
-        keep(s, "S", s->stats.fd);
-        log_debug("keeper pid %d holds the listeners and the stats region", (int)s->keeper_pid);
+        keeper_start(s);
     }
     s->output.on_attach = keep_pipe;
     s->output.ctx = s;
+    uv_timer_init(s->loop, &s->keeper_timer);
+    s->keeper_timer.data = s;
     uv_check_init(s->loop, &s->carry_check);
     s->carry_check.data = s;
     uv_check_start(&s->carry_check, on_carry_check);

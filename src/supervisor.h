@@ -77,7 +77,10 @@ struct supervisor {
     /* The keeper (keeper.h) and what a successor reads after a death: the
      * carried state, kept up to date at CARRY_PATH (carry.h). */
     int keeper_fd;
-    pid_t keeper_pid;
+    pid_t keeper_pid;        /* 0: none runs */
+    uint64_t keeper_started; /* the loop's clock, ms */
+    uint64_t keeper_pause;   /* ms before the next one, after quick deaths */
+    uv_timer_t keeper_timer;
     char keeper_path[PATH_MAX + 320];
     char carry_path[PATH_MAX + 320];
     uv_check_t carry_check;

@@ -10,6 +10,8 @@
 #      goes down. Then one more SIGKILL and `baton stop` with the adopted
 #      generation active: it ends cleanly, and no keeper or generation of
 #      any supervisor killed along the way is left. Not one failed request.
+#      Before the stop, the keeper itself is SIGKILLed: another starts, and
+#      a death after that is still taken back, output pipes included.
 #   b. The same as an ordinary user (uid 65534, runtime folder
 #      /tmp/baton-65534): adoption takes no ptrace rights (run last, and
 #      skipped when the test itself is not root: becoming another user
@@ -228,6 +230,30 @@ PORT=$VPORT
 start_load
 rounds "$ROUNDS" "a" "$XDG_RUNTIME_DIR" "$NAME"
 LOAD_A_ROUNDS=$ROUNDS
+# The keeper SIGKILLed while its supervisor lives: the supervisor says so,
+# starts another (status names it), and hands it the listeners, the stats
+# region and the running generation's pipes: a death after that is taken
+# back as before, and the adopted generation's last words still reach
+# `baton logs` through the pipes the new keeper held.
+view
+served=$VACT
+keeper=$(keeper_pid "$XDG_RUNTIME_DIR" "$NAME")
+ticks=$(start_ticks "$keeper")
+kill -KILL "$keeper"
+new_keeper() {
+    local k
+    k=$("$BATON" status -s "$SOCK" --json | tr -d ' \n' | grep -o '"keeper":[0-9]*' | grep -o '[0-9]*')
+    [ -n "$k" ] && [ "$k" != "$keeper" ] && [ "$(keeper_pid "$XDG_RUNTIME_DIR" "$NAME")" = "$k" ]
+}
+wait_for 5 new_keeper || fail "a: no new keeper in status after keeper $keeper was killed"
+wait_for 5 gone "$keeper" "$ticks" || fail "a: keeper $keeper still runs"
+grep -q "the keeper (pid $keeper) exited (killed by signal 9).*starting another" "$T/sup.log" ||
+    fail "a: the keeper's death is not logged: $(tail -3 "$T/sup.log")"
+rounds 1 "a, keeper replaced" "$XDG_RUNTIME_DIR" "$NAME"
+logs_drained() { "$BATON" logs -s "$SOCK" --gen "$served" | grep -q "Terminated: draining"; }
+wait_for 5 logs_drained ||
+    fail "a: generation $served's drain is not in baton logs: $("$BATON" logs -s "$SOCK" --gen "$served" | tail -3)"
+echo "ok: a. the keeper killed, another started; generation $served adopted and drained, its output kept"
 stop_and_check "a" "$XDG_RUNTIME_DIR" "$NAME"
 echo "ok: a. $LOAD_A_ROUNDS SIGKILLs of the supervisor under load, each adopted and restarted, then a stop: $LOAD"
 
