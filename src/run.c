@@ -54,14 +54,19 @@ int run_service(const char *file)
     int doc_fd = -1, back = 0;
     snprintf(s->file, sizeof s->file, "%s", file);
     s->carried = carried_state(&doc_fd, s->carried_how, sizeof s->carried_how, &back);
+    if (s->carried) {
+        if (upgrade_arm(s->carried, doc_fd, back) < 0)
+            log_warn("upgrade: no way back from a crash while taking over: %s", strerror(errno));
+    } else if (doc_fd >= 0)
+        close(doc_fd);
     if (ok && bridge_open(&b) < 0) {
         log_error("cannot create the Lua VM");
+        upgrade_fall_back("cannot create the Lua VM");
         return 1;
     }
     if (ok && bridge_load_config(&b, file, s->rundir, &s->cfg, err, sizeof err) < 0) {
         log_error("%s", err);
-        if (s->carried && !back)
-            upgrade_fall_back(s->carried, doc_fd, err);
+        upgrade_fall_back(err);
         ok = 0;
     }
     if (ok && !s->carried && takeover_orphaned(s, err, sizeof err) < 0) {
@@ -70,8 +75,7 @@ int run_service(const char *file)
     }
     if (ok && s->carried && takeover_check(s->carried, &s->cfg, err, sizeof err) < 0) {
         log_error("cannot take over: %s", err);
-        if (!back)
-            upgrade_fall_back(s->carried, doc_fd, err);
+        upgrade_fall_back(err);
         ok = 0;
     }
     if (ok) {
@@ -94,10 +98,8 @@ int run_service(const char *file)
         log_error("policy runtime: %s", err);
         ok = 0;
     }
-    if (!ok && s->carried && !back)
-        upgrade_fall_back(s->carried, doc_fd, "its set-up failed (see the log above)");
-    if (doc_fd >= 0)
-        close(doc_fd);
+    if (!ok)
+        upgrade_fall_back("its set-up failed (see the log above)");
     if (ok) {
         supervisor_start(s, bridge_sink(&b));
         takeover_finish(s);

@@ -1056,6 +1056,7 @@ void supervisor_start(struct supervisor *s, const struct event_sink *sink)
     emit(s, (struct event){ .kind = EV_START,
                             .data = json_object_get(s->carried, "runtime"),
                             .name = s->carried_how });
+    upgrade_disarm(); /* taken over: from here a crash is a crash */
     answer_upgrade(s);
     reap(s); /* what exited during the exec */
 }

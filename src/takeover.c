@@ -164,8 +164,6 @@ void takeover_state(struct supervisor *s)
     int fd = carry_int(up, "client", -1);
     if (fd >= 0)
         s->upgrade_client = control_adopt_client(&s->control, fd);
-    if ((fd = carry_int(up, "old_image", -1)) >= 0)
-        close(fd);
     json_array_foreach(json_object_get(doc, "fdstore"), i, e)
         set_cloexec(carry_int(e, "fd", -1));
     int staged = carry_int(doc, "staged", -1);

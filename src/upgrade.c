@@ -316,17 +316,131 @@ int upgrade_exec(struct upgrade *u, uint64_t req, json_t *runtime, char *err, si
     return r;
 }
 
-void upgrade_fall_back(const json_t *doc, int doc_fd, const char *why)
+/* --- the way back ---------------------------------------------------------- */
+
+/* Everything the way back needs, made ready by upgrade_arm while nothing
+ * has gone wrong: a signal handler can only use what is ready (fcntl,
+ * sigprocmask and fexecve are async-signal-safe; malloc and printf are
+ * not). */
+#define BACK_ENV_MAX 4096
+static struct {
+    volatile sig_atomic_t armed;
+    int old;    /* the old image */
+    int doc_fd; /* the carried state it takes back */
+    int fds[1024];
+    size_t n;
+    char *argv[4];
+    char file[PATH_MAX];
+    char carry_env[32];   /* CARRY_ENV=DOC_FD */
+    char failed_env[768]; /* UPGRADE_FAILED_ENV=why */
+    char *envp[BACK_ENV_MAX];
+    sigset_t mask; /* the mask at arm: a crash handler runs under another */
+    struct sigaction before[5];
+    stack_t stack_before;
+} back = { .old = -1, .doc_fd = -1 };
+
+static const int crash_signals[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
+#define NCRASH (sizeof crash_signals / sizeof crash_signals[0])
+static char crash_stack[64 * 1024]; /* a stack overflow leaves none */
+
+/* Execs the old image with the carried state; returns only if it cannot. */
+static void go_back(void)
+{
+    set_inherit(back.fds, back.n, 1);
+    set_inherit(&back.doc_fd, 1, 1);
+    set_inherit(&back.old, 1, 1);
+    sigprocmask(SIG_SETMASK, &back.mask, NULL);
+    fexecve(back.old, back.argv, back.envp);
+}
+
+static void on_crash(int sig)
+{
+    if (back.armed) {
+        back.armed = 0;
+        /* "...=it crashed (signal NN) ...": the number, written by hand. */
+        char *p = strstr(back.failed_env, "NN");
+        if (p) {
+            p[0] = (char)('0' + sig / 10 % 10);
+            p[1] = (char)('0' + sig % 10);
+        }
+        static const char msg[] = "baton: this image crashed while taking over: back to the old\n";
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void)w;
+        go_back();
+    }
+    signal(sig, SIG_DFL); /* the way back failed, or is no more: die of it */
+    raise(sig);
+}
+
+int upgrade_arm(const json_t *doc, int doc_fd, int back_over)
 {
     int old = carry_int(json_object_get(doc, "upgrade"), "old_image", -1);
-    if (old < 0)
-        return; /* not an upgrade */
+    if (old < 0 || back_over || back.armed) {
+        if (old >= 0)
+            close(old);
+        close(doc_fd);
+        return 0;
+    }
+    back.old = old;
+    back.doc_fd = doc_fd;
+    back.n = carry_fds(doc, back.fds, sizeof back.fds / sizeof back.fds[0]);
+    snprintf(back.file, sizeof back.file, "%s",
+             json_string_value(json_object_get(doc, "file")) ?: "");
+    back.argv[0] = "baton";
+    back.argv[1] = "run";
+    back.argv[2] = back.file;
+    back.argv[3] = NULL;
+    snprintf(back.carry_env, sizeof back.carry_env, "%s=%d", CARRY_ENV, doc_fd);
+    snprintf(back.failed_env, sizeof back.failed_env,
+             "%s=it crashed (signal NN) while it took over", UPGRADE_FAILED_ENV);
+    size_t k = 0;
+    back.envp[k++] = back.carry_env;
+    back.envp[k++] = back.failed_env;
+    size_t lc = strlen(CARRY_ENV), lf = strlen(UPGRADE_FAILED_ENV);
+    for (char **e = environ; *e && k < BACK_ENV_MAX - 1; e++) {
+        if ((strncmp(*e, CARRY_ENV, lc) == 0 && (*e)[lc] == '=') ||
+            (strncmp(*e, UPGRADE_FAILED_ENV, lf) == 0 && (*e)[lf] == '='))
+            continue;
+        back.envp[k++] = *e;
+    }
+    back.envp[k] = NULL;
+    sigprocmask(SIG_SETMASK, NULL, &back.mask);
+    stack_t st = { .ss_sp = crash_stack, .ss_size = sizeof crash_stack };
+    if (sigaltstack(&st, &back.stack_before) < 0)
+        return -errno;
+    /* SA_RESETHAND: a crash in the handler itself ends the process.
+     * SA_NODEFER: the image we go back to must not start with the signal
+     * blocked (the mask is restored anyway). */
+    struct sigaction sa = { .sa_handler = on_crash,
+                            .sa_flags = SA_ONSTACK | SA_RESETHAND | SA_NODEFER };
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < NCRASH; i++)
+        sigaction(crash_signals[i], &sa, &back.before[i]);
+    back.armed = 1;
+    return 0;
+}
+
+void upgrade_fall_back(const char *why)
+{
+    if (!back.armed)
+        return; /* not an upgrade, or the way back is gone */
     log_error("upgrade: this image cannot take over (%s): back to the old image", why);
-    int fds[1024];
-    size_t n = carry_fds(doc, fds, sizeof fds / sizeof fds[0]);
-    set_inherit(fds, n, 1);
-    set_inherit(&doc_fd, 1, 1);
-    setenv(UPGRADE_FAILED_ENV, why, 1);
-    int r = exec_image(old, doc_fd, json_string_value(json_object_get(doc, "file")) ?: "");
-    log_error("upgrade: cannot exec the old image either: %s", strerror(-r));
+    back.armed = 0;
+    snprintf(back.failed_env, sizeof back.failed_env, "%s=%s", UPGRADE_FAILED_ENV, why);
+    go_back();
+    log_error("upgrade: cannot exec the old image either: %s", strerror(errno));
+    set_inherit(back.fds, back.n, 0);
+}
+
+void upgrade_disarm(void)
+{
+    if (back.old < 0)
+        return;
+    back.armed = 0;
+    for (size_t i = 0; i < NCRASH; i++)
+        sigaction(crash_signals[i], &back.before[i], NULL);
+    sigaltstack(&back.stack_before, NULL);
+    close(back.old);
+    close(back.doc_fd);
+    back.old = back.doc_fd = -1;
 }

@@ -17,9 +17,10 @@
  *      names lose close-on-exec, and the supervisor fexecve()s the new
  *      image, which takes over (takeover.h) and answers `baton upgrade`.
  *   3. fallback (upgrade_fall_back): a new image that cannot take over
- *      after all execs the old image again (a handle on it, /proc/self/exe
- *      opened before the exec, is carried), with the reason; the old image
- *      takes over and answers that the upgrade failed.
+ *      after all, or crashes while it takes over, execs the old image
+ *      again (a handle on it, /proc/self/exe opened before the exec, is
+ *      carried), with the reason; the old image takes over and answers
+ *      that the upgrade failed.
  *
  * The answer to `baton upgrade`: {"ok":true, "pid", "version", "binary",
  * "duration"} once the new image runs, or {"ok":false,"error"}. */
@@ -72,10 +73,21 @@ void upgrade_reaped(struct upgrade *u, int status);
 int upgrade_exec(struct upgrade *u, uint64_t req, json_t *runtime, char *err, size_t errlen);
 /* Closes what a check left (its timer): the loop is ending. */
 void upgrade_close(struct upgrade *u);
-/* In a new image that cannot take over DOC: the old image again, told
- * WHY (in UPGRADE_FAILED_ENV). Returns only if even that fails. The old
- * image, itself taking over, must not call it: there is no way back from
- * the way back. */
-void upgrade_fall_back(const json_t *doc, int doc_fd, const char *why);
+/* In a new image about to take over DOC (read from DOC_FD; both fds, this
+ * and DOC's handle on the old image, are now upgrade.c's): makes the way
+ * back ready, and arms it against a crash (SIGSEGV, SIGBUS, SIGILL,
+ * SIGFPE, SIGABRT) until upgrade_disarm: the old image comes back and
+ * answers that this one "crashed (signal N) while it took over". Not an
+ * upgrade (DOC names no old image), or the old image taking back over
+ * (BACK_OVER: there is no way back from the way back): the fds close and
+ * nothing is armed. Returns 0 or a negative errno. */
+int upgrade_arm(const json_t *doc, int doc_fd, int back_over);
+/* This image cannot take over after all: the old image again, told WHY
+ * (in UPGRADE_FAILED_ENV). Returns only when unarmed or when even that
+ * fails. */
+void upgrade_fall_back(const char *why);
+/* The takeover is done (the upgrade's client is about to be answered):
+ * a crash from now on is a crash; the way back is closed. */
+void upgrade_disarm(void);
 
 #endif

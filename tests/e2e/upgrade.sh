@@ -13,7 +13,9 @@
 #      each upgrade exits 1 saying so, the old image serves on.
 #   3. A binary that passes the check but cannot take over after the exec:
 #      the old image takes back over (same pid), the upgrade exits 1 saying
-#      so, and a restart afterwards takes over.
+#      so, and a restart afterwards takes over. The same for one that
+#      crashes (SIGSEGV) halfway through its takeover, some carried fds
+#      already taken: the way back is armed against the crash.
 # Not one failed request throughout.
 . "$(dirname "$0")/lib.sh"
 UPGRADES=${UPGRADES:-20}
@@ -189,7 +191,17 @@ cat > "$T/no-takeover" <<SH
 if [ "\$1" = upgrade-check ]; then exec "$IMAGE" "\$@"; fi
 exec "$IMAGE" run "$T/missing.lua"
 SH
-chmod +x "$T/exits" "$T/crashes" "$T/no-takeover"
+# Passes the check, then crashes (SIGSEGV) halfway through its takeover.
+cc -shared -fPIC -O1 -Wall -Werror $(pkg-config --cflags libuv) -o "$T/crash_takeover.so" \
+    "$SOURCE_DIR/tests/apps/crash_takeover.c" -ldl || fail "cannot build the crash library"
+cat > "$T/crashes-taking-over" <<SH
+#!/bin/sh
+if [ "\$1" = upgrade-check ]; then exec "$IMAGE" "\$@"; fi
+# An ASan build wants its runtime first among the libraries: not this time.
+ASAN_OPTIONS="\${ASAN_OPTIONS:-}:verify_asan_link_order=0" LD_PRELOAD="$T/crash_takeover.so" \
+    exec "$IMAGE" "\$@"
+SH
+chmod +x "$T/exits" "$T/crashes" "$T/no-takeover" "$T/crashes-taking-over"
 
 start_load
 view
@@ -211,11 +223,13 @@ upgrade_fails() {
 upgrade_fails "$T/exits" "upgrade refused: $T/exits exited with code 0"
 upgrade_fails "$T/crashes" "upgrade refused: $T/crashes was killed by signal 11"
 upgrade_fails "$T/no-takeover" "upgrade failed, the old image took back over: $T/missing.lua"
+upgrade_fails "$T/crashes-taking-over" \
+    "upgrade failed, the old image took back over: it crashed (signal 11) while it took over"
 pgrep -f "upgrade-check $T/service.lua" && fail "upgrade checks left behind"
 "$BATON" events -s "$SOCK" --json | python3 -c '
 import json, sys
 up = [e for e in json.load(sys.stdin) if e["kind"] == "upgrade"]
-assert [e["ok"] for e in up[-3:]] == [False] * 3, up[-3:]' ||
+assert [e["ok"] for e in up[-4:]] == [False] * 4, up[-4:]' ||
     fail "the failed upgrades are not in the events"
 out=$("$BATON" restart -s "$SOCK") || fail "restart after the failed upgrades: $out"
 echo "$out" | grep -q "took over" || fail "restart after the failed upgrades: $out"
