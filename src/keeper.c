@@ -252,13 +252,27 @@ int keeper_main(const char *path)
             ssize_t r = receive(channel, head, sizeof head, &fd);
             if (r > 0 && strcmp(head, "B") == 0)
                 break;
-            if (r > 0 && fd >= 0 && n < KEEPER_MAX_FDS) {
-                snprintf(h[n].head, sizeof h[n].head, "%s", head);
-                h[n].fd = fd;
-                h[n].pipe = head[0] == 'P';
-                if (h[n].pipe)
+            /* A head held already (an upgraded supervisor attaches its
+             * carried pipes again) names the same thing: one copy, the
+             * newest, so a keeper holds two pipes a generation however
+             * many upgrades came. */
+            size_t at = n;
+            for (size_t i = 0; r > 0 && fd >= 0 && i < n; i++)
+                if (strcmp(h[i].head, head) == 0)
+                    at = i;
+            if (r > 0 && fd >= 0 && at == n && n == KEEPER_MAX_FDS) {
+                dprintf(2, "baton-keeper[%d]: already holding %d fds: not keeping '%s'\n",
+                        (int)getpid(), KEEPER_MAX_FDS, head);
+                close(fd);
+            } else if (r > 0 && fd >= 0) {
+                if (at < n)
+                    close(h[at].fd);
+                snprintf(h[at].head, sizeof h[at].head, "%s", head);
+                h[at].fd = fd;
+                h[at].pipe = head[0] == 'P';
+                if (h[at].pipe)
                     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-                n++;
+                n += at == n;
             } else if (fd >= 0) {
                 close(fd);
             }
