@@ -283,8 +283,9 @@ int upgrade_exec(struct upgrade *u, uint64_t req, json_t *runtime, char *err, si
     json_t *doc = u->collect(u->owner, runtime, 1);
     if (doc)
         json_object_set_new(doc, "upgrade",
-                            json_pack("{s:i, s:f, s:i, s:s}", "client", client, "since", u->since,
-                                      "old_image", old_image, "binary", u->binary));
+                            json_pack("{s:i, s:f, s:i, s:i, s:s}", "client", client, "since",
+                                      u->since, "old_image", old_image, "image", image, "binary",
+                                      u->binary));
     int mfd = doc ? carry_to_memfd(doc) : -ENOMEM;
     int fds[1024];
     size_t n = doc ? carry_fds(doc, fds, sizeof fds / sizeof fds[0]) : 0;
@@ -374,7 +375,13 @@ static void on_crash(int sig)
 
 int upgrade_arm(const json_t *doc, int doc_fd, int back_over)
 {
-    int old = carry_int(json_object_get(doc, "upgrade"), "old_image", -1);
+    const json_t *up = json_object_get(doc, "upgrade");
+    int old = carry_int(up, "old_image", -1), image = carry_int(up, "image", -1);
+    /* The fd this image was exec'd from: open, not close-on-exec (a
+     * script's interpreter opens it by /dev/fd), and done with. The image
+     * going back over closed it before. */
+    if (image >= 0 && !back_over)
+        close(image);
     if (old < 0 || back_over || back.armed) {
         if (old >= 0)
             close(old);

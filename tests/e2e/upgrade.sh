@@ -101,6 +101,14 @@ view
 [ "$VPID" = "$BPID" ] || fail "status says pid $VPID, the supervisor is $BPID"
 [ "$VUPG" = 0 ] || fail "image.upgrades is $VUPG before any upgrade"
 [ "$VBIN" = "$IMAGE" ] || fail "image.binary is $VBIN, want $IMAGE"
+# What the supervisor and its keeper hold with one generation running:
+# after the upgrades, with one again, they hold as many (an fd that
+# leaked on each upgrade, a pipe the keeper got again, would show).
+nfds() { find "/proc/$1/fd" -mindepth 1 2> /dev/null | wc -l; }
+keeper_of() { "$BATON" status -s "$SOCK" --json | tr -d ' \n' | grep -o '"keeper":[0-9]*' | grep -o '[0-9]*'; }
+KEEPER=$(keeper_of)
+[ -n "$KEEPER" ] || fail "status names no keeper"
+SUP_FDS=$(nfds "$BPID") KEEPER_FDS=$(nfds "$KEEPER")
 
 # 1. Upgrades under load. A restart before the 1st and before the 11th
 #    leaves the old generation lingering (--stay) for its 3 s drain; the 3
@@ -170,6 +178,14 @@ read -r req restarts <<< "$(counters)"
 view
 [ "$VUPG" = "$UPGRADES" ] || fail "image.upgrades is $VUPG, want $UPGRADES"
 [ "$VPID" = "$BPID" ] || fail "status says pid $VPID, the supervisor was $BPID"
+# One generation runs, as at the start (the lingering ones are gone):
+same_fds() {
+    [ "$("$BATON" status -s "$SOCK" --json | tr -d ' \n' | grep -o '"pid":[0-9]*,"state":"[a-z]*"' |
+        grep -vc exited)" = 1 ] && [ "$(nfds "$BPID")" = "$SUP_FDS" ] &&
+        [ "$(nfds "$KEEPER")" = "$KEEPER_FDS" ]
+}
+wait_for 5 same_fds || fail "after $UPGRADES upgrades the supervisor holds $(nfds "$BPID") fds" \
+    "($SUP_FDS before) and the keeper $(nfds "$KEEPER") ($KEEPER_FDS before): $(ls -l "/proc/$BPID/fd")"
 serving=$VACT
 out=$("$BATON" restart -s "$SOCK") || fail "restart after the upgrades: $out"
 echo "$out" | grep -q "took over" || fail "restart after the upgrades: $out"
@@ -180,6 +196,7 @@ for c in $(ps -o pid= --ppid "$BPID"); do
     [ "$(cat "/proc/$c/comm" 2> /dev/null)" = baton-keeper ] && keepers=$((keepers + 1))
 done
 [ "$keepers" -eq 1 ] || fail "$keepers keepers under the supervisor after $UPGRADES upgrades, not 1"
+[ "$(keeper_of)" = "$KEEPER" ] || fail "the keeper is $(keeper_of), was $KEEPER"
 echo "ok: $UPGRADES upgrades, $during of them while a generation drained, pid $BPID throughout, $LOAD"
 
 # 2. and 3. Binaries that cannot take over, under load.
