@@ -21,68 +21,12 @@
 #      the generation that holds the port; once that one is gone, a fresh
 #      `baton run` serves on the port.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/takeover_lib.sh"
 ROUNDS=${ROUNDS:-10}
 NOBODY_ROUNDS=${NOBODY_ROUNDS:-10}
 REAL_BATON=$(readlink -f "$BATON")
 REAL_HELLO=$(readlink -f "$HELLO")
 REAL_LOADGEN=$(readlink -f "$LOADGEN")
-
-# After a SIGKILL the generations and the keeper are no longer below BPID,
-# so kill_tree "$BPID" would miss them: every process of a supervisor about
-# to be killed goes into $T/extra.pids (pid and start time, so that a pid
-# reused meanwhile by someone else's process is never touched).
-EXTRA="$T/extra.pids"
-NOBODY_FILES=""
-start_ticks() { awk '{ sub(/^.*\) /, ""); print $20 }' "/proc/$1/stat" 2> /dev/null || true; }
-track() {
-    local p
-    for p in "$@"; do echo "$p $(start_ticks "$p")" >> "$EXTRA"; done
-}
-# alive PID TICKS: the same process still runs (a zombie counts as gone).
-alive() {
-    [ -n "$2" ] && [ "$(start_ticks "$1")" = "$2" ] &&
-        [ "$(awk '{ sub(/^.*\) /, ""); print $1 }' "/proc/$1/stat" 2> /dev/null)" != Z ]
-}
-gone() { ! alive "$@"; }
-adopt_cleanup() {
-    local rc=$? pid ticks pids=""
-    set +e
-    if [ -f "$EXTRA" ]; then
-        while read -r pid ticks; do
-            [ "$(start_ticks "$pid")" = "$ticks" ] && pids+=" $pid"
-        done < "$EXTRA"
-    fi
-    # shellcheck disable=SC2086 # one pid a word
-    kill_tree "$BPID" $pids
-    # shellcheck disable=SC2086 # one path a word
-    [ -z "$NOBODY_FILES" ] || rm -f $NOBODY_FILES
-    (exit $rc)
-    cleanup # lib.sh's: the load, the supervisor's tree, the log, $T
-}
-trap adopt_cleanup EXIT
-
-# view: baton status into VPID (the supervisor's), VACT and VACTPID (the
-# active generation), VADOPTED (1: it is marked adopted), VPORT (the first
-# listener's) and VADOPTED_AT (image.adopted_at, "-": none). Parsed in the
-# shell: a python3 per call costs half a second on 2 cores under load.
-view() {
-    local j re
-    j=$("$BATON" status -s "$SOCK" --json | tr -d ' \n') || return 1
-    VPID=- VACT=- VACTPID=- VADOPTED=0 VPORT=- VADOPTED_AT=-
-    re='^\{"ok":true,"service":"[^"]*","pid":([0-9]+),'
-    [[ $j =~ $re ]] && VPID=${BASH_REMATCH[1]}
-    re='"id":([0-9]+),"pid":([0-9]+),"state":"active"[^}]*'
-    if [[ $j =~ $re ]]; then
-        VACT=${BASH_REMATCH[1]} VACTPID=${BASH_REMATCH[2]}
-        [[ ${BASH_REMATCH[0]} != *'"adopted":true'* ]] || VADOPTED=1
-    fi
-    re='"address":"tcp://127\.0\.0\.1:([0-9]+)"'
-    [[ $j =~ $re ]] && VPORT=${BASH_REMATCH[1]}
-    re='"adopted_at":([0-9.e+]+)'
-    [[ $j =~ $re ]] && VADOPTED_AT=${BASH_REMATCH[1]}
-    return 0
-}
-view_text() { echo "supervisor $VPID, active generation $VACT (pid $VACTPID, adopted $VADOPTED), port $VPORT"; }
 
 # counters: baton stats into CREQ (http.requests) and CRESTARTS
 # (baton.restarts); a counter not counted yet is 0.
@@ -98,10 +42,6 @@ counters() {
 }
 
 SVC="$T/service.lua"
-run_baton() {
-    "$BATON" run "$SVC" >> "$T/sup.log" 2>&1 &
-    BPID=$!
-}
 
 # The keeper of the service NAME in the runtime folder RUNDIR, found by its
 # command line (it is no child of ours once its supervisor is dead): its
@@ -119,14 +59,6 @@ carry_file() {
         [ ! -e "$f" ] || echo "$f"
     done
 }
-
-# adopted_serving ID: the new supervisor answers, and generation ID is the
-# active one, adopted.
-adopted_serving() {
-    view && [ "$VPID" = "$BPID" ] && [ "$VACT" = "$1" ] && [ "$VADOPTED" = 1 ]
-}
-
-adoptions() { grep -c "took over the service: [0-9]* generation(s) adopted" "$T/sup.log" || true; }
 
 # kill_and_adopt WHAT RUNDIR NAME: SIGKILLs the supervisor (whose processes
 # are tracked first), starts another, and checks that it took the service
@@ -195,15 +127,7 @@ stop_and_check() {
     stop_load
     assert_no_load_errors 1000
     stop_baton
-    local pid ticks left=""
-    all_ended() {
-        left=""
-        while read -r pid ticks; do
-            if alive "$pid" "$ticks"; then left+=" $pid($(ps -o args= -p "$pid"))"; fi
-        done < "$EXTRA"
-        [ -z "$left" ]
-    }
-    wait_for 5 all_ended || fail "$1: left behind after baton stop:$left"
+    wait_for 5 tracked_left || fail "$1: left behind after baton stop:$LEFT"
     [ -z "$(keeper_pid "$2" "$3")" ] || fail "$1: a keeper of $3 still runs after baton stop"
     [ -z "$(carry_file "$2" "$3")" ] || fail "$1: $(carry_file "$2" "$3") is left after baton stop"
 }
