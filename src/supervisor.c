@@ -652,6 +652,10 @@ static void keep(struct supervisor *s, const char *head, int fd)
                  (int)s->keeper_pid, strerror(-r));
         close(s->keeper_fd);
         s->keeper_fd = -1;
+        /* A keeper that missed a piece is no keeper: it goes, and once
+         * reaped another one starts with every piece (keeper_reaped). */
+        if (s->keeper_pid > 0)
+            kill(s->keeper_pid, SIGTERM);
     }
 }
 
@@ -689,6 +693,33 @@ static void on_carry_check(uv_check_t *h)
     json_decref(doc);
 }
 
+/* A keeper is replaced at once after a death, unless the one that died
+ * lived under KEEPER_MIN_LIFE_MS or could not be started: then after a
+ * pause, doubled each time up to KEEPER_MAX_PAUSE_MS, so a keeper that
+ * cannot stay up is not restarted in a tight loop. Until one runs, a
+ * death of the supervisor is not survivable, and the log says so. */
+#define KEEPER_MIN_LIFE_MS 1000
+#define KEEPER_MAX_PAUSE_MS 30000
+
+static uint64_t now_ms(struct supervisor *s)
+{
+    uv_update_time(s->loop); /* the loop's clock may be stale: set-up waits */
+    return uv_now(s->loop);
+}
+
+static void on_keeper_timer(uv_timer_t *t);
+
+static void keeper_later(struct supervisor *s, const char *what)
+{
+    s->keeper_pause = s->keeper_pause ? s->keeper_pause * 2 : KEEPER_MIN_LIFE_MS;
+    if (s->keeper_pause > KEEPER_MAX_PAUSE_MS)
+        s->keeper_pause = KEEPER_MAX_PAUSE_MS;
+    log_warn("%s: another keeper in %llu ms; until then a supervisor that dies cannot be "
+             "taken over",
+             what, (unsigned long long)s->keeper_pause);
+    uv_timer_start(&s->keeper_timer, on_keeper_timer, s->keeper_pause, 0);
+}
+
 /* Starts a keeper and hands it what it holds: the listeners, the stats
  * region and every pipe read now (a keeper started after a death of the
  * one before gets the pipes of generations already running). */
@@ -696,12 +727,13 @@ static void keeper_start(struct supervisor *s)
 {
     s->keeper_fd = keeper_spawn("/proc/self/exe", s->keeper_path, &s->keeper_pid);
     if (s->keeper_fd < 0) {
-        log_warn("cannot start the keeper: %s: a supervisor that dies cannot be taken over",
-                 strerror(-s->keeper_fd));
+        char what[128];
+        snprintf(what, sizeof what, "cannot start the keeper: %s", strerror(-s->keeper_fd));
         s->keeper_pid = 0;
+        keeper_later(s, what);
         return;
     }
-    s->keeper_started = uv_now(s->loop);
+    s->keeper_started = now_ms(s);
     for (size_t i = 0; i < s->cfg.nlisteners; i++) {
         char head[32];
         snprintf(head, sizeof head, "L %zu", i);
@@ -721,13 +753,6 @@ static void keeper_start(struct supervisor *s)
     log_debug("keeper pid %d holds the listeners and the stats region", (int)s->keeper_pid);
 }
 
-/* The keeper exited while we run (someone killed it; it never exits on its
- * own while we live): another one starts. One that dies within
- * KEEPER_MIN_LIFE_MS of its start is followed after a pause, doubled each
- * time up to KEEPER_MAX_PAUSE_MS, so a keeper that cannot stay up is not
- * restarted in a tight loop; until then a death is not survivable. */
-#define KEEPER_MIN_LIFE_MS 1000
-#define KEEPER_MAX_PAUSE_MS 30000
 static void on_keeper_timer(uv_timer_t *t)
 {
     struct supervisor *s = t->data;
@@ -735,6 +760,8 @@ static void on_keeper_timer(uv_timer_t *t)
         keeper_start(s);
 }
 
+/* The keeper exited while we run (someone killed it; it never exits on its
+ * own while we live). */
 static void keeper_reaped(struct supervisor *s, int status)
 {
     char how[64];
@@ -750,20 +777,17 @@ static void keeper_reaped(struct supervisor *s, int status)
     s->carry_dirty = 1;
     if (s->shutting_down)
         return;
-    if (uv_now(s->loop) - s->keeper_started >= KEEPER_MIN_LIFE_MS) {
+    uint64_t lived = now_ms(s) - s->keeper_started;
+    if (lived >= KEEPER_MIN_LIFE_MS) {
         s->keeper_pause = 0;
         log_warn("the keeper (pid %d) exited (%s): starting another", (int)was, how);
         keeper_start(s);
         return;
     }
-    s->keeper_pause = s->keeper_pause ? s->keeper_pause * 2 : KEEPER_MIN_LIFE_MS;
-    if (s->keeper_pause > KEEPER_MAX_PAUSE_MS)
-        s->keeper_pause = KEEPER_MAX_PAUSE_MS;
-    log_warn("the keeper (pid %d) exited (%s) %llu ms after its start: starting another in "
-             "%llu ms; until then a supervisor that dies cannot be taken over",
-             (int)was, how, (unsigned long long)(uv_now(s->loop) - s->keeper_started),
-             (unsigned long long)s->keeper_pause);
-    uv_timer_start(&s->keeper_timer, on_keeper_timer, s->keeper_pause, 0);
+    char what[160];
+    snprintf(what, sizeof what, "the keeper (pid %d) exited (%s) %llu ms after its start", (int)was,
+             how, (unsigned long long)lived);
+    keeper_later(s, what);
 }
 
 void supervisor_keep(struct supervisor *s)
@@ -771,19 +795,21 @@ void supervisor_keep(struct supervisor *s)
     carry_paths(s->rundir, s->cfg.name, s->cfg.control, s->carry_path, sizeof s->carry_path,
                 s->keeper_path, sizeof s->keeper_path);
     s->start_ticks = proc_start_ticks(getpid());
+    uv_timer_init(s->loop, &s->keeper_timer);
+    s->keeper_timer.data = s;
     json_t *carried = s->adopting ? NULL : json_object_get(s->carried, "keeper");
     s->keeper_fd = carry_int(carried, "fd", -1);
     if (s->keeper_fd >= 0) { /* the same keeper, across the upgrade */
         s->keeper_pid = carry_int(carried, "pid", 0);
-        s->keeper_started = uv_now(s->loop);
+        s->keeper_started = 0; /* started long enough ago */
         fcntl(s->keeper_fd, F_SETFD, FD_CLOEXEC);
     } else {
-        keeper_start(s);
+        /* From the loop: not while a new image takes over, when a crash
+         * would go back to the old image and leave this keeper behind. */
+        uv_timer_start(&s->keeper_timer, on_keeper_timer, 0, 0);
     }
     s->output.on_attach = keep_pipe;
     s->output.ctx = s;
-    uv_timer_init(s->loop, &s->keeper_timer);
-    s->keeper_timer.data = s;
     uv_check_init(s->loop, &s->carry_check);
     s->carry_check.data = s;
     uv_check_start(&s->carry_check, on_carry_check);
@@ -1058,7 +1084,7 @@ void supervisor_start(struct supervisor *s, const struct event_sink *sink)
                             .name = s->carried_how });
     upgrade_disarm(); /* taken over: from here a crash is a crash */
     answer_upgrade(s);
-    reap(s); /* what exited during the exec */
+    reap(s);                   /* what exited during the exec */
 }
 
 static void close_handle(uv_handle_t *h, void *arg)
