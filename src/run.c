@@ -55,8 +55,10 @@ int run_service(const char *file)
     snprintf(s->file, sizeof s->file, "%s", file);
     s->carried = carried_state(&doc_fd, s->carried_how, sizeof s->carried_how, &back);
     if (s->carried) {
-        if (upgrade_arm(s->carried, doc_fd, back) < 0)
-            log_warn("upgrade: no way back from a crash while taking over: %s", strerror(errno));
+        int r = upgrade_arm(s->carried, doc_fd, back);
+        if (r < 0)
+            log_warn("upgrade: no stack of its own for a crash while taking over: %s",
+                     strerror(-r));
     } else if (doc_fd >= 0)
         close(doc_fd);
     if (ok && bridge_open(&b) < 0) {

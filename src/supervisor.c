@@ -1075,6 +1075,7 @@ void supervisor_start(struct supervisor *s, const struct event_sink *sink)
              s->cfg.control);
     if (!s->carried) {
         emit(s, (struct event){ .kind = EV_START });
+        upgrade_release_signals();
         return;
     }
     /* A takeover: the runtime carries on from what it carried; then the
@@ -1085,6 +1086,7 @@ void supervisor_start(struct supervisor *s, const struct event_sink *sink)
     upgrade_disarm(); /* taken over: from here a crash is a crash */
     answer_upgrade(s);
     reap(s);                   /* what exited during the exec */
+    upgrade_release_signals(); /* a stop sent during the exec: now */
 }
 
 static void close_handle(uv_handle_t *h, void *arg)

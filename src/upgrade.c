@@ -269,6 +269,24 @@ static int exec_image(int image, int doc_fd, const char *file)
     return r;
 }
 
+/* A stop or a reload asked for across the exec: held (blocked, so it
+ * stays pending) until the image that takes over can handle it, instead
+ * of killing it by default. */
+static void held_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+}
+
+void upgrade_release_signals(void)
+{
+    sigset_t held;
+    held_signals(&held);
+    sigprocmask(SIG_UNBLOCK, &held, NULL);
+}
+
 int upgrade_exec(struct upgrade *u, uint64_t req, json_t *runtime, char *err, size_t errlen)
 {
     int r;
@@ -299,7 +317,11 @@ int upgrade_exec(struct upgrade *u, uint64_t req, json_t *runtime, char *err, si
                         "the supervisor upgraded its image while this request waited: ask again");
         log_info("upgrade: exec %s (pid %d stays)", u->binary, (int)getpid());
         set_inherit(fds, n, 1);
+        sigset_t held, before;
+        held_signals(&held);
+        sigprocmask(SIG_BLOCK, &held, &before);
         r = exec_image(image, mfd, u->file);
+        sigprocmask(SIG_SETMASK, &before, NULL);
         set_inherit(fds, n, 0);
         snprintf(err, errlen, "exec %s: %s", u->binary, strerror(-r));
     }
@@ -338,6 +360,7 @@ static struct {
     sigset_t mask; /* the mask at arm: a crash handler runs under another */
     struct sigaction before[5];
     stack_t stack_before;
+    int stack_set;
 } back = { .old = -1, .doc_fd = -1 };
 
 static const int crash_signals[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
@@ -412,19 +435,21 @@ int upgrade_arm(const json_t *doc, int doc_fd, int back_over)
     }
     back.envp[k] = NULL;
     sigprocmask(SIG_SETMASK, NULL, &back.mask);
+    /* Its own stack, for a crash that is a stack overflow; without one
+     * (it could not be set) every other crash is still caught. */
     stack_t st = { .ss_sp = crash_stack, .ss_size = sizeof crash_stack };
-    if (sigaltstack(&st, &back.stack_before) < 0)
-        return -errno;
+    int r = sigaltstack(&st, &back.stack_before) < 0 ? -errno : 0;
     /* SA_RESETHAND: a crash in the handler itself ends the process.
      * SA_NODEFER: the image we go back to must not start with the signal
      * blocked (the mask is restored anyway). */
     struct sigaction sa = { .sa_handler = on_crash,
-                            .sa_flags = SA_ONSTACK | SA_RESETHAND | SA_NODEFER };
+                            .sa_flags = (r == 0 ? SA_ONSTACK : 0) | SA_RESETHAND | SA_NODEFER };
     sigemptyset(&sa.sa_mask);
     for (size_t i = 0; i < NCRASH; i++)
         sigaction(crash_signals[i], &sa, &back.before[i]);
+    back.stack_set = r == 0;
     back.armed = 1;
-    return 0;
+    return r;
 }
 
 void upgrade_fall_back(const char *why)
@@ -446,7 +471,8 @@ void upgrade_disarm(void)
     back.armed = 0;
     for (size_t i = 0; i < NCRASH; i++)
         sigaction(crash_signals[i], &back.before[i], NULL);
-    sigaltstack(&back.stack_before, NULL);
+    if (back.stack_set)
+        sigaltstack(&back.stack_before, NULL);
     close(back.old);
     close(back.doc_fd);
     back.old = back.doc_fd = -1;

@@ -80,12 +80,19 @@ void upgrade_close(struct upgrade *u);
  * answers that this one "crashed (signal N) while it took over". Not an
  * upgrade (DOC names no old image), or the old image taking back over
  * (BACK_OVER: there is no way back from the way back): the fds close and
- * nothing is armed. Returns 0 or a negative errno. */
+ * nothing is armed. Returns 0, or a negative errno when the handler has
+ * no stack of its own (armed all the same; a stack overflow is then not
+ * caught). */
 int upgrade_arm(const json_t *doc, int doc_fd, int back_over);
 /* This image cannot take over after all: the old image again, told WHY
  * (in UPGRADE_FAILED_ENV). Returns only when unarmed or when even that
  * fails. */
 void upgrade_fall_back(const char *why);
+/* SIGTERM, SIGINT and SIGHUP are blocked across the exec, so one sent
+ * meanwhile waits instead of killing the image before its handlers are
+ * in place: the image that took over (or went back) unblocks them once
+ * it handles them. Also harmless in a fresh start. */
+void upgrade_release_signals(void);
 /* The takeover is done (the upgrade's client is about to be answered):
  * a crash from now on is a crash; the way back is closed. */
 void upgrade_disarm(void);

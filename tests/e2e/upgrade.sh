@@ -15,7 +15,9 @@
 #      the old image takes back over (same pid), the upgrade exits 1 saying
 #      so, and a restart afterwards takes over. The same for one that
 #      crashes (SIGSEGV) halfway through its takeover, some carried fds
-#      already taken: the way back is armed against the crash.
+#      already taken: the way back is armed against the crash. The same
+#      keeper throughout, and no fd left behind by any of them.
+#   4. A SIGTERM sent during the exec: the new image stops gracefully.
 # Not one failed request throughout.
 . "$(dirname "$0")/lib.sh"
 UPGRADES=${UPGRADES:-20}
@@ -106,9 +108,29 @@ view
 # leaked on each upgrade, a pipe the keeper got again, would show).
 nfds() { find "/proc/$1/fd" -mindepth 1 2> /dev/null | wc -l; }
 keeper_of() { "$BATON" status -s "$SOCK" --json | tr -d ' \n' | grep -o '"keeper":[0-9]*' | grep -o '[0-9]*'; }
+# The count once it holds still (a status client's fd closes a moment
+# after its answer): two reads 50 ms apart that agree.
+settled_nfds() {
+    local a b i
+    for i in $(seq 1 40); do
+        a=$(nfds "$1")
+        sleep 0.05
+        b=$(nfds "$1")
+        [ "$a" != "$b" ] || { echo "$a"; return 0; }
+    done
+    fail "the fd count of pid $1 never held still"
+}
 KEEPER=$(keeper_of)
 [ -n "$KEEPER" ] || fail "status names no keeper"
-SUP_FDS=$(nfds "$BPID") KEEPER_FDS=$(nfds "$KEEPER")
+SUP_FDS=$(settled_nfds "$BPID") KEEPER_FDS=$(settled_nfds "$KEEPER")
+# same_fds: one generation runs, and the supervisor and the keeper hold
+# as many fds as at the start.
+same_fds() {
+    [ "$("$BATON" status -s "$SOCK" --json | tr -d ' \n' | grep -o '"pid":[0-9]*,"state":"[a-z]*"' |
+        grep -vc exited)" = 1 ] && [ "$(nfds "$BPID")" = "$SUP_FDS" ] &&
+        [ "$(nfds "$KEEPER")" = "$KEEPER_FDS" ]
+}
+fds_text() { echo "the supervisor holds $(nfds "$BPID") fds ($SUP_FDS at the start), the keeper $(nfds "$KEEPER") ($KEEPER_FDS): $(ls -l "/proc/$BPID/fd")"; }
 
 # 1. Upgrades under load. A restart before the 1st and before the 11th
 #    leaves the old generation lingering (--stay) for its 3 s drain; the 3
@@ -179,13 +201,7 @@ view
 [ "$VUPG" = "$UPGRADES" ] || fail "image.upgrades is $VUPG, want $UPGRADES"
 [ "$VPID" = "$BPID" ] || fail "status says pid $VPID, the supervisor was $BPID"
 # One generation runs, as at the start (the lingering ones are gone):
-same_fds() {
-    [ "$("$BATON" status -s "$SOCK" --json | tr -d ' \n' | grep -o '"pid":[0-9]*,"state":"[a-z]*"' |
-        grep -vc exited)" = 1 ] && [ "$(nfds "$BPID")" = "$SUP_FDS" ] &&
-        [ "$(nfds "$KEEPER")" = "$KEEPER_FDS" ]
-}
-wait_for 5 same_fds || fail "after $UPGRADES upgrades the supervisor holds $(nfds "$BPID") fds" \
-    "($SUP_FDS before) and the keeper $(nfds "$KEEPER") ($KEEPER_FDS before): $(ls -l "/proc/$BPID/fd")"
+wait_for 5 same_fds || fail "after $UPGRADES upgrades $(fds_text)"
 serving=$VACT
 out=$("$BATON" restart -s "$SOCK") || fail "restart after the upgrades: $out"
 echo "$out" | grep -q "took over" || fail "restart after the upgrades: $out"
@@ -209,16 +225,21 @@ if [ "\$1" = upgrade-check ]; then exec "$IMAGE" "\$@"; fi
 exec "$IMAGE" run "$T/missing.lua"
 SH
 # Passes the check, then crashes (SIGSEGV) halfway through its takeover.
+# shellcheck disable=SC2046 # pkg-config's flags, one a word
 cc -shared -fPIC -O1 -Wall -Werror $(pkg-config --cflags libuv) -o "$T/crash_takeover.so" \
     "$SOURCE_DIR/tests/apps/crash_takeover.c" -ldl || fail "cannot build the crash library"
-cat > "$T/crashes-taking-over" <<SH
+# At its 1st uv_pipe_open (the control socket) and at its 4th (the
+# output pipes: the keeper, the process table and the ring taken).
+for at in 1 4; do
+    cat > "$T/crashes-taking-over-$at" <<SH
 #!/bin/sh
 if [ "\$1" = upgrade-check ]; then exec "$IMAGE" "\$@"; fi
 # An ASan build wants its runtime first among the libraries: not this time.
-ASAN_OPTIONS="\${ASAN_OPTIONS:-}:verify_asan_link_order=0" LD_PRELOAD="$T/crash_takeover.so" \
-    exec "$IMAGE" "\$@"
+CRASH_AT=$at ASAN_OPTIONS="\${ASAN_OPTIONS:-}:verify_asan_link_order=0" \
+    LD_PRELOAD="$T/crash_takeover.so" exec "$IMAGE" "\$@"
 SH
-chmod +x "$T/exits" "$T/crashes" "$T/no-takeover" "$T/crashes-taking-over"
+done
+chmod +x "$T/exits" "$T/crashes" "$T/no-takeover" "$T"/crashes-taking-over-*
 
 start_load
 view
@@ -240,20 +261,52 @@ upgrade_fails() {
 upgrade_fails "$T/exits" "upgrade refused: $T/exits exited with code 0"
 upgrade_fails "$T/crashes" "upgrade refused: $T/crashes was killed by signal 11"
 upgrade_fails "$T/no-takeover" "upgrade failed, the old image took back over: $T/missing.lua"
-upgrade_fails "$T/crashes-taking-over" \
-    "upgrade failed, the old image took back over: it crashed (signal 11) while it took over"
+for at in 1 4; do
+    upgrade_fails "$T/crashes-taking-over-$at" \
+        "upgrade failed, the old image took back over: it crashed (signal 11) while it took over"
+done
 pgrep -f "upgrade-check $T/service.lua" && fail "upgrade checks left behind"
 "$BATON" events -s "$SOCK" --json | python3 -c '
 import json, sys
 up = [e for e in json.load(sys.stdin) if e["kind"] == "upgrade"]
-assert [e["ok"] for e in up[-4:]] == [False] * 4, up[-4:]' ||
+assert [e["ok"] for e in up[-5:]] == [False] * 5, up[-5:]' ||
     fail "the failed upgrades are not in the events"
 out=$("$BATON" restart -s "$SOCK") || fail "restart after the failed upgrades: $out"
 echo "$out" | grep -q "took over" || fail "restart after the failed upgrades: $out"
 [ "$(active_generation)" = $((serving + 1)) ] || fail "generation $((serving + 1)) should serve"
+# Nothing left behind by the ways back either: the same keeper, and as many
+# fds once the old generation is gone.
+[ "$(keeper_of)" = "$KEEPER" ] || fail "the keeper is $(keeper_of) after the failed upgrades, was $KEEPER"
+wait_for 5 same_fds || fail "after the failed upgrades $(fds_text)"
 sleep 0.5
 stop_load
 assert_no_load_errors 100
-stop_baton
-pgrep -f "$HELLO --mode-file $T/mode" && fail "app processes left behind"
 echo "ok: refused and failed upgrades, the old image served on, $LOAD"
+
+# 4. A SIGTERM sent while the image is being replaced (here: while a
+#    wrapper sleeps before it execs the image; the blocked signal stays
+#    pending across both execs) waits for the image that takes over,
+#    which then stops gracefully: exit 0, no app left. The wrapper is
+#    python3, which leaves the signal mask as it found it (dash clears it).
+cat > "$T/slow-start" <<PY
+#!/usr/bin/env python3
+import os, sys, time
+if sys.argv[1:2] != ["upgrade-check"]:
+    time.sleep(0.5)
+os.execv("$IMAGE", ["$IMAGE"] + sys.argv[1:])
+PY
+chmod +x "$T/slow-start"
+"$BATON" upgrade -s "$SOCK" --binary "$T/slow-start" > "$T/slow.out" 2>&1 &
+UP=$!
+slow_running() { [ "$(cat "/proc/$BPID/comm" 2> /dev/null)" = python3 ]; }
+wait_for 10 slow_running || fail "the upgrade to slow-start never reached its sleep: $(cat "$T/slow.out")"
+kill -TERM "$BPID"
+rc=0
+timeout 20 tail --pid="$BPID" -f /dev/null || fail "the supervisor did not end after SIGTERM"
+wait "$BPID" || rc=$?
+BPID=""
+[ $rc -eq 0 ] || fail "the supervisor exited $rc after a SIGTERM during the upgrade: $(tail -5 "$T/sup.log")"
+wait "$UP" || fail "the upgrade to slow-start failed: $(cat "$T/slow.out")"
+grep -q "stopping gracefully" "$T/sup.log" || fail "no graceful stop in the log: $(tail -5 "$T/sup.log")"
+pgrep -f "$HELLO --mode-file $T/mode" && fail "app processes left behind"
+echo "ok: a SIGTERM during an upgrade's exec waited for the new image, which stopped gracefully"
