@@ -165,9 +165,8 @@ keeper=$(keeper_pid "$XDG_RUNTIME_DIR" "$NAME")
 ticks=$(start_ticks "$keeper")
 kill -KILL "$keeper"
 new_keeper() {
-    local k
-    k=$("$BATON" status -s "$SOCK" --json | tr -d ' \n' | grep -o '"keeper":[0-9]*' | grep -o '[0-9]*')
-    [ -n "$k" ] && [ "$k" != "$keeper" ] && [ "$(keeper_pid "$XDG_RUNTIME_DIR" "$NAME")" = "$k" ]
+    view && [ "$VKEEPER" != - ] && [ "$VKEEPER" != "$keeper" ] &&
+        [ "$(keeper_pid "$XDG_RUNTIME_DIR" "$NAME")" = "$VKEEPER" ]
 }
 wait_for 5 new_keeper || fail "a: no new keeper in status after keeper $keeper was killed"
 wait_for 5 gone "$keeper" "$ticks" || fail "a: keeper $keeper still runs"

@@ -60,7 +60,7 @@ tracked=$("$BATON" status -s "$SOCK" --json | tr -d ' \n' | grep -o '"pid":[0-9]
     grep -v exited | grep -o '[0-9]*' | sort -n | tr '\n' ' ')
 # The keeper (status names it) is the supervisor's child too, not a
 # generation.
-keeper=$("$BATON" status -s "$SOCK" --json | tr -d ' \n' | grep -o '"keeper":[0-9]*' | grep -o '[0-9]*')
+keeper=$(keeper_of)
 [ -n "$keeper" ] || fail "status names no keeper"
 running=$(ps -o pid= --ppid "$BPID" | tr -d ' ' | grep -vx "$keeper" | sort -n | tr '\n' ' ')
 [ "$tracked" = "$running" ] || fail "the supervisor's children ($running) are not the generations status shows ($tracked)"

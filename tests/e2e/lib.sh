@@ -91,6 +91,11 @@ active_generation() {
         grep -o '"id":[0-9]*,"pid":[0-9]*,"state":"active"' | head -1 | sed 's/"id":\([0-9]*\).*/\1/'
 }
 
+# The keeper's pid as status names it (image.keeper), or nothing.
+keeper_of() {
+    "$BATON" status -s "$SOCK" --json | tr -d ' \n' | { grep -o '"keeper":[0-9]*' || true; } | grep -o '[0-9]*' || true
+}
+
 has_active() { [ -n "$(active_generation)" ]; }
 
 start_baton() {

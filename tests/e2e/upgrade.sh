@@ -107,7 +107,6 @@ view
 # after the upgrades, with one again, they hold as many (an fd that
 # leaked on each upgrade, a pipe the keeper got again, would show).
 nfds() { find "/proc/$1/fd" -mindepth 1 2> /dev/null | wc -l; }
-keeper_of() { "$BATON" status -s "$SOCK" --json | tr -d ' \n' | grep -o '"keeper":[0-9]*' | grep -o '[0-9]*'; }
 # The count once it holds still (a status client's fd closes a moment
 # after its answer): two reads 50 ms apart that agree.
 settled_nfds() {
