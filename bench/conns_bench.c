@@ -15,7 +15,7 @@
  * Sizes the open-file limit cannot hold (its hard limit) are skipped.
  *
  *   conns_bench [POLLS]     (default 200 polls per measurement) */
-#include "conns.h"
+#include "os/conns.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -24,7 +24,7 @@
  * The client itself is src/loadclient.c (`baton drill` runs the same one);
  * this is its command line and its summary line. */
 
-#include "loadclient.h"
+#include "client/loadclient.h"
 
 #include <signal.h>
 #include <stdio.h>

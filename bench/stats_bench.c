@@ -12,7 +12,7 @@
  *
  *   stats_bench [ITERATIONS]     (default 50,000,000 per measurement) */
 #include "baton.h"
-#include "stats_export.h"
+#include "loop/stats_export.h"
 #include "libbaton/stats_shm.h"
 
 #include <stdio.h>

@@ -3,10 +3,10 @@
 # directly or through a third" on src/ (recursively, `#include "..."` only).
 #
 # A module is a file's path under src/ without its extension: foo.c and foo.h
-# are one module, `foo`; src/libbaton/state.c is `libbaton/state`. Module A
+# are one module, `foo`; src/loop/listeners.c is `loop/listeners`. Module A
 # depends on B when a file of A includes a file of B. A cycle among modules
 # fails the check (exit 1); each is printed as
-#     cycle: supervisor -> lua_bridge -> supervisor
+#     cycle: loop/supervisor -> lua/bridge -> loop/supervisor
 # followed by the #include lines that close it, which are what to mend.
 #
 #   scripts/check_includes.sh            check; prints only the cycles
@@ -91,7 +91,7 @@ for f in files:
 nodes = sorted(edges)
 
 # The layering rule of the centre: the loop (supervisor) reports through the
-# event sink and never includes the Lua side (lua_*), directly or through a
+# event sink and never includes the Lua side (lua/), directly or through a
 # header it includes; only run.c knows both.
 def reaches(a, pred, seen=None):
     seen = seen if seen is not None else set()
@@ -103,9 +103,9 @@ def reaches(a, pred, seen=None):
             return True
     return False
 
-layering = [m for m in ("supervisor",) if m in edges and reaches(m, lambda b: b.startswith("lua_"))]
+layering = [m for m in ("loop/supervisor",) if m in edges and reaches(m, lambda b: b.startswith("lua/"))]
 for m in layering:
-    print(f"layering: {m} reaches a lua_* module; the loop must report through events.h only")
+    print(f"layering: {m} reaches a lua/ module; the loop must report through events.h only")
 
 # Strongly connected components (Tarjan, iterative).
 index, low, on_stack, stack, sccs = {}, {}, set(), [], []
@@ -195,7 +195,7 @@ ncycles = 0
 for comp in sccs:
     cycles, truncated = cycles_in(comp)
     # Tell every cycle of a group from the module most of them pass through
-    # (the hub: `supervisor -> lua_bridge -> supervisor`).
+    # (the hub: `loop/supervisor -> lua/bridge -> loop/supervisor`).
     seen = {n: sum(n in c for c in cycles) for n in comp}
     hub = max(comp, key=lambda n: (seen[n], -comp.index(n)))
     cycles = sorted(rotate(c, hub) for c in cycles)

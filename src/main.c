@@ -1,10 +1,10 @@
 /* baton: a restart orchestrator. One binary: `baton run` is the supervisor,
  * the other commands are clients of its control socket. */
 
-#include "cli.h"
-#include "drill.h"
-#include "keeper.h"
-#include "log.h"
+#include "client/cli.h"
+#include "client/drill.h"
+#include "handoff/keeper.h"
+#include "base/log.h"
 #include "run.h"
 
 #include <stdio.h>

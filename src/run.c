@@ -1,11 +1,11 @@
 /* run.c: wires the loop to the runtime (see run.h). */
 #include "run.h"
 
-#include "carry.h"
-#include "log.h"
-#include "lua_bridge.h"
-#include "supervisor.h"
-#include "takeover.h"
+#include "handoff/carry.h"
+#include "base/log.h"
+#include "lua/bridge.h"
+#include "loop/supervisor.h"
+#include "handoff/takeover.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -7,7 +7,7 @@
 -- string.find, match, gmatch and gsub refuse such a pattern on a string
 -- whose worst case is over LIMIT steps, with a message that says so. Code
 -- that is not budgeted (the runtime's own) is not checked. The C core
--- installs this over the string library once (lua_bridge.c); every string
+-- installs this over the string library once (src/lua/bridge.c); every string
 -- method goes through it.
 
 local _M = {}

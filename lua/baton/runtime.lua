@@ -47,7 +47,7 @@ local text = sandbox.text
 local traceback = debug.traceback
 
 -- What the runtime asks of the C core: the whole boundary, in one list.
--- src/lua_core.c implements it; baton.testkit fakes it; runtime.new()
+-- src/lua/core.c implements it; baton.testkit fakes it; runtime.new()
 -- refuses a core that offers a function more or less, so neither drifts.
 _M.CORE = {
   spawn = "spawn(state) -> id, pid, ports | nil, err   state: 'stored' | 'none' | 'staged'",

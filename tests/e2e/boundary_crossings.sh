@@ -6,7 +6,7 @@
 # restarts of the example server, each measured from before `baton
 # restart` until its old generation has drained; the figure is printed,
 # and must stay at or under the bound (45 before the boundary of
-# src/core_api.h; 27 with it, 28 since the runtime tells a service manager
+# src/loop/core_api.h; 27 with it, 28 since the runtime tells a service manager
 # the STATUS= of each restart, 30 since it logs the promotion and the start
 # of the drain, which `baton restart` shows as its progress; 35 since the
 # supervisor reads the runtime's carried state after each event that

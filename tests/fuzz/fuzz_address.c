@@ -1,5 +1,5 @@
 /* libFuzzer: the listener address parser (listeners.c). */
-#include "listeners.h"
+#include "loop/listeners.h"
 
 #include <stdint.h>
 #include <stdlib.h>

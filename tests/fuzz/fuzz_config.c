@@ -1,7 +1,7 @@
 /* libFuzzer: the service-file loader (lua/baton/config.lua, through the
  * bridge, with the policy sandbox and its load budget) on any file. */
-#include "config.h"
-#include "lua_bridge.h"
+#include "loop/config.h"
+#include "lua/bridge.h"
 
 #include <stdint.h>
 #include <stdio.h>

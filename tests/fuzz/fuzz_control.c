@@ -1,5 +1,5 @@
 /* libFuzzer: a control request line (control.c) as the server parses it. */
-#include "control.h"
+#include "loop/control.h"
 
 #include <stdint.h>
 #include <string.h>

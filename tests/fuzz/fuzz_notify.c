@@ -1,5 +1,5 @@
 /* libFuzzer: the notify parser (notify.c) on any datagram. */
-#include "notify.h"
+#include "loop/notify.h"
 
 #include <stdint.h>
 #include <stdlib.h>

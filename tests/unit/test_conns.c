@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "conns.h"
+#include "os/conns.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

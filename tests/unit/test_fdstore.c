@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "fdstore.h"
+#include "loop/fdstore.h"
 
 #include <errno.h>
 #include <fcntl.h>

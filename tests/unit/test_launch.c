@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "launch.h"
+#include "loop/launch.h"
 
 #include <errno.h>
 #include <string.h>

@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "listeners.h"
+#include "loop/listeners.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
 #include <cmocka.h>
 
 #include "baton.h"
-#include "notify.h"
+#include "loop/notify.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "spawn.h"
+#include "loop/spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>

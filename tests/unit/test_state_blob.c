@@ -6,7 +6,7 @@
 #include <cmocka.h>
 
 #include "baton.h"
-#include "state_blob.h"
+#include "libbaton/state_blob.h"
 
 #include <errno.h>
 #include <fcntl.h>

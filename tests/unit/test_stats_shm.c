@@ -5,7 +5,7 @@
 #include <cmocka.h>
 
 #include "baton.h"
-#include "stats_shm.h"
+#include "libbaton/stats_shm.h"
 
 #include <errno.h>
 #include <signal.h>

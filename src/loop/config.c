@@ -1,0 +1,182 @@
+#include "loop/config.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *field_string(lua_State *L, int idx, const char *key)
+{
+    lua_getfield(L, idx, key);
+    char *s = lua_isstring(L, -1) ? strdup(lua_tostring(L, -1)) : NULL;
+    lua_pop(L, 1);
+    return s;
+}
+
+/* An array of strings at IDX[KEY] into a NULL-terminated vector. */
+static char **field_strings(lua_State *L, int idx, const char *key)
+{
+    lua_getfield(L, idx, key);
+    size_t n = lua_istable(L, -1) ? lua_objlen(L, -1) : 0;
+    char **v = calloc(n + 1, sizeof *v);
+    for (size_t i = 0; v && i < n; i++) {
+        lua_rawgeti(L, -1, (int)i + 1);
+        v[i] = strdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static int read_listeners(lua_State *L, int idx, struct service_config *cfg, char *err,
+                          size_t errlen)
+{
+    lua_getfield(L, idx, "listen");
+    size_t n = lua_objlen(L, -1);
+    cfg->listeners = calloc(n ? n : 1, sizeof *cfg->listeners);
+    if (!cfg->listeners) {
+        lua_pop(L, 1);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct listener *l = &cfg->listeners[i];
+        l->fd = -1;
+        cfg->nlisteners++;
+        lua_rawgeti(L, -1, (int)i + 1);
+        int t = lua_gettop(L);
+        l->name = field_string(L, t, "name");
+        l->address = field_string(L, t, "address");
+        lua_getfield(L, t, "backlog");
+        l->backlog = (int)lua_tointeger(L, -1);
+        lua_getfield(L, t, "per_generation");
+        l->per_generation = lua_toboolean(L, -1);
+        lua_pop(L, 3);
+        if (!l->name || !l->address)
+            return -ENOMEM;
+        char why[256];
+        if (listener_parse(l, l->address, why, sizeof why) < 0) {
+            snprintf(err, errlen, "%s: listener '%s': %s", cfg->file, l->name, why);
+            lua_pop(L, 1);
+            return -EINVAL;
+        }
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+int config_from_lua(lua_State *L, int idx, struct service_config *cfg, char *err, size_t errlen)
+{
+    idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->file = field_string(L, idx, "file");
+    cfg->name = field_string(L, idx, "name");
+    cfg->control = field_string(L, idx, "control");
+    cfg->cwd = field_string(L, idx, "cwd");
+    cfg->metrics = field_string(L, idx, "metrics");
+    lua_getfield(L, idx, "stats_capacity");
+    cfg->stats_capacity = (unsigned)lua_tointeger(L, -1);
+    lua_getfield(L, idx, "fdstore_max");
+    cfg->fdstore_max = (unsigned)lua_tointeger(L, -1);
+    lua_pop(L, 2);
+    lua_getfield(L, idx, "state");
+    if (lua_istable(L, -1)) {
+        cfg->state_name = field_string(L, lua_gettop(L), "name");
+        lua_getfield(L, -1, "max_size");
+        cfg->state_max_size = (uint64_t)lua_tonumber(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    cfg->argv = field_strings(L, idx, "command");
+    cfg->env = field_strings(L, idx, "env");
+    if (!cfg->file || !cfg->name || !cfg->control || !cfg->argv || !cfg->env || !cfg->argv[0] ||
+        !cfg->state_name) {
+        snprintf(err, errlen, "config: incomplete normalized table (out of memory?)");
+        return -ENOMEM;
+    }
+    int r = read_listeners(L, idx, cfg, err, errlen);
+    if (r == -ENOMEM)
+        snprintf(err, errlen, "config: out of memory");
+    return r;
+}
+
+static void free_strings(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+void config_free(struct service_config *cfg)
+{
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        listener_close(&cfg->listeners[i]);
+        free(cfg->listeners[i].name);
+        free(cfg->listeners[i].address);
+    }
+    free(cfg->listeners);
+    free_strings(cfg->argv);
+    free_strings(cfg->env);
+    free(cfg->file);
+    free(cfg->name);
+    free(cfg->control);
+    free(cfg->cwd);
+    free(cfg->metrics);
+    free(cfg->state_name);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+static int str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* What cannot change while the service runs: its sockets and its region. */
+static const char *fixed_key_changed(const struct service_config *a, const struct service_config *b)
+{
+    if (!str_eq(a->name, b->name))
+        return "name";
+    if (!str_eq(a->control, b->control))
+        return "control";
+    if (!str_eq(a->metrics, b->metrics))
+        return "metrics";
+    if (a->stats_capacity != b->stats_capacity)
+        return "stats_capacity";
+    if (!str_eq(a->state_name, b->state_name))
+        return "state.name";
+    if (a->nlisteners != b->nlisteners)
+        return "listen";
+    for (size_t i = 0; i < a->nlisteners; i++)
+        if (!str_eq(a->listeners[i].name, b->listeners[i].name) ||
+            !str_eq(a->listeners[i].address, b->listeners[i].address) ||
+            a->listeners[i].backlog != b->listeners[i].backlog ||
+            a->listeners[i].per_generation != b->listeners[i].per_generation)
+            return "listen";
+    return NULL;
+}
+
+#define SWAP(a, b)              \
+    do {                        \
+        __typeof__(a) t_ = (a); \
+        (a) = (b);              \
+        (b) = t_;               \
+    } while (0)
+
+int config_apply(struct service_config *running, struct service_config *next, char *err,
+                 size_t errlen)
+{
+    const char *key = fixed_key_changed(running, next);
+    if (key) {
+        snprintf(err, errlen,
+                 "%s: key '%s' changed: it cannot change while the service runs "
+                 "(stop and run it again)",
+                 running->file, key);
+        return -EINVAL;
+    }
+    SWAP(running->argv, next->argv);
+    SWAP(running->env, next->env);
+    SWAP(running->cwd, next->cwd);
+    running->state_max_size = next->state_max_size;
+    running->fdstore_max = next->fdstore_max;
+    return 0;
+}

@@ -1,0 +1,565 @@
+#include "loop/control.h"
+
+#include "base/nofile.h"
+#include "base/unixpath.h"
+#include "base/utf8.h"
+
+#include "base/clock.h"
+#include "base/log.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+struct control_client {
+    uv_pipe_t pipe;
+    uv_timer_t idle;
+    struct control *ctl;
+    struct control_client *next;
+    uint64_t req; /* 0 until a request was read */
+    char *buf;
+    size_t len;
+    int closing;
+    int replying; /* a response is being written */
+    int progress; /* it asked for the supervisor's messages until the answer */
+};
+
+static void unlink_client(struct control_client *cl)
+{
+    struct control_client **p = &cl->ctl->clients;
+    while (*p && *p != cl)
+        p = &(*p)->next;
+    if (*p)
+        *p = cl->next;
+    cl->ctl->nclients--;
+}
+
+static void on_idle_closed(uv_handle_t *h)
+{
+    struct control_client *cl = h->data;
+    free(cl->buf);
+    free(cl);
+}
+
+static void on_pipe_closed(uv_handle_t *h)
+{
+    struct control_client *cl = h->data;
+    uv_close((uv_handle_t *)&cl->idle, on_idle_closed);
+}
+
+static void client_close(struct control_client *cl)
+{
+    if (cl->closing)
+        return;
+    cl->closing = 1;
+    unlink_client(cl);
+    uv_timer_stop(&cl->idle);
+    uv_close((uv_handle_t *)&cl->pipe, on_pipe_closed);
+}
+
+static struct control_client *find_client(struct control *c, uint64_t req)
+{
+    for (struct control_client *cl = c->clients; cl; cl = cl->next)
+        if (cl->req == req)
+            return cl;
+    return NULL;
+}
+
+struct write_req {
+    uv_write_t w;
+    struct control_client *cl;
+    char *data;
+    int final; /* the answer: the connection closes once it is written */
+};
+
+static void on_written(uv_write_t *w, int status)
+{
+    struct write_req *wr = (struct write_req *)w;
+    /* A client that left early is no concern of ours; one that left
+     * during its progress lines gets no answer either. */
+    if (wr->final || status < 0)
+        client_close(wr->cl);
+    free(wr->data);
+    free(wr);
+}
+
+/* The answer could not be written within CONTROL_IDLE_MS: a client that
+ * asked for progress and never reads would hold its slot for ever. */
+static void on_stuck(uv_timer_t *t)
+{
+    struct control_client *cl = t->data;
+    log_warn("control: a client did not read its answer within %d ms; closing it", CONTROL_IDLE_MS);
+    client_close(cl);
+}
+
+/* Writes J (reference stolen) as one line; FINAL makes it the answer. */
+static int send_line(struct control_client *cl, json_t *j, int final)
+{
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    struct write_req *wr = text ? malloc(sizeof *wr) : NULL;
+    if (!wr) {
+        free(text);
+        client_close(cl);
+        return -ENOMEM;
+    }
+    size_t len = strlen(text);
+    text[len] = '\n'; /* overwrite the NUL: the line ends the message */
+    wr->cl = cl;
+    wr->data = text;
+    wr->final = final;
+    if (final) {
+        cl->replying = 1;
+        uv_read_stop((uv_stream_t *)&cl->pipe);
+        uv_timer_start(&cl->idle, on_stuck, CONTROL_IDLE_MS, 0);
+    }
+    uv_buf_t b = uv_buf_init(text, (unsigned)len + 1);
+    int r = uv_write(&wr->w, (uv_stream_t *)&cl->pipe, &b, 1, on_written);
+    if (r < 0) {
+        free(text);
+        free(wr);
+        client_close(cl);
+    }
+    return r;
+}
+
+static int send_json(struct control_client *cl, json_t *resp)
+{
+    return send_line(cl, resp, 1);
+}
+
+/* The log tap: each supervisor message goes, as a progress line, to every
+ * client that asked for them and still waits for its answer. A client that
+ * does not read is skipped once CONTROL_MAX bytes wait for it: a slow
+ * terminal never grows the supervisor's memory. */
+static void on_log(void *ctx, enum log_level level, const char *msg)
+{
+    struct control *c = ctx;
+    for (struct control_client *cl = c->clients; cl; cl = cl->next) {
+        if (!cl->progress || !cl->req || cl->closing || cl->replying ||
+            uv_stream_get_write_queue_size((uv_stream_t *)&cl->pipe) > CONTROL_MAX)
+            continue;
+        char *text = utf8_dup(msg); /* it may quote what an app wrote */
+        json_t *j = text ? json_pack("{s:{s:f, s:s, s:s}}", "progress", "time", clock_unix(),
+                                     "level", log_level_name(level), "message", text)
+                         : NULL;
+        free(text);
+        if (j)
+            send_line(cl, j, 0);
+    }
+}
+
+static json_t *error_json(const char *fmt, va_list ap)
+{
+    char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+}
+
+static void client_error(struct control_client *cl, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    json_t *j = error_json(fmt, ap);
+    va_end(ap);
+    if (j)
+        send_json(cl, j);
+    else
+        client_close(cl);
+}
+
+int control_reply(struct control *c, uint64_t req, json_t *resp)
+{
+    struct control_client *cl = find_client(c, req);
+    if (!cl || cl->closing || cl->replying) {
+        json_decref(resp);
+        return -ENOENT;
+    }
+    return send_json(cl, resp);
+}
+
+int control_reply_error(struct control *c, uint64_t req, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    json_t *j = error_json(fmt, ap);
+    va_end(ap);
+    return j ? control_reply(c, req, j) : -ENOMEM;
+}
+
+int control_parse(const char *buf, size_t len, json_t **req, const char **cmd, char *err,
+                  size_t errlen)
+{
+    json_error_t jerr;
+    *req = json_loadb(buf, len, 0, &jerr);
+    if (!*req || !json_is_object(*req)) {
+        snprintf(err, errlen, "bad request: %s", *req ? "not a JSON object" : jerr.text);
+        json_decref(*req);
+        *req = NULL;
+        return -EINVAL;
+    }
+    *cmd = json_string_value(json_object_get(*req, "cmd"));
+    if (!*cmd) {
+        snprintf(err, errlen, "bad request: no \"cmd\" string");
+        json_decref(*req);
+        *req = NULL;
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void handle_line(struct control_client *cl, size_t linelen)
+{
+    json_t *req;
+    const char *cmd;
+    char err[256];
+    if (control_parse(cl->buf, linelen, &req, &cmd, err, sizeof err) < 0) {
+        client_error(cl, "%s", err);
+        return;
+    }
+    struct control *c = cl->ctl;
+    uv_timer_stop(&cl->idle);
+    uv_read_stop((uv_stream_t *)&cl->pipe);
+    cl->req = ++c->next_req;
+    cl->progress = json_is_true(json_object_get(req, "progress"));
+    c->cb(c, cl->req, cmd, req);
+    json_decref(req);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct control_client *cl = h->data;
+    (void)suggested;
+    if (!cl->buf)
+        cl->buf = malloc(CONTROL_MAX + 1);
+    if (!cl->buf || cl->len >= CONTROL_MAX) {
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
+    *buf = uv_buf_init(cl->buf + cl->len, (unsigned)(CONTROL_MAX - cl->len));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct control_client *cl = s->data;
+    (void)buf;
+    if (nread == UV_ENOBUFS) {
+        client_error(cl, "bad request: longer than %d bytes", CONTROL_MAX);
+        return;
+    }
+    if (nread < 0) {
+        /* EOF without a full line: take what came as the request, if any. */
+        if (nread == UV_EOF && cl->len > 0) {
+            handle_line(cl, cl->len);
+            return;
+        }
+        client_close(cl);
+        return;
+    }
+    size_t start = cl->len;
+    cl->len += (size_t)nread;
+    char *nl = memchr(cl->buf + start, '\n', (size_t)nread);
+    if (nl)
+        handle_line(cl, (size_t)(nl - cl->buf));
+}
+
+static void on_idle(uv_timer_t *t)
+{
+    struct control_client *cl = t->data;
+    log_warn("control: client sent no request within %d ms; closing it", CONTROL_IDLE_MS);
+    client_close(cl);
+}
+
+static int peer_allowed(uv_pipe_t *p)
+{
+    uv_os_fd_t fd;
+    struct ucred cr;
+    socklen_t len = sizeof cr;
+    if (uv_fileno((uv_handle_t *)p, &fd) < 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+        return 0;
+    return cr.uid == geteuid() || cr.uid == 0;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct control *c = server->data;
+    if (status < 0) {
+        char fds[64];
+        nofile_describe(fds, sizeof fds);
+        log_warn("control: accept: %s (the supervisor: %s)", uv_strerror(status), fds);
+        return;
+    }
+    struct control_client *cl = calloc(1, sizeof *cl);
+    if (!cl)
+        return;
+    cl->ctl = c;
+    uv_pipe_init(server->loop, &cl->pipe, 0);
+    uv_timer_init(server->loop, &cl->idle);
+    cl->pipe.data = cl->idle.data = cl;
+    cl->next = c->clients;
+    c->clients = cl;
+    c->nclients++;
+    if (uv_accept(server, (uv_stream_t *)&cl->pipe) < 0) {
+        client_close(cl);
+        return;
+    }
+    if (!peer_allowed(&cl->pipe)) {
+        log_warn("control: refused a client of another user");
+        client_error(cl, "permission denied");
+        return;
+    }
+    if (c->nclients > CONTROL_MAX_CLIENTS) {
+        client_error(cl, "busy: %d clients already connected", CONTROL_MAX_CLIENTS);
+        return;
+    }
+    uv_timer_start(&cl->idle, on_idle, CONTROL_IDLE_MS, 0);
+    uv_read_start((uv_stream_t *)&cl->pipe, on_alloc, on_read);
+}
+
+int control_open(struct control *c, uv_loop_t *loop, const char *path, control_cb cb)
+{
+    return control_open_fd(c, loop, path, -1, cb);
+}
+
+int control_open_fd(struct control *c, uv_loop_t *loop, const char *path, int fd, control_cb cb)
+{
+    struct sockaddr_un un;
+    int r;
+    if (strlen(path) >= sizeof un.sun_path)
+        return -ENAMETOOLONG;
+    /* A live socket is another supervisor's; anything but a stale socket
+     * of ours is not ours to remove (unixpath.h). */
+    if (fd < 0 && (r = unixpath_claim(path)) < 0)
+        return r;
+    strcpy(c->path, path);
+    c->cb = cb;
+    c->clients = NULL;
+    c->nclients = 0;
+    if ((r = uv_pipe_init(loop, &c->server, 0)) < 0)
+        return r;
+    c->server.data = c;
+    if (fd >= 0) {
+        r = uv_pipe_open(&c->server, fd);
+    } else {
+        mode_t old = umask(0177);
+        r = uv_pipe_bind(&c->server, path);
+        umask(old);
+    }
+    if (r == 0)
+        r = uv_listen((uv_stream_t *)&c->server, 16, on_connection);
+    if (r < 0) {
+        uv_close((uv_handle_t *)&c->server, NULL);
+        return r;
+    }
+    c->open = 1;
+    log_set_tap(on_log, c);
+    return 0;
+}
+
+int control_client_fd(struct control *c, uint64_t req)
+{
+    struct control_client *cl = find_client(c, req);
+    uv_os_fd_t fd;
+    if (!cl || cl->closing || uv_fileno((uv_handle_t *)&cl->pipe, &fd) < 0)
+        return -ENOENT;
+    return fd;
+}
+
+uint64_t control_adopt_client(struct control *c, int fd)
+{
+    struct control_client *cl = calloc(1, sizeof *cl);
+    if (!cl) {
+        close(fd);
+        return 0;
+    }
+    cl->ctl = c;
+    uv_pipe_init(c->server.loop, &cl->pipe, 0);
+    uv_timer_init(c->server.loop, &cl->idle);
+    cl->pipe.data = cl->idle.data = cl;
+    cl->next = c->clients;
+    c->clients = cl;
+    c->nclients++;
+    cl->req = ++c->next_req;
+    if (uv_pipe_open(&cl->pipe, fd) < 0) {
+        close(fd);
+        client_close(cl);
+        return 0;
+    }
+    return cl->req;
+}
+
+void control_abandon(struct control *c, uint64_t keep, const char *why)
+{
+    struct control_client *cl = c->clients, *next;
+    for (; cl; cl = next) {
+        next = cl->next;
+        if (cl->req && cl->req != keep && !cl->replying)
+            client_error(cl, "%s", why);
+    }
+}
+
+void control_close(struct control *c)
+{
+    if (!c->open)
+        return;
+    c->open = 0;
+    log_set_tap(NULL, NULL);
+    /* A client still waiting for an answer gets one; writes under way finish. */
+    struct control_client *cl = c->clients, *next;
+    for (; cl; cl = next) {
+        next = cl->next;
+        if (cl->replying)
+            continue;
+        if (cl->req)
+            client_error(cl, "the supervisor is shutting down");
+        else
+            client_close(cl);
+    }
+    uv_close((uv_handle_t *)&c->server, NULL);
+    unlink(c->path);
+}
+
+/* --- client side: plain blocking sockets, the CLI has nothing else to do --- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Parses the first line of BUF (LEN bytes, ending at NL). Returns 1 when it
+ * was a progress line (handed to ON_PROGRESS), 0 with *RESP for the answer,
+ * -EPROTO otherwise. */
+static int take_line(const char *buf, size_t linelen, control_progress_cb on_progress, void *ctx,
+                     json_t **resp)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(buf, linelen, 0, &jerr);
+    if (!j || !json_is_object(j)) {
+        json_decref(j);
+        return -EPROTO;
+    }
+    json_t *p = json_object_get(j, "progress");
+    if (p && !json_object_get(j, "ok")) {
+        if (on_progress)
+            on_progress(ctx, p);
+        json_decref(j);
+        return 1;
+    }
+    *resp = j;
+    return 0;
+}
+
+int control_call(const char *path, json_t *req, int timeout_ms, control_progress_cb on_progress,
+                 void *ctx, json_t **resp, char *err, size_t errlen)
+{
+    struct sockaddr_un un = { .sun_family = AF_UNIX };
+    int r = 0;
+    char *text = NULL, *buf = NULL;
+    *resp = NULL;
+    if (strlen(path) >= sizeof un.sun_path) {
+        snprintf(err, errlen, "control socket path too long: %s", path);
+        return -ENAMETOOLONG;
+    }
+    strcpy(un.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&un, sizeof un) < 0) {
+        r = -errno;
+        snprintf(err, errlen, "cannot reach the supervisor at %s: %s%s", path, strerror(-r),
+                 r == -ENOENT || r == -ECONNREFUSED ? " (is `baton run` running?)" : "");
+        goto out;
+    }
+    text = json_dumps(req, JSON_COMPACT);
+    if (!text) {
+        r = -ENOMEM;
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    size_t tl = strlen(text);
+    text[tl] = '\n';
+    for (size_t off = 0; off <= tl;) {
+        ssize_t n = send(fd, text + off, tl + 1 - off, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+            break; /* it answered early (a refusal): read that answer */
+        if (n < 0) {
+            r = -errno;
+            snprintf(err, errlen, "sending to %s: %s", path, strerror(-r));
+            goto out;
+        }
+        off += (size_t)n;
+    }
+    buf = malloc(CONTROL_MAX + 1);
+    if (!buf) {
+        r = -ENOMEM;
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    size_t len = 0;
+    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    /* Progress lines (asked for with "progress": true) come first, each a
+     * line; the answer is the first line without them. */
+    for (;;) {
+        char *nl = memchr(buf, '\n', len);
+        if (nl) {
+            size_t linelen = (size_t)(nl - buf);
+            int t = take_line(buf, linelen, on_progress, ctx, resp);
+            if (t == 0)
+                break;
+            if (t < 0) {
+                r = -EPROTO;
+                snprintf(err, errlen, "unreadable answer from the supervisor");
+                goto out;
+            }
+            len -= linelen + 1;
+            memmove(buf, nl + 1, len);
+            continue;
+        }
+        if (len >= CONTROL_MAX) {
+            r = -EPROTO;
+            snprintf(err, errlen, "an answer from the supervisor longer than %d bytes",
+                     CONTROL_MAX);
+            goto out;
+        }
+        int wait = deadline < 0 ? -1 : (int)(deadline - now_ms());
+        if (deadline >= 0 && wait <= 0) {
+            r = -ETIMEDOUT;
+            snprintf(err, errlen, "no answer from the supervisor within %d ms", timeout_ms);
+            goto out;
+        }
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int pr = poll(&p, 1, wait);
+        if (pr <= 0)
+            continue; /* EINTR, or the deadline: checked above */
+        ssize_t n = recv(fd, buf + len, CONTROL_MAX - len, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0 && len > 0) {
+            /* An answer without its newline: take it as it is. */
+            buf[len++] = '\n';
+            continue;
+        }
+        if (n <= 0) {
+            r = n == 0 ? -ECONNRESET : -errno;
+            snprintf(err, errlen, "the supervisor closed the connection without an answer");
+            goto out;
+        }
+        len += (size_t)n;
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    free(text);
+    free(buf);
+    return r;
+}

@@ -1,0 +1,1122 @@
+/* supervisor.c: the loop that owns everything and decides nothing.
+ *
+ * Start-up binds every listener, opens the notify and control sockets, then
+ * reports EV_START. From then on the loop turns kernel events into events
+ * for the sink (a child exited, a generation said READY=1, a client asked
+ * for a restart) and the runtime carries out what it decides through
+ * core_api.h. It ends when the runtime calls shutdown, after every
+ * generation is gone. */
+
+#include "loop/supervisor.h"
+
+#include "base/clock.h"
+#include "loop/figures.h"
+#include "handoff/keeper.h"
+#include "os/portholder.h"
+#include "base/log.h"
+#include "base/nofile.h"
+#include "loop/probe.h"
+#include "loop/stats_export.h"
+#include "loop/stats_own.h"
+#include "handoff/carry.h"
+#include "base/unixpath.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+void supervisor_emit(struct supervisor *s, struct event ev)
+{
+    if (!s->sink.event)
+        return;
+    ev.now = clock_mono();
+    s->sink.event(s->sink.ctx, &ev);
+    s->carry_dirty = 1;
+}
+
+#define emit supervisor_emit
+
+void supervisor_emit_exit(struct supervisor *s, unsigned id, int code, int sig)
+{
+    struct proc *p = procs_by_id(&s->procs, id);
+    if (p && p->watch) {
+        uv_close(p->watch, (uv_close_cb)free);
+        close(p->pidfd);
+    }
+    if (p)
+        procs_remove(&s->procs, id);
+    output_drain(&s->output, id);
+    emit(s, (struct event){ .kind = EV_EXIT, .id = id, .code = code, .signal = sig });
+}
+
+static void on_adopted_exit(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    struct supervisor *s = h->loop->data;
+    unsigned id = (unsigned)(uintptr_t)h->data;
+    uv_poll_stop(h);
+    log_debug("adopted generation %u exited (its status goes to its parent, not to us)", id);
+    supervisor_emit_exit(s, id, -1, 0);
+}
+
+void supervisor_watch_adopted(struct supervisor *s, struct proc *p)
+{
+    int fd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+    uv_poll_t *h = fd >= 0 ? malloc(sizeof *h) : NULL;
+    if (!h || uv_poll_init(s->loop, h, fd) < 0) {
+        log_error("generation %u (pid %d): cannot watch it (pidfd_open: %s): its exit will go "
+                  "unnoticed",
+                  p->id, (int)p->pid, strerror(errno));
+        free(h);
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    p->pidfd = fd;
+    p->watch = h;
+    h->data = (void *)(uintptr_t)p->id;
+    uv_poll_start(h, UV_READABLE, on_adopted_exit);
+}
+
+/* --- processes ----------------------------------------------------------- */
+
+static void keeper_reaped(struct supervisor *s, int status);
+
+/* Every child is reaped here: generations' main processes (reported) and
+ * anything else that became ours as subreaper (just reaped). */
+static void reap(struct supervisor *s)
+{
+    notify_drain(&s->notify);
+    for (;;) {
+        int st;
+        pid_t pid = waitpid(-1, &st, WNOHANG);
+        if (pid <= 0) {
+            if (pid < 0 && errno == EINTR)
+                continue;
+            return;
+        }
+        if (pid == s->upgrade.pid) {
+            upgrade_reaped(&s->upgrade, st);
+            continue;
+        }
+        if (pid == s->keeper_pid) {
+            keeper_reaped(s, st);
+            continue;
+        }
+        struct proc *p = procs_by_pid(&s->procs, pid);
+        if (!p) {
+            log_debug("reaped pid %d (not a generation's main process)", (int)pid);
+            continue;
+        }
+        supervisor_emit_exit(s, p->id, WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+                             WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    }
+}
+
+/* --- notify -------------------------------------------------------------- */
+
+/* Which generation sent this? Its main process, a process of its session
+ * (each generation leads one: spawn.c; workers stay in it, and no other
+ * process can join it), or failing that a descendant (found through /proc
+ * parent links, for apps that start sessions of their own). Not a process
+ * group: any process of the same user may join one. */
+static struct proc *sender(struct supervisor *s, pid_t pid)
+{
+    struct proc *p = procs_by_pid(&s->procs, pid);
+    if (p)
+        return p;
+    pid_t sid = getsid(pid);
+    if (sid > 0 && (p = procs_by_pid(&s->procs, sid)))
+        return p;
+    for (int depth = 0; depth < 16 && pid > 1; depth++) {
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return NULL;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n <= 0)
+            return NULL;
+        buf[n] = '\0';
+        char *rp = strrchr(buf, ')'); /* the command name may hold spaces */
+        int ppid;
+        if (!rp || sscanf(rp + 1, " %*c %d", &ppid) != 1)
+            return NULL;
+        pid = ppid;
+        if ((p = procs_by_pid(&s->procs, pid)))
+            return p;
+    }
+    return NULL;
+}
+
+/* A state blob's checksum was verified off the loop: it is stored now. */
+static void on_state_checked(struct handover *h, unsigned id, const char *name)
+{
+    emit(h->data, (struct event){ .kind = EV_STORED, .id = id, .name = name });
+}
+
+static void on_notify(struct notify *n, pid_t pid, const struct notify_msg *m, int *fds,
+                      size_t nfds)
+{
+    struct supervisor *s = n->data;
+    struct proc *p = sender(s, pid);
+    if (!p) {
+        for (size_t i = 0; i < nfds; i++)
+            close(fds[i]);
+        log_warn("notify: message from pid %d, which is no generation of ours: ignored", (int)pid);
+        return;
+    }
+    unsigned id = p->id;
+    if (m->status)
+        snprintf(p->status, sizeof p->status, "%s", m->status);
+    if (nfds > 0 || m->fdstore || m->fdstoreremove) {
+        const char *name = handover_notify(&s->handover, id, m, fds, nfds, clock_mono());
+        if (name)
+            emit(s, (struct event){ .kind = EV_STORED, .id = id, .name = name });
+    }
+    if (m->ready)
+        emit(s, (struct event){ .kind = EV_READY, .id = id });
+    if (m->stopping)
+        emit(s, (struct event){ .kind = EV_STOPPING, .id = id });
+}
+
+/* --- stats and the view -------------------------------------------------- */
+
+/* Figures the supervisor keeps elsewhere, copied in before each reading. */
+static void refresh_own_stats(struct supervisor *s)
+{
+    stats_own_set(&s->stats, "baton.generations", (double)s->procs.len);
+    stats_own_count(&s->stats, "baton.notify_rejected", (double)s->notify.rejected);
+    stats_own_count(&s->stats, "baton.boundary_crossings", (double)s->api.crossings);
+}
+
+/* The runtime's answer to WHAT (events.h), as an object whose member LIST
+ * is an array (an empty Lua table comes as {}). */
+static json_t *query(struct supervisor *s, const char *what, int n, const char *list)
+{
+    json_t *v = s->sink.query ? s->sink.query(s->sink.ctx, what, clock_mono(), n) : NULL;
+    if (!json_is_object(v)) {
+        json_decref(v);
+        v = json_object();
+    }
+    if (!json_is_array(json_object_get(v, list)))
+        json_object_set_new(v, list, json_array());
+    return v;
+}
+
+static json_t *view(struct supervisor *s)
+{
+    return query(s, "view", 0, "generations");
+}
+
+/* Unix seconds for a time of the loop's monotonic clock. */
+static double unix_time(double mono)
+{
+    return mono + (clock_unix() - clock_mono());
+}
+
+/* An event of the runtime's (monotonic time) as the CLI shows it. */
+static json_t *event_json(json_t *ev)
+{
+    json_t *j = json_pack("{s:f, s:O, s:O, s:O, s:O}", "time",
+                          unix_time(json_number_value(json_object_get(ev, "time"))), "kind",
+                          json_object_get(ev, "kind"), "generation",
+                          json_object_get(ev, "generation"), "ok", json_object_get(ev, "ok"),
+                          "reason", json_object_get(ev, "reason"));
+    if (j && json_object_get(ev, "duration"))
+        json_object_set(j, "duration", json_object_get(ev, "duration"));
+    return j;
+}
+
+static int on_page(struct metrics_http *m, const char *path, char **body, size_t *len)
+{
+    struct supervisor *s = m->data;
+    if (strcmp(path, "/metrics") == 0) {
+        refresh_own_stats(s);
+        unsigned live[s->procs.len + 1];
+        for (size_t i = 0; i < s->procs.len; i++)
+            live[i] = s->procs.v[i].id;
+        json_t *v = view(s), *last = json_object_get(v, "last_restart");
+        struct prom_facts f = {
+            .service = s->cfg.name,
+            .version = BATON_VERSION,
+            .live = live,
+            .nlive = s->procs.len,
+            .active = (unsigned)json_integer_value(json_object_get(v, "active")),
+        };
+        if (json_is_object(last)) {
+            f.last_restart = unix_time(json_number_value(json_object_get(last, "time")));
+            f.last_restart_ok = json_is_true(json_object_get(last, "ok"));
+        }
+        /* Any local user can reach this page, as often as they like: the
+         * kernel's figures (milliseconds with many connections) are read
+         * again only after a second, or five times what the last read
+         * took, whichever is longer. */
+        static struct figures k;
+        static double k_at = -1e9, k_cost;
+        double t = clock_mono();
+        if (t - k_at >= (5 * k_cost > 1 ? 5 * k_cost : 1)) {
+            figures_free(&k);
+            if (figures_read(&k, &s->procs, &s->cfg, 0) < 0)
+                memset(&k, 0, sizeof k);
+            k_at = t;
+            k_cost = clock_mono() - t;
+        }
+        const char *names[s->cfg.nlisteners + 1];
+        for (size_t i = 0; i < s->cfg.nlisteners; i++) /* NULL: per generation, none here */
+            names[i] = s->cfg.listeners[i].per_generation ? NULL : s->cfg.listeners[i].name;
+        if (k.ls && k.nls == s->cfg.nlisteners) {
+            f.figures = &k;
+            f.listener_names = names;
+        }
+        *body = stats_to_prometheus(&s->stats, &f, len);
+        json_decref(v);
+        return *body ? 200 : 500;
+    }
+    if (strcmp(path, "/ready") == 0) {
+        json_t *v = view(s);
+        int ok = json_is_true(json_object_get(v, "serving")) && !s->shutting_down;
+        json_decref(v);
+        *body = strdup(ok ? "ready\n" : "not ready\n");
+        *len = strlen(*body);
+        return ok ? 200 : 503;
+    }
+    if (strcmp(path, "/live") == 0) {
+        /* Liveness: the loop answered, and so did the runtime. It does not
+         * depend on a generation serving: the supervisor recovers those
+         * itself, and a container restarted for it would drop what serves. */
+        json_t *v = view(s);
+        int ok = json_is_object(v);
+        json_decref(v);
+        *body = strdup(ok ? "alive\n" : "the runtime does not answer\n");
+        *len = strlen(*body);
+        return ok ? 200 : 503;
+    }
+    *body = strdup("not found: try /metrics, /ready or /live\n");
+    *len = strlen(*body);
+    return 404;
+}
+
+/* --- control ------------------------------------------------------------- */
+
+/* What the kernel says of a live generation (K, from figures F), as
+ * `baton status` and `baton stats` both show it: connections (null when the
+ * kernel could not say), of which closing, processes, the listeners it still
+ * holds, memory, CPU. */
+static void gen_figures_json(json_t *j, const struct figures *f, const struct conns_gen *k)
+{
+    json_object_set_new(j, "connections",
+                        k && f->err == 0 ? json_integer(k->established + k->closing) : json_null());
+    if (!k)
+        return;
+    json_object_set_new(j, "connections_closing", json_integer(k->closing));
+    json_object_set_new(j, "processes", json_integer(k->nprocs));
+    json_object_set_new(j, "listening", json_integer(k->listening));
+    json_object_set_new(j, "rss_bytes", json_integer((json_int_t)k->rss_bytes));
+    json_object_set_new(j, "cpu_seconds", json_real(k->cpu_seconds));
+}
+
+/* The runtime's generations, with the process facts the loop keeps:
+ * uptime, the last STATUS= of a live one, how it ended; and what the kernel
+ * says of each (F): connections (a contract: its open connections on the
+ * service's listeners, 0 once exited), processes, memory, CPU. */
+static json_t *generations_json(json_t *v, double t, struct supervisor *s, const struct figures *f)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *g;
+    json_array_foreach(json_object_get(v, "generations"), i, g) {
+        unsigned id = (unsigned)json_integer_value(json_object_get(g, "id"));
+        double started = json_number_value(json_object_get(g, "started"));
+        json_t *exited = json_object_get(g, "exited_at"), *ready = json_object_get(g, "ready_at");
+        struct proc *p = procs_by_id(&s->procs, id);
+        json_t *j = json_pack("{s:i, s:O, s:O, s:f, s:s}", "id", (int)id, "pid",
+                              json_object_get(g, "pid"), "state", json_object_get(g, "state"),
+                              "uptime", (exited ? json_number_value(exited) : t) - started,
+                              "status", p ? p->status : "");
+        if (!j)
+            continue;
+        if (ready)
+            json_object_set_new(j, "ready_after", json_real(json_number_value(ready) - started));
+        if (p && p->pidfd >= 0)
+            json_object_set_new(j, "adopted", json_true());
+        if (exited) /* the contract: 0 once exited */
+            json_object_set_new(j, "connections", json_integer(0));
+        else
+            gen_figures_json(j, f, figures_gen(f, id));
+        json_object_set_new(j, "started_at", json_real(unix_time(started)));
+        if (exited) {
+            json_object_set(j, "exit_code", json_object_get(g, "exit_code"));
+            json_object_set(j, "exit_signal", json_object_get(g, "exit_signal"));
+            json_object_set_new(j, "exited_at", json_real(unix_time(json_number_value(exited))));
+            json_object_set(j, "end", json_object_get(g, "ended"));
+        }
+        json_array_append_new(out, j);
+    }
+    return out;
+}
+
+static json_t *status_json(struct supervisor *s)
+{
+    double t = clock_mono();
+    struct figures f;
+    int have = figures_read(&f, &s->procs, &s->cfg, 0) == 0;
+    json_t *ls = json_array();
+    for (size_t i = 0; i < s->cfg.nlisteners; i++) {
+        char addr[256];
+        listener_local_address(&s->cfg.listeners[i], addr, sizeof addr);
+        json_t *l = json_pack("{s:s, s:s, s:i}", "name", s->cfg.listeners[i].name, "address", addr,
+                              "fd", 3 + (int)i);
+        if (l && s->cfg.listeners[i].per_generation)
+            json_object_set_new(l, "per_generation", json_true());
+        else if (l && have) {
+            json_object_set_new(l, "queue", json_integer(f.ls[i].queue));
+            json_object_set_new(l, "max_queue", json_integer(f.ls[i].max_queue));
+        }
+        json_array_append_new(ls, l);
+    }
+    json_t *v = view(s);
+    static const struct figures none;
+    json_t *j = json_pack("{s:b, s:s, s:i, s:f, s:o, s:o, s:o}", "ok", 1, "service", s->cfg.name,
+                          "pid", (int)getpid(), "uptime", t - s->started, "listeners", ls,
+                          "generations", generations_json(v, t, s, have ? &f : &none), "fdstore",
+                          handover_status(&s->handover, t));
+    if (j && have && f.overflows >= 0)
+        json_object_set_new(j, "listen_overflows", json_integer(f.overflows));
+    if (have)
+        figures_free(&f);
+    json_t *img = json_pack("{s:s, s:s, s:f, s:i}", "binary", s->image.binary, "version",
+                            BATON_VERSION, "started_at", s->image.started_at, "upgrades",
+                            (int)s->image.upgrades);
+    if (img && s->image.adopted_at > 0)
+        json_object_set_new(img, "adopted_at", json_real(s->image.adopted_at));
+    if (img && s->keeper_pid > 0)
+        json_object_set_new(img, "keeper", json_integer(s->keeper_pid));
+    if (j && img)
+        json_object_set_new(j, "image", img);
+    else
+        json_decref(img);
+    if (j) {
+        json_t *last = json_object_get(v, "last_restart");
+        if (json_is_object(last))
+            json_object_set_new(j, "last_restart", event_json(last));
+        json_object_set(j, "exited_not_shown", json_object_get(v, "exited_not_shown"));
+    }
+    json_decref(v);
+    if (j && s->metrics_listener.fd >= 0) {
+        char addr[256];
+        listener_local_address(&s->metrics_listener, addr, sizeof addr);
+        json_object_set_new(j, "metrics", json_string(addr));
+    }
+    return j;
+}
+
+static void reply_json(struct control *c, uint64_t req, json_t *j)
+{
+    if (j)
+        control_reply(c, req, j);
+    else
+        control_reply_error(c, req, "out of memory");
+}
+
+static void cmd_status(struct supervisor *s, uint64_t req, json_t *args)
+{
+    (void)args;
+    reply_json(&s->control, req, status_json(s));
+}
+
+/* {"cmd":"events","n":N}: the newest N events (all that are kept when N
+ * is absent), oldest first, times in unix seconds. */
+static void cmd_events(struct supervisor *s, uint64_t req, json_t *args)
+{
+    json_int_t n = json_integer_value(json_object_get(args, "n"));
+    json_t *v = query(s, "events", n > 0 && n < 1000000 ? (int)n : 0, "events");
+    json_t *out = json_array();
+    size_t i;
+    json_t *ev;
+    json_array_foreach(json_object_get(v, "events"), i, ev)
+        json_array_append_new(out, event_json(ev));
+    reply_json(&s->control, req,
+               json_pack("{s:b, s:o, s:I}", "ok", 1, "events", out, "not_kept",
+                         json_integer_value(json_object_get(v, "not_kept"))));
+    json_decref(v);
+}
+
+/* {"cmd":"logs","n":N,"gen":G,"after":SEQ}: what generations printed. */
+static void cmd_logs(struct supervisor *s, uint64_t req, json_t *args)
+{
+    json_int_t n = json_integer_value(json_object_get(args, "n"));
+    json_int_t gen = json_integer_value(json_object_get(args, "gen"));
+    json_int_t after = json_integer_value(json_object_get(args, "after"));
+    json_t *lines = output_json(&s->output, after > 0 ? (uint64_t)after : 0,
+                                gen > 0 && gen < UINT32_MAX ? (unsigned)gen : 0,
+                                n > 0 && n <= OUTPUT_LINES ? (size_t)n : 0);
+    reply_json(&s->control, req,
+               json_pack("{s:b, s:o, s:I}", "ok", 1, "lines", lines, "next",
+                         (json_int_t)s->output.next_seq - 1));
+}
+
+/* What the kernel says now, for `baton stats`: each live generation's
+ * connections, processes, memory, CPU; each listener's accept queue; the
+ * namespace's overflow count. NULL when it cannot be read. */
+static json_t *kernel_json(struct supervisor *s)
+{
+    struct figures f;
+    if (figures_read(&f, &s->procs, &s->cfg, 0) < 0)
+        return NULL;
+    json_t *gens = json_array(), *ls = json_array();
+    for (size_t i = 0; i < f.ngens; i++) {
+        json_t *g = json_pack("{s:i}", "id", (int)f.ids[i]);
+        if (g)
+            gen_figures_json(g, &f, &f.gens[i]);
+        json_array_append_new(gens, g);
+    }
+    for (size_t i = 0; i < f.nls; i++)
+        if (!s->cfg.listeners[i].per_generation)
+            json_array_append_new(ls, json_pack("{s:s, s:i, s:i}", "name", s->cfg.listeners[i].name,
+                                                "queue", (int)f.ls[i].queue, "max_queue",
+                                                (int)f.ls[i].max_queue));
+    json_t *j = json_pack("{s:o, s:o}", "generations", gens, "listeners", ls);
+    if (j && f.overflows >= 0)
+        json_object_set_new(j, "listen_overflows", json_integer(f.overflows));
+    if (j && f.err < 0)
+        json_object_set_new(j, "error", json_string(strerror(-f.err)));
+    figures_free(&f);
+    return j;
+}
+
+/* {"cmd":"upgrade","binary":PATH}: see upgrade.h. */
+static void cmd_upgrade(struct supervisor *s, uint64_t req, json_t *args)
+{
+    json_t *b = json_object_get(args, "binary");
+    if (b && !json_is_string(b)) {
+        control_reply_error(&s->control, req, "\"binary\" must be a path");
+        return;
+    }
+    if (s->shutting_down) {
+        control_reply_error(&s->control, req, "the supervisor is stopping");
+        return;
+    }
+    upgrade_begin(&s->upgrade, req, json_string_value(b));
+}
+
+static void cmd_stats(struct supervisor *s, uint64_t req, json_t *args)
+{
+    (void)args;
+    refresh_own_stats(s);
+    json_t *j = json_pack("{s:b, s:s, s:o}", "ok", 1, "service", s->cfg.name, "metrics",
+                          stats_to_json(&s->stats));
+    json_t *k = kernel_json(s);
+    if (j && k)
+        json_object_set_new(j, "kernel", k);
+    else
+        json_decref(k);
+    reply_json(&s->control, req, j);
+}
+
+/* The control commands: the loop answers what it holds; the rest are the
+ * runtime's decisions, forwarded as requests. */
+static const struct {
+    const char *name;
+    void (*answer)(struct supervisor *s, uint64_t req, json_t *args); /* NULL: the runtime's */
+} commands[] = {
+    { "events", cmd_events }, { "logs", cmd_logs }, { "reload", NULL },
+    { "restart", NULL },      { "rollback", NULL }, { "stats", cmd_stats },
+    { "status", cmd_status }, { "stop", NULL },     { "upgrade", cmd_upgrade },
+};
+
+static void on_control(struct control *c, uint64_t req, const char *cmd, json_t *args)
+{
+    struct supervisor *s = c->data;
+    char known[128] = "";
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(cmd, commands[i].name) == 0) {
+            if (commands[i].answer) {
+                commands[i].answer(s, req, args);
+            } else {
+                char why[64];
+                snprintf(why, sizeof why, "baton %s", cmd);
+                emit(s, (struct event){ .kind = EV_REQUEST, .id = req, .name = cmd, .why = why });
+            }
+            return;
+        }
+        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "",
+                 commands[i].name);
+    }
+    control_reply_error(c, req, "unknown command '%s' (known: %s)", cmd, known);
+}
+
+/* --- signals ------------------------------------------------------------- */
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct supervisor *s = h->data;
+    switch (signum) {
+    case SIGCHLD: reap(s); break;
+    case SIGHUP:
+        emit(s, (struct event){ .kind = EV_REQUEST, .name = "restart", .why = "SIGHUP" });
+        break;
+    case SIGTERM:
+    case SIGINT:
+        if (s->stop_signals++ == 0) {
+            log_info("%s: stopping gracefully (send it again to kill every generation now)",
+                     strsignal(signum));
+            emit(s, (struct event){ .kind = EV_REQUEST, .name = "stop", .why = strsignal(signum) });
+        } else {
+            log_warn("%s again: killing every generation now", strsignal(signum));
+            procs_kill_all(&s->procs);
+        }
+        break;
+    }
+}
+
+static int start_signal(struct supervisor *s, uv_signal_t *h, int signum)
+{
+    int r = uv_signal_init(s->loop, h);
+    if (r == 0) {
+        h->data = s;
+        r = uv_signal_start(h, on_signal, signum);
+    }
+    return r;
+}
+
+static void keep(struct supervisor *s, const char *head, int fd);
+
+/* core.shutdown(code): the runtime is done; the loop ends once what is
+ * already written has been sent. */
+static void shutdown_loop(void *owner, int code)
+{
+    struct supervisor *s = owner;
+    if (s->shutting_down)
+        return;
+    s->shutting_down = 1;
+    s->exit_code = code;
+    if (s->procs.len > 0) {
+        log_warn("shutting down with %zu generation(s) still running: killing them", s->procs.len);
+        procs_kill_all(&s->procs);
+    }
+    uv_close((uv_handle_t *)&s->sig_hup, NULL);
+    uv_close((uv_handle_t *)&s->sig_term, NULL);
+    uv_close((uv_handle_t *)&s->sig_int, NULL);
+    uv_close((uv_handle_t *)&s->sig_chld, NULL);
+    upgrade_close(&s->upgrade);
+    if (s->carry_check.data)
+        uv_close((uv_handle_t *)&s->carry_check, NULL);
+    if (s->keeper_timer.data)
+        uv_close((uv_handle_t *)&s->keeper_timer, NULL);
+    /* A normal end: the keeper goes, and nothing is left to take over. */
+    keep(s, "B", -1);
+    if (s->carry_path[0])
+        unlink(s->carry_path);
+    timers_close(&s->timers);
+    watches_close(&s->watches);
+    probe_cancel_all();
+    output_close(&s->output);
+    notify_close(&s->notify);
+    handover_free(&s->handover);
+    metrics_http_close(&s->metrics);
+    control_close(&s->control);
+}
+
+/* core.exec: see upgrade.h. */
+static int exec_image(void *owner, uint64_t req, json_t *runtime, char *err, size_t errlen)
+{
+    struct supervisor *s = owner;
+    return upgrade_exec(&s->upgrade, req, runtime, err, errlen);
+}
+
+/* The upgrade check's verdict goes to the runtime, which decides when. */
+static void upgrade_verdict(void *owner, uint64_t req, int ok, const char *why)
+{
+    emit(owner, (struct event){ .kind = EV_UPGRADE, .id = req, .code = ok, .name = why });
+}
+
+/* --- the keeper and the carried state on disk ------------------------------- */
+
+static void keep(struct supervisor *s, const char *head, int fd)
+{
+    int r = s->keeper_fd >= 0 ? keeper_send(s->keeper_fd, head, fd) : 0;
+    if (r < 0) {
+        log_warn("the keeper (pid %d): %s: a supervisor that dies cannot be taken over now",
+                 (int)s->keeper_pid, strerror(-r));
+        close(s->keeper_fd);
+        s->keeper_fd = -1;
+        /* A keeper that missed a piece is no keeper: it goes, and once
+         * reaped another one starts with every piece (keeper_reaped). */
+        if (s->keeper_pid > 0)
+            kill(s->keeper_pid, SIGTERM);
+    }
+}
+
+static void keep_pipe(void *ctx, unsigned gen, int stream, int fd)
+{
+    char head[32];
+    snprintf(head, sizeof head, "P %u %d", gen, stream);
+    keep(ctx, head, fd);
+}
+
+/* Once per turn of the loop after an event: what a successor would read
+ * after a death (carry.h), written only when it changed. */
+static void on_carry_check(uv_check_t *h)
+{
+    struct supervisor *s = h->data;
+    if (!s->carry_dirty || s->shutting_down || !s->upgrade.collect)
+        return;
+    s->carry_dirty = 0;
+    json_t *doc = s->upgrade.collect(s, NULL, 0);
+    if (!doc)
+        return;
+    json_object_set_new(doc, "start_ticks", json_integer((json_int_t)s->start_ticks));
+    json_object_set_new(doc, "keeper",
+                        json_pack("{s:i, s:s}", "pid", (int)s->keeper_pid, "path", s->keeper_path));
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    if (text && (!s->carry_last || strcmp(text, s->carry_last) != 0)) {
+        int r = carry_write_file(s->carry_path, text);
+        if (r < 0)
+            log_warn("%s: %s", s->carry_path, strerror(-r));
+        free(s->carry_last);
+        s->carry_last = text;
+        text = NULL;
+    }
+    free(text);
+    json_decref(doc);
+}
+
+/* A keeper is replaced at once after a death, unless the one that died
+ * lived under KEEPER_MIN_LIFE_MS or could not be started: then after a
+ * pause, doubled each time up to KEEPER_MAX_PAUSE_MS, so a keeper that
+ * cannot stay up is not restarted in a tight loop. Until one runs, a
+ * death of the supervisor is not survivable, and the log says so. */
+#define KEEPER_MIN_LIFE_MS 1000
+#define KEEPER_MAX_PAUSE_MS 30000
+
+static uint64_t now_ms(struct supervisor *s)
+{
+    uv_update_time(s->loop); /* the loop's clock may be stale: set-up waits */
+    return uv_now(s->loop);
+}
+
+static void on_keeper_timer(uv_timer_t *t);
+
+static void keeper_later(struct supervisor *s, const char *what)
+{
+    s->keeper_pause = s->keeper_pause ? s->keeper_pause * 2 : KEEPER_MIN_LIFE_MS;
+    if (s->keeper_pause > KEEPER_MAX_PAUSE_MS)
+        s->keeper_pause = KEEPER_MAX_PAUSE_MS;
+    log_warn("%s: another keeper in %llu ms; until then a supervisor that dies cannot be "
+             "taken over",
+             what, (unsigned long long)s->keeper_pause);
+    uv_timer_start(&s->keeper_timer, on_keeper_timer, s->keeper_pause, 0);
+}
+
+/* Starts a keeper and hands it what it holds: the listeners, the stats
+ * region and every pipe read now (a keeper started after a death of the
+ * one before gets the pipes of generations already running). */
+static void keeper_start(struct supervisor *s)
+{
+    s->keeper_fd = keeper_spawn("/proc/self/exe", s->keeper_path, &s->keeper_pid);
+    if (s->keeper_fd < 0) {
+        char what[128];
+        snprintf(what, sizeof what, "cannot start the keeper: %s", strerror(-s->keeper_fd));
+        s->keeper_pid = 0;
+        keeper_later(s, what);
+        return;
+    }
+    s->keeper_started = now_ms(s);
+    for (size_t i = 0; i < s->cfg.nlisteners; i++) {
+        char head[32];
+        snprintf(head, sizeof head, "L %zu", i);
+        if (s->cfg.listeners[i].fd >= 0)
+            keep(s, head, s->cfg.listeners[i].fd);
+    }
+    keep(s, "S", s->stats.fd);
+    json_t *pipes = output_pipes_json(&s->output);
+    size_t i;
+    json_t *p;
+    json_array_foreach(pipes, i, p) {
+        keep_pipe(s, (unsigned)carry_int(p, "generation", 0), carry_int(p, "stream", 2),
+                  carry_int(p, "fd", -1));
+    }
+    json_decref(pipes);
+    s->carry_dirty = 1; /* the file names the keeper */
+    log_debug("keeper pid %d holds the listeners and the stats region", (int)s->keeper_pid);
+}
+
+static void on_keeper_timer(uv_timer_t *t)
+{
+    struct supervisor *s = t->data;
+    if (!s->shutting_down && s->keeper_pid == 0)
+        keeper_start(s);
+}
+
+/* The keeper exited while we run (someone killed it; it never exits on its
+ * own while we live). */
+static void keeper_reaped(struct supervisor *s, int status)
+{
+    char how[64];
+    if (WIFSIGNALED(status))
+        snprintf(how, sizeof how, "killed by signal %d", WTERMSIG(status));
+    else
+        snprintf(how, sizeof how, "exit code %d", WEXITSTATUS(status));
+    pid_t was = s->keeper_pid;
+    if (s->keeper_fd >= 0)
+        close(s->keeper_fd);
+    s->keeper_fd = -1;
+    s->keeper_pid = 0;
+    s->carry_dirty = 1;
+    if (s->shutting_down)
+        return;
+    uint64_t lived = now_ms(s) - s->keeper_started;
+    if (lived >= KEEPER_MIN_LIFE_MS) {
+        s->keeper_pause = 0;
+        log_warn("the keeper (pid %d) exited (%s): starting another", (int)was, how);
+        keeper_start(s);
+        return;
+    }
+    char what[160];
+    snprintf(what, sizeof what, "the keeper (pid %d) exited (%s) %llu ms after its start", (int)was,
+             how, (unsigned long long)lived);
+    keeper_later(s, what);
+}
+
+void supervisor_keep(struct supervisor *s)
+{
+    carry_paths(s->rundir, s->cfg.name, s->cfg.control, s->carry_path, sizeof s->carry_path,
+                s->keeper_path, sizeof s->keeper_path);
+    s->start_ticks = proc_start_ticks(getpid());
+    uv_timer_init(s->loop, &s->keeper_timer);
+    s->keeper_timer.data = s;
+    json_t *carried = s->adopting ? NULL : json_object_get(s->carried, "keeper");
+    s->keeper_fd = carry_int(carried, "fd", -1);
+    if (s->keeper_fd >= 0) { /* the same keeper, across the upgrade */
+        s->keeper_pid = carry_int(carried, "pid", 0);
+        s->keeper_started = 0; /* started long enough ago */
+        fcntl(s->keeper_fd, F_SETFD, FD_CLOEXEC);
+    } else {
+        /* From the loop: not while a new image takes over, when a crash
+         * would go back to the old image and leave this keeper behind. */
+        uv_timer_start(&s->keeper_timer, on_keeper_timer, 0, 0);
+    }
+    s->output.on_attach = keep_pipe;
+    s->output.ctx = s;
+    uv_check_init(s->loop, &s->carry_check);
+    s->carry_check.data = s;
+    uv_check_start(&s->carry_check, on_carry_check);
+    s->carry_dirty = 1;
+}
+
+/* --- start-up ------------------------------------------------------------ */
+
+/* The folder for sockets: $XDG_RUNTIME_DIR, or /tmp/baton-UID, mode 0700
+ * and ours (a folder someone else made could be watched or swapped). */
+int supervisor_runtime_dir(char *out, size_t len)
+{
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    if (xdg && xdg[0] == '/')
+        snprintf(out, len, "%s", xdg);
+    else
+        snprintf(out, len, "/tmp/baton-%u", (unsigned)geteuid());
+    if (mkdir(out, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    /* The folder itself, never what a symlink there points to: opened
+     * without following one, then checked through the open fd. */
+    int fd = open(out, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ELOOP || errno == ENOTDIR ? -EPERM : -errno;
+    struct stat st;
+    int r = fstat(fd, &st) < 0 ? -errno : 0;
+    close(fd);
+    if (r == 0 && (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0077)))
+        r = -EPERM;
+    return r;
+}
+
+int supervisor_init(struct supervisor *s, uv_loop_t *loop)
+{
+    memset(s, 0, sizeof *s);
+    /* First: what a service manager passed (fds at 3..) and its socket. */
+    manager_init(&s->manager);
+    s->loop = loop;
+    s->notify.fd = -1;
+    s->stats.fd = -1;
+    s->metrics_listener.fd = -1;
+    s->handover.staged = -1;
+    s->upgrade.image = -1;
+    s->keeper_fd = -1;
+    s->started = clock_mono();
+    s->image.started_at = clock_unix();
+    loop->data = s; /* for handles that carry another datum (adopted processes) */
+    ssize_t n = readlink("/proc/self/exe", s->image.binary, sizeof s->image.binary - 1);
+    s->image.binary[n > 0 ? n : 0] = '\0';
+    int r = supervisor_runtime_dir(s->rundir, sizeof s->rundir);
+    if (r < 0)
+        log_error("runtime folder %s: %s", s->rundir,
+                  r == -EPERM ? "not ours or not mode 0700" : strerror(-r));
+    return r;
+}
+
+static int bind_listeners(struct supervisor *s)
+{
+    int r;
+    for (size_t i = 0; i < s->cfg.nlisteners; i++) {
+        struct listener *l = &s->cfg.listeners[i];
+        char err[512];
+        if (l->per_generation) {
+            log_info("'%s' (fd %zu): each generation gets its own, on %s", l->name, 3 + i,
+                     l->address);
+            continue;
+        }
+        /* A socket the service manager passed under this name (socket
+         * activation) is used as it is; else the supervisor binds. */
+        int fd = manager_take(&s->manager, l->name);
+        if (fd >= 0 && listener_adopt(l, fd, err, sizeof err) < 0) {
+            close(fd);
+            log_error("%s", err);
+            return -1;
+        }
+        if (fd < 0 && (r = listener_bind(l, err, sizeof err)) < 0) {
+            pid_t holder;
+            char comm[64];
+            if (r == -EADDRINUSE && l->kind == LISTENER_TCP &&
+                port_holder((const struct sockaddr *)&l->addr, &holder, comm, sizeof comm) == 0)
+                log_error("%s: held by pid %d (%s), which this supervisor cannot adopt (a "
+                          "generation a killed supervisor left serves on, say): stop it, or give "
+                          "this service another address",
+                          err, (int)holder, comm);
+            else
+                log_error("%s", err);
+            return -1;
+        }
+        char addr[256];
+        listener_local_address(l, addr, sizeof addr);
+        log_info("listening on %s as '%s' (fd %zu in each generation)%s", addr, l->name, 3 + i,
+                 l->passed ? ", passed by the service manager" : "");
+        /* One it bound itself goes to the manager's fd store: if the
+         * supervisor dies, the manager restarts it with the same socket, and
+         * connections wait in its queue meanwhile instead of being refused.
+         * One the manager passed, it holds already. */
+        /* Not a unix one: its file goes when baton exits, and a socket
+         * given back without its path would reach nobody. */
+        r = l->passed || l->kind == LISTENER_UNIX ? 0
+                                                  : manager_store_fd(&s->manager, l->name, l->fd);
+        if (r < 0)
+            log_warn("listener '%s': FDSTORE=1 to the service manager: %s", l->name, strerror(-r));
+        else if (r > 0)
+            log_info("listener '%s' kept in the service manager's fd store too (FDSTORE=1)",
+                     l->name);
+    }
+    manager_close_untaken(&s->manager);
+    return 0;
+}
+
+static int open_metrics(struct supervisor *s)
+{
+    char err[512];
+    struct listener *m = &s->metrics_listener;
+    m->name = "metrics";
+    m->address = s->cfg.metrics;
+    m->backlog = 64;
+    s->metrics.data = s;
+    /* After an upgrade, the socket the image before this one bound. */
+    int carried = s->carried ? carry_int(s->carried, "metrics", -1) : -1;
+    if (listener_parse(m, m->address, err, sizeof err) < 0 ||
+        (carried < 0 && listener_bind(m, err, sizeof err) < 0)) {
+        log_error("metrics endpoint: %s", err);
+        return -1;
+    }
+    if (carried >= 0)
+        m->fd = carried;
+    int r = metrics_http_open(&s->metrics, s->loop, m->fd, on_page);
+    if (r < 0) {
+        log_error("metrics endpoint %s: %s", m->address, uv_strerror(r));
+        return -1;
+    }
+    char addr[256];
+    listener_local_address(m, addr, sizeof addr);
+    log_info("metrics on http://%s/metrics, readiness on /ready", addr + strlen("tcp://"));
+    return 0;
+}
+
+int supervisor_setup(struct supervisor *s)
+{
+    int r;
+    if ((r = nofile_raise()) < 0)
+        log_warn("cannot raise the open-file limit: %s", strerror(-r));
+    /* What it may hold at once: the listeners, the fd store, the control
+     * and metrics clients at their caps, and some 32 of its own (loop,
+     * sockets, the stats region, a spawn's pipe). */
+    char what[160];
+    snprintf(what, sizeof what, "%zu listeners, fdstore_max %u, %d control and %d metrics clients",
+             s->cfg.nlisteners, s->cfg.fdstore_max, CONTROL_MAX_CLIENTS,
+             s->cfg.metrics ? METRICS_MAX_CLIENTS : 0);
+    nofile_check(s->cfg.nlisteners + s->cfg.fdstore_max + CONTROL_MAX_CLIENTS +
+                     (s->cfg.metrics ? METRICS_MAX_CLIENTS : 0) + 32,
+                 what);
+    /* A takeover (takeover.h) has its listeners and stats region already. */
+    if (!s->carried && bind_listeners(s) < 0)
+        return -1;
+    handover_init(&s->handover, s->loop, s->cfg.fdstore_max, s->cfg.state_name,
+                  s->cfg.state_max_size);
+    if ((r = output_init(&s->output, s->loop)) < 0) {
+        log_error("output ring: %s", strerror(-r));
+        return -1;
+    }
+    s->handover.on_checked = on_state_checked;
+    s->handover.data = s;
+    if (!s->carried && (r = stats_create(&s->stats, s->cfg.stats_capacity)) < 0) {
+        log_error("stats region (%u metrics): %s", s->cfg.stats_capacity, strerror(-r));
+        return -1;
+    }
+    if (s->cfg.metrics && open_metrics(s) < 0)
+        return -1;
+    /* A takeover keeps the path: the generations it adopts know that one. */
+    const char *carried_path = json_string_value(json_object_get(s->carried, "notify_path"));
+    int n = carried_path ? snprintf(s->notify_path, sizeof s->notify_path, "%s", carried_path)
+                         : snprintf(s->notify_path, sizeof s->notify_path, "%s/%s.%d.notify",
+                                    s->rundir, s->cfg.name, (int)getpid());
+    if (n < 0 || n >= 108) { /* sun_path */
+        log_error("notify socket path under %s is too long for a unix socket", s->rundir);
+        return -1;
+    }
+    s->notify.data = s;
+    if ((r = notify_open_fd(&s->notify, s->loop, s->notify_path,
+                            s->carried ? carry_int(s->carried, "notify", -1) : -1, on_notify)) <
+        0) {
+        log_error("notify socket %s: %s", s->notify_path, unixpath_strerror(r));
+        return -1;
+    }
+    s->control.data = s;
+    if ((r = control_open_fd(&s->control, s->loop, s->cfg.control,
+                             s->carried ? carry_int(s->carried, "control", -1) : -1, on_control)) <
+        0) {
+        log_error("control socket %s: %s", s->cfg.control,
+                  r == UV_EADDRINUSE || r == -EADDRINUSE ? "another supervisor is running there"
+                  : r == -EEXIST                         ? unixpath_strerror(r)
+                                                         : uv_strerror(r));
+        return -1;
+    }
+    /* Orphans of our apps (a worker whose master died) are ours to reap,
+     * not init's: nothing is left behind as a zombie. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        log_warn("PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+    if (start_signal(s, &s->sig_chld, SIGCHLD) < 0 || start_signal(s, &s->sig_hup, SIGHUP) < 0 ||
+        start_signal(s, &s->sig_term, SIGTERM) < 0 || start_signal(s, &s->sig_int, SIGINT) < 0) {
+        log_error("cannot install signal handlers");
+        return -1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    s->launcher = (struct launcher){ .output = &s->output,
+                                     .cfg = &s->cfg,
+                                     .handover = &s->handover,
+                                     .stats = &s->stats,
+                                     .procs = &s->procs,
+                                     .notify_path = s->notify_path };
+    s->api = (struct core_api){
+        .loop = s->loop,
+        .launcher = &s->launcher,
+        .procs = &s->procs,
+        .timers = &s->timers,
+        .watches = &s->watches,
+        .handover = &s->handover,
+        .stats = &s->stats,
+        .control = &s->control,
+        .config = &s->cfg,
+        .output = &s->output,
+        .manager = &s->manager,
+        .sink = &s->sink,
+        .shutdown = shutdown_loop,
+        .exec = exec_image,
+        .owner = s,
+    };
+    /* Timers and watches report to the sink, which is set at start. */
+    timers_init(&s->timers, s->loop, &s->sink);
+    watches_init(&s->watches, s->loop, &s->sink);
+    s->upgrade.loop = s->loop;
+    s->upgrade.control = &s->control;
+    s->upgrade.file = s->file;
+    s->upgrade.verdict = upgrade_verdict;
+    s->upgrade.owner = s;
+    return 0;
+}
+
+/* A takeover's answer to the `baton upgrade` that waits (upgrade.h). */
+static void answer_upgrade(struct supervisor *s)
+{
+    json_t *up = json_object_get(s->carried, "upgrade");
+    uint64_t req = s->upgrade_client;
+    if (!req)
+        return;
+    if (strcmp(s->carried_how, "upgrade") != 0) {
+        control_reply_error(&s->control, req, "%s", s->carried_how);
+        return;
+    }
+    double took = clock_mono() - json_number_value(json_object_get(up, "since"));
+    json_t *j = json_pack("{s:b, s:s, s:i, s:s, s:s, s:f}", "ok", 1, "message", "upgraded", "pid",
+                          (int)getpid(), "version", BATON_VERSION, "binary", s->image.binary,
+                          "duration", took);
+    reply_json(&s->control, req, j);
+}
+
+void supervisor_start(struct supervisor *s, const struct event_sink *sink)
+{
+    s->sink = *sink;
+    log_info("supervisor of '%s' running (pid %d), control socket %s", s->cfg.name, (int)getpid(),
+             s->cfg.control);
+    if (!s->carried) {
+        emit(s, (struct event){ .kind = EV_START });
+        upgrade_release_signals();
+        return;
+    }
+    /* A takeover: the runtime carries on from what it carried; then the
+     * generations that ended meanwhile are reported, as any exit is. */
+    emit(s, (struct event){ .kind = EV_START,
+                            .data = json_object_get(s->carried, "runtime"),
+                            .name = s->carried_how });
+    upgrade_disarm(); /* taken over: from here a crash is a crash */
+    answer_upgrade(s);
+    reap(s);                   /* what exited during the exec */
+    upgrade_release_signals(); /* a stop sent during the exec: now */
+}
+
+static void close_handle(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+int supervisor_finish(struct supervisor *s)
+{
+    if (s->sink.event)
+        uv_run(s->loop, UV_RUN_DEFAULT);
+    if (!s->shutting_down) {
+        /* Set-up failed part way: close what it opened. */
+        s->shutting_down = 1;
+        notify_close(&s->notify);
+        control_close(&s->control);
+        uv_walk(s->loop, close_handle, NULL);
+    }
+    uv_run(s->loop, UV_RUN_DEFAULT);
+    listener_close(&s->metrics_listener);
+    handover_free(&s->handover);
+    output_close(&s->output);
+    stats_close(&s->stats);
+    config_free(&s->cfg); /* closes the listeners */
+    manager_free(&s->manager);
+    procs_free(&s->procs);
+    if (s->keeper_fd >= 0)
+        close(s->keeper_fd);
+    free(s->carry_last);
+    return s->exit_code;
+}

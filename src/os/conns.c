@@ -1,0 +1,829 @@
+/* conns.c: generations' connections, queues and processes, from the kernel (see conns.h). */
+#include "os/conns.h"
+
+#include "base/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* The states a TCP dump asks for: listeners, and connections a process may
+ * still hold. TIME_WAIT is left out: no process holds those. */
+#define TCP_DUMP_STATES                                                                            \
+    ((1u << TCP_LISTEN) | (1u << TCP_ESTABLISHED) | (1u << TCP_SYN_RECV) | (1u << TCP_FIN_WAIT1) | \
+     (1u << TCP_FIN_WAIT2) | (1u << TCP_CLOSE_WAIT) | (1u << TCP_LAST_ACK) | (1u << TCP_CLOSING))
+/* The kernel never sends a dump in pieces larger than 32 KiB (netlink_dump
+ * caps its buffer there): one read of this size never truncates. */
+#define NL_BUF 32768
+/* Ports one filter names; more listeners than that go unfiltered (the
+ * table is filtered by port here all the same). */
+#define BC_MAX_PORTS 256
+/* Five ops (20 bytes) per port: S_GE, its port, S_LE, its port, JMP. */
+#define BC_OPS_PER_PORT 5
+/* A children file holds "PID " per child: 8 bytes each for 7-digit pids. */
+#define CHILDREN_BUF (CONNS_MAX_PROCS * 8)
+
+struct sockent {   /* a connection on a listener's port or path */
+    uint32_t ino;  /* its socket inode: what /proc/PID/fd links name */
+    uint32_t seen; /* 1 + the index of the last generation that counted it */
+    uint8_t closing;
+};
+
+struct table {
+    struct sockent *v;
+    size_t len, cap;
+};
+
+struct lsn {      /* what the poll learnt of a listener */
+    uint64_t ino; /* its socket inode */
+    int family;   /* AF_INET, AF_INET6, AF_UNIX; 0: not a socket we read */
+    int type;     /* SOCK_STREAM (or SOCK_SEQPACKET for unix) */
+    uint16_t port;
+    struct sockaddr_un un; /* unix: its name, NAMELEN bytes of sun_path */
+    size_t namelen;
+};
+
+struct member { /* a process of generation GEN */
+    size_t gen;
+    pid_t pid;
+    long threads;
+};
+
+struct poll {
+    struct conns_listener *ls;
+    struct lsn *info;
+    uint32_t *held; /* per listener: the mark of the last generation seen holding it */
+    size_t nls;
+    struct conns_gen *gs;
+    size_t ngs;
+    struct table t;
+    struct member *m;
+    size_t mlen, mcap;
+    char *children; /* CHILDREN_BUF bytes: one children file at a time */
+    pid_t *adopted; /* the caller's children but the main processes */
+    size_t nadopted;
+    int cut; /* a bound cut the figures */
+};
+
+struct stat_fields { /* from /proc/PID/stat */
+    pid_t session;
+    unsigned long long ticks; /* utime + stime */
+    long threads;
+    long rss_pages;
+};
+
+static long clk_tck, page_size;
+static unsigned nl_seq;
+static int children_files = -1; /* CONFIG_PROC_CHILDREN: 1, 0, or -1 unknown yet */
+static int warned_sockets, warned_procs;
+
+/* -- /proc files ------------------------------------------------------- */
+
+/* Reads PATH whole (up to LEN - 1 bytes) into BUF, NUL-terminated. Returns
+ * the length or a negative errno. */
+static ssize_t read_small(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t got = 0;
+    while (got < len - 1) {
+        ssize_t n = read(fd, buf + got, len - 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = -errno;
+            close(fd);
+            return e;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    buf[got] = '\0';
+    return (ssize_t)got;
+}
+
+static int read_stat(pid_t pid, struct stat_fields *f)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    ssize_t n = read_small(path, buf, sizeof buf);
+    if (n < 0)
+        return (int)n;
+    /* Field 2 is the command name in parentheses, which may itself hold
+     * spaces and ')': the fields after it start after the last ')'. */
+    const char *p = strrchr(buf, ')');
+    int session;
+    unsigned long long utime, stime;
+    /* 3 state, 4 ppid, 5 pgrp, 6 session ... 14 utime, 15 stime ...
+     * 20 num_threads ... 24 rss (pages: the same count as statm's second
+     * field, read here to spare a file per process). */
+    if (!p || sscanf(p + 1,
+                     " %*c %*d %*d %d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %ld "
+                     "%*d %*u %*u %ld",
+                     &session, &utime, &stime, &f->threads, &f->rss_pages) != 5)
+        return -EINVAL;
+    f->session = session;
+    f->ticks = utime + stime;
+    return 0;
+}
+
+/* -- the table of connections ----------------------------------------- */
+
+static int table_add(struct poll *p, uint32_t ino, int closing)
+{
+    struct table *t = &p->t;
+    if (t->len == CONNS_MAX_SOCKETS) {
+        if (!warned_sockets)
+            log_warn("conns: more than %d connections on the listeners: figures cut there",
+                     CONNS_MAX_SOCKETS);
+        warned_sockets = 1;
+        p->cut = 1;
+        return -ENOBUFS;
+    }
+    if (t->len == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 256;
+        if (cap > CONNS_MAX_SOCKETS)
+            cap = CONNS_MAX_SOCKETS;
+        struct sockent *v = realloc(t->v, cap * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        t->v = v;
+        t->cap = cap;
+    }
+    t->v[t->len++] = (struct sockent){ .ino = ino, .closing = (uint8_t)(closing != 0) };
+    return 0;
+}
+
+static int by_ino(const void *a, const void *b)
+{
+    uint32_t x = ((const struct sockent *)a)->ino, y = ((const struct sockent *)b)->ino;
+    return (x > y) - (x < y);
+}
+
+static struct sockent *table_find(struct table *t, uint32_t ino)
+{
+    struct sockent key = { .ino = ino };
+    return bsearch(&key, t->v, t->len, sizeof *t->v, by_ino);
+}
+
+/* -- listeners --------------------------------------------------------- */
+
+static int listener_read(int fd, struct lsn *l)
+{
+    struct stat st;
+    struct sockaddr_storage ss;
+    int family, type, proto;
+    socklen_t len;
+    memset(l, 0, sizeof *l);
+    if (fd < 0)
+        return 0; /* none here (a per_generation listener): nothing to read */
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (!S_ISSOCK(st.st_mode))
+        return -ENOTSOCK;
+    len = sizeof family;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) < 0)
+        return -errno;
+    len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+        return -errno;
+    len = sizeof proto;
+    if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0)
+        return -errno;
+    len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    if (family == AF_INET || family == AF_INET6) {
+        if (type != SOCK_STREAM || proto != IPPROTO_TCP)
+            return 0; /* UDP (no queue, no connections), SCTP: not ours to read */
+        if (family == AF_INET) {
+            struct sockaddr_in sin;
+            memcpy(&sin, &ss, sizeof sin);
+            l->port = ntohs(sin.sin_port);
+        } else {
+            struct sockaddr_in6 sin6;
+            memcpy(&sin6, &ss, sizeof sin6);
+            l->port = ntohs(sin6.sin6_port);
+        }
+    } else if (family == AF_UNIX) {
+        if (type != SOCK_STREAM && type != SOCK_SEQPACKET)
+            return 0;
+        size_t off = offsetof(struct sockaddr_un, sun_path);
+        memcpy(&l->un, &ss, len < sizeof l->un ? len : sizeof l->un);
+        l->namelen = len > off ? len - off : 0;
+        if (l->namelen > sizeof l->un.sun_path)
+            l->namelen = sizeof l->un.sun_path;
+    } else {
+        return 0;
+    }
+    l->ino = (uint64_t)st.st_ino;
+    l->family = family;
+    l->type = type;
+    return 0;
+}
+
+/* A listening socket of the dump: if it is one of ours, its queue. */
+static void listener_queue(struct poll *p, uint32_t ino, unsigned queue, unsigned max)
+{
+    for (size_t i = 0; i < p->nls; i++)
+        if (p->info[i].family && p->info[i].ino == ino) {
+            p->ls[i].queue = queue;
+            p->ls[i].max_queue = max;
+        }
+}
+
+/* Unix names: a path compares up to its NUL (the kernel may or may not
+ * count one), an abstract name (leading NUL) byte for byte. */
+static int name_eq(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (alen && blen && a[0] && b[0]) {
+        alen = strnlen(a, alen);
+        blen = strnlen(b, blen);
+    }
+    return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/* -- sock_diag dumps --------------------------------------------------- */
+
+typedef int (*dump_fn)(struct poll *p, const struct nlmsghdr *h, int family);
+
+/* Sends request REQ (LEN bytes, its header's seq set here) and calls EACH
+ * for every socket the kernel dumps. A callback's error stops the dump:
+ * the socket and what the kernel had left to send go with it. */
+static int nl_dump(struct nlmsghdr *req, size_t len, struct poll *p, dump_fn each, int family)
+{
+    union {
+        struct nlmsghdr h;
+        char b[NL_BUF];
+    } buf;
+    struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+    struct timeval tv = { .tv_sec = 2 };
+    int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (fd < 0)
+        return -errno;
+    int err = 0;
+    /* The kernel answers at once; a bound all the same, for the loop's sake. */
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0) {
+        err = -errno;
+        goto out;
+    }
+    req->nlmsg_seq = ++nl_seq;
+    if (sendto(fd, req, len, 0, (struct sockaddr *)&kernel, sizeof kernel) != (ssize_t)len) {
+        err = -errno;
+        goto out;
+    }
+    for (;;) {
+        struct iovec iov = { .iov_base = buf.b, .iov_len = sizeof buf.b };
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+        ssize_t n = recvmsg(fd, &msg, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            err = errno == EAGAIN ? -ETIMEDOUT : -errno;
+            goto out;
+        }
+        if (msg.msg_flags & MSG_TRUNC) {
+            err = -EMSGSIZE;
+            goto out;
+        }
+        size_t off = 0, got = (size_t)n;
+        while (off + sizeof(struct nlmsghdr) <= got) {
+            const struct nlmsghdr *h = (const struct nlmsghdr *)(buf.b + off);
+            if (h->nlmsg_len < sizeof *h || h->nlmsg_len > got - off) {
+                err = -EBADMSG;
+                goto out;
+            }
+            off += NLMSG_ALIGN(h->nlmsg_len);
+            if (h->nlmsg_seq != req->nlmsg_seq)
+                continue; /* not an answer to this request */
+            if (h->nlmsg_type == NLMSG_DONE) {
+                /* Since Linux 4.x DONE carries the dump's error, if any. */
+                if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(int))) {
+                    int e;
+                    memcpy(&e, NLMSG_DATA(h), sizeof e);
+                    err = e < 0 ? e : 0;
+                }
+                goto out;
+            }
+            if (h->nlmsg_type == NLMSG_ERROR) {
+                const struct nlmsgerr *e = NLMSG_DATA(h);
+                err = h->nlmsg_len >= NLMSG_LENGTH(sizeof *e) && e->error ? e->error : -EBADMSG;
+                goto out;
+            }
+            if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY && (err = each(p, h, family)) < 0)
+                goto out;
+        }
+    }
+out:
+    close(fd);
+    return err;
+}
+
+static int on_tcp(struct poll *p, const struct nlmsghdr *h, int family)
+{
+    if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+        return -EBADMSG;
+    const struct inet_diag_msg *m = NLMSG_DATA(h);
+    if (m->idiag_state == TCP_LISTEN) {
+        /* For a listener the kernel reports its accept queue as rqueue
+         * and its backlog as wqueue. */
+        listener_queue(p, m->idiag_inode, m->idiag_rqueue, m->idiag_wqueue);
+        return 0;
+    }
+    if (!m->idiag_inode)
+        return 0; /* no process holds it: queued for accept, orphaned, a request */
+    uint16_t port = ntohs(m->id.idiag_sport);
+    /* By the listener's family: a dual-stack listener's IPv4 clients are
+     * IPv4-mapped IPv6 sockets, in the AF_INET6 dump. */
+    for (size_t i = 0; i < p->nls; i++)
+        if (p->info[i].family == family && p->info[i].port == port)
+            return table_add(p, m->idiag_inode,
+                             m->idiag_state != TCP_ESTABLISHED && m->idiag_state != TCP_SYN_RECV);
+    return 0;
+}
+
+/* The filter that keeps sockets whose local port is one of PORTS: per port
+ * "sport >= P && sport <= P", joined by JMPs (an OR, as iproute2 builds
+ * one). Reaching the end accepts a socket, jumping 4 bytes past it rejects
+ * it. Returns its length in bytes. */
+static size_t port_filter(struct inet_diag_bc_op *op, const uint16_t *ports, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* A miss jumps past this port's 16 bytes and the JMP after them:
+         * to the next port's test, or (the last port) to reject. */
+        op[k++] = (struct inet_diag_bc_op){ INET_DIAG_BC_S_GE, 8, 20 };
+        op[k++] = (struct inet_diag_bc_op){ 0, 0, ports[i] };
+        op[k++] = (struct inet_diag_bc_op){ INET_DIAG_BC_S_LE, 8, 12 };
+        op[k++] = (struct inet_diag_bc_op){ 0, 0, ports[i] };
+        if (i + 1 < n) { /* a match jumps over the other ports' tests: accepted */
+            unsigned short rest = (unsigned short)((n - 1 - i) * 16 + (n - 2 - i) * 4);
+            op[k++] = (struct inet_diag_bc_op){ INET_DIAG_BC_JMP, 4, (unsigned short)(rest + 4) };
+        }
+    }
+    return k * sizeof *op;
+}
+
+struct tcp_req {
+    struct nlmsghdr h;
+    struct inet_diag_req_v2 r;
+    struct nlattr a; /* INET_DIAG_REQ_BYTECODE: the port filter */
+    struct inet_diag_bc_op bc[BC_MAX_PORTS * BC_OPS_PER_PORT];
+};
+_Static_assert(offsetof(struct tcp_req, a) == NLMSG_LENGTH(sizeof(struct inet_diag_req_v2)),
+               "the filter attribute follows the request, unpadded");
+
+static int dump_tcp(struct poll *p, int family)
+{
+    struct tcp_req req;
+    uint16_t ports[BC_MAX_PORTS];
+    size_t nports = 0, many = 0;
+    for (size_t i = 0; i < p->nls; i++) {
+        if (p->info[i].family != family)
+            continue;
+        size_t j = 0;
+        while (j < nports && ports[j] != p->info[i].port)
+            j++;
+        if (j < nports)
+            continue;
+        if (nports == BC_MAX_PORTS)
+            many = 1;
+        else
+            ports[nports++] = p->info[i].port;
+    }
+    if (!nports)
+        return 0; /* no listener of this family: no dump */
+    memset(&req, 0, sizeof req);
+    req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    req.r.sdiag_family = (uint8_t)family;
+    req.r.sdiag_protocol = IPPROTO_TCP;
+    req.r.idiag_states = TCP_DUMP_STATES;
+    size_t len = offsetof(struct tcp_req, a);
+    if (!many) {
+        size_t bclen = port_filter(req.bc, ports, nports);
+        req.a.nla_type = INET_DIAG_REQ_BYTECODE;
+        req.a.nla_len = (uint16_t)(NLA_HDRLEN + bclen);
+        len += NLA_HDRLEN + bclen;
+    }
+    req.h.nlmsg_len = (uint32_t)len;
+    size_t before = p->t.len;
+    int err = nl_dump(&req.h, len, p, on_tcp, family);
+    if (err == -EINVAL && !many) {
+        /* A kernel that refuses the filter: the whole dump, filtered here. */
+        p->t.len = before;
+        req.h.nlmsg_len = (uint32_t)offsetof(struct tcp_req, a);
+        err = nl_dump(&req.h, req.h.nlmsg_len, p, on_tcp, family);
+    }
+    return err;
+}
+
+static int on_unix(struct poll *p, const struct nlmsghdr *h, int family)
+{
+    (void)family;
+    size_t hdr = NLMSG_LENGTH(sizeof(struct unix_diag_msg));
+    if (h->nlmsg_len < hdr)
+        return -EBADMSG;
+    const struct unix_diag_msg *m = NLMSG_DATA(h);
+    const char *name = NULL;
+    size_t namelen = 0;
+    const struct unix_diag_rqlen *rq = NULL;
+    uint8_t shutdown_bits = 0;
+    size_t off = NLMSG_ALIGN(hdr);
+    while (off + sizeof(struct rtattr) <= h->nlmsg_len) {
+        const struct rtattr *a = (const struct rtattr *)((const char *)h + off);
+        if (a->rta_len < sizeof *a || a->rta_len > h->nlmsg_len - off)
+            return -EBADMSG;
+        const char *data = (const char *)a + RTA_LENGTH(0);
+        size_t dlen = a->rta_len - RTA_LENGTH(0);
+        if (a->rta_type == UNIX_DIAG_NAME) {
+            name = data;
+            namelen = dlen;
+        } else if (a->rta_type == UNIX_DIAG_RQLEN && dlen >= sizeof *rq) {
+            rq = (const struct unix_diag_rqlen *)data;
+        } else if (a->rta_type == UNIX_DIAG_SHUTDOWN && dlen >= 1) {
+            shutdown_bits = (uint8_t)data[0];
+        }
+        off += RTA_ALIGN(a->rta_len);
+    }
+    if (m->udiag_state == TCP_LISTEN) {
+        /* As for TCP: rqueue is the accept queue, wqueue the backlog. */
+        if (rq)
+            listener_queue(p, m->udiag_ino, rq->udiag_rqueue, rq->udiag_wqueue);
+        return 0;
+    }
+    if (!m->udiag_ino || !name)
+        return 0;
+    /* An accepted unix socket carries the name of the listener it came
+     * from; the client's end has its own (usually none). */
+    for (size_t i = 0; i < p->nls; i++)
+        if (p->info[i].family == AF_UNIX && p->info[i].type == m->udiag_type &&
+            name_eq(p->info[i].un.sun_path, p->info[i].namelen, name, namelen))
+            return table_add(p, m->udiag_ino, shutdown_bits != 0);
+    return 0;
+}
+
+static int dump_unix(struct poll *p)
+{
+    struct {
+        struct nlmsghdr h;
+        struct unix_diag_req r;
+    } req;
+    size_t i = 0;
+    while (i < p->nls && p->info[i].family != AF_UNIX)
+        i++;
+    if (i == p->nls)
+        return 0;
+    memset(&req, 0, sizeof req);
+    req.h.nlmsg_len = sizeof req;
+    req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    req.r.sdiag_family = AF_UNIX;
+    req.r.udiag_states = (1u << TCP_LISTEN) | (1u << TCP_ESTABLISHED);
+    req.r.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN;
+    return nl_dump(&req.h, sizeof req, p, on_unix, AF_UNIX);
+}
+
+/* -- processes --------------------------------------------------------- */
+
+/* PID joins generation GI when its session is the generation's; its CPU
+ * and memory are added. Returns 1 when it joined, 0 when not, or -ENOBUFS
+ * / -ENOMEM. */
+static int member_add(struct poll *p, size_t gi, pid_t pid)
+{
+    struct conns_gen *g = &p->gs[gi];
+    struct stat_fields f;
+    if (read_stat(pid, &f) < 0 || f.session != g->pid)
+        return 0; /* gone, or not of this session */
+    if (g->nprocs == CONNS_MAX_PROCS) {
+        if (!warned_procs)
+            log_warn("conns: generation of pid %d has more than %d processes: figures cut there",
+                     (int)g->pid, CONNS_MAX_PROCS);
+        warned_procs = 1;
+        p->cut = 1;
+        return -ENOBUFS;
+    }
+    if (p->mlen == p->mcap) {
+        size_t cap = p->mcap ? p->mcap * 2 : 64;
+        struct member *m = realloc(p->m, cap * sizeof *m);
+        if (!m)
+            return -ENOMEM;
+        p->m = m;
+        p->mcap = cap;
+    }
+    p->m[p->mlen++] = (struct member){ .gen = gi, .pid = pid, .threads = f.threads };
+    g->nprocs++;
+    g->cpu_seconds += (double)f.ticks / (double)clk_tck;
+    g->rss_bytes += (uint64_t)(f.rss_pages > 0 ? f.rss_pages : 0) * (uint64_t)page_size;
+    return 1;
+}
+
+/* Calls FN for each pid of the children file PATH. Returns 0, FN's error,
+ * or a negative errno for the file. */
+static int children_each(struct poll *p, const char *path, size_t gi,
+                         int (*fn)(struct poll *p, size_t gi, pid_t pid))
+{
+    ssize_t n = read_small(path, p->children, CHILDREN_BUF);
+    if (n < 0)
+        return (int)n;
+    if (n == CHILDREN_BUF - 1) { /* cut: the last pid may be cut too */
+        char *last = strrchr(p->children, ' ');
+        *(last ? last : p->children) = '\0';
+    }
+    char *s = p->children, *end;
+    for (;;) {
+        long pid = strtol(s, &end, 10);
+        if (end == s)
+            return 0;
+        s = end;
+        int r = fn(p, gi, (pid_t)pid);
+        if (r < 0)
+            return r;
+    }
+}
+
+/* A process's children are listed per thread: the thread that forked. */
+static int children_add(struct poll *p, size_t gi, pid_t pid, long threads)
+{
+    char path[96];
+    if (threads <= 1) {
+        snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+        int r = children_each(p, path, gi, member_add);
+        return r == -ENOBUFS || r == -ENOMEM ? r : 0;
+    }
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return 0; /* gone */
+    const struct dirent *e;
+    int r = 0;
+    /* readdir on a DIR of our own is thread-safe; readdir_r is deprecated. */
+    // cppcheck-suppress readdirCalled
+    while (r >= 0 && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/task/%.16s/children", (int)pid, e->d_name);
+        r = children_each(p, path, gi, member_add);
+        if (r != -ENOBUFS && r != -ENOMEM)
+            r = 0;
+    }
+    closedir(d);
+    return r;
+}
+
+/* One of the caller's own children: kept unless it is a generation's main
+ * process (each is its own generation's root). */
+static int adopt_pid(struct poll *p, size_t gi, pid_t pid)
+{
+    (void)gi;
+    for (size_t j = 0; j < p->ngs; j++)
+        if (p->gs[j].pid == pid)
+            return 0;
+    if (p->nadopted == CONNS_MAX_PROCS)
+        return 0;
+    if (!p->adopted && !(p->adopted = malloc(CONNS_MAX_PROCS * sizeof *p->adopted)))
+        return -ENOMEM;
+    p->adopted[p->nadopted++] = pid;
+    return 0;
+}
+
+/* The caller's own children: when it is a child subreaper, among them the
+ * orphans of every session, which no walk from a main process reaches.
+ * Read before the walks: a process only ever moves to us, never away from
+ * us, so none is seen twice. */
+static int read_adopted(struct poll *p)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)getpid());
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    const struct dirent *e;
+    int r = 0;
+    // cppcheck-suppress readdirCalled
+    while (r >= 0 && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/task/%.16s/children", (int)getpid(), e->d_name);
+        r = children_each(p, path, 0, adopt_pid);
+        if (r != -ENOMEM)
+            r = 0;
+    }
+    closedir(d);
+    return r;
+}
+
+/* Each generation's session, walked down the process tree. */
+static int walk_tree(struct poll *p)
+{
+    int err = read_adopted(p);
+    for (size_t gi = 0; gi < p->ngs; gi++) {
+        size_t start = p->mlen;
+        int r = member_add(p, gi, p->gs[gi].pid);
+        for (size_t k = 0; r >= 0 && k < p->nadopted; k++)
+            r = member_add(p, gi, p->adopted[k]);
+        for (size_t i = start; r >= 0 && i < p->mlen; i++)
+            r = children_add(p, gi, p->m[i].pid, p->m[i].threads);
+        if (r == -ENOMEM) {
+            err = r;
+            break;
+        }
+    }
+    return err;
+}
+
+static int by_gen(const void *a, const void *b)
+{
+    size_t x = ((const struct member *)a)->gen, y = ((const struct member *)b)->gen;
+    return (x > y) - (x < y);
+}
+
+/* Without children files: every process of /proc, once for all sessions. */
+static int scan_proc(struct poll *p)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return -errno;
+    const struct dirent *e;
+    int err = 0;
+    // cppcheck-suppress readdirCalled
+    while ((e = readdir(d))) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (end == e->d_name || *end)
+            continue;
+        struct stat_fields f;
+        if (read_stat((pid_t)pid, &f) < 0)
+            continue;
+        for (size_t gi = 0; gi < p->ngs; gi++)
+            if (p->gs[gi].pid == f.session) {
+                /* Reads its stat again: a fallback, kept simple. */
+                int r = member_add(p, gi, (pid_t)pid);
+                if (r == -ENOMEM)
+                    err = r;
+                break;
+            }
+        if (err)
+            break;
+    }
+    closedir(d);
+    /* Generation by generation, for the once-per-generation count. */
+    if (p->mlen)
+        qsort(p->m, p->mlen, sizeof *p->m, by_gen);
+    return err;
+}
+
+/* PID's fds that are connections of the table count toward G (mark MARK). */
+static void count_fds(struct poll *p, pid_t pid, struct conns_gen *g, uint32_t mark)
+{
+    char path[64], link[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return; /* EACCES: counted in nprocs without its connections; or gone */
+    const struct dirent *e;
+    // cppcheck-suppress readdirCalled
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        ssize_t n = readlinkat(dirfd(d), e->d_name, link, sizeof link - 1);
+        if (n < 10 || memcmp(link, "socket:[", 8) != 0)
+            continue;
+        link[n] = '\0';
+        unsigned long ino = strtoul(link + 8, NULL, 10);
+        for (size_t i = 0; i < p->nls; i++)
+            if (p->info[i].ino && p->info[i].ino == ino && p->held[i] != mark) {
+                p->held[i] = mark; /* each listener once per generation */
+                g->listening++;
+            }
+        struct sockent *s = p->t.len ? table_find(&p->t, (uint32_t)ino) : NULL;
+        if (!s || s->seen == mark)
+            continue;
+        s->seen = mark;
+        if (s->closing)
+            g->closing++;
+        else
+            g->established++;
+    }
+    closedir(d);
+}
+
+/* -- the poll ---------------------------------------------------------- */
+
+static void keep_first(int *err, int r)
+{
+    if (r < 0 && !*err)
+        *err = r;
+}
+
+int conns_poll(struct conns_listener *ls, size_t nls, struct conns_gen *gs, size_t ngs)
+{
+    struct poll p = { .ls = ls, .nls = nls, .gs = gs, .ngs = ngs };
+    int err = 0;
+    if (!clk_tck) {
+        clk_tck = sysconf(_SC_CLK_TCK);
+        page_size = sysconf(_SC_PAGESIZE);
+        if (clk_tck <= 0)
+            clk_tck = 100;
+        if (page_size <= 0)
+            page_size = 4096;
+    }
+    if (children_files < 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)getpid(), (int)getpid());
+        children_files = access(path, R_OK) == 0 || errno != ENOENT;
+    }
+    for (size_t i = 0; i < nls; i++)
+        ls[i].queue = ls[i].max_queue = 0;
+    for (size_t i = 0; i < ngs; i++) {
+        gs[i].established = gs[i].closing = gs[i].nprocs = gs[i].listening = 0;
+        gs[i].rss_bytes = 0;
+        gs[i].cpu_seconds = 0;
+    }
+    p.info = nls ? calloc(nls, sizeof *p.info) : NULL;
+    p.held = nls ? calloc(nls, sizeof *p.held) : NULL;
+    p.children = malloc(CHILDREN_BUF);
+    if ((nls && (!p.info || !p.held)) || !p.children) {
+        free(p.info);
+        free(p.held);
+        free(p.children);
+        return -ENOMEM;
+    }
+
+    for (size_t i = 0; i < nls; i++)
+        keep_first(&err, listener_read(ls[i].fd, &p.info[i]));
+    keep_first(&err, dump_tcp(&p, AF_INET));
+    keep_first(&err, dump_tcp(&p, AF_INET6));
+    keep_first(&err, dump_unix(&p));
+    if (p.t.len)
+        qsort(p.t.v, p.t.len, sizeof *p.t.v, by_ino);
+
+    keep_first(&err, children_files ? walk_tree(&p) : scan_proc(&p));
+    /* Even with no connection in the table: whether it still holds a
+     * listener is news too. */
+    for (size_t i = 0; (p.t.len || nls) && i < p.mlen; i++)
+        count_fds(&p, p.m[i].pid, &gs[p.m[i].gen], (uint32_t)p.m[i].gen + 1);
+
+    if (p.cut)
+        keep_first(&err, -ENOBUFS);
+    free(p.info);
+    free(p.held);
+    free(p.children);
+    free(p.t.v);
+    free(p.m);
+    free(p.adopted);
+    return err;
+}
+
+void conns_set_children_files(int children)
+{
+    children_files = children;
+}
+
+int64_t conns_listen_overflows(void)
+{
+    char buf[16384];
+    ssize_t n = read_small("/proc/net/netstat", buf, sizeof buf);
+    if (n < 0)
+        return n;
+    /* Two "TcpExt:" lines: the names, then the values in the same order. */
+    char *names = strstr(buf, "TcpExt:");
+    char *values = names ? strstr(names + 7, "TcpExt:") : NULL;
+    if (!values)
+        return -ENOENT;
+    names += 7;
+    values += 7;
+    for (;;) {
+        while (*names == ' ')
+            names++;
+        size_t len = strcspn(names, " \n");
+        if (!len)
+            return -ENOENT;
+        char *end;
+        long long v = strtoll(values, &end, 10);
+        if (end == values)
+            return -ENOENT;
+        values = end;
+        if (len == 15 && memcmp(names, "ListenOverflows", 15) == 0)
+            return v;
+        names += len;
+    }
+}
