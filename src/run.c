@@ -3,6 +3,7 @@
 
 #include "handoff/carry.h"
 #include "base/log.h"
+#include "base/rundir.h"
 #include "lua/bridge.h"
 #include "loop/supervisor.h"
 #include "handoff/takeover.h"
@@ -123,7 +124,7 @@ static int read_service(const char *file, struct service_config *cfg, char **pol
 {
     struct bridge b;
     char rundir[4096];
-    if (supervisor_runtime_dir(rundir, sizeof rundir) < 0)
+    if (runtime_dir(rundir, sizeof rundir) < 0)
         snprintf(rundir, sizeof rundir, "/tmp");
     if (bridge_open(&b) < 0) {
         snprintf(err, errlen, "cannot create the Lua VM");

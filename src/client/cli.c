@@ -1,10 +1,10 @@
 #include "client/cli.h"
 
 #include "base/clock.h"
+#include "base/rundir.h"
 
 #include "loop/control.h"
 #include "run.h"
-#include "loop/supervisor.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -62,7 +62,7 @@ static void print_progress(void *ctx, json_t *p)
 static int find_socket(char *out, size_t len, char *err, size_t errlen)
 {
     char dir[512];
-    if (supervisor_runtime_dir(dir, sizeof dir) < 0) {
+    if (runtime_dir(dir, sizeof dir) < 0) {
         snprintf(err, errlen, "no runtime folder: give -s or -f");
         return -ENOENT;
     }

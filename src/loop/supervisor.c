@@ -17,6 +17,7 @@
 #include "os/portholder.h"
 #include "base/log.h"
 #include "base/nofile.h"
+#include "base/rundir.h"
 #include "loop/probe.h"
 #include "loop/stats_export.h"
 #include "loop/stats_own.h"
@@ -501,30 +502,6 @@ void supervisor_keep(struct supervisor *s)
 
 /* --- start-up ------------------------------------------------------------ */
 
-/* The folder for sockets: $XDG_RUNTIME_DIR, or /tmp/baton-UID, mode 0700
- * and ours (a folder someone else made could be watched or swapped). */
-int supervisor_runtime_dir(char *out, size_t len)
-{
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    if (xdg && xdg[0] == '/')
-        snprintf(out, len, "%s", xdg);
-    else
-        snprintf(out, len, "/tmp/baton-%u", (unsigned)geteuid());
-    if (mkdir(out, 0700) < 0 && errno != EEXIST)
-        return -errno;
-    /* The folder itself, never what a symlink there points to: opened
-     * without following one, then checked through the open fd. */
-    int fd = open(out, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ELOOP || errno == ENOTDIR ? -EPERM : -errno;
-    struct stat st;
-    int r = fstat(fd, &st) < 0 ? -errno : 0;
-    close(fd);
-    if (r == 0 && (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0077)))
-        r = -EPERM;
-    return r;
-}
-
 int supervisor_init(struct supervisor *s, uv_loop_t *loop)
 {
     memset(s, 0, sizeof *s);
@@ -542,7 +519,7 @@ int supervisor_init(struct supervisor *s, uv_loop_t *loop)
     loop->data = s; /* for handles that carry another datum (adopted processes) */
     ssize_t n = readlink("/proc/self/exe", s->image.binary, sizeof s->image.binary - 1);
     s->image.binary[n > 0 ? n : 0] = '\0';
-    int r = supervisor_runtime_dir(s->rundir, sizeof s->rundir);
+    int r = runtime_dir(s->rundir, sizeof s->rundir);
     if (r < 0)
         log_error("runtime folder %s: %s", s->rundir,
                   r == -EPERM ? "not ours or not mode 0700" : strerror(-r));

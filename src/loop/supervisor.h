@@ -23,10 +23,6 @@ void supervisor_emit_exit(struct supervisor *s, unsigned id, int code, int sig);
  * pidfd. */
 void supervisor_watch_adopted(struct supervisor *s, struct proc *p);
 
-/* The folder for sockets ($XDG_RUNTIME_DIR or /tmp/baton-UID), made mode
- * 0700 if missing and checked to be ours. Returns 0 or a negative errno. */
-int supervisor_runtime_dir(char *out, size_t len);
-
 /* Zeroes S, makes the runtime folder ($XDG_RUNTIME_DIR or /tmp/baton-UID,
  * mode 0700, ours). Returns 0 or a negative errno, logged. */
 int supervisor_init(struct supervisor *s, uv_loop_t *loop);
