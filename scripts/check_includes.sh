@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Checks the rule "no src/ file includes another that includes it back,
-# directly or through a third" on src/ (recursively, `#include "..."` only).
+# Checks two rules on src/ (recursively, `#include "..."` only): no file
+# includes another that includes it back, directly or through a third; and
+# each folder includes only the folders below it (LAYERS, below).
 #
 # A module is a file's path under src/ without its extension: foo.c and foo.h
-# are one module, `foo`; src/loop/listeners.c is `loop/listeners`. Module A
+# are one module, `foo`; src/libbaton/state.c is `libbaton/state`. Module A
 # depends on B when a file of A includes a file of B. A cycle among modules
 # fails the check (exit 1); each is printed as
 #     cycle: loop/supervisor -> lua/bridge -> loop/supervisor
@@ -90,22 +91,38 @@ for f in files:
             edges[a].setdefault(b, []).append(f"src/{f}:{lineno}: includes {t}")
 nodes = sorted(edges)
 
-# The layering rule of the centre: the loop (supervisor) reports through the
-# event sink and never includes the Lua side (lua/), directly or through a
-# header it includes; only run.c knows both.
-def reaches(a, pred, seen=None):
-    seen = seen if seen is not None else set()
-    for b in edges.get(a, {}):
-        if b in seen:
-            continue
-        seen.add(b)
-        if pred(b) or reaches(b, pred, seen):
-            return True
-    return False
+# The layering rule: each folder of src/ includes only itself and the
+# folders it is allowed below; the files at src/'s root (main.c, run.c) may
+# include anything. Read it as "who may know whom":
+LAYERS = {
+    "libbaton": [],                       # what apps link: libc only
+    "base": [],                           # log, clocks, paths: every side's
+    "os": ["base"],                       # the platform seam
+    "loop": ["base", "os", "libbaton"],   # the supervisor's loop
+    "handoff": ["base", "os", "loop", "libbaton"],  # upgrade, keeper, takeover
+    "lua": ["base", "os", "loop", "libbaton"],      # the runtime's C side
+    "client": ["base", "os", "libbaton", "loop/control", "."],  # the CLI
+}
 
-layering = [m for m in ("loop/supervisor",) if m in edges and reaches(m, lambda b: b.startswith("lua/"))]
-for m in layering:
-    print(f"layering: {m} reaches a lua/ module; the loop must report through events.h only")
+
+def folder(m):
+    return m.split("/", 1)[0] if "/" in m else "."
+
+
+layering = []
+for a in nodes:
+    fa = folder(a)
+    if fa == "." or fa not in LAYERS:
+        continue
+    for b, whys in sorted(edges[a].items()):
+        fb = folder(b)
+        if fb == fa or fb in LAYERS[fa] or b in LAYERS[fa]:
+            continue
+        layering.append(f"layering: {a} includes {b}: {fa}/ may include only "
+                        f"{', '.join(LAYERS[fa]) or 'itself'}")
+        layering.extend("    " + w for w in whys)
+for line in layering:
+    print(line)
 
 # Strongly connected components (Tarjan, iterative).
 index, low, on_stack, stack, sccs = {}, {}, set(), [], []

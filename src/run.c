@@ -6,7 +6,10 @@
 #include "base/rundir.h"
 #include "lua/bridge.h"
 #include "loop/supervisor.h"
+#include "handoff/keeper_link.h"
 #include "handoff/takeover.h"
+#include "handoff/upgrade.h"
+#include "base/clock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -42,11 +45,103 @@ static json_t *carried_state(int *fd, char *how, size_t howlen, int *back)
     return doc;
 }
 
+/* What runs beside the loop in `baton run`: the loop, the takeover under
+ * way, the upgrade and the keeper link; static, as signal handlers and
+ * handles outlive frames. */
+static struct supervisor sup;
+static struct takeover take;
+static struct upgrade upgrade;
+static struct keeper_link keeper = { .fd = -1 };
+static struct bridge bridge;
+
+/* The carried state as a whole: the loop's part, the envelope, the
+ * keeper's part and the runtime's (RUNTIME, stolen; NULL: asked of the
+ * runtime now). The upgrade carries the output ring (OUTPUT) and the
+ * keeper; the file on disk neither. */
+static json_t *collect(struct supervisor *s, json_t *runtime, int output)
+{
+    const struct event_sink *sink = bridge_sink(&bridge);
+    if (!runtime && sink->query)
+        runtime = sink->query(sink->ctx, "carry", clock_mono(), 0);
+    return takeover_document(supervisor_carry(s, output), runtime,
+                             output ? keeper_link_carry(&keeper) : NULL);
+}
+
+static json_t *collect_for_upgrade(void *owner, json_t *runtime, int output)
+{
+    return collect(owner, runtime, output);
+}
+
+static json_t *collect_for_file(void *owner)
+{
+    return collect(owner, NULL, 0);
+}
+
+/* core.exec: see upgrade.h. */
+static int exec_image(void *owner, uint64_t req, json_t *runtime, char *err, size_t errlen)
+{
+    return upgrade_exec(owner, req, runtime, err, errlen);
+}
+
+/* The upgrade check's verdict goes to the runtime, which decides when. */
+static void upgrade_verdict(void *owner, uint64_t req, int ok, const char *why)
+{
+    supervisor_emit(owner,
+                    (struct event){ .kind = EV_UPGRADE, .id = req, .code = ok, .name = why });
+}
+
+/* The upgrade and the keeper link, as parts of the supervisor. */
+static void wire_parts(struct supervisor *s)
+{
+    upgrade = (struct upgrade){ .loop = s->loop,
+                                .control = &s->control,
+                                .file = s->file,
+                                .collect = collect_for_upgrade,
+                                .verdict = upgrade_verdict,
+                                .owner = s,
+                                .image = -1 };
+    s->api.exec = exec_image;
+    s->api.exec_owner = &upgrade;
+    supervisor_add_part(s, &(struct supervisor_part){ .ctx = &upgrade,
+                                                      .reaped = upgrade_reaped,
+                                                      .command = "upgrade",
+                                                      .answer = upgrade_answer,
+                                                      .stop = upgrade_stop });
+    keeper = (struct keeper_link){ .loop = s->loop,
+                                   .cfg = &s->cfg,
+                                   .stats = &s->stats,
+                                   .output = &s->output,
+                                   .collect = collect_for_file,
+                                   .ctx = s,
+                                   .fd = -1 };
+    supervisor_add_part(s, &(struct supervisor_part){ .ctx = &keeper,
+                                                      .reaped = keeper_link_reaped,
+                                                      .changed = keeper_link_changed,
+                                                      .stop = keeper_link_stop,
+                                                      .status = keeper_link_status });
+    /* The keeper an upgrade carried; after a death, a new one. */
+    keeper_link_start(&keeper, s->rundir,
+                      take.adopting ? NULL : json_object_get(take.doc, "keeper"));
+}
+
+/* Once the runtime has taken over: the `baton upgrade` is answered, what
+ * exited meanwhile is reported, as any exit is; the document goes. */
+static void finish_takeover(struct supervisor *s)
+{
+    upgrade_disarm(); /* taken over: from here a crash is a crash */
+    takeover_answer(&take, &s->control, s->image.binary);
+    supervisor_reap(s); /* what exited during the exec */
+    for (size_t i = 0; i < take.ngone; i++)
+        supervisor_emit_exit(s, take.gone[i], -1, 0);
+    take.ngone = 0;
+    json_decref(take.doc);
+    take.doc = NULL;
+}
+
 int run_service(const char *file)
 {
-    static struct supervisor sup; /* large; and signal handlers outlive frames */
     struct supervisor *s = &sup;
-    struct bridge b = { 0 };
+    struct bridge *b = &bridge;
     uv_loop_t loop;
     char err[4096];
     if (uv_loop_init(&loop) < 0)
@@ -54,64 +149,68 @@ int run_service(const char *file)
     int ok = supervisor_init(s, &loop) == 0;
     int doc_fd = -1, back = 0;
     snprintf(s->file, sizeof s->file, "%s", file);
-    s->carried = carried_state(&doc_fd, s->carried_how, sizeof s->carried_how, &back);
-    if (s->carried) {
-        int r = upgrade_arm(s->carried, doc_fd, back);
+    take.doc = carried_state(&doc_fd, take.how, sizeof take.how, &back);
+    if (take.doc) {
+        int r = upgrade_arm(take.doc, doc_fd, back);
         if (r < 0)
             log_warn("upgrade: no stack of its own for a crash while taking over: %s",
                      strerror(-r));
     } else if (doc_fd >= 0)
         close(doc_fd);
-    if (ok && bridge_open(&b) < 0) {
+    if (ok && bridge_open(b) < 0) {
         log_error("cannot create the Lua VM");
         upgrade_fall_back("cannot create the Lua VM");
         return 1;
     }
-    if (ok && bridge_load_config(&b, file, s->rundir, &s->cfg, err, sizeof err) < 0) {
+    if (ok && bridge_load_config(b, file, s->rundir, &s->cfg, err, sizeof err) < 0) {
         log_error("%s", err);
         upgrade_fall_back(err);
         ok = 0;
     }
-    if (ok && !s->carried && takeover_orphaned(s, err, sizeof err) < 0) {
+    if (ok && !take.doc && takeover_orphaned(&take, s->rundir, &s->cfg, err, sizeof err) < 0) {
         log_error("%s", err);
         ok = 0;
     }
-    if (ok && s->carried && takeover_check(s->carried, &s->cfg, err, sizeof err) < 0) {
+    if (ok && take.doc && takeover_check(take.doc, &s->cfg, err, sizeof err) < 0) {
         log_error("cannot take over: %s", err);
         upgrade_fall_back(err);
         ok = 0;
     }
     if (ok) {
-        char *level = bridge_config_string(&b, "log_level");
+        char *level = bridge_config_string(b, "log_level");
         if (level && getenv("BATON_LOG_LEVEL") == NULL)
             log_set_level((enum log_level)log_level_parse(level));
         free(level);
-        char *format = bridge_config_string(&b, "log_format");
+        char *format = bridge_config_string(b, "log_format");
         if (format && getenv("BATON_LOG_FORMAT") == NULL)
             log_set_format((enum log_format)log_format_parse(format));
         free(format);
     }
-    ok = ok && (!s->carried || takeover_sockets(s) == 0) && supervisor_setup(s) == 0;
-    s->upgrade.collect = takeover_collect; /* the wiring: upgrade.h cannot know the supervisor */
+    ok = ok && (!take.doc || supervisor_take_sockets(s, take.doc) == 0) &&
+         supervisor_setup(s, take.doc) == 0;
     if (ok)
-        supervisor_keep(s);
-    if (ok && s->carried)
-        takeover_state(s);
-    if (ok && bridge_start_runtime(&b, &s->api, err, sizeof err) < 0) {
+        wire_parts(s);
+    if (ok && take.doc)
+        take.client = supervisor_take_state(s, take.doc, take.adopting, take.how, take.gone,
+                                            sizeof take.gone / sizeof take.gone[0], &take.ngone);
+    if (ok && bridge_start_runtime(b, &s->api, err, sizeof err) < 0) {
         log_error("policy runtime: %s", err);
         ok = 0;
     }
     if (!ok)
         upgrade_fall_back("its set-up failed (see the log above)");
     if (ok) {
-        supervisor_start(s, bridge_sink(&b));
-        takeover_finish(s);
+        supervisor_start(s, bridge_sink(b), json_object_get(take.doc, "runtime"), take.how);
+        if (take.doc)
+            finish_takeover(s);
+        upgrade_release_signals(); /* a stop sent during an exec: now */
     } else
         s->exit_code = 1;
     int code = supervisor_finish(s);
+    keeper_link_close(&keeper);
     if (ok)
         log_info("supervisor exiting with code %d", code);
-    bridge_close(&b);
+    bridge_close(b);
     uv_loop_close(&loop);
     return code;
 }

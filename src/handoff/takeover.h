@@ -13,38 +13,48 @@
  * process table, the output pipes and ring. The runtime's part goes up
  * with EV_START (events.h). */
 
-#include "loop/supervisor.h"
+#include "loop/config.h"
+#include "loop/control.h"
 
 #include <jansson.h>
+#include <limits.h>
+#include <stdint.h>
 
-/* The document for a successor: the supervisor S's state, fds included,
- * RUNTIME (the runtime's carry; reference stolen; NULL: asked of the
- * runtime now), and the output ring when OUTPUT. NULL when out of memory.
- * (upgrade.h's collect.) */
-json_t *takeover_collect(void *s, json_t *runtime, int output);
+/* A takeover under way: the carried document until the runtime has it,
+ * how the supervisor before ended, the `baton upgrade` to answer, and the
+ * generations found gone (reported as exits once the runtime runs).
+ * run.c owns it; the loop's part of the document is the loop's to write
+ * and take back (supervisor.h: supervisor_carry, supervisor_take_*). */
+struct takeover {
+    json_t *doc;       /* NULL: a fresh start */
+    char how[512];     /* "upgrade", "adoption", "upgrade failed, ...: why" */
+    int adopting;      /* after a death: a new pid, no process is our child */
+    uint64_t client;   /* the `baton upgrade` that waits (0: none) */
+    unsigned gone[64]; /* generations that ended while no supervisor watched */
+    size_t ngone;
+};
+
+/* Completes DOC (the loop's part, supervisor_carry) into the carried
+ * state: the envelope (format, version), the runtime's part RUNTIME
+ * (reference stolen; NULL: none) and the keeper's KEEPER (stolen; NULL:
+ * none). Returns DOC. */
+json_t *takeover_document(json_t *doc, json_t *runtime, json_t *keeper);
 
 /* Whether DOC can be taken over under CFG (the service file read now):
  * the same service, the same listeners (names and addresses, in order).
  * Returns 0, or -EINVAL with the reason in ERR. */
 int takeover_check(const json_t *doc, const struct service_config *cfg, char *err, size_t errlen);
 
-/* Before supervisor_setup, with s->carried set: the listeners and the
- * stats region from the carried fds (setup opens the metrics, notify and
- * control sockets on theirs: carry_int(doc, NAME, -1)). Returns 0, or -1
- * (logged). */
-int takeover_sockets(struct supervisor *s);
-/* After setup: the fd store, the process table, the output pipes and
- * ring; and the upgrade's collector (upgrade.h). */
-void takeover_state(struct supervisor *s);
-/* After the service file is read, when nothing was carried in: if a
- * supervisor of this service died (its state is in the runtime folder and
- * its pid is not that process any more), takes what its keeper holds
- * and sets s->carried, s->adopting. Returns 1 then, 0 when there is
- * nothing to take over (or it cannot be: logged), -1 when that supervisor
- * still runs (ERR). */
-int takeover_orphaned(struct supervisor *s, char *err, size_t errlen);
-/* After supervisor_start: generations found gone are reported as exits,
- * now that the runtime has them; the document is let go. */
-void takeover_finish(struct supervisor *s);
+/* After the service file (CFG) is read, when nothing was carried in: if a
+ * supervisor of this service died (its state is in RUNDIR and its pid is
+ * not that process any more), takes what its keeper holds into T (doc,
+ * how, adopting). Returns 1 then, 0 when there is nothing to take over
+ * (or it cannot be: logged), -1 when that supervisor still runs (ERR). */
+int takeover_orphaned(struct takeover *t, const char *rundir, const struct service_config *cfg,
+                      char *err, size_t errlen);
+
+/* Answers the `baton upgrade` that waits on T (through C): upgraded, with
+ * this image's BINARY and how long it took; or why not. */
+void takeover_answer(const struct takeover *t, struct control *c, const char *binary);
 
 #endif

@@ -118,18 +118,39 @@ static void on_check_timeout(uv_timer_t *t)
     }
 }
 
-void upgrade_reaped(struct upgrade *u, int status)
+int upgrade_reaped(void *ctx, pid_t pid, int status)
 {
+    struct upgrade *u = ctx;
+    if (pid <= 0 || pid != u->pid)
+        return 0;
     u->pid = 0;
     u->status = status;
     check_verdict(u);
+    return 1;
 }
 
-void upgrade_close(struct upgrade *u)
+void upgrade_stop(void *ctx)
 {
+    struct upgrade *u = ctx;
+    u->stopped = 1;
     if (u->timer_init)
         uv_close((uv_handle_t *)&u->timer, NULL);
     u->timer_init = 0;
+}
+
+void upgrade_answer(void *ctx, uint64_t req, json_t *args)
+{
+    struct upgrade *u = ctx;
+    json_t *b = json_object_get(args, "binary");
+    if (b && !json_is_string(b)) {
+        control_reply_error(u->control, req, "\"binary\" must be a path");
+        return;
+    }
+    if (u->stopped) {
+        control_reply_error(u->control, req, "the supervisor is stopping");
+        return;
+    }
+    upgrade_begin(u, req, json_string_value(b));
 }
 
 /* The path this image was started from (its file may have been replaced

@@ -61,18 +61,23 @@ struct upgrade {
     uv_timer_t timer;
     int timer_init;
     double since; /* monotonic: when it was asked for */
+    int stopped;  /* the loop ends: no upgrade now */
 };
 
 /* Starts the check of BINARY (NULL: the path this image was started
  * from) for request REQ. Answers REQ itself when it cannot start one. */
 void upgrade_begin(struct upgrade *u, uint64_t req, const char *binary);
-/* The check's process was reaped with wait status STATUS. */
-void upgrade_reaped(struct upgrade *u, int status);
+/* {"cmd":"upgrade","binary":PATH}: upgrade_begin, unless the loop is
+ * ending (a supervisor part: supervisor_state.h, CTX the upgrade). */
+void upgrade_answer(void *ctx, uint64_t req, json_t *args);
+/* A child was reaped: 1 if it was the check's process (wait STATUS). */
+int upgrade_reaped(void *ctx, pid_t pid, int status);
 /* core.exec: becomes the checked image, carrying RUNTIME (stolen). Returns
  * only on failure: a negative errno, the reason in ERR (REQ answered). */
 int upgrade_exec(struct upgrade *u, uint64_t req, json_t *runtime, char *err, size_t errlen);
-/* Closes what a check left (its timer): the loop is ending. */
-void upgrade_close(struct upgrade *u);
+/* The loop is ending: closes what a check left (its timer); no upgrade
+ * starts from now on. */
+void upgrade_stop(void *ctx);
 /* In a new image about to take over DOC (read from DOC_FD; both fds, this
  * and DOC's handle on the old image, are now upgrade.c's): makes the way
  * back ready, and arms it against a crash (SIGSEGV, SIGBUS, SIGILL,

@@ -216,8 +216,9 @@ static json_t *status_json(struct supervisor *s)
                             (int)s->image.upgrades);
     if (img && s->image.adopted_at > 0)
         json_object_set_new(img, "adopted_at", json_real(s->image.adopted_at));
-    if (img && s->keeper_pid > 0)
-        json_object_set_new(img, "keeper", json_integer(s->keeper_pid));
+    for (size_t i = 0; img && i < s->nparts; i++)
+        if (s->parts[i].status)
+            s->parts[i].status(s->parts[i].ctx, img);
     if (j && img)
         json_object_set_new(j, "image", img);
     else

@@ -29,7 +29,7 @@
  *   output(gen, n) -> text              output_tail(output, ...)             output.h
  *   figures([gen]) -> table             figures_read(procs, config, ...)     figures.h
  *   notify_manager(text)                manager_notify(manager, ...)         manager.h
- *   exec(req, carry)                    upgrade_exec(owner, ...)             upgrade.h
+ *   exec(req, carry)                    upgrade_exec(exec_owner, ...)        upgrade.h
  *
  * Every call returns at once; what comes later (a timer, a probe's answer,
  * a file change, a process's exit) arrives as an event. */
@@ -63,8 +63,9 @@ struct core_api {
     const struct event_sink *sink; /* where probe answers go */
     void (*shutdown)(void *owner, int code);
     /* baton upgrade's last step; returns only on failure (see upgrade.h). */
-    int (*exec)(void *owner, uint64_t req, json_t *runtime, char *err, size_t errlen);
-    void *owner;
+    int (*exec)(void *exec_owner, uint64_t req, json_t *runtime, char *err, size_t errlen);
+    void *owner;             /* shutdown's: the loop */
+    void *exec_owner;        /* exec's: the upgrade (run.c wires it) */
     unsigned long crossings; /* calls across the boundary, both ways */
 };
 

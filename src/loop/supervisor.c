@@ -13,7 +13,6 @@
 
 #include "base/clock.h"
 #include "loop/figures.h"
-#include "handoff/keeper.h"
 #include "os/portholder.h"
 #include "base/log.h"
 #include "base/nofile.h"
@@ -21,7 +20,6 @@
 #include "loop/probe.h"
 #include "loop/stats_export.h"
 #include "loop/stats_own.h"
-#include "handoff/carry.h"
 #include "base/unixpath.h"
 
 #include <errno.h>
@@ -43,7 +41,40 @@ void supervisor_emit(struct supervisor *s, struct event ev)
         return;
     ev.now = clock_mono();
     s->sink.event(s->sink.ctx, &ev);
-    s->carry_dirty = 1;
+    for (size_t i = 0; i < s->nparts; i++)
+        if (s->parts[i].changed)
+            s->parts[i].changed(s->parts[i].ctx);
+}
+
+/* The sink the loop's own pieces report to (timers, watches, probes
+ * through core_api.h): every event reaches the runtime through
+ * supervisor_emit, so every part hears of it. */
+static void relay_event(void *ctx, const struct event *ev)
+{
+    supervisor_emit(ctx, *ev);
+}
+
+static json_t *relay_query(void *ctx, const char *what, double now, int n)
+{
+    struct supervisor *s = ctx;
+    return s->sink.query ? s->sink.query(s->sink.ctx, what, now, n) : NULL;
+}
+
+int supervisor_add_part(struct supervisor *s, const struct supervisor_part *part)
+{
+    if (s->nparts == SUPERVISOR_MAX_PARTS)
+        return -ENOSPC;
+    s->parts[s->nparts++] = *part;
+    return 0;
+}
+
+/* Whether a part's child was reaped (the upgrade's check, the keeper). */
+static int part_reaped(struct supervisor *s, pid_t pid, int status)
+{
+    for (size_t i = 0; i < s->nparts; i++)
+        if (s->parts[i].reaped && s->parts[i].reaped(s->parts[i].ctx, pid, status))
+            return 1;
+    return 0;
 }
 
 #define emit supervisor_emit
@@ -93,11 +124,9 @@ void supervisor_watch_adopted(struct supervisor *s, struct proc *p)
 
 /* --- processes ----------------------------------------------------------- */
 
-static void keeper_reaped(struct supervisor *s, int status);
-
 /* Every child is reaped here: generations' main processes (reported) and
  * anything else that became ours as subreaper (just reaped). */
-static void reap(struct supervisor *s)
+void supervisor_reap(struct supervisor *s)
 {
     notify_drain(&s->notify);
     for (;;) {
@@ -108,14 +137,8 @@ static void reap(struct supervisor *s)
                 continue;
             return;
         }
-        if (pid == s->upgrade.pid) {
-            upgrade_reaped(&s->upgrade, st);
+        if (part_reaped(s, pid, st))
             continue;
-        }
-        if (pid == s->keeper_pid) {
-            keeper_reaped(s, st);
-            continue;
-        }
         struct proc *p = procs_by_pid(&s->procs, pid);
         if (!p) {
             log_debug("reaped pid %d (not a generation's main process)", (int)pid);
@@ -194,21 +217,6 @@ static void on_notify(struct notify *n, pid_t pid, const struct notify_msg *m, i
         emit(s, (struct event){ .kind = EV_STOPPING, .id = id });
 }
 
-/* {"cmd":"upgrade","binary":PATH}: see upgrade.h. */
-static void cmd_upgrade(struct supervisor *s, uint64_t req, json_t *args)
-{
-    json_t *b = json_object_get(args, "binary");
-    if (b && !json_is_string(b)) {
-        control_reply_error(&s->control, req, "\"binary\" must be a path");
-        return;
-    }
-    if (s->shutting_down) {
-        control_reply_error(&s->control, req, "the supervisor is stopping");
-        return;
-    }
-    upgrade_begin(&s->upgrade, req, json_string_value(b));
-}
-
 /* The control commands: the loop answers what it holds; the rest are the
  * runtime's decisions, forwarded as requests. */
 static const struct {
@@ -217,13 +225,18 @@ static const struct {
 } commands[] = {
     { "events", answer_events }, { "logs", answer_logs }, { "reload", NULL },
     { "restart", NULL },         { "rollback", NULL },    { "stats", answer_stats },
-    { "status", answer_status }, { "stop", NULL },        { "upgrade", cmd_upgrade },
+    { "status", answer_status }, { "stop", NULL },
 };
 
 static void on_control(struct control *c, uint64_t req, const char *cmd, json_t *args)
 {
     struct supervisor *s = c->data;
     char known[128] = "";
+    for (size_t i = 0; i < s->nparts; i++)
+        if (s->parts[i].command && strcmp(cmd, s->parts[i].command) == 0) {
+            s->parts[i].answer(s->parts[i].ctx, req, args);
+            return;
+        }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(cmd, commands[i].name) == 0) {
             if (commands[i].answer) {
@@ -247,7 +260,7 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     struct supervisor *s = h->data;
     switch (signum) {
-    case SIGCHLD: reap(s); break;
+    case SIGCHLD: supervisor_reap(s); break;
     case SIGHUP:
         emit(s, (struct event){ .kind = EV_REQUEST, .name = "restart", .why = "SIGHUP" });
         break;
@@ -275,8 +288,6 @@ static int start_signal(struct supervisor *s, uv_signal_t *h, int signum)
     return r;
 }
 
-static void keep(struct supervisor *s, const char *head, int fd);
-
 /* core.shutdown(code): the runtime is done; the loop ends once what is
  * already written has been sent. */
 static void shutdown_loop(void *owner, int code)
@@ -290,19 +301,11 @@ static void shutdown_loop(void *owner, int code)
         log_warn("shutting down with %zu generation(s) still running: killing them", s->procs.len);
         procs_kill_all(&s->procs);
     }
-    uv_close((uv_handle_t *)&s->sig_hup, NULL);
-    uv_close((uv_handle_t *)&s->sig_term, NULL);
-    uv_close((uv_handle_t *)&s->sig_int, NULL);
-    uv_close((uv_handle_t *)&s->sig_chld, NULL);
-    upgrade_close(&s->upgrade);
-    if (s->carry_check.data)
-        uv_close((uv_handle_t *)&s->carry_check, NULL);
-    if (s->keeper_timer.data)
-        uv_close((uv_handle_t *)&s->keeper_timer, NULL);
-    /* A normal end: the keeper goes, and nothing is left to take over. */
-    keep(s, "B", -1);
-    if (s->carry_path[0])
-        unlink(s->carry_path);
+    for (size_t i = 0; i < sizeof s->signals / sizeof s->signals[0]; i++)
+        uv_close((uv_handle_t *)&s->signals[i], NULL);
+    for (size_t i = 0; i < s->nparts; i++)
+        if (s->parts[i].stop)
+            s->parts[i].stop(s->parts[i].ctx);
     timers_close(&s->timers);
     watches_close(&s->watches);
     probe_cancel_all();
@@ -311,193 +314,6 @@ static void shutdown_loop(void *owner, int code)
     handover_free(&s->handover);
     metrics_http_close(&s->metrics);
     control_close(&s->control);
-}
-
-/* core.exec: see upgrade.h. */
-static int exec_image(void *owner, uint64_t req, json_t *runtime, char *err, size_t errlen)
-{
-    struct supervisor *s = owner;
-    return upgrade_exec(&s->upgrade, req, runtime, err, errlen);
-}
-
-/* The upgrade check's verdict goes to the runtime, which decides when. */
-static void upgrade_verdict(void *owner, uint64_t req, int ok, const char *why)
-{
-    emit(owner, (struct event){ .kind = EV_UPGRADE, .id = req, .code = ok, .name = why });
-}
-
-/* --- the keeper and the carried state on disk ------------------------------- */
-
-static void keep(struct supervisor *s, const char *head, int fd)
-{
-    int r = s->keeper_fd >= 0 ? keeper_send(s->keeper_fd, head, fd) : 0;
-    if (r < 0) {
-        log_warn("the keeper (pid %d): %s: a supervisor that dies cannot be taken over now",
-                 (int)s->keeper_pid, strerror(-r));
-        close(s->keeper_fd);
-        s->keeper_fd = -1;
-        /* A keeper that missed a piece is no keeper: it goes, and once
-         * reaped another one starts with every piece (keeper_reaped). */
-        if (s->keeper_pid > 0)
-            kill(s->keeper_pid, SIGTERM);
-    }
-}
-
-static void keep_pipe(void *ctx, unsigned gen, int stream, int fd)
-{
-    char head[32];
-    snprintf(head, sizeof head, "P %u %d", gen, stream);
-    keep(ctx, head, fd);
-}
-
-/* Once per turn of the loop after an event: what a successor would read
- * after a death (carry.h), written only when it changed. */
-static void on_carry_check(uv_check_t *h)
-{
-    struct supervisor *s = h->data;
-    if (!s->carry_dirty || s->shutting_down || !s->upgrade.collect)
-        return;
-    s->carry_dirty = 0;
-    json_t *doc = s->upgrade.collect(s, NULL, 0);
-    if (!doc)
-        return;
-    json_object_set_new(doc, "start_ticks", json_integer((json_int_t)s->start_ticks));
-    json_object_set_new(doc, "keeper",
-                        json_pack("{s:i, s:s}", "pid", (int)s->keeper_pid, "path", s->keeper_path));
-    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
-    if (text && (!s->carry_last || strcmp(text, s->carry_last) != 0)) {
-        int r = carry_write_file(s->carry_path, text);
-        if (r < 0)
-            log_warn("%s: %s", s->carry_path, strerror(-r));
-        free(s->carry_last);
-        s->carry_last = text;
-        text = NULL;
-    }
-    free(text);
-    json_decref(doc);
-}
-
-/* A keeper is replaced at once after a death, unless the one that died
- * lived under KEEPER_MIN_LIFE_MS or could not be started: then after a
- * pause, doubled each time up to KEEPER_MAX_PAUSE_MS, so a keeper that
- * cannot stay up is not restarted in a tight loop. Until one runs, a
- * death of the supervisor is not survivable, and the log says so. */
-#define KEEPER_MIN_LIFE_MS 1000
-#define KEEPER_MAX_PAUSE_MS 30000
-
-static uint64_t now_ms(struct supervisor *s)
-{
-    uv_update_time(s->loop); /* the loop's clock may be stale: set-up waits */
-    return uv_now(s->loop);
-}
-
-static void on_keeper_timer(uv_timer_t *t);
-
-static void keeper_later(struct supervisor *s, const char *what)
-{
-    s->keeper_pause = s->keeper_pause ? s->keeper_pause * 2 : KEEPER_MIN_LIFE_MS;
-    if (s->keeper_pause > KEEPER_MAX_PAUSE_MS)
-        s->keeper_pause = KEEPER_MAX_PAUSE_MS;
-    log_warn("%s: another keeper in %llu ms; until then a supervisor that dies cannot be "
-             "taken over",
-             what, (unsigned long long)s->keeper_pause);
-    uv_timer_start(&s->keeper_timer, on_keeper_timer, s->keeper_pause, 0);
-}
-
-/* Starts a keeper and hands it what it holds: the listeners, the stats
- * region and every pipe read now (a keeper started after a death of the
- * one before gets the pipes of generations already running). */
-static void keeper_start(struct supervisor *s)
-{
-    s->keeper_fd = keeper_spawn("/proc/self/exe", s->keeper_path, &s->keeper_pid);
-    if (s->keeper_fd < 0) {
-        char what[128];
-        snprintf(what, sizeof what, "cannot start the keeper: %s", strerror(-s->keeper_fd));
-        s->keeper_pid = 0;
-        keeper_later(s, what);
-        return;
-    }
-    s->keeper_started = now_ms(s);
-    for (size_t i = 0; i < s->cfg.nlisteners; i++) {
-        char head[32];
-        snprintf(head, sizeof head, "L %zu", i);
-        if (s->cfg.listeners[i].fd >= 0)
-            keep(s, head, s->cfg.listeners[i].fd);
-    }
-    keep(s, "S", s->stats.fd);
-    json_t *pipes = output_pipes_json(&s->output);
-    size_t i;
-    json_t *p;
-    json_array_foreach(pipes, i, p) {
-        keep_pipe(s, (unsigned)carry_int(p, "generation", 0), carry_int(p, "stream", 2),
-                  carry_int(p, "fd", -1));
-    }
-    json_decref(pipes);
-    s->carry_dirty = 1; /* the file names the keeper */
-    log_debug("keeper pid %d holds the listeners and the stats region", (int)s->keeper_pid);
-}
-
-static void on_keeper_timer(uv_timer_t *t)
-{
-    struct supervisor *s = t->data;
-    if (!s->shutting_down && s->keeper_pid == 0)
-        keeper_start(s);
-}
-
-/* The keeper exited while we run (someone killed it; it never exits on its
- * own while we live). */
-static void keeper_reaped(struct supervisor *s, int status)
-{
-    char how[64];
-    if (WIFSIGNALED(status))
-        snprintf(how, sizeof how, "killed by signal %d", WTERMSIG(status));
-    else
-        snprintf(how, sizeof how, "exit code %d", WEXITSTATUS(status));
-    pid_t was = s->keeper_pid;
-    if (s->keeper_fd >= 0)
-        close(s->keeper_fd);
-    s->keeper_fd = -1;
-    s->keeper_pid = 0;
-    s->carry_dirty = 1;
-    if (s->shutting_down)
-        return;
-    uint64_t lived = now_ms(s) - s->keeper_started;
-    if (lived >= KEEPER_MIN_LIFE_MS) {
-        s->keeper_pause = 0;
-        log_warn("the keeper (pid %d) exited (%s): starting another", (int)was, how);
-        keeper_start(s);
-        return;
-    }
-    char what[160];
-    snprintf(what, sizeof what, "the keeper (pid %d) exited (%s) %llu ms after its start", (int)was,
-             how, (unsigned long long)lived);
-    keeper_later(s, what);
-}
-
-void supervisor_keep(struct supervisor *s)
-{
-    carry_paths(s->rundir, s->cfg.name, s->cfg.control, s->carry_path, sizeof s->carry_path,
-                s->keeper_path, sizeof s->keeper_path);
-    s->start_ticks = proc_start_ticks(getpid());
-    uv_timer_init(s->loop, &s->keeper_timer);
-    s->keeper_timer.data = s;
-    json_t *carried = s->adopting ? NULL : json_object_get(s->carried, "keeper");
-    s->keeper_fd = carry_int(carried, "fd", -1);
-    if (s->keeper_fd >= 0) { /* the same keeper, across the upgrade */
-        s->keeper_pid = carry_int(carried, "pid", 0);
-        s->keeper_started = 0; /* started long enough ago */
-        fcntl(s->keeper_fd, F_SETFD, FD_CLOEXEC);
-    } else {
-        /* From the loop: not while a new image takes over, when a crash
-         * would go back to the old image and leave this keeper behind. */
-        uv_timer_start(&s->keeper_timer, on_keeper_timer, 0, 0);
-    }
-    s->output.on_attach = keep_pipe;
-    s->output.ctx = s;
-    uv_check_init(s->loop, &s->carry_check);
-    s->carry_check.data = s;
-    uv_check_start(&s->carry_check, on_carry_check);
-    s->carry_dirty = 1;
 }
 
 /* --- start-up ------------------------------------------------------------ */
@@ -512,8 +328,7 @@ int supervisor_init(struct supervisor *s, uv_loop_t *loop)
     s->stats.fd = -1;
     s->metrics_listener.fd = -1;
     s->handover.staged = -1;
-    s->upgrade.image = -1;
-    s->keeper_fd = -1;
+    s->relay = (struct event_sink){ .event = relay_event, .query = relay_query, .ctx = s };
     s->started = clock_mono();
     s->image.started_at = clock_unix();
     loop->data = s; /* for handles that carry another datum (adopted processes) */
@@ -580,7 +395,14 @@ static int bind_listeners(struct supervisor *s)
     return 0;
 }
 
-static int open_metrics(struct supervisor *s)
+/* The fd a takeover carried under KEY (-1: none, or no takeover). */
+static int carried_fd(const json_t *carried, const char *key)
+{
+    json_t *v = json_object_get(carried, key);
+    return json_is_integer(v) ? (int)json_integer_value(v) : -1;
+}
+
+static int open_metrics(struct supervisor *s, const json_t *carried_doc)
 {
     char err[512];
     struct listener *m = &s->metrics_listener;
@@ -589,7 +411,7 @@ static int open_metrics(struct supervisor *s)
     m->backlog = 64;
     s->metrics.data = s;
     /* After an upgrade, the socket the image before this one bound. */
-    int carried = s->carried ? carry_int(s->carried, "metrics", -1) : -1;
+    int carried = carried_fd(carried_doc, "metrics");
     if (listener_parse(m, m->address, err, sizeof err) < 0 ||
         (carried < 0 && listener_bind(m, err, sizeof err) < 0)) {
         log_error("metrics endpoint: %s", err);
@@ -608,7 +430,7 @@ static int open_metrics(struct supervisor *s)
     return 0;
 }
 
-int supervisor_setup(struct supervisor *s)
+int supervisor_setup(struct supervisor *s, const json_t *carried)
 {
     int r;
     if ((r = nofile_raise()) < 0)
@@ -624,7 +446,7 @@ int supervisor_setup(struct supervisor *s)
                      (s->cfg.metrics ? METRICS_MAX_CLIENTS : 0) + 32,
                  what);
     /* A takeover (takeover.h) has its listeners and stats region already. */
-    if (!s->carried && bind_listeners(s) < 0)
+    if (!carried && bind_listeners(s) < 0)
         return -1;
     handover_init(&s->handover, s->loop, s->cfg.fdstore_max, s->cfg.state_name,
                   s->cfg.state_max_size);
@@ -634,14 +456,14 @@ int supervisor_setup(struct supervisor *s)
     }
     s->handover.on_checked = on_state_checked;
     s->handover.data = s;
-    if (!s->carried && (r = stats_create(&s->stats, s->cfg.stats_capacity)) < 0) {
+    if (!carried && (r = stats_create(&s->stats, s->cfg.stats_capacity)) < 0) {
         log_error("stats region (%u metrics): %s", s->cfg.stats_capacity, strerror(-r));
         return -1;
     }
-    if (s->cfg.metrics && open_metrics(s) < 0)
+    if (s->cfg.metrics && open_metrics(s, carried) < 0)
         return -1;
     /* A takeover keeps the path: the generations it adopts know that one. */
-    const char *carried_path = json_string_value(json_object_get(s->carried, "notify_path"));
+    const char *carried_path = json_string_value(json_object_get(carried, "notify_path"));
     int n = carried_path ? snprintf(s->notify_path, sizeof s->notify_path, "%s", carried_path)
                          : snprintf(s->notify_path, sizeof s->notify_path, "%s/%s.%d.notify",
                                     s->rundir, s->cfg.name, (int)getpid());
@@ -650,16 +472,14 @@ int supervisor_setup(struct supervisor *s)
         return -1;
     }
     s->notify.data = s;
-    if ((r = notify_open_fd(&s->notify, s->loop, s->notify_path,
-                            s->carried ? carry_int(s->carried, "notify", -1) : -1, on_notify)) <
-        0) {
+    if ((r = notify_open_fd(&s->notify, s->loop, s->notify_path, carried_fd(carried, "notify"),
+                            on_notify)) < 0) {
         log_error("notify socket %s: %s", s->notify_path, unixpath_strerror(r));
         return -1;
     }
     s->control.data = s;
-    if ((r = control_open_fd(&s->control, s->loop, s->cfg.control,
-                             s->carried ? carry_int(s->carried, "control", -1) : -1, on_control)) <
-        0) {
+    if ((r = control_open_fd(&s->control, s->loop, s->cfg.control, carried_fd(carried, "control"),
+                             on_control)) < 0) {
         log_error("control socket %s: %s", s->cfg.control,
                   r == UV_EADDRINUSE || r == -EADDRINUSE ? "another supervisor is running there"
                   : r == -EEXIST                         ? unixpath_strerror(r)
@@ -670,8 +490,11 @@ int supervisor_setup(struct supervisor *s)
      * not init's: nothing is left behind as a zombie. */
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         log_warn("PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
-    if (start_signal(s, &s->sig_chld, SIGCHLD) < 0 || start_signal(s, &s->sig_hup, SIGHUP) < 0 ||
-        start_signal(s, &s->sig_term, SIGTERM) < 0 || start_signal(s, &s->sig_int, SIGINT) < 0) {
+    static const int handled[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT };
+    r = 0;
+    for (size_t i = 0; i < sizeof handled / sizeof handled[0] && r == 0; i++)
+        r = start_signal(s, &s->signals[i], handled[i]);
+    if (r < 0) {
         log_error("cannot install signal handlers");
         return -1;
     }
@@ -694,59 +517,24 @@ int supervisor_setup(struct supervisor *s)
         .config = &s->cfg,
         .output = &s->output,
         .manager = &s->manager,
-        .sink = &s->sink,
+        .sink = &s->relay,
         .shutdown = shutdown_loop,
-        .exec = exec_image,
         .owner = s,
     };
     /* Timers and watches report to the sink, which is set at start. */
-    timers_init(&s->timers, s->loop, &s->sink);
-    watches_init(&s->watches, s->loop, &s->sink);
-    s->upgrade.loop = s->loop;
-    s->upgrade.control = &s->control;
-    s->upgrade.file = s->file;
-    s->upgrade.verdict = upgrade_verdict;
-    s->upgrade.owner = s;
+    timers_init(&s->timers, s->loop, &s->relay);
+    watches_init(&s->watches, s->loop, &s->relay);
     return 0;
 }
 
-/* A takeover's answer to the `baton upgrade` that waits (upgrade.h). */
-static void answer_upgrade(struct supervisor *s)
-{
-    json_t *up = json_object_get(s->carried, "upgrade");
-    uint64_t req = s->upgrade_client;
-    if (!req)
-        return;
-    if (strcmp(s->carried_how, "upgrade") != 0) {
-        control_reply_error(&s->control, req, "%s", s->carried_how);
-        return;
-    }
-    double took = clock_mono() - json_number_value(json_object_get(up, "since"));
-    json_t *j = json_pack("{s:b, s:s, s:i, s:s, s:s, s:f}", "ok", 1, "message", "upgraded", "pid",
-                          (int)getpid(), "version", BATON_VERSION, "binary", s->image.binary,
-                          "duration", took);
-    answer_json(&s->control, req, j);
-}
-
-void supervisor_start(struct supervisor *s, const struct event_sink *sink)
+void supervisor_start(struct supervisor *s, const struct event_sink *sink, const json_t *carried,
+                      const char *how)
 {
     s->sink = *sink;
     log_info("supervisor of '%s' running (pid %d), control socket %s", s->cfg.name, (int)getpid(),
              s->cfg.control);
-    if (!s->carried) {
-        emit(s, (struct event){ .kind = EV_START });
-        upgrade_release_signals();
-        return;
-    }
-    /* A takeover: the runtime carries on from what it carried; then the
-     * generations that ended meanwhile are reported, as any exit is. */
-    emit(s, (struct event){ .kind = EV_START,
-                            .data = json_object_get(s->carried, "runtime"),
-                            .name = s->carried_how });
-    upgrade_disarm(); /* taken over: from here a crash is a crash */
-    answer_upgrade(s);
-    reap(s);                   /* what exited during the exec */
-    upgrade_release_signals(); /* a stop sent during the exec: now */
+    /* After a takeover, the runtime carries on from what it carried. */
+    emit(s, (struct event){ .kind = EV_START, .data = carried, .name = carried ? how : NULL });
 }
 
 static void close_handle(uv_handle_t *h, void *arg)
@@ -775,8 +563,5 @@ int supervisor_finish(struct supervisor *s)
     config_free(&s->cfg); /* closes the listeners */
     manager_free(&s->manager);
     procs_free(&s->procs);
-    if (s->keeper_fd >= 0)
-        close(s->keeper_fd);
-    free(s->carry_last);
     return s->exit_code;
 }

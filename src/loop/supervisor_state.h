@@ -18,11 +18,31 @@
 #include "loop/output.h"
 #include "loop/procs.h"
 #include "loop/timers.h"
-#include "handoff/upgrade.h"
 #include "loop/watch.h"
 
 #include <limits.h>
 #include <uv.h>
+
+/* A part of the supervisor that lives outside the loop (the upgrade, the
+ * keeper link: handoff/): the loop tells it what it must see, and routes
+ * to it the control command it answers. Any member may be NULL. */
+struct supervisor_part {
+    void *ctx;
+    /* A child of ours, PID, was reaped with wait STATUS: 1 if it was this
+     * part's (no generation's). */
+    int (*reaped)(void *ctx, pid_t pid, int status);
+    /* An event went to the runtime: what it carries may have changed. */
+    void (*changed)(void *ctx);
+    /* The control command COMMAND is this part's to answer. */
+    const char *command;
+    void (*answer)(void *ctx, uint64_t req, json_t *args);
+    /* The loop ends (core.shutdown): close what runs. */
+    void (*stop)(void *ctx);
+    /* `baton status`: its facts, added to the image object. */
+    void (*status)(void *ctx, json_t *image);
+};
+
+#define SUPERVISOR_MAX_PARTS 4
 
 struct supervisor {
     uv_loop_t *loop;
@@ -39,10 +59,11 @@ struct supervisor {
     struct timers timers;
     struct watches watches;
     struct launcher launcher;
-    struct core_api api;    /* what the runtime may call: views of the above */
-    struct event_sink sink; /* where events go: set at start */
-    uv_signal_t sig_hup, sig_term, sig_int, sig_chld;
-    char rundir[PATH_MAX]; /* private, mode 0700: the notify socket lives here */
+    struct core_api api;     /* what the runtime may call: views of the above */
+    struct event_sink sink;  /* where events go (the runtime): set at start */
+    struct event_sink relay; /* the loop's own pieces report here: supervisor_emit */
+    uv_signal_t signals[4];  /* SIGCHLD, SIGHUP, SIGTERM, SIGINT */
+    char rundir[PATH_MAX];   /* private, mode 0700: the notify socket lives here */
     char notify_path[PATH_MAX];
     int exit_code;
     int shutting_down;
@@ -56,29 +77,10 @@ struct supervisor {
         unsigned upgrades; /* images before it under this pid */
         double adopted_at; /* unix seconds; 0: it did not take over after a death */
     } image;
-    struct upgrade upgrade;
-    /* A takeover (takeover.h): the carried document until the runtime has
-     * it, how the supervisor before ended, the `baton upgrade` to answer,
-     * and generations found gone (reported as exits once the runtime runs). */
-    json_t *carried;
-    char carried_how[512];
-    uint64_t upgrade_client;
-    int adopting;
-    unsigned gone[64];
-    size_t ngone;
-    /* The keeper (keeper.h) and what a successor reads after a death: the
-     * carried state, kept up to date at CARRY_PATH (carry.h). */
-    int keeper_fd;
-    pid_t keeper_pid;        /* 0: none runs */
-    uint64_t keeper_started; /* the loop's clock, ms */
-    uint64_t keeper_pause;   /* ms before the next one, after quick deaths */
-    uv_timer_t keeper_timer;
-    char keeper_path[PATH_MAX + 320];
-    char carry_path[PATH_MAX + 320];
-    uv_check_t carry_check;
-    int carry_dirty;
-    unsigned long long start_ticks; /* this process's (procs.h): the file names it */
-    char *carry_last;               /* what CARRY_PATH holds */
+    /* What runs beside the loop without belonging to it (handoff/: the
+     * upgrade, the keeper link): told of what each must see. */
+    struct supervisor_part parts[SUPERVISOR_MAX_PARTS];
+    size_t nparts;
 };
 
 #endif

@@ -218,7 +218,7 @@ static int core_exec(lua_State *L)
     char err[512] = "out of memory";
     json_t *carry = lua_to_json(L, 2, 0);
     if (carry)
-        a->exec(a->owner, (uint64_t)luaL_checknumber(L, 1), carry, err, sizeof err);
+        a->exec(a->exec_owner, (uint64_t)luaL_checknumber(L, 1), carry, err, sizeof err);
     lua_pushnil(L);
     lua_pushstring(L, err);
     return 2;

@@ -1,0 +1,234 @@
+/* keeper_link.c: the supervisor's side of the keeper and the carry file
+ * (see keeper_link.h). */
+#include "handoff/keeper_link.h"
+
+#include "base/log.h"
+#include "handoff/carry.h"
+#include "handoff/keeper.h"
+#include "loop/procs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* A keeper is replaced at once after a death, unless the one that died
+ * lived under KEEPER_MIN_LIFE_MS or could not be started: then after a
+ * pause, doubled each time up to KEEPER_MAX_PAUSE_MS, so a keeper that
+ * cannot stay up is not restarted in a tight loop. Until one runs, a
+ * death of the supervisor is not survivable, and the log says so. */
+#define KEEPER_MIN_LIFE_MS 1000
+#define KEEPER_MAX_PAUSE_MS 30000
+
+static void keep(struct keeper_link *k, const char *head, int fd)
+{
+    int r = k->fd >= 0 ? keeper_send(k->fd, head, fd) : 0;
+    if (r < 0) {
+        log_warn("the keeper (pid %d): %s: a supervisor that dies cannot be taken over now",
+                 (int)k->pid, strerror(-r));
+        close(k->fd);
+        k->fd = -1;
+        /* A keeper that missed a piece is no keeper: it goes, and once
+         * reaped another one starts with every piece (keeper_link_reaped). */
+        if (k->pid > 0)
+            kill(k->pid, SIGTERM);
+    }
+}
+
+static void keep_pipe(void *ctx, unsigned gen, int stream, int fd)
+{
+    char head[32];
+    snprintf(head, sizeof head, "P %u %d", gen, stream);
+    keep(ctx, head, fd);
+}
+
+/* Once per turn of the loop after an event: what a successor would read
+ * after a death (carry.h), written only when it changed. */
+static void on_check(uv_check_t *h)
+{
+    struct keeper_link *k = h->data;
+    if (!k->dirty || k->stopped)
+        return;
+    k->dirty = 0;
+    json_t *doc = k->collect(k->ctx);
+    if (!doc)
+        return;
+    json_object_set_new(doc, "start_ticks", json_integer((json_int_t)k->start_ticks));
+    json_object_set_new(doc, "keeper",
+                        json_pack("{s:i, s:s}", "pid", (int)k->pid, "path", k->path));
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    if (text && (!k->last || strcmp(text, k->last) != 0)) {
+        int r = carry_write_file(k->carry_path, text);
+        if (r < 0)
+            log_warn("%s: %s", k->carry_path, strerror(-r));
+        free(k->last);
+        k->last = text;
+        text = NULL;
+    }
+    free(text);
+    json_decref(doc);
+}
+
+static uint64_t now_ms(struct keeper_link *k)
+{
+    uv_update_time(k->loop); /* the loop's clock may be stale: set-up waits */
+    return uv_now(k->loop);
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void start_later(struct keeper_link *k, const char *what)
+{
+    k->pause = k->pause ? k->pause * 2 : KEEPER_MIN_LIFE_MS;
+    if (k->pause > KEEPER_MAX_PAUSE_MS)
+        k->pause = KEEPER_MAX_PAUSE_MS;
+    log_warn("%s: another keeper in %llu ms; until then a supervisor that dies cannot be "
+             "taken over",
+             what, (unsigned long long)k->pause);
+    uv_timer_start(&k->timer, on_timer, k->pause, 0);
+}
+
+/* Starts a keeper and hands it what it holds: the listeners, the stats
+ * region and every pipe read now (a keeper started after a death of the
+ * one before gets the pipes of generations already running). */
+static void start_keeper(struct keeper_link *k)
+{
+    k->fd = keeper_spawn("/proc/self/exe", k->path, &k->pid);
+    if (k->fd < 0) {
+        char what[128];
+        snprintf(what, sizeof what, "cannot start the keeper: %s", strerror(-k->fd));
+        k->pid = 0;
+        start_later(k, what);
+        return;
+    }
+    k->started = now_ms(k);
+    for (size_t i = 0; i < k->cfg->nlisteners; i++) {
+        char head[32];
+        snprintf(head, sizeof head, "L %zu", i);
+        if (k->cfg->listeners[i].fd >= 0)
+            keep(k, head, k->cfg->listeners[i].fd);
+    }
+    keep(k, "S", k->stats->fd);
+    json_t *pipes = output_pipes_json(k->output);
+    size_t i;
+    json_t *p;
+    json_array_foreach(pipes, i, p) {
+        keep_pipe(k, (unsigned)carry_int(p, "generation", 0), carry_int(p, "stream", 2),
+                  carry_int(p, "fd", -1));
+    }
+    json_decref(pipes);
+    k->dirty = 1; /* the file names the keeper */
+    log_debug("keeper pid %d holds the listeners and the stats region", (int)k->pid);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct keeper_link *k = t->data;
+    if (!k->stopped && k->pid == 0)
+        start_keeper(k);
+}
+
+int keeper_link_reaped(void *ctx, pid_t pid, int status)
+{
+    struct keeper_link *k = ctx;
+    if (pid != k->pid || pid <= 0)
+        return 0;
+    /* The keeper exited while we run (someone killed it; it never exits
+     * on its own while we live). */
+    char how[64];
+    if (WIFSIGNALED(status))
+        snprintf(how, sizeof how, "killed by signal %d", WTERMSIG(status));
+    else
+        snprintf(how, sizeof how, "exit code %d", WEXITSTATUS(status));
+    if (k->fd >= 0)
+        close(k->fd);
+    k->fd = -1;
+    k->pid = 0;
+    k->dirty = 1;
+    if (k->stopped)
+        return 1;
+    uint64_t lived = now_ms(k) - k->started;
+    if (lived >= KEEPER_MIN_LIFE_MS) {
+        k->pause = 0;
+        log_warn("the keeper (pid %d) exited (%s): starting another", (int)pid, how);
+        start_keeper(k);
+        return 1;
+    }
+    char what[160];
+    snprintf(what, sizeof what, "the keeper (pid %d) exited (%s) %llu ms after its start", (int)pid,
+             how, (unsigned long long)lived);
+    start_later(k, what);
+    return 1;
+}
+
+void keeper_link_start(struct keeper_link *k, const char *rundir, const json_t *carried)
+{
+    carry_paths(rundir, k->cfg->name, k->cfg->control, k->carry_path, sizeof k->carry_path, k->path,
+                sizeof k->path);
+    k->start_ticks = proc_start_ticks(getpid());
+    uv_timer_init(k->loop, &k->timer);
+    k->timer.data = k;
+    k->fd = carry_int(carried, "fd", -1);
+    if (k->fd >= 0) { /* the same keeper, across the upgrade */
+        k->pid = carry_int(carried, "pid", 0);
+        k->started = 0; /* started long enough ago */
+        fcntl(k->fd, F_SETFD, FD_CLOEXEC);
+    } else {
+        /* From the loop: not while a new image takes over, when a crash
+         * would go back to the old image and leave this keeper behind. */
+        uv_timer_start(&k->timer, on_timer, 0, 0);
+    }
+    k->output->on_attach = keep_pipe;
+    k->output->ctx = k;
+    uv_check_init(k->loop, &k->check);
+    k->check.data = k;
+    uv_check_start(&k->check, on_check);
+    k->dirty = 1;
+}
+
+json_t *keeper_link_carry(const struct keeper_link *k)
+{
+    return k->fd >= 0 ? json_pack("{s:i, s:i}", "fd", k->fd, "pid", (int)k->pid) : NULL;
+}
+
+void keeper_link_changed(void *ctx)
+{
+    struct keeper_link *k = ctx;
+    k->dirty = 1;
+}
+
+void keeper_link_stop(void *ctx)
+{
+    struct keeper_link *k = ctx;
+    if (k->stopped)
+        return;
+    k->stopped = 1;
+    if (k->check.data)
+        uv_close((uv_handle_t *)&k->check, NULL);
+    if (k->timer.data)
+        uv_close((uv_handle_t *)&k->timer, NULL);
+    /* A normal end: the keeper goes, and nothing is left to take over. */
+    keep(k, "B", -1);
+    if (k->carry_path[0])
+        unlink(k->carry_path);
+}
+
+void keeper_link_status(void *ctx, json_t *image)
+{
+    struct keeper_link *k = ctx;
+    if (k->pid > 0)
+        json_object_set_new(image, "keeper", json_integer(k->pid));
+}
+
+void keeper_link_close(struct keeper_link *k)
+{
+    if (k->fd >= 0)
+        close(k->fd);
+    k->fd = -1;
+    free(k->last);
+    k->last = NULL;
+}

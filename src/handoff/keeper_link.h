@@ -1,0 +1,76 @@
+#ifndef BATON_KEEPER_LINK_H
+#define BATON_KEEPER_LINK_H
+
+/* The supervisor's side of the keeper (keeper.h), and the copy of the
+ * carried state (carry.h) a successor reads after a death: the two things
+ * that make a supervisor's death survivable, kept together because the
+ * file names the keeper and the keeper is useless without the file.
+ *
+ * The link starts a keeper (or, after an upgrade, keeps the one carried),
+ * hands it a duplicate of each listener, the stats region and every output
+ * pipe, replaces one that dies (after a pause when it dies young), and
+ * rewrites NAME.HASH.carry once per turn of the loop after an event
+ * (keeper_link_changed), only when the document changed. A normal end
+ * says goodbye to the keeper and removes the file: nothing is left to
+ * take over.
+ *
+ * It owns the channel's fd, its timer and check handles, the file; it
+ * reads (never changes) the listeners, the stats region and the output
+ * pipes it is pointed at. */
+
+#include "loop/config.h"
+#include "loop/output.h"
+#include "libbaton/stats_shm.h"
+
+#include <jansson.h>
+#include <limits.h>
+#include <uv.h>
+
+struct keeper_link {
+    /* Set by the owner before keeper_link_start. */
+    uv_loop_t *loop;
+    const struct service_config *cfg; /* the listeners' fds */
+    const struct stats_region *stats;
+    struct output *output; /* its pipes; new ones are sent as they attach */
+    /* The carried state as a successor would read it (no output ring, no
+     * fds to inherit), or NULL. */
+    json_t *(*collect)(void *ctx);
+    void *ctx;
+
+    int fd;                          /* the channel; -1: no keeper */
+    pid_t pid;                       /* 0: none runs */
+    uint64_t started;                /* the loop's clock, ms */
+    uint64_t pause;                  /* ms before the next one, after quick deaths */
+    int stopped;                     /* the loop ends: no new keeper, no new file */
+    int dirty;                       /* the file may be stale */
+    uv_timer_t timer;                /* the next keeper's start */
+    uv_check_t check;                /* the file's rewrite, once a turn */
+    char *last;                      /* what the file holds */
+    unsigned long long start_ticks;  /* this process's: the file names it */
+    char path[PATH_MAX + 320];       /* where the keeper answers a taker */
+    char carry_path[PATH_MAX + 320]; /* the file */
+};
+
+/* Starts the link for the supervisor whose runtime folder is RUNDIR:
+ * CARRIED is the keeper an upgrade carried ({ "fd", "pid" }), or NULL to
+ * start a new one (from the loop, once it runs: a crash while a new image
+ * takes over must not leave a keeper behind). */
+void keeper_link_start(struct keeper_link *k, const char *rundir, const json_t *carried);
+/* What an upgrade carries of the link: { "fd", "pid" } (NULL: no keeper). */
+json_t *keeper_link_carry(const struct keeper_link *k);
+
+/* The supervisor's parts (supervisor.h) the link is, each with K: */
+/* A child was reaped: 1 if it was the keeper (then another one starts). */
+int keeper_link_reaped(void *k, pid_t pid, int status);
+/* What the runtime carries may have changed: the file is rewritten at the
+ * end of this turn of the loop if its text changed. */
+void keeper_link_changed(void *k);
+/* The loop ends normally: goodbye to the keeper, the file removed. */
+void keeper_link_stop(void *k);
+/* `baton status`: the keeper's pid in the image object. */
+void keeper_link_status(void *k, json_t *image);
+
+/* After the loop ran out: closes the channel, frees the file's text. */
+void keeper_link_close(struct keeper_link *k);
+
+#endif

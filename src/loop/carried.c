@@ -1,0 +1,183 @@
+/* carried.c: the loop's part of the carried state (carry.h): what it
+ * writes of what it holds, and how it takes that back, component by
+ * component (see supervisor.h). The document's envelope, the keeper's part
+ * and the runtime's are the hand-off's (handoff/takeover.h); run.c puts
+ * them together. */
+#include "loop/supervisor.h"
+
+#include "base/clock.h"
+#include "base/log.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Member KEY of OBJ as an int (DEF when absent or not a number). */
+static int int_of(const json_t *obj, const char *key, int def)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_integer(v) ? (int)json_integer_value(v) : def;
+}
+
+/* A carried fd was inherited without close-on-exec (so that it survived
+ * the exec): no generation may inherit it in turn. */
+static void set_cloexec(int fd)
+{
+    int fl = fd >= 0 ? fcntl(fd, F_GETFD) : -1;
+    if (fl >= 0)
+        fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+}
+
+json_t *supervisor_carry(struct supervisor *s, int output)
+{
+    json_t *ls = json_array(), *procs = json_array();
+    for (size_t i = 0; i < s->cfg.nlisteners; i++) {
+        const struct listener *l = &s->cfg.listeners[i];
+        json_array_append_new(ls, json_pack("{s:s, s:s, s:i, s:b}", "name", l->name, "address",
+                                            l->address, "fd", l->fd, "passed", l->passed));
+    }
+    for (size_t i = 0; i < s->procs.len; i++) {
+        const struct proc *p = &s->procs.v[i];
+        json_array_append_new(procs, json_pack("{s:i, s:i, s:f, s:I, s:s, s:b}", "id", (int)p->id,
+                                               "pid", (int)p->pid, "started", p->started,
+                                               "start_ticks", (json_int_t)p->start_ticks, "status",
+                                               p->status, "adopted", p->pidfd >= 0));
+    }
+    uv_os_fd_t control_fd = -1;
+    if (s->control.open)
+        uv_fileno((uv_handle_t *)&s->control.server, &control_fd);
+    json_t *doc = json_pack(
+        "{s:s, s:s, s:i, s:f, s:{s:s, s:s, s:f, s:i, s:f}, s:s, s:o, s:i, s:i, s:i, s:i, s:o, "
+        "s:i, s:o, s:i, s:o, s:I, s:s}",
+        "service", s->cfg.name, "file", s->file, "pid", (int)getpid(), "started", s->started,
+        "image", "binary", s->image.binary, "version", BATON_VERSION, "started_at",
+        s->image.started_at, "upgrades", (int)s->image.upgrades, "adopted_at", s->image.adopted_at,
+        "manager_notify", s->manager.notify, "listeners", ls, "notify", s->notify.fd, "control",
+        (int)control_fd, "stats", s->stats.fd, "metrics", s->metrics_listener.fd, "procs", procs,
+        "last_id", (int)s->procs.last_id, "fdstore", handover_carry(&s->handover), "staged",
+        s->handover.staged, "pipes", output_pipes_json(&s->output), "output_next",
+        (json_int_t)s->output.next_seq, "notify_path", s->notify_path);
+    if (doc && output) /* the copy on disk leaves it out: small, written often */
+        json_object_set_new(doc, "output", output_json(&s->output, 0, 0, 0));
+    return doc;
+}
+
+int supervisor_take_sockets(struct supervisor *s, const json_t *doc)
+{
+    char err[512];
+    json_t *ls = json_object_get(doc, "listeners");
+    for (size_t i = 0; i < s->cfg.nlisteners; i++) {
+        struct listener *l = &s->cfg.listeners[i];
+        json_t *c = json_array_get(ls, i);
+        int fd = int_of(c, "fd", -1);
+        if (l->per_generation)
+            continue;
+        if (fd < 0 || listener_adopt(l, fd, err, sizeof err) < 0) {
+            log_error("listener '%s': the carried socket: %s", l->name,
+                      fd < 0 ? "none was carried" : err);
+            return -1;
+        }
+        set_cloexec(fd);
+        l->passed = json_is_true(json_object_get(c, "passed"));
+        char addr[256];
+        listener_local_address(l, addr, sizeof addr);
+        log_info("listening on %s as '%s' (fd %zu in each generation), carried over", addr, l->name,
+                 3 + i);
+    }
+    int r, fd = int_of(doc, "stats", -1);
+    if (fd < 0 || (r = stats_attach(&s->stats, fd)) < 0) {
+        log_error("the carried stats region: %s", fd < 0 ? "none" : strerror(-r));
+        return -1;
+    }
+    set_cloexec(fd);
+    static const char *const sockets[] = { "metrics", "notify", "control" };
+    for (size_t k = 0; k < 3; k++)
+        set_cloexec(int_of(doc, sockets[k], -1));
+    const char *mn = json_string_value(json_object_get(doc, "manager_notify"));
+    if (mn && !s->manager.notify[0])
+        snprintf(s->manager.notify, sizeof s->manager.notify, "%s", mn);
+    return 0;
+}
+
+/* The image's facts: an adoption is a new pid with its own start; an
+ * upgrade counts one more image under the same pid; the old image taking
+ * back over keeps its own start. */
+static void take_image(struct supervisor *s, const json_t *doc, int adopting, const char *how)
+{
+    json_t *img = json_object_get(doc, "image");
+    if (adopting) {
+        s->image.adopted_at = clock_unix();
+        return;
+    }
+    s->started = json_number_value(json_object_get(doc, "started"));
+    s->image.upgrades = (unsigned)int_of(img, "upgrades", 0);
+    s->image.adopted_at = json_number_value(json_object_get(img, "adopted_at"));
+    if (strcmp(how, "upgrade") == 0)
+        s->image.upgrades++;
+    else
+        s->image.started_at = json_number_value(json_object_get(img, "started_at"));
+}
+
+/* The processes DOC names that are still there, and the same ones (their
+ * start time: not another that got the pid), ours. Never trusted blindly. */
+static void take_procs(struct supervisor *s, const json_t *doc, int adopting, unsigned *gone,
+                       size_t maxgone, size_t *ngone)
+{
+    size_t i;
+    json_t *e;
+    s->procs.last_id = (unsigned)int_of(doc, "last_id", 0);
+    json_array_foreach(json_object_get(doc, "procs"), i, e) {
+        unsigned id = (unsigned)int_of(e, "id", 0);
+        pid_t pid = (pid_t)int_of(e, "pid", 0);
+        unsigned long long ticks = (unsigned long long)json_integer_value(
+            json_object_get(e, "start_ticks"));
+        char proc[64];
+        struct stat st;
+        snprintf(proc, sizeof proc, "/proc/%d", (int)pid);
+        int alive = id > 0 && pid > 1 && proc_start_ticks(pid) == ticks && ticks != 0 &&
+                    stat(proc, &st) == 0 && st.st_uid == geteuid();
+        struct proc *p = alive ? procs_add(&s->procs, id, pid,
+                                           json_number_value(json_object_get(e, "started")))
+                               : NULL;
+        if (!p) {
+            if (*ngone < maxgone)
+                gone[(*ngone)++] = id;
+            log_warn("generation %u (pid %d) is gone: it ended while no supervisor watched it", id,
+                     (int)pid);
+            continue;
+        }
+        p->start_ticks = ticks;
+        snprintf(p->status, sizeof p->status, "%s",
+                 json_string_value(json_object_get(e, "status")) ?: "");
+        if (json_is_true(json_object_get(e, "adopted")) || adopting)
+            supervisor_watch_adopted(s, p);
+    }
+}
+
+uint64_t supervisor_take_state(struct supervisor *s, const json_t *doc, int adopting,
+                               const char *how, unsigned *gone, size_t maxgone, size_t *ngone)
+{
+    size_t i;
+    json_t *e;
+    take_image(s, doc, adopting, how);
+    int fd = int_of(json_object_get(doc, "upgrade"), "client", -1);
+    uint64_t client = fd >= 0 ? control_adopt_client(&s->control, fd) : 0;
+    json_array_foreach(json_object_get(doc, "fdstore"), i, e)
+        set_cloexec(int_of(e, "fd", -1));
+    int staged = int_of(doc, "staged", -1);
+    set_cloexec(staged);
+    handover_restore(&s->handover, json_object_get(doc, "fdstore"), staged);
+    output_restore(&s->output, json_object_get(doc, "output"));
+    take_procs(s, doc, adopting, gone, maxgone, ngone);
+    json_array_foreach(json_object_get(doc, "pipes"), i, e) {
+        int pfd = int_of(e, "fd", -1);
+        if (pfd < 0)
+            continue;
+        set_cloexec(pfd);
+        output_attach(&s->output, (unsigned)int_of(e, "generation", 0), int_of(e, "stream", 2),
+                      pfd);
+    }
+    return client;
+}
