@@ -1,6 +1,7 @@
 #include "client/cli.h"
 
 #include "base/clock.h"
+#include "base/commands.h"
 #include "base/rundir.h"
 
 #include "loop/control.h"
@@ -18,30 +19,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage_client(FILE *to, const char *cmd)
+static void usage_client(FILE *to, const struct command *c)
 {
+    /* A command whose -f is its own names the service file with --file. */
     fprintf(to,
-            "usage: baton %s [-s CONTROL_SOCKET | -f SERVICE_FILE] %s[--json]\n"
+            "usage: baton %s [-s CONTROL_SOCKET | %s SERVICE_FILE] %s%s[--json]\n"
             "The control socket: -s PATH; else $BATON_CONTROL; else the `control` of the\n"
             "service file -f names; else the only supervisor's socket in the runtime folder\n"
             "($XDG_RUNTIME_DIR, else /tmp/baton-UID).\n"
             "Exit codes: 0 done, 1 refused or rolled back, 2 usage, 3 not running.\n",
-            cmd,
-            strcmp(cmd, "events") == 0    ? "[-n N] "
-            : strcmp(cmd, "logs") == 0    ? "[-f] [-n N] [--gen N] (--file SERVICE_FILE) "
-            : strcmp(cmd, "restart") == 0 ? "[--progress | --quiet] "
-            : strcmp(cmd, "upgrade") == 0 ? "[--binary PATH] "
-                                          : "");
-    if (strcmp(cmd, "upgrade") == 0)
-        fprintf(to,
-                "Replaces the supervisor's image in place (same pid) with PATH (default: the\n"
-                "path it was started from, as it is now). Exit 0 once the new image answers,\n"
-                "1 with the reason when it is refused (the old image serves on). --json prints\n"
-                "one object: ok, pid, version, binary, duration, or error.\n");
-    if (strcmp(cmd, "restart") == 0)
-        fprintf(to, "On a terminal (or with --progress) each step of the restart is shown as the\n"
-                    "supervisor takes it. --json prints one object: ok, outcome (\"took over\",\n"
-                    "\"rolled back\" or \"refused\"), new, old, reason, duration, message.\n");
+            c->name, command_takes(c, "-f", NULL, 0) ? "--file" : "-f", c->args,
+            *c->args ? " " : "");
+    if (c->help)
+        fputs(c->help, to);
 }
 
 /* A progress line of `baton restart`: the supervisor's message, timed from
@@ -321,9 +311,17 @@ static int print_logs(const char *sock, long n, long gen, int follow, int json)
 
 int cli_main(const char *cmd, int argc, char **argv)
 {
+    const struct command *c = commands_find(cmd);
+    if (!c || !(c->facts & CMD_SENT)) {
+        fprintf(stderr, "baton: '%s' is not a client command\n", cmd);
+        return 2;
+    }
     const char *sock = NULL, *file = NULL;
     int json = 0, timeout_ms = 5000, follow = 0;
     long n = 0, gen = 0;
+    /* -f is the service file, unless the command's own (logs: it follows,
+     * as tail -f does). */
+    int own_f = command_takes(c, "-f", NULL, 0);
     int logs = strcmp(cmd, "logs") == 0, restart = strcmp(cmd, "restart") == 0;
     int progress = restart && isatty(STDOUT_FILENO); /* -1: --quiet */
     static const struct option opts[] = {
@@ -334,55 +332,57 @@ int cli_main(const char *cmd, int argc, char **argv)
         { "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
     };
     const char *binary = NULL;
-    int c;
+    int c2;
     optind = 1;
-    /* -f is the service file, but for logs it follows, as tail -f does. */
-    while ((c = getopt_long(argc, argv, logs ? "s:fn:jh" : "s:f:n:jh", opts, NULL)) != -1) {
-        switch (c) {
+    while ((c2 = getopt_long(argc, argv, own_f ? "s:fn:jh" : "s:f:n:jh", opts, NULL)) != -1) {
+        /* An option the command does not take: say which commands do. */
+        const char *opt = c2 == 'n'   ? "-n"
+                          : c2 == 'g' ? "--gen"
+                          : c2 == 'P' ? "--progress"
+                          : c2 == 'q' ? "--quiet"
+                          : c2 == 'B' ? "--binary"
+                                      : NULL;
+        if (opt && !command_takes(c, opt, NULL, 0)) {
+            char by[128] = "";
+            size_t all;
+            const struct command *t = commands_all(&all);
+            for (size_t i = 0; i < all; i++)
+                if ((t[i].facts & CMD_SENT) && command_takes(&t[i], opt, NULL, 0))
+                    snprintf(by + strlen(by), sizeof by - strlen(by), "%s%s", *by ? ", " : "",
+                             t[i].name);
+            fprintf(stderr, "baton %s: %s is for %s\n", cmd, opt, *by ? by : "no command");
+            return 2;
+        }
+        switch (c2) {
         case 's': sock = optarg; break;
         case 'S': file = optarg; break;
         case 'f':
-            if (logs)
+            if (own_f)
                 follow = 1;
             else
                 file = optarg;
             break;
-        case 'F': follow = logs; break;
+        case 'F': follow = own_f; break; /* --follow: -f, where -f follows */
         case 'P':
-        case 'q':
-            if (!restart) {
-                fprintf(stderr, "baton %s: --%s is for restart\n", cmd,
-                        c == 'P' ? "progress" : "quiet");
-                return 2;
-            }
-            progress = c == 'P';
-            break;
+        case 'q': progress = c2 == 'P'; break;
         case 'j': json = 1; break;
-        case 'B':
-            if (strcmp(cmd, "upgrade") != 0) {
-                fprintf(stderr, "baton %s: --binary is for upgrade\n", cmd);
-                return 2;
-            }
-            binary = optarg;
-            break;
+        case 'B': binary = optarg; break;
         case 'n':
         case 'g': {
             char *end;
             long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 1000000 || (c == 'n' && !logs && strcmp(cmd, "events") != 0) ||
-                (c == 'g' && !logs)) {
-                fprintf(stderr, "baton %s: %s takes a positive count (events, logs)\n", cmd,
-                        c == 'n' ? "-n" : "--gen");
+            if (*end || v < 1 || v > 1000000) {
+                fprintf(stderr, "baton %s: %s takes a positive count\n", cmd, opt);
                 return 2;
             }
-            if (c == 'n')
+            if (c2 == 'n')
                 n = v;
             else
                 gen = v;
             break;
         }
-        case 'h': usage_client(stdout, cmd); return 0;
-        default: usage_client(stderr, cmd); return 2;
+        case 'h': usage_client(stdout, c); return 0;
+        default: usage_client(stderr, c); return 2;
         }
     }
     if (optind < argc) {
@@ -395,11 +395,9 @@ int cli_main(const char *cmd, int argc, char **argv)
         fprintf(stderr, "baton %s: %s\n", cmd, err);
         return code;
     }
-    /* restart and stop answer when they are done: a drain may take minutes. */
-    if (strcmp(cmd, "restart") == 0 || strcmp(cmd, "stop") == 0 || strcmp(cmd, "rollback") == 0)
-        timeout_ms = -1;
-    /* upgrade: waits for a restart under way, then its check (at most 10 s). */
-    if (strcmp(cmd, "upgrade") == 0)
+    /* restart, stop and the like answer when they are done: a drain may take
+     * minutes; upgrade waits for a restart under way, then its check. */
+    if (c->facts & CMD_WAITS)
         timeout_ms = -1;
     char abs[PATH_MAX];
     if (binary && !realpath(binary, abs)) {

@@ -12,6 +12,7 @@
 #include "loop/answers.h"
 
 #include "base/clock.h"
+#include "base/commands.h"
 #include "loop/figures.h"
 #include "os/portholder.h"
 #include "base/log.h"
@@ -217,41 +218,48 @@ static void on_notify(struct notify *n, pid_t pid, const struct notify_msg *m, i
         emit(s, (struct event){ .kind = EV_STOPPING, .id = id });
 }
 
-/* The control commands: the loop answers what it holds; the rest are the
- * runtime's decisions, forwarded as requests. */
+/* The control commands are base/commands.c's sent to the supervisor
+ * (CMD_SENT): the loop answers what it holds, a part answers its own
+ * (upgrade), and the rest are the runtime's decisions, forwarded as
+ * requests. */
 static const struct {
     const char *name;
-    void (*answer)(struct supervisor *s, uint64_t req, json_t *args); /* NULL: the runtime's */
-} commands[] = {
-    { "events", answer_events }, { "logs", answer_logs }, { "reload", NULL },
-    { "restart", NULL },         { "rollback", NULL },    { "stats", answer_stats },
-    { "status", answer_status }, { "stop", NULL },
+    void (*answer)(struct supervisor *s, uint64_t req, json_t *args);
+} answers[] = {
+    { "events", answer_events },
+    { "logs", answer_logs },
+    { "stats", answer_stats },
+    { "status", answer_status },
 };
 
 static void on_control(struct control *c, uint64_t req, const char *cmd, json_t *args)
 {
     struct supervisor *s = c->data;
-    char known[128] = "";
+    const struct command *known = commands_find(cmd);
+    if (!known || !(known->facts & CMD_SENT)) {
+        char names[128] = "";
+        size_t n;
+        const struct command *t = commands_all(&n);
+        for (size_t i = 0; i < n; i++)
+            if (t[i].facts & CMD_SENT)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                         *names ? ", " : "", t[i].name);
+        control_reply_error(c, req, "unknown command '%s' (known: %s)", cmd, names);
+        return;
+    }
     for (size_t i = 0; i < s->nparts; i++)
         if (s->parts[i].command && strcmp(cmd, s->parts[i].command) == 0) {
             s->parts[i].answer(s->parts[i].ctx, req, args);
             return;
         }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-        if (strcmp(cmd, commands[i].name) == 0) {
-            if (commands[i].answer) {
-                commands[i].answer(s, req, args);
-            } else {
-                char why[64];
-                snprintf(why, sizeof why, "baton %s", cmd);
-                emit(s, (struct event){ .kind = EV_REQUEST, .id = req, .name = cmd, .why = why });
-            }
+    for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++)
+        if (strcmp(cmd, answers[i].name) == 0) {
+            answers[i].answer(s, req, args);
             return;
         }
-        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "",
-                 commands[i].name);
-    }
-    control_reply_error(c, req, "unknown command '%s' (known: %s)", cmd, known);
+    char why[64];
+    snprintf(why, sizeof why, "baton %s", cmd);
+    emit(s, (struct event){ .kind = EV_REQUEST, .id = req, .name = cmd, .why = why });
 }
 
 /* --- signals ------------------------------------------------------------- */

@@ -72,9 +72,10 @@ out=$(cd "$T/user" && luajit /usr/bin/busted --lpath="$T/prefix/share/lua/5.1/?.
 echo "$out" | grep -q "2 successes / 0 failures" || fail "unexpected busted output: $out"
 echo "ok: a policy spec runs against the installed test kit"
 
-# Bash completion, installed.
-words=$(bash -c '. "$1"; COMP_WORDS=(baton re); COMP_CWORD=1; _baton; echo "${COMPREPLY[@]}"' _ \
-    "$T/prefix/share/bash-completion/completions/baton")
+# Bash completion, installed: it asks the installed baton (on PATH) what
+# to offer.
+words=$(PATH="$T/prefix/bin:$PATH" bash -c '. "$1"; COMP_WORDS=(baton re); COMP_CWORD=1; _baton
+    echo "${COMPREPLY[@]}"' _ "$T/prefix/share/bash-completion/completions/baton")
 [ "$words" = "restart reload" ] || fail "completion of 're' gave '$words'"
 echo "ok: bash completion ($words)"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The man pages, generated from docs/ at build time, say what the binary
 # does: they render without a roff warning; baton(1) has a section for
-# every command `baton --help` lists, every exit code, every option of
+# every command `baton --commands` lists, every exit code, every option of
 # restart, events and logs; baton-service(5) has every key the service file
 # loader knows (from the loader's own error for an unknown key).
 . "$(dirname "$0")/lib.sh"
@@ -13,8 +13,8 @@ for page in baton.1 baton-service.5; do
     [ ! -s "$T/$page.err" ] || fail "roff warnings in $page: $(cat "$T/$page.err")"
 done
 
-commands=$("$BATON" --help | sed -n 's/^  \([a-z]*\) .*/\1/p')
-[ "$(echo "$commands" | wc -w)" -ge 10 ] || fail "too few commands in baton --help: $commands"
+commands=$("$BATON" --commands | cut -d" " -f1) # the table: src/base/commands.c
+[ "$(echo "$commands" | wc -w)" -ge 10 ] || fail "too few commands in baton --commands: $commands"
 sed -n '/^COMMANDS/,/^FINDING THE SUPERVISOR/p' "$T/baton.1.txt" > "$T/commands.txt"
 for c in $commands; do
     grep -Eq "^       $c( |,|$)" "$T/commands.txt" || fail "baton(1) has no entry for '$c'"
