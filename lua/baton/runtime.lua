@@ -665,9 +665,29 @@ function Runtime:dispatch(now, event, ...)
   local handler = on[event]
   if not handler then
     self.core.log("warn", "runtime: unknown event " .. text(event))
-    return
+    return false
   end
   handler(self, ...)
+  return self:carry_changed()
+end
+
+-- Whether what Runtime:carry() returns changed since the last call: a
+-- stamp of what changes in it as generations live (each live one's state,
+-- readiness, drain, end), the active one, and the lengths of the lists it
+-- holds, compared with the last. The C core rewrites the successor's copy
+-- only then, so a drain's polls cost no carry.
+function Runtime:carry_changed()
+  local t = { self.active and self.active.id or 0, #self.exited, self.exited_not_shown,
+    self.events.count + self.events.dropped, self.policy_errors }
+  for _, g in ipairs(self:live()) do
+    t[#t + 1] = table.concat({ g.id, g.pid, g.state, tostring(g.ready), tostring(g.promoted_at),
+      tostring(g.draining), tostring(g.drain_started), tostring(g.stopping), tostring(g.ended_as),
+      tostring(g.adopted_at), tostring(g.ready_at) }, ":")
+  end
+  local stamp = table.concat(t, "|")
+  local changed = stamp ~= self.carried_stamp
+  self.carried_stamp = stamp
+  return changed
 end
 
 -- What `baton status` and /ready read ---------------------------------------

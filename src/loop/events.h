@@ -50,7 +50,9 @@ struct event {
  * "reason", "duration" }, ... ] (the newest N, oldest first), "not_kept" }.
  * Times are the loop's monotonic seconds. */
 struct event_sink {
-    void (*event)(void *ctx, const struct event *ev);
+    /* Returns 1 when what the deciding side carries for a successor (its
+     * part of the carried state: handoff/carry.h) changed, else 0. */
+    int (*event)(void *ctx, const struct event *ev);
     json_t *(*query)(void *ctx, const char *what, double now, int n);
     void *ctx;
 };

@@ -41,7 +41,15 @@ void supervisor_emit(struct supervisor *s, struct event ev)
     if (!s->sink.event)
         return;
     ev.now = clock_mono();
-    s->sink.event(s->sink.ctx, &ev);
+    int changed = s->sink.event(s->sink.ctx, &ev);
+    /* What the loop carries changes only with its own events (an exit, a
+     * stored fd, a request, ...); what the runtime carries, as it says.
+     * A timer, watch or probe that changed nothing in the runtime (a
+     * drain's poll, say) rewrites nothing. */
+    if (ev.kind == EV_TIMER || ev.kind == EV_WATCH || ev.kind == EV_PROBE) {
+        if (!changed)
+            return;
+    }
     for (size_t i = 0; i < s->nparts; i++)
         if (s->parts[i].changed)
             s->parts[i].changed(s->parts[i].ctx);
@@ -50,9 +58,10 @@ void supervisor_emit(struct supervisor *s, struct event ev)
 /* The sink the loop's own pieces report to (timers, watches, probes
  * through core_api.h): every event reaches the runtime through
  * supervisor_emit, so every part hears of it. */
-static void relay_event(void *ctx, const struct event *ev)
+static int relay_event(void *ctx, const struct event *ev)
 {
     supervisor_emit(ctx, *ev);
+    return 0;
 }
 
 static json_t *relay_query(void *ctx, const char *what, double now, int n)

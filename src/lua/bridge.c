@@ -195,12 +195,12 @@ static int push_method(struct bridge *b, const char *method)
     return 0;
 }
 
-static void on_event(void *ctx, const struct event *ev)
+static int on_event(void *ctx, const struct event *ev)
 {
     struct bridge *b = ctx;
     lua_State *L = b->L;
     if (push_method(b, "dispatch") < 0)
-        return;
+        return 0;
     lua_pushnumber(L, ev->now);
     int n = 3;
     switch (ev->kind) {
@@ -267,8 +267,13 @@ static void on_event(void *ctx, const struct event *ev)
         break;
     }
     char err[4096];
-    if (pcall(L, n - 1, 0, err, sizeof err) < 0)
+    if (pcall(L, n - 1, 1, err, sizeof err) < 0) {
         log_error("runtime: event: %s", err);
+        return 1; /* it may have changed anything */
+    }
+    int changed = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return changed;
 }
 
 static json_t *on_query(void *ctx, const char *what, double now, int n)
