@@ -169,6 +169,43 @@ stop_poller() {
     [ "$WORST" -lt "$2" ] || fail "$1: the slowest of $POLLS status answers took $WORST ms (bound $2 ms)"
 }
 
+# poller_baseline SECONDS: the slowest status answer while the supervisor
+# does nothing but what runs already (the load, its generations), over
+# SECONDS, taken once in the same run as the windows it is compared with
+# (stop_poller_vs): a loaded machine slows both alike. Sets BASE_WORST and
+# BASE_POLLS.
+poller_baseline() {
+    start_poller
+    sleep "$1"
+    stop_poller "baseline" 99999
+    BASE_WORST=$WORST BASE_POLLS=$POLLS
+}
+
+# stop_poller_vs WHAT FLOOR_MS RATIO: stop_poller with the bound
+# max(FLOOR_MS, RATIO x BASE_WORST): an answer RATIO times slower than the
+# baseline's slowest, and slower than FLOOR_MS, is a loop held by WHAT, not
+# a busy machine. A miss takes the baseline again (the machine's load comes
+# and goes: a build may have started since) and is judged against the
+# slower of the two. Sets BOUND (and WORST, POLLS).
+stop_poller_vs() {
+    [ -n "${BASE_WORST:-}" ] || fail "stop_poller_vs before poller_baseline"
+    stop_poller "$1" 99999 # fails on no answer, or one that is not ok
+    local worst=$WORST polls=$POLLS
+    BOUND=$(($3 * BASE_WORST))
+    [ "$BOUND" -ge "$2" ] || BOUND=$2
+    [ "$worst" -ge "$BOUND" ] || return 0
+    local was=$BASE_WORST
+    poller_baseline 2
+    echo "note: $1: the slowest of $polls status answers took $worst ms (bound $BOUND ms);" \
+        "the idle baseline again: $BASE_WORST ms (was $was ms)" >&2
+    [ "$BASE_WORST" -ge "$was" ] || BASE_WORST=$was
+    BOUND=$(($3 * BASE_WORST))
+    [ "$BOUND" -ge "$2" ] || BOUND=$2
+    WORST=$worst POLLS=$polls
+    [ "$worst" -lt "$BOUND" ] ||
+        fail "$1: the slowest of $polls status answers took $worst ms (bound $BOUND ms: $3 x the idle baseline's $BASE_WORST ms, at least $2 ms)"
+}
+
 # restarts N [PAUSE]: N `baton restart`s one after the other, PAUSE
 # seconds apart (default none); each must take over (exit 0).
 restarts() {
