@@ -86,6 +86,36 @@ count_of() {
     echo "${n:-0}"
 }
 
+# json_get PATH: the value at PATH in the JSON on stdin, the one way these
+# tests read a field (of `baton status --json`, say): keys joined by dots, a
+# number picks an array's item, KEY[F=V] the first item of array KEY whose
+# field F is V (as text). A string prints bare, anything else as JSON;
+# nothing there: prints nothing, exits 1.
+#   baton status --json | json_get 'generations[state=active].pid'
+json_get() {
+    python3 -c '
+import json, re, sys
+def text(x):
+    return x if isinstance(x, str) else json.dumps(x)
+v = json.load(sys.stdin)
+for part in sys.argv[1].split("."):
+    m = re.fullmatch(r"([^\[]*)\[([^=\]]+)=([^\]]*)\]", part)
+    try:
+        if m:
+            v = v[m[1]] if m[1] else v
+            v = next(x for x in v if isinstance(x, dict) and text(x.get(m[2])) == m[3])
+        elif isinstance(v, list):
+            v = v[int(part)]
+        else:
+            v = v[part]
+    except (KeyError, IndexError, ValueError, TypeError, StopIteration):
+        sys.exit(1)
+print(text(v))' "$1"
+}
+
+# status_get PATH: json_get PATH of `baton status --json`.
+status_get() { "$BATON" status -s "$SOCK" --json | json_get "$1"; }
+
 active_generation() {
     "$BATON" status -s "$SOCK" --json | tr -d ' \n' |
         grep -o '"id":[0-9]*,"pid":[0-9]*,"state":"active"' | head -1 | sed 's/"id":\([0-9]*\).*/\1/'
