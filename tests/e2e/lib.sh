@@ -86,13 +86,13 @@ count_of() {
     echo "${n:-0}"
 }
 
-# json_get PATH: the value at PATH in the JSON on stdin, the one way these
+# json_field PATH: the value at PATH in the JSON on stdin, the one way these
 # tests read a field (of `baton status --json`, say): keys joined by dots, a
 # number picks an array's item, KEY[F=V] the first item of array KEY whose
 # field F is V (as text). A string prints bare, anything else as JSON;
 # nothing there: prints nothing, exits 1.
-#   baton status --json | json_get 'generations[state=active].pid'
-json_get() {
+#   baton status --json | json_field 'generations[state=active].pid'
+json_field() {
     python3 -c '
 import json, re, sys
 def text(x):
@@ -113,8 +113,8 @@ for part in sys.argv[1].split("."):
 print(text(v))' "$1"
 }
 
-# status_get PATH: json_get PATH of `baton status --json`.
-status_get() { "$BATON" status -s "$SOCK" --json | json_get "$1"; }
+# status_field PATH: json_field PATH of `baton status --json`.
+status_field() { "$BATON" status -s "$SOCK" --json | json_field "$1"; }
 
 active_generation() {
     "$BATON" status -s "$SOCK" --json | tr -d ' \n' |

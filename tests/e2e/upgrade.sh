@@ -129,7 +129,7 @@ print(d["pid"], d["image"]["upgrades"], act[0]["id"], act[0]["pid"], d["image"][
 view() { read -r VPID VUPG VACT VACTPID VBIN <<< "$(sup_view)"; }
 
 # The state of generation ID (nothing once status no longer lists it).
-gen_state() { status_get "generations[id=$1].state" || true; }
+gen_state() { status_field "generations[id=$1].state" || true; }
 
 # "HTTP_REQUESTS RESTARTS" from baton stats.
 counters() {
