@@ -68,7 +68,7 @@ expect "waits forever" "did not finish within 2s"
 stop_load
 assert_no_load_errors 1000
 grep -q "traceback" "$T/sup.log" || fail "no traceback logged"
-n=$("$BATON" stats -s "$SOCK" --json | tr -d ' \n' | grep -o '"name":"baton.policy_errors","type":"counter","value":[0-9]*' | sed 's/.*://')
+n=$("$BATON" stats -s "$SOCK" --json | json_field 'metrics[name=baton.policy_errors].value' || true)
 [ "$n" = 4 ] || fail "baton.policy_errors is $n, want 4"
 stop_baton
 echo "ok: hostile policies contained, $LOAD"

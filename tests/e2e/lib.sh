@@ -89,16 +89,19 @@ count_of() {
 # json_field PATH: the value at PATH in the JSON on stdin, the one way these
 # tests read a field (of `baton status --json`, say): keys joined by dots, a
 # number picks an array's item, KEY[F=V] the first item of array KEY whose
-# field F is V (as text). A string prints bare, anything else as JSON;
-# nothing there: prints nothing, exits 1.
+# field F is V (as printed; a dot inside [F=V] is V's). A string prints
+# bare, a whole number as an integer (stats' counters are floats: 4.0
+# prints 4), anything else as JSON; nothing there: prints nothing, exits 1.
 #   baton status --json | json_field 'generations[state=active].pid'
 json_field() {
     python3 -c '
 import json, re, sys
 def text(x):
+    if isinstance(x, float) and x.is_integer():
+        return str(int(x))
     return x if isinstance(x, str) else json.dumps(x)
 v = json.load(sys.stdin)
-for part in sys.argv[1].split("."):
+for part in re.findall(r"(?:[^.\[]|\[[^\]]*\])+", sys.argv[1]):
     m = re.fullmatch(r"([^\[]*)\[([^=\]]+)=([^\]]*)\]", part)
     try:
         if m:

@@ -243,10 +243,7 @@ serving=$(active_generation)
 poller_baseline 2
 echo "ok: idle baseline: slowest of $BASE_POLLS status answers: $BASE_WORST ms"
 
-active_pid() {
-    "$BATON" status -s "$SOCK" --json | tr -d ' \n' | grep -o '"pid":[0-9]*,"state":"active"' |
-        head -1 | sed 's/"pid":\([0-9]*\).*/\1/'
-}
+active_pid() { status_field 'generations[state=active].pid'; }
 
 
 # expect WHAT RC PATTERN: a `baton restart` (which runs the policy's next
