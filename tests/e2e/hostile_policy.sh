@@ -41,7 +41,7 @@ return {
   policy_limits = { instructions = 1000000, slice_ms = 500, memory_mb = 8, timeout = 2 },
 }
 LUA
-FLOOR_MS=${FLOOR_MS:-250} RATIO=${RATIO:-4}
+FLOOR_MS=${FLOOR_MS:-250} RATIO=${RATIO:-5}
 start_baton
 start_load
 serving=$(active_generation)

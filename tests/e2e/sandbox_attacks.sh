@@ -235,7 +235,7 @@ return {
 LUA
     mv "$T/service.lua.new" "$T/service.lua"
 }
-FLOOR_MS=${FLOOR_MS:-400} RATIO=${RATIO:-4}
+FLOOR_MS=${FLOOR_MS:-400} RATIO=${RATIO:-5}
 service '"policy.lua"'
 start_baton
 start_load
