@@ -27,7 +27,10 @@ run_suite() { # run_suite BUILD_DIR CMAKE_ARGS...
     cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON "$@" > "$dir/cmake.log" 2>&1 ||
         { cat "$dir/cmake.log"; return 1; }
     cmake --build "$dir" -j"$(nproc)"
-    (cd "$dir" && ctest --output-on-failure --timeout 300)
+    # The tests run side by side (none shares a port or a file: see
+    # tests/CMakeLists.txt), as many at once as there are cores, or
+    # CTEST_JOBS.
+    (cd "$dir" && ctest --output-on-failure --timeout 300 -j"${CTEST_JOBS:-$(nproc)}")
 }
 
 echo "=== build and test ==="

@@ -86,6 +86,39 @@ count_of() {
     echo "${n:-0}"
 }
 
+# json_field PATH: the value at PATH in the JSON on stdin, the one way these
+# tests read a field (of `baton status --json`, say): keys joined by dots, a
+# number picks an array's item, KEY[F=V] the first item of array KEY whose
+# field F is V (as printed; a dot inside [F=V] is V's). A string prints
+# bare, a whole number as an integer (stats' counters are floats: 4.0
+# prints 4), anything else as JSON; nothing there: prints nothing, exits 1.
+#   baton status --json | json_field 'generations[state=active].pid'
+json_field() {
+    python3 -c '
+import json, re, sys
+def text(x):
+    if isinstance(x, float) and x.is_integer():
+        return str(int(x))
+    return x if isinstance(x, str) else json.dumps(x)
+v = json.load(sys.stdin)
+for part in re.findall(r"(?:[^.\[]|\[[^\]]*\])+", sys.argv[1]):
+    m = re.fullmatch(r"([^\[]*)\[([^=\]]+)=([^\]]*)\]", part)
+    try:
+        if m:
+            v = v[m[1]] if m[1] else v
+            v = next(x for x in v if isinstance(x, dict) and text(x.get(m[2])) == m[3])
+        elif isinstance(v, list):
+            v = v[int(part)]
+        else:
+            v = v[part]
+    except (KeyError, IndexError, ValueError, TypeError, StopIteration):
+        sys.exit(1)
+print(text(v))' "$1"
+}
+
+# status_field PATH: json_field PATH of `baton status --json`.
+status_field() { "$BATON" status -s "$SOCK" --json | json_field "$1"; }
+
 active_generation() {
     "$BATON" status -s "$SOCK" --json | tr -d ' \n' |
         grep -o '"id":[0-9]*,"pid":[0-9]*,"state":"active"' | head -1 | sed 's/"id":\([0-9]*\).*/\1/'
@@ -167,6 +200,43 @@ stop_poller() {
     read -r WORST POLLS < "$T/worst" || true
     [ "${POLLS:-0}" -ge 1 ] || fail "$1: the status poller got no answer ($(cat "$T/worst"))"
     [ "$WORST" -lt "$2" ] || fail "$1: the slowest of $POLLS status answers took $WORST ms (bound $2 ms)"
+}
+
+# poller_baseline SECONDS: the slowest status answer while the supervisor
+# does nothing but what runs already (the load, its generations), over
+# SECONDS, taken once in the same run as the windows it is compared with
+# (stop_poller_vs): a loaded machine slows both alike. Sets BASE_WORST and
+# BASE_POLLS.
+poller_baseline() {
+    start_poller
+    sleep "$1"
+    stop_poller "baseline" 99999
+    BASE_WORST=$WORST BASE_POLLS=$POLLS
+}
+
+# stop_poller_vs WHAT FLOOR_MS RATIO: stop_poller with the bound
+# max(FLOOR_MS, RATIO x BASE_WORST): an answer RATIO times slower than the
+# baseline's slowest, and slower than FLOOR_MS, is a loop held by WHAT, not
+# a busy machine. A miss takes the baseline again (the machine's load comes
+# and goes: a build may have started since) and is judged against the
+# slower of the two. Sets BOUND (and WORST, POLLS).
+stop_poller_vs() {
+    [ -n "${BASE_WORST:-}" ] || fail "stop_poller_vs before poller_baseline"
+    stop_poller "$1" 99999 # fails on no answer, or one that is not ok
+    local worst=$WORST polls=$POLLS
+    BOUND=$(($3 * BASE_WORST))
+    [ "$BOUND" -ge "$2" ] || BOUND=$2
+    [ "$worst" -ge "$BOUND" ] || return 0
+    local was=$BASE_WORST
+    poller_baseline 2
+    echo "note: $1: the slowest of $polls status answers took $worst ms (bound $BOUND ms);" \
+        "the idle baseline again: $BASE_WORST ms (was $was ms)" >&2
+    [ "$BASE_WORST" -ge "$was" ] || BASE_WORST=$was
+    BOUND=$(($3 * BASE_WORST))
+    [ "$BOUND" -ge "$2" ] || BOUND=$2
+    WORST=$worst POLLS=$polls
+    [ "$worst" -lt "$BOUND" ] ||
+        fail "$1: the slowest of $polls status answers took $worst ms (bound $BOUND ms: $3 x the idle baseline's $BASE_WORST ms, at least $2 ms)"
 }
 
 # restarts N [PAUSE]: N `baton restart`s one after the other, PAUSE

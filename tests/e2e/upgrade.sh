@@ -2,13 +2,19 @@
 # `baton upgrade` under keep-alive and new-connection load: the supervisor
 # re-executes its image in place and carries its listeners, generations and
 # drains.
-#   1. 20 upgrades, two restarts among them whose old generations linger
-#      (--stay) until their 3 s drain deadline, so several upgrades happen
-#      while a drain is under way: every upgrade exits 0, the pid never
+#   1. 20 upgrades, two restarts among them whose old generations drain
+#      through several upgrades: every upgrade exits 0, the pid never
 #      changes, image.upgrades ends at 20, the counters never go down (and
-#      http.requests ends equal to what the client received), each lingering
-#      generation is gone by its deadline + 1 s, and a restart afterwards
-#      takes over.
+#      http.requests ends equal to what the clients received), and a
+#      restart afterwards takes over. The drains are made to last, not
+#      hoped to: a client holds a request begun and not finished on the old
+#      generation (hello_server drains until each request is answered).
+#      The first drain, its deadline far off, goes on through 5 upgrades
+#      and ends when the test finishes the request: the generation that
+#      drained through them answers it and exits by itself. The second
+#      drain's request is never finished: the generation is killed at its
+#      3 s deadline + at most 1 s, the deadline carried across the upgrades
+#      made back to back while it drains.
 #   2. A binary that exits at once and one killed by SIGSEGV at start:
 #      each upgrade exits 1 saying so, the old image serves on.
 #   3. A binary that passes the check but cannot take over after the exec:
@@ -21,7 +27,9 @@
 # Not one failed request throughout.
 . "$(dirname "$0")/lib.sh"
 UPGRADES=${UPGRADES:-20}
-DRAIN=3
+DRAIN=3          # s, the drain deadline of every generation but the first
+HELD=60          # s, the first generation's: the test ends that drain
+HELD_UPGRADES=5  # upgrades while the first generation drains
 IMAGE=$(readlink -f "$BATON")
 
 cat > "$T/service.lua" <<LUA
@@ -29,11 +37,85 @@ return {
   name = "upgrade-e2e",
   control = "$SOCK",
   listen = { http = "tcp://127.0.0.1:0" },
-  command = { "$HELLO", "--mode-file", "$T/mode", "--stay" },
+  command = { "$HELLO", "--mode-file", "$T/mode" },
   ready_timeout = 5,
   drain_timeout = $DRAIN,
+  policy = "policy.lua",
 }
 LUA
+# The default policy, but generation 1's drain has a deadline far off: the
+# test holds it open as long as its upgrades take, then ends it. (The
+# generation's id, not a count in the policy: an upgrade starts the policy
+# afresh.)
+cat > "$T/policy.lua" <<LUA
+local steps = require("baton.steps")
+local policy = { name = "upgrade-e2e" }
+function policy.restart(svc, old)
+  local new, why = steps.ready_new(svc)
+  if not new then return nil, why end
+  svc:promote(new)
+  local deadline = svc.config.drain_timeout
+  if old and old.id == 1 then deadline = $HELD end
+  steps.drain(svc, old, { signal = "TERM", deadline = deadline })
+  return new
+end
+return steps.standard(policy)
+LUA
+
+# hold.py PORT READY RELEASE: one connection; a request answered (its
+# greeting printed: the generation that holds the connection), then a
+# request begun and not finished, and READY touched. Once RELEASE exists
+# it finishes the request, prints "released: STATUS close=yes|no" and reads
+# until the server closes; if the server closes first, "closed". Then
+# "answers N". At most 120 s.
+cat > "$T/hold.py" <<'PY'
+import os, select, socket, sys, time
+port, ready, release = sys.argv[1:]
+answers = 0
+def response(s):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise EOFError(f"closed in the headers: {data!r}")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    n = int(next(l.split(":")[1] for l in lines if l.lower().startswith("content-length:")))
+    while len(body) < n:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise EOFError("closed in the body")
+        body += chunk
+    return lines, body[:n].decode()
+s = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
+try:
+    s.sendall(b"GET / HTTP/1.1\r\nHost: held\r\n\r\n")
+    _, body = response(s)
+    answers += 1
+    print(body.strip(), flush=True)
+    s.sendall(b"GET /held HTTP/1.1\r\n")
+    open(ready, "w").close()
+    deadline = time.monotonic() + 120
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        if select.select([s], [], [], 0.02)[0]:
+            try:
+                print("closed" if not s.recv(4096) else "answered unasked", flush=True)
+            except ConnectionResetError:
+                print("closed (reset)", flush=True)
+            break
+    else:
+        s.sendall(b"Host: held\r\n\r\n")
+        lines, _ = response(s)
+        answers += 1
+        print("released:", lines[0].split(" ")[1], "close=" + ("yes" if "Connection: close" in lines else "no"), flush=True)
+        while s.recv(4096):
+            pass
+except (OSError, EOFError) as e:
+    print("error:", e, flush=True)
+finally:
+    print("answers", answers, flush=True)
+PY
 
 # "PID UPGRADES ACTIVE_ID ACTIVE_PID BINARY" from baton status.
 sup_view() {
@@ -46,10 +128,8 @@ print(d["pid"], d["image"]["upgrades"], act[0]["id"], act[0]["pid"], d["image"][
 }
 view() { read -r VPID VUPG VACT VACTPID VBIN <<< "$(sup_view)"; }
 
-# How many generations drain now.
-draining() {
-    "$BATON" status -s "$SOCK" --json | tr -d ' \n' | { grep -o '"state":"draining"' || true; } | wc -l
-}
+# The state of generation ID (nothing once status no longer lists it).
+gen_state() { status_field "generations[id=$1].state" || true; }
 
 # "HTTP_REQUESTS RESTARTS" from baton stats.
 counters() {
@@ -131,75 +211,144 @@ same_fds() {
 }
 fds_text() { echo "the supervisor holds $(nfds "$BPID") fds ($SUP_FDS at the start), the keeper $(nfds "$KEEPER") ($KEEPER_FDS): $(ls -l "/proc/$BPID/fd")"; }
 
-# 1. Upgrades under load. A restart before the 1st and before the 11th
-#    leaves the old generation lingering (--stay) for its 3 s drain; the 3
-#    upgrades after each restart go back to back, while it drains; the
-#    answers, status and stats are checked after each burst and after every
-#    upgrade outside one.
+# 1. Upgrades under load, the answers, status and stats checked after each
+#    one outside a drain and after each run of upgrades in one.
 start_load
 read -r last_req _ <<< "$(counters)"
 : > "$T/answers"
-nrestarts=0 during=0 drained=0 burst=0
-for i in $(seq 1 "$UPGRADES"); do
-    if [ "$i" = 1 ] || [ "$i" = $((UPGRADES / 2 + 1)) ]; then
-        view
-        t0=$(date +%s%N)
-        out=$("$BATON" restart -s "$SOCK") || fail "restart before upgrade $i: $out"
-        echo "$out" | grep -q "took over" || fail "restart before upgrade $i: $out"
-        nrestarts=$((nrestarts + 1))
-        drained=$((drained + 1))
-        watch_gone "$VACTPID" "$t0" "$T/gone.$drained"
-        burst=3
-    fi
-    before=$(draining)
+i=0 nrestarts=0 during=0
+# upgrade_next [ID]: the next upgrade, its answer kept; DURING=1 when
+# generation ID drained before it and still did after it.
+upgrade_next() {
+    local before="" after="" out
+    i=$((i + 1))
+    [ -z "${1:-}" ] || before=$(gen_state "$1")
     out=$("$BATON" upgrade -s "$SOCK" --json) || fail "upgrade $i exited non-zero: $out"
-    after=$(draining)
+    [ -z "${1:-}" ] || after=$(gen_state "$1")
     echo "$out" | tr -d '\n' >> "$T/answers"
     echo >> "$T/answers"
-    if [ "$before" -ge 1 ] && [ "$after" -ge 1 ]; then during=$((during + 1)); fi
-    burst=$((burst > 0 ? burst - 1 : 0))
-    [ "$burst" = 0 ] || continue
+    DURING=0
+    if [ "$before" = draining ] && [ "$after" = draining ]; then DURING=1; fi
+    STATES="$before -> $after"
+}
+check_upgrades() {
+    local res req restarts
     res=$(after_upgrades "$i") || fail "after upgrade $i: see above"
     read -r req restarts <<< "$res"
     kill -0 "$BPID" || fail "upgrade $i: the supervisor $BPID is gone"
     [ "$req" -ge "$last_req" ] || fail "upgrade $i: http.requests went down, $last_req -> $req"
     [ "$restarts" = "$nrestarts" ] || fail "upgrade $i: baton.restarts is $restarts, want $nrestarts"
     last_req=$req
+}
+# hold NAME: a held request (hold.py) on the serving generation, which
+# answered its first request.
+hold() {
+    view
+    python3 "$T/hold.py" "$PORT" "$T/$1.ready" "$T/$1.release" > "$T/$1.out" 2>&1 &
+    HOLDER=$!
+    wait_for 10 test -e "$T/$1.ready" || fail "$1: no held request: $(cat "$T/$1.out")"
+    grep -q "^hello from generation $VACT," "$T/$1.out" ||
+        fail "$1: generation $VACT serves, another answered: $(cat "$T/$1.out")"
+}
+# restart_drains: a restart; DRAINING and DRAINING_PID name the generation
+# it drains, T_RESTARTED (ns) when the restart was answered.
+restart_drains() {
+    local out
+    view
+    out=$("$BATON" restart -s "$SOCK") || fail "restart before upgrade $((i + 1)): $out"
+    T_RESTARTED=$(date +%s%N)
+    echo "$out" | grep -q "took over" || fail "restart before upgrade $((i + 1)): $out"
+    nrestarts=$((nrestarts + 1))
+    DRAINING=$VACT DRAINING_PID=$VACTPID
+}
+gone() { ! kill -0 "$1" 2> /dev/null; }
+
+# 1a. Generation 1 drains, held, through HELD_UPGRADES upgrades in a row.
+hold held1
+restart_drains
+[ "$DRAINING" = 1 ] || fail "the first restart drains generation $DRAINING, not 1"
+for _ in $(seq 1 "$HELD_UPGRADES"); do
+    upgrade_next "$DRAINING"
+    [ "$DURING" = 1 ] || fail "upgrade $i: generation $DRAINING, held, did not drain all through it ($STATES)"
+    during=$((during + 1))
+done
+check_upgrades
+[ "$(gen_state "$DRAINING")" = draining ] || fail "generation $DRAINING no longer drains: $(gen_state "$DRAINING")"
+# The request finished: the generation that drained through the upgrades
+# answers it, closes, and exits by itself.
+touch "$T/held1.release"
+wait "$HOLDER" || true
+grep -q "^released: 200 close=yes" "$T/held1.out" || fail "the held request: $(cat "$T/held1.out")"
+wait_for 10 gone "$DRAINING_PID" ||
+    fail "generation $DRAINING (pid $DRAINING_PID) still runs 10 s after its last request was answered"
+echo "ok: generation $DRAINING drained through upgrades 1-$i, answered its last request and exited"
+
+# Upgrades with nothing draining, up to half of them.
+while [ "$i" -lt $((UPGRADES / 2)) ]; do
+    upgrade_next
+    check_upgrades
     sleep 0.1
 done
-[ "$during" -ge 6 ] || fail "only $during upgrades happened while a generation drained"
+
+# 1b. The next drain's request is never finished: its deadline ends it,
+#     upgrades made back to back while it drains (at most 10).
+hold held2
+restart_drains
+[ "$DRAINING" = 2 ] || fail "the second restart drains generation $DRAINING, not 2"
+watch_gone "$DRAINING_PID" "$T_RESTARTED" "$T/gone.2"
+in_b=0
+for _ in $(seq 1 10); do
+    [ "$i" -lt "$UPGRADES" ] || break
+    upgrade_next "$DRAINING"
+    in_b=$((in_b + DURING))
+    case $STATES in *"-> draining") ;; *) break ;; esac
+done
+check_upgrades
+[ "$in_b" -ge 1 ] || fail "no upgrade happened all while generation $DRAINING drained for ${DRAIN} s"
+during=$((during + in_b))
+# The generation was killed at its deadline: its held request was never answered.
+wait "$HOLDER" || true
+grep -q "^closed" "$T/held2.out" || fail "the request held on generation $DRAINING: $(cat "$T/held2.out")"
+while [ "$i" -lt "$UPGRADES" ]; do
+    upgrade_next
+    check_upgrades
+    sleep 0.1
+done
 [ "$last_req" -gt 0 ] || fail "http.requests never counted"
 
-# The lingering generations ended at their deadline, whatever the upgrades.
+# The held generation ended at its deadline, whatever the upgrades.
 # shellcheck disable=SC2086 # one pid a word
 wait $WATCHERS
-for d in $(seq 1 "$drained"); do
-    ms=$(cat "$T/gone.$d")
-    [ "$ms" -le $(((DRAIN + 1) * 1000)) ] ||
-        fail "draining generation $d still ran ${ms} ms after its restart (deadline ${DRAIN} s)"
-    echo "ok: draining generation $d gone ${ms} ms after its restart"
-done
+ms=$(cat "$T/gone.2")
+[ "$ms" -le $(((DRAIN + 1) * 1000)) ] ||
+    fail "draining generation 2 still ran ${ms} ms after its restart was answered (deadline ${DRAIN} s)"
+echo "ok: draining generation 2 gone ${ms} ms after its restart was answered, $in_b upgrades made while it drained"
 "$BATON" events -s "$SOCK" --json | python3 -c '
 import json, sys
 ev = json.load(sys.stdin)
 up = [e for e in ev if e["kind"] == "upgrade"]
 assert len(up) == int(sys.argv[1]) and all(e["ok"] for e in up), up
-d = [e for e in ev if e["kind"] == "drain"]
-assert len(d) == int(sys.argv[2]), d
-for e in d:
-    assert e["reason"].startswith("killed at its deadline"), e
-    assert e["duration"] <= float(sys.argv[3]) + 1, e' "$UPGRADES" "$drained" "$DRAIN" ||
+d = {e["generation"]: e for e in ev if e["kind"] == "drain"}
+assert sorted(d) == [1, 2], d
+assert d[1]["reason"].startswith("ended by its exit"), d[1]
+assert d[2]["reason"].startswith("killed at its deadline"), d[2]
+assert d[2]["duration"] <= float(sys.argv[2]) + 1, d[2]' "$UPGRADES" "$DRAIN" ||
     fail "events after the upgrades: $("$BATON" events -s "$SOCK" --json)"
+held_answers=0
+for h in held1 held2; do
+    held_answers=$((held_answers + $(sed -n 's/^answers //p' "$T/$h.out")))
+done
 
 stop_load
 assert_no_load_errors 1000
 sleep 0.3 # the last responses' write callbacks
 read -r req restarts <<< "$(counters)"
-[ "$req" = "$(load_field ok)" ] || fail "http.requests=$req but the client received $(load_field ok)"
+[ "$req" = $(($(load_field ok) + held_answers)) ] ||
+    fail "http.requests=$req but the clients received $(load_field ok) + $held_answers"
 view
 [ "$VUPG" = "$UPGRADES" ] || fail "image.upgrades is $VUPG, want $UPGRADES"
 [ "$VPID" = "$BPID" ] || fail "status says pid $VPID, the supervisor was $BPID"
-# One generation runs, as at the start (the lingering ones are gone):
+# One generation runs, as at the start (the drained ones are gone):
 wait_for 5 same_fds || fail "after $UPGRADES upgrades $(fds_text)"
 serving=$VACT
 out=$("$BATON" restart -s "$SOCK") || fail "restart after the upgrades: $out"
