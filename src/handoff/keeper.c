@@ -1,9 +1,10 @@
 /* keeper.c: what outlives the supervisor (see keeper.h). */
 #include "handoff/keeper.h"
 
+#include "os/os.h"
+
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/close_range.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,7 +13,6 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -100,7 +100,8 @@ int keeper_spawn(const char *binary, const char *path, pid_t *pid)
         int devnull = open("/dev/null", O_RDWR);
         if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(sv[1], 3) < 0)
             _exit(127);
-        syscall(__NR_close_range, 4u, ~0U, 0);
+        if (os_close_from(4) < 0)
+            _exit(127);
         char *argv[] = { "baton-keeper", "keeper", (char *)path, NULL };
         execve(binary, argv, environ);
         _exit(127);

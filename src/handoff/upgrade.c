@@ -4,16 +4,15 @@
 #include "handoff/carry.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "os/os.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/close_range.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -204,7 +203,8 @@ void upgrade_begin(struct upgrade *u, uint64_t req, const char *binary)
             _exit(127);
         if (dup2(img, 4) < 0)
             _exit(127);
-        syscall(__NR_close_range, 5u, ~0U, 0);
+        if (os_close_from(5) < 0)
+            _exit(127);
         setenv(CARRY_ENV, "3", 1);
         char *argv[] = { "baton", "upgrade-check", (char *)u->file, NULL };
         fexecve(4, argv, environ);

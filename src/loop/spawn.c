@@ -1,16 +1,15 @@
 #include "loop/spawn.h"
 
 #include "base/nofile.h"
+#include "os/os.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/close_range.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -152,8 +151,13 @@ static void child(const struct launch_plan *o, const char *path, char **envp, ch
     for (size_t i = 0; i < o->nfds; i++)
         if (dup2(tmp[i], 3 + (int)i) < 0) /* dup2 clears FD_CLOEXEC */
             goto fail;
-    /* Nothing else of the supervisor's leaks into the app, whatever flags it had. */
-    syscall(__NR_close_range, (unsigned)base, ~0U, CLOSE_RANGE_CLOEXEC);
+    /* Nothing else of the supervisor's leaks into the app, whatever flags
+     * it had. Close-on-exec rather than closed: ERRPIPE stays for a failed
+     * exec to report on. */
+    if ((e = os_cloexec_from(base)) < 0) {
+        errno = -e;
+        goto fail;
+    }
     if (o->cwd && chdir(o->cwd) < 0)
         goto fail;
     /* The open-file limit the supervisor started with, not its raised one. */

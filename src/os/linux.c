@@ -1,0 +1,147 @@
+/* linux.c: the platform seam on Linux (see os.h). */
+#include "os/os.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* Headers older than the kernel (close_range came in 5.9, its CLOEXEC flag
+ * in 5.11): the numbers are the kernel's ABI, the same on every
+ * architecture of the unified table (all since 5.1, but alpha). */
+#ifndef __NR_close_range
+#define __NR_close_range 436
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* -- fds -------------------------------------------------------------- */
+
+static int fd_way = OS_FDS_CLOSE_RANGE;
+
+void os_set_fd_way(int way)
+{
+    fd_way = way;
+}
+
+/* getdents64's record: glibc declares it only since 2.30, and only
+ * through <dirent.h>'s DIR side. */
+struct dirent64_rec {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+/* Linux releases the fd whatever close answers (EINTR, or EIO from a
+ * flush: the fd is gone all the same), and EBADF says none was open: no
+ * answer of close leaves an fd open, which is all this is for. */
+static int close_one(int fd)
+{
+    (void)close(fd);
+    return 0;
+}
+
+static int cloexec_one(int fd)
+{
+    int flags = fcntl(fd, F_GETFD);
+    if (flags < 0)
+        return errno == EBADF ? 0 : -errno;
+    if (!(flags & FD_CLOEXEC) && fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0)
+        return errno == EBADF ? 0 : -errno;
+    return 0;
+}
+
+/* ONE for each fd >= LOWFD of /proc/self/fd. Reads the directory with
+ * getdents64 into the stack, so it may run after fork: opendir allocates.
+ * Closing fds while reading is safe: the kernel lists them by number from
+ * the position reached, and the entries already read are not read again. */
+static int each_listed(int lowfd, int (*one)(int fd))
+{
+    int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return -errno;
+    union {
+        struct dirent64_rec align;
+        char b[4096];
+    } buf;
+    int err = 0;
+    for (;;) {
+        long n = syscall(SYS_getdents64, dir, buf.b, sizeof buf.b);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            err = -errno;
+        if (n <= 0)
+            break;
+        for (long off = 0; off < n;) {
+            const struct dirent64_rec *d = (const struct dirent64_rec *)(buf.b + off);
+            off += d->d_reclen;
+            long fd = 0;
+            const char *c = d->d_name;
+            for (; *c >= '0' && *c <= '9' && fd <= INT_MAX / 10; c++)
+                fd = fd * 10 + (*c - '0');
+            if (*c || c == d->d_name || fd < lowfd || fd == dir)
+                continue; /* "." and "..", or the walk's own fd */
+            int r = one((int)fd);
+            if (r < 0 && !err)
+                err = r;
+        }
+    }
+    close(dir);
+    return err;
+}
+
+/* ONE for every fd number from LOWFD up to the open-file limit: the last
+ * way, with no /proc. An fd above a limit lowered since it was opened is
+ * missed; getrlimit is a plain system call, safe after fork. */
+static int each_number(int lowfd, int (*one)(int fd))
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return -errno;
+    long max = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > INT_MAX ? INT_MAX : (long)rl.rlim_cur;
+    int err = 0;
+    for (long fd = lowfd < 0 ? 0 : lowfd; fd < max; fd++) {
+        int r = one((int)fd);
+        if (r < 0 && !err)
+            err = r;
+    }
+    return err;
+}
+
+static int each_from(int lowfd, unsigned flags, int (*one)(int fd))
+{
+    if (lowfd < 0)
+        return -EINVAL;
+    if (fd_way == OS_FDS_CLOSE_RANGE) {
+        if (syscall(__NR_close_range, (unsigned)lowfd, ~0U, flags) == 0)
+            return 0;
+        /* ENOSYS: before 5.9, or a seccomp filter that hides it; EINVAL:
+         * CLOSE_RANGE_CLOEXEC before 5.11; EPERM: a filter that refuses. */
+        if (errno != ENOSYS && errno != EINVAL && errno != EPERM)
+            return -errno;
+    }
+    if (fd_way <= OS_FDS_PROC) {
+        int r = each_listed(lowfd, one);
+        /* No /proc, or no fd left to read it with: count up instead. */
+        if (r != -ENOENT && r != -EACCES && r != -EMFILE && r != -ENFILE && r != -ENOTDIR)
+            return r;
+    }
+    return each_number(lowfd, one);
+}
+
+int os_close_from(int lowfd)
+{
+    return each_from(lowfd, 0, close_one);
+}
+
+int os_cloexec_from(int lowfd)
+{
+    return each_from(lowfd, CLOSE_RANGE_CLOEXEC, cloexec_one);
+}

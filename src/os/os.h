@@ -1,0 +1,41 @@
+#ifndef BATON_OS_H
+#define BATON_OS_H
+
+/* The platform seam: the few low-level facts of the kernel that baton's
+ * other folders need, each written once here (Linux: os/linux.c). What the
+ * rest of the supervisor may not assume of the kernel under it (a call
+ * newer than the oldest kernel it runs on, a /proc file's layout) stays on
+ * this side.
+ *
+ * Errors are negative errno values, returned; nothing sets errno for the
+ * caller to read. Functions marked async-signal-safe may run in a child
+ * between fork and exec: they take no lock and allocate nothing. */
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* -- fds -------------------------------------------------------------- */
+
+/* Closes every fd >= LOWFD. Returns 0 or a negative errno.
+ *
+ * close_range(2) where the kernel has it (5.9); where it answers ENOSYS
+ * (an older kernel, a seccomp filter), EINVAL or EPERM, the fds listed in
+ * /proc/self/fd; without /proc, every fd up to the open-file limit.
+ * Async-signal-safe: the walk reads the directory with getdents64 into a
+ * buffer on the stack, not with opendir (which allocates). */
+int os_close_from(int lowfd);
+
+/* Marks every fd >= LOWFD close-on-exec, so an exec leaves them behind
+ * while the fds stay usable until then. Returns 0 or a negative errno.
+ * close_range(CLOSE_RANGE_CLOEXEC) where the kernel has it (5.11), else
+ * the same fallbacks as os_close_from. Async-signal-safe. */
+int os_cloexec_from(int lowfd);
+
+/* The way the two above take, for tests, so each fallback runs on any
+ * kernel: OS_FDS_CLOSE_RANGE (the default) tries close_range first,
+ * OS_FDS_PROC starts at /proc/self/fd, OS_FDS_COUNT counts up to the
+ * open-file limit. */
+enum { OS_FDS_CLOSE_RANGE, OS_FDS_PROC, OS_FDS_COUNT };
+void os_set_fd_way(int way);
+
+#endif

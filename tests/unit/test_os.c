@@ -1,0 +1,140 @@
+/* os.c: the platform seam, each way it may take on any kernel. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "os/os.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* fds 40 and 41 below the line, 60 and 61 above it. */
+#define LOW 50
+static const int below[] = { 40, 41 }, above[] = { 60, 61 };
+
+static void open_fds(void)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(dup2(p[i], below[i]), below[i]);
+        assert_int_equal(dup2(p[i], above[i]), above[i]);
+    }
+    close(p[0]);
+    close(p[1]);
+}
+
+static void close_fds(void)
+{
+    for (size_t i = 0; i < 2; i++) {
+        close(below[i]);
+        close(above[i]);
+    }
+}
+
+static void closes(int way)
+{
+    os_set_fd_way(way);
+    open_fds();
+    assert_int_equal(os_close_from(LOW), 0);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(fcntl(below[i], F_GETFD), 0);
+        assert_int_equal(fcntl(above[i], F_GETFD), -1);
+        assert_int_equal(errno, EBADF);
+    }
+    close_fds();
+    os_set_fd_way(OS_FDS_CLOSE_RANGE);
+}
+
+static void marks(int way)
+{
+    os_set_fd_way(way);
+    open_fds();
+    assert_int_equal(os_cloexec_from(LOW), 0);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(fcntl(below[i], F_GETFD), 0);
+        assert_int_equal(fcntl(above[i], F_GETFD), FD_CLOEXEC);
+    }
+    close_fds();
+    os_set_fd_way(OS_FDS_CLOSE_RANGE);
+}
+
+static void close_range_closes(void **state)
+{
+    (void)state;
+    closes(OS_FDS_CLOSE_RANGE);
+}
+
+static void proc_walk_closes(void **state)
+{
+    (void)state;
+    closes(OS_FDS_PROC);
+}
+
+static void counting_closes(void **state)
+{
+    (void)state;
+    closes(OS_FDS_COUNT);
+}
+
+static void close_range_marks(void **state)
+{
+    (void)state;
+    marks(OS_FDS_CLOSE_RANGE);
+}
+
+static void proc_walk_marks(void **state)
+{
+    (void)state;
+    marks(OS_FDS_PROC);
+}
+
+static void counting_marks(void **state)
+{
+    (void)state;
+    marks(OS_FDS_COUNT);
+}
+
+/* Where the callers use it: in a child between fork and exec. */
+static void closes_after_fork(void **state)
+{
+    (void)state;
+    open_fds();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        os_set_fd_way(OS_FDS_PROC);
+        int bad = os_close_from(LOW) < 0 || fcntl(below[0], F_GETFD) < 0 ||
+                  fcntl(below[1], F_GETFD) < 0 || fcntl(above[0], F_GETFD) >= 0 ||
+                  fcntl(above[1], F_GETFD) >= 0;
+        _exit(bad);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    /* The parent's are its own still. */
+    assert_int_equal(fcntl(above[0], F_GETFD), 0);
+    close_fds();
+}
+
+static void refuses_negative(void **state)
+{
+    (void)state;
+    assert_int_equal(os_close_from(-1), -EINVAL);
+    assert_int_equal(os_cloexec_from(-1), -EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(close_range_closes), cmocka_unit_test(proc_walk_closes),
+        cmocka_unit_test(counting_closes),    cmocka_unit_test(close_range_marks),
+        cmocka_unit_test(proc_walk_marks),    cmocka_unit_test(counting_marks),
+        cmocka_unit_test(closes_after_fork),  cmocka_unit_test(refuses_negative),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
