@@ -2,6 +2,7 @@
 #include "os/conns.h"
 
 #include "base/log.h"
+#include "os/os.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -80,13 +81,6 @@ struct poll {
     int cut; /* a bound cut the figures */
 };
 
-struct stat_fields { /* from /proc/PID/stat */
-    pid_t session;
-    unsigned long long ticks; /* utime + stime */
-    long threads;
-    long rss_pages;
-};
-
 static long clk_tck, page_size;
 static unsigned nl_seq;
 static int children_files = -1; /* CONFIG_PROC_CHILDREN: 1, 0, or -1 unknown yet */
@@ -118,31 +112,6 @@ static ssize_t read_small(const char *path, char *buf, size_t len)
     close(fd);
     buf[got] = '\0';
     return (ssize_t)got;
-}
-
-static int read_stat(pid_t pid, struct stat_fields *f)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    ssize_t n = read_small(path, buf, sizeof buf);
-    if (n < 0)
-        return (int)n;
-    /* Field 2 is the command name in parentheses, which may itself hold
-     * spaces and ')': the fields after it start after the last ')'. */
-    const char *p = strrchr(buf, ')');
-    int session;
-    unsigned long long utime, stime;
-    /* 3 state, 4 ppid, 5 pgrp, 6 session ... 14 utime, 15 stime ...
-     * 20 num_threads ... 24 rss (pages: the same count as statm's second
-     * field, read here to spare a file per process). */
-    if (!p || sscanf(p + 1,
-                     " %*c %*d %*d %d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %ld "
-                     "%*d %*u %*u %ld",
-                     &session, &utime, &stime, &f->threads, &f->rss_pages) != 5)
-        return -EINVAL;
-    f->session = session;
-    f->ticks = utime + stime;
-    return 0;
 }
 
 /* -- the table of connections ----------------------------------------- */
@@ -510,8 +479,8 @@ static int dump_unix(struct poll *p)
 static int member_add(struct poll *p, size_t gi, pid_t pid)
 {
     struct conns_gen *g = &p->gs[gi];
-    struct stat_fields f;
-    if (read_stat(pid, &f) < 0 || f.session != g->pid)
+    struct os_proc_stat f;
+    if (os_proc_stat(pid, &f) < 0 || f.session != g->pid)
         return 0; /* gone, or not of this session */
     if (g->nprocs == CONNS_MAX_PROCS) {
         if (!warned_procs)
@@ -531,7 +500,7 @@ static int member_add(struct poll *p, size_t gi, pid_t pid)
     }
     p->m[p->mlen++] = (struct member){ .gen = gi, .pid = pid, .threads = f.threads };
     g->nprocs++;
-    g->cpu_seconds += (double)f.ticks / (double)clk_tck;
+    g->cpu_seconds += (double)(f.utime + f.stime) / (double)clk_tck;
     g->rss_bytes += (uint64_t)(f.rss_pages > 0 ? f.rss_pages : 0) * (uint64_t)page_size;
     return 1;
 }
@@ -670,8 +639,8 @@ static int scan_proc(struct poll *p)
         long pid = strtol(e->d_name, &end, 10);
         if (end == e->d_name || *end)
             continue;
-        struct stat_fields f;
-        if (read_stat((pid_t)pid, &f) < 0)
+        struct os_proc_stat f;
+        if (os_proc_stat((pid_t)pid, &f) < 0)
             continue;
         for (size_t gi = 0; gi < p->ngs; gi++)
             if (p->gs[gi].pid == f.session) {

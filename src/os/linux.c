@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -144,4 +146,51 @@ int os_close_from(int lowfd)
 int os_cloexec_from(int lowfd)
 {
     return each_from(lowfd, CLOSE_RANGE_CLOEXEC, cloexec_one);
+}
+
+/* -- processes -------------------------------------------------------- */
+
+int os_proc_stat(pid_t pid, struct os_proc_stat *st)
+{
+    /* The fields read end at the 24th: in 1 KiB whatever the command name
+     * (up to 64 bytes) and the numbers hold. */
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t got = 0;
+    while (got < sizeof buf - 1) {
+        ssize_t n = read(fd, buf + got, sizeof buf - 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = -errno;
+            close(fd);
+            return e == -ESRCH ? -ENOENT : e; /* it died since the open */
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    buf[got] = '\0';
+    /* Field 2 is the command name in parentheses, which may itself hold
+     * spaces and ')': the fields after it start after the last ')'. */
+    const char *p = strrchr(buf, ')');
+    int ppid, session;
+    memset(st, 0, sizeof *st);
+    /* 3 state, 4 ppid, 5 pgrp, 6 session, 7 tty_nr, 8 tpgid, 9-13 flags
+     * and faults, 14 utime, 15 stime, 16-19 children's times, priority,
+     * nice, 20 num_threads, 21 itrealvalue, 22 starttime, 23 vsize,
+     * 24 rss. */
+    if (!p || sscanf(p + 1,
+                     " %c %d %*d %d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %ld "
+                     "%*d %llu %*u %ld",
+                     &st->state, &ppid, &session, &st->utime, &st->stime, &st->threads,
+                     &st->start_ticks, &st->rss_pages) != 8)
+        return -EINVAL;
+    st->ppid = (pid_t)ppid;
+    st->session = (pid_t)session;
+    return 0;
 }

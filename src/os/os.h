@@ -38,4 +38,23 @@ int os_cloexec_from(int lowfd);
 enum { OS_FDS_CLOSE_RANGE, OS_FDS_PROC, OS_FDS_COUNT };
 void os_set_fd_way(int way);
 
+/* -- processes -------------------------------------------------------- */
+
+struct os_proc_stat { /* /proc/PID/stat: the fields baton reads */
+    char state;       /* 'R', 'S', 'D', 'Z' (a zombie), ... */
+    pid_t ppid;
+    pid_t session;
+    long threads;
+    long rss_pages;                  /* resident set, in pages */
+    unsigned long long utime, stime; /* CPU time, clock ticks (_SC_CLK_TCK) */
+    /* Its start, clock ticks after boot: with the pid, it names one
+     * process and no later one that gets the same pid. */
+    unsigned long long start_ticks;
+};
+
+/* Reads process PID's stat. Returns 0, -ENOENT when there is no such
+ * process, -EINVAL when the file does not parse, or another negative
+ * errno. */
+int os_proc_stat(pid_t pid, struct os_proc_stat *st);
+
 #endif

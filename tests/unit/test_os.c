@@ -128,6 +128,41 @@ static void refuses_negative(void **state)
     assert_int_equal(os_cloexec_from(-1), -EINVAL);
 }
 
+static void reads_own_stat(void **state)
+{
+    (void)state;
+    struct os_proc_stat st;
+    assert_int_equal(os_proc_stat(getpid(), &st), 0);
+    assert_int_equal(st.state, 'R');
+    assert_int_equal(st.ppid, getppid());
+    assert_int_equal(st.session, getsid(0));
+    assert_true(st.threads >= 1);
+    assert_true(st.rss_pages > 0);
+    assert_true(st.start_ticks > 0);
+}
+
+/* A child that has exited, not yet reaped: a zombie of the same start. */
+static void reads_a_zombie(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    struct os_proc_stat st;
+    for (int i = 0; i < 500; i++) {
+        assert_int_equal(os_proc_stat(pid, &st), 0);
+        if (st.state == 'Z')
+            break;
+        usleep(2000);
+    }
+    assert_int_equal(st.state, 'Z');
+    assert_int_equal(st.ppid, getpid());
+    assert_true(st.start_ticks > 0);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    assert_int_equal(os_proc_stat(pid, &st), -ENOENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -135,6 +170,7 @@ int main(void)
         cmocka_unit_test(counting_closes),    cmocka_unit_test(close_range_marks),
         cmocka_unit_test(proc_walk_marks),    cmocka_unit_test(counting_marks),
         cmocka_unit_test(closes_after_fork),  cmocka_unit_test(refuses_negative),
+        cmocka_unit_test(reads_own_stat),     cmocka_unit_test(reads_a_zombie),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
