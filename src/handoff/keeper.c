@@ -134,12 +134,11 @@ int keeper_take(const char *path, pid_t pid, char heads[][32], int *fds, size_t 
             close(s);
         return r;
     }
-    struct ucred cr;
-    socklen_t crl = sizeof cr;
-    if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &crl) < 0 || cr.uid != geteuid() ||
-        cr.pid != pid) {
+    uid_t uid = (uid_t)-1;
+    pid_t peer = 0;
+    if (os_peer_uid(s, &uid, &peer) < 0 || uid != geteuid() || peer != pid) {
         snprintf(err, errlen, "the socket at %s is not the keeper pid %d of ours (pid %d, uid %u)",
-                 path, (int)pid, (int)cr.pid, (unsigned)cr.uid);
+                 path, (int)pid, (int)peer, (unsigned)uid);
         close(s);
         return -EPERM;
     }
@@ -193,9 +192,8 @@ static void on_term(int sig)
 
 static int peer_ours(int c)
 {
-    struct ucred cr;
-    socklen_t l = sizeof cr;
-    return getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &l) == 0 && cr.uid == geteuid();
+    uid_t uid;
+    return os_peer_uid(c, &uid, NULL) == 0 && uid == geteuid();
 }
 
 int keeper_main(const char *path)

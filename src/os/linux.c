@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -146,6 +147,19 @@ int os_close_from(int lowfd)
 int os_cloexec_from(int lowfd)
 {
     return each_from(lowfd, CLOSE_RANGE_CLOEXEC, cloexec_one);
+}
+
+int os_peer_uid(int fd, uid_t *uid, pid_t *pid)
+{
+    struct ucred cr;
+    socklen_t len = sizeof cr;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+        return -errno;
+    if (uid)
+        *uid = cr.uid;
+    if (pid)
+        *pid = cr.pid;
+    return 0;
 }
 
 /* -- processes -------------------------------------------------------- */

@@ -38,6 +38,11 @@ int os_cloexec_from(int lowfd);
 enum { OS_FDS_CLOSE_RANGE, OS_FDS_PROC, OS_FDS_COUNT };
 void os_set_fd_way(int way);
 
+/* Who is at the other end of unix socket FD, as the kernel saw it when
+ * the peer connected (SO_PEERCRED): its effective uid in *UID and its pid
+ * in *PID (either may be NULL). Returns 0 or a negative errno. */
+int os_peer_uid(int fd, uid_t *uid, pid_t *pid);
+
 /* -- processes -------------------------------------------------------- */
 
 struct os_proc_stat { /* /proc/PID/stat: the fields baton reads */
