@@ -131,22 +131,6 @@ void upgrade_close(struct upgrade *u)
     u->timer_init = 0;
 }
 
-/* The path this image was started from (its file may have been replaced
- * since: a package upgrade renames a new one over it, which is the one
- * wanted). */
-static int own_path(char *out, size_t len)
-{
-    ssize_t n = readlink("/proc/self/exe", out, len - 1);
-    if (n < 0)
-        return -errno;
-    out[n] = '\0';
-    static const char deleted[] = " (deleted)";
-    size_t l = (size_t)n;
-    if (l > sizeof deleted - 1 && strcmp(out + l - (sizeof deleted - 1), deleted) == 0)
-        out[l - (sizeof deleted - 1)] = '\0';
-    return 0;
-}
-
 void upgrade_begin(struct upgrade *u, uint64_t req, const char *binary)
 {
     if (u->req) {
@@ -158,10 +142,12 @@ void upgrade_begin(struct upgrade *u, uint64_t req, const char *binary)
         control_reply_error(u->control, req, "--binary must be an absolute path, not '%s'", binary);
         return;
     }
+    ssize_t own;
     if (binary)
         snprintf(path, sizeof path, "%s", binary);
-    else if (own_path(path, sizeof path) < 0) {
-        control_reply_error(u->control, req, "cannot tell this image's path: %s", strerror(errno));
+    else if ((own = os_exe_path(path, sizeof path)) < 0) {
+        control_reply_error(u->control, req, "cannot tell this image's path: %s",
+                            strerror((int)-own));
         return;
     }
     struct stat st;
@@ -296,7 +282,7 @@ int upgrade_exec(struct upgrade *u, uint64_t req, json_t *runtime, char *err, si
         return -EINVAL;
     }
     int client = control_client_fd(u->control, req);
-    int old_image = open("/proc/self/exe", O_RDONLY); /* the way back */
+    int old_image = os_exe_open(O_RDONLY); /* the way back */
     int image = fcntl(u->image, F_DUPFD, 3);
     json_t *doc = u->collect(u->owner, runtime, 1);
     if (doc)
@@ -308,7 +294,7 @@ int upgrade_exec(struct upgrade *u, uint64_t req, json_t *runtime, char *err, si
     int fds[1024];
     size_t n = doc ? carry_fds(doc, fds, sizeof fds / sizeof fds[0]) : 0;
     if (mfd < 0 || old_image < 0 || image < 0) {
-        r = mfd < 0 ? mfd : -errno;
+        r = mfd < 0 ? mfd : old_image < 0 ? old_image : -errno;
         snprintf(err, errlen, "cannot prepare the exec: %s", strerror(-r));
     } else {
         /* Requests still waiting would see their connection close: they

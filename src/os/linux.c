@@ -162,6 +162,35 @@ int os_peer_uid(int fd, uid_t *uid, pid_t *pid)
     return 0;
 }
 
+/* -- this process's image ------------------------------------------------ */
+
+ssize_t os_exe_path(char *buf, size_t len)
+{
+    if (len < 2)
+        return -ENAMETOOLONG;
+    ssize_t n = readlink(OS_EXE_RUNNING, buf, len - 1);
+    if (n < 0)
+        return -errno;
+    if ((size_t)n == len - 1)
+        return -ENAMETOOLONG; /* perhaps cut */
+    buf[n] = '\0';
+    static const char deleted[] = " (deleted)";
+    size_t l = (size_t)n, d = sizeof deleted - 1;
+    if (l > d && strcmp(buf + l - d, deleted) == 0) {
+        l -= d;
+        buf[l] = '\0';
+    }
+    return (ssize_t)l;
+}
+
+int os_exe_open(int flags)
+{
+    int fd = open(OS_EXE_RUNNING, flags);
+    if (fd < 0)
+        return -errno;
+    return fd;
+}
+
 /* -- processes -------------------------------------------------------- */
 
 int os_proc_stat(pid_t pid, struct os_proc_stat *st)

@@ -43,6 +43,24 @@ void os_set_fd_way(int way);
  * in *PID (either may be NULL). Returns 0 or a negative errno. */
 int os_peer_uid(int fd, uid_t *uid, pid_t *pid);
 
+/* -- this process's image ------------------------------------------------ */
+
+/* A path that names the image this process runs, whatever became of its
+ * file since (replaced by a package upgrade, deleted): for execve. */
+#define OS_EXE_RUNNING "/proc/self/exe"
+
+/* The path this image was started from, NUL-terminated in BUF. Its file
+ * may have been replaced since (a package upgrade renames a new one over
+ * it: the one a restart wants); one deleted since is named all the same,
+ * without the kernel's " (deleted)". Returns its length, or a negative
+ * errno (-ENAMETOOLONG when LEN is too short). */
+ssize_t os_exe_path(char *buf, size_t len);
+
+/* The image this process runs, opened with FLAGS (O_RDONLY, O_CLOEXEC):
+ * the same file even once its path names another. Returns the fd or a
+ * negative errno. */
+int os_exe_open(int flags);
+
 /* -- processes -------------------------------------------------------- */
 
 struct os_proc_stat { /* /proc/PID/stat: the fields baton reads */

@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -163,6 +165,24 @@ static void reads_a_zombie(void **state)
     assert_int_equal(os_proc_stat(pid, &st), -ENOENT);
 }
 
+static void names_own_image(void **state)
+{
+    (void)state;
+    char path[4096], small[4];
+    ssize_t n = os_exe_path(path, sizeof path);
+    assert_true(n > 0);
+    assert_int_equal(strlen(path), (size_t)n);
+    assert_string_equal(strrchr(path, '/'), "/test_os");
+    assert_int_equal(os_exe_path(small, sizeof small), -ENAMETOOLONG);
+    int fd = os_exe_open(O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    struct stat a, b;
+    assert_int_equal(fstat(fd, &a), 0);
+    assert_int_equal(stat(path, &b), 0);
+    assert_int_equal(a.st_ino, b.st_ino);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -171,6 +191,7 @@ int main(void)
         cmocka_unit_test(proc_walk_marks),    cmocka_unit_test(counting_marks),
         cmocka_unit_test(closes_after_fork),  cmocka_unit_test(refuses_negative),
         cmocka_unit_test(reads_own_stat),     cmocka_unit_test(reads_a_zombie),
+        cmocka_unit_test(names_own_image),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
