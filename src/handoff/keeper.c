@@ -86,14 +86,8 @@ int keeper_spawn(const char *binary, const char *path, pid_t *pid)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
-    sigset_t all, old;
-    sigfillset(&all);
-    sigprocmask(SIG_BLOCK, &all, &old);
-    pid_t p = fork();
+    pid_t p = os_fork_reset_signals(NULL);
     if (p == 0) {
-        for (int sig = 1; sig < NSIG; sig++)
-            signal(sig, SIG_DFL);
-        sigprocmask(SIG_SETMASK, &old, NULL);
         /* Its own session: a terminal's ^C is for the supervisor, which
          * then says goodbye. */
         setsid();
@@ -106,12 +100,10 @@ int keeper_spawn(const char *binary, const char *path, pid_t *pid)
         execve(binary, argv, environ);
         _exit(127);
     }
-    int err = errno;
-    sigprocmask(SIG_SETMASK, &old, NULL);
     close(sv[1]);
     if (p < 0) {
         close(sv[0]);
-        return -err;
+        return p;
     }
     *pid = p;
     return sv[0];

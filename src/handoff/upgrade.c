@@ -173,15 +173,9 @@ void upgrade_begin(struct upgrade *u, uint64_t req, const char *binary)
             close(mfd);
         return;
     }
-    sigset_t all, old;
-    sigfillset(&all);
-    sigprocmask(SIG_BLOCK, &all, &old);
-    pid_t pid = fork();
+    pid_t pid = os_fork_reset_signals(NULL);
     if (pid == 0) {
         /* The check: fd 3 the carried state, stdout and stderr the pipe. */
-        for (int sig = 1; sig < NSIG; sig++)
-            signal(sig, SIG_DFL);
-        sigprocmask(SIG_SETMASK, &old, NULL);
         int devnull = open("/dev/null", O_RDONLY);
         int img = fcntl(fd, F_DUPFD, 10); /* no CLOEXEC: a script's interpreter opens it */
         if (devnull < 0 || img < 0 || dup2(devnull, 0) < 0 || dup2(pfd[1], 1) < 0 ||
@@ -197,14 +191,12 @@ void upgrade_begin(struct upgrade *u, uint64_t req, const char *binary)
         dprintf(2, "exec %s: %s\n", path, strerror(errno));
         _exit(127);
     }
-    int err = errno;
-    sigprocmask(SIG_SETMASK, &old, NULL);
     close(pfd[1]);
     close(mfd);
     if (pid < 0) {
         close(pfd[0]);
         close(fd);
-        control_reply_error(u->control, req, "upgrade: fork: %s", strerror(err));
+        control_reply_error(u->control, req, "upgrade: fork: %s", strerror((int)-pid));
         return;
     }
     u->req = req;

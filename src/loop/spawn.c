@@ -125,11 +125,6 @@ static void child(const struct launch_plan *o, const char *path, char **envp, ch
                   int *tmp, int errpipe)
 {
     int e;
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    for (int s = 1; s < NSIG; s++)
-        signal(s, SIG_DFL);
     /* A session of its own (and so a process group of its own, led by it):
      * no other process can join either, so a notify datagram from this
      * session is this generation's (supervisor.c's sender()). */
@@ -201,9 +196,12 @@ int spawn_process(const struct launch_plan *o, pid_t *pid, char *err, size_t err
                  *fds ? ": the supervisor ran short of fds (" : "", fds, *fds ? ")" : "");
         goto out;
     }
-    pid_t p = fork();
+    /* An app starts with no signal blocked, whatever the supervisor holds. */
+    sigset_t none;
+    sigemptyset(&none);
+    pid_t p = os_fork_reset_signals(&none);
     if (p < 0) {
-        r = -errno;
+        r = p;
         snprintf(err, errlen, "spawn: fork: %s", strerror(-r));
         goto out;
     }

@@ -162,6 +162,26 @@ int os_peer_uid(int fd, uid_t *uid, pid_t *pid)
     return 0;
 }
 
+/* -- processes -------------------------------------------------------- */
+
+pid_t os_fork_reset_signals(const sigset_t *child_mask)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* SIGKILL, SIGSTOP and the C library's own refuse: no matter. */
+        for (int sig = 1; sig < NSIG; sig++)
+            signal(sig, SIG_DFL);
+        sigprocmask(SIG_SETMASK, child_mask ? child_mask : &old, NULL);
+        return 0;
+    }
+    int err = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return pid < 0 ? -err : pid;
+}
+
 /* -- this process's image ------------------------------------------------ */
 
 ssize_t os_exe_path(char *buf, size_t len)
@@ -191,7 +211,7 @@ int os_exe_open(int flags)
     return fd;
 }
 
-/* -- processes -------------------------------------------------------- */
+/* -- processes, from /proc ------------------------------------------ */
 
 int os_proc_stat(pid_t pid, struct os_proc_stat *st)
 {

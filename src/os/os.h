@@ -11,6 +11,7 @@
  * caller to read. Functions marked async-signal-safe may run in a child
  * between fork and exec: they take no lock and allocate nothing. */
 
+#include <signal.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -43,6 +44,17 @@ void os_set_fd_way(int way);
  * in *PID (either may be NULL). Returns 0 or a negative errno. */
 int os_peer_uid(int fd, uid_t *uid, pid_t *pid);
 
+/* -- processes -------------------------------------------------------- */
+
+/* fork, the child's signals set as a new process's: every disposition
+ * SIG_DFL (an ignored one too) and the mask CHILD_MASK (NULL: the
+ * caller's). Every signal stays blocked across the fork, so no handler of
+ * the parent's runs in the child before the reset (libuv's would write
+ * into the parent's signal pipe). Returns the child's pid in the parent,
+ * 0 in the child, or a negative errno. The child may call
+ * async-signal-safe functions only, as after any fork. */
+pid_t os_fork_reset_signals(const sigset_t *child_mask);
+
 /* -- this process's image ------------------------------------------------ */
 
 /* A path that names the image this process runs, whatever became of its
@@ -61,7 +73,7 @@ ssize_t os_exe_path(char *buf, size_t len);
  * negative errno. */
 int os_exe_open(int flags);
 
-/* -- processes -------------------------------------------------------- */
+/* -- processes, from /proc ------------------------------------------ */
 
 struct os_proc_stat { /* /proc/PID/stat: the fields baton reads */
     char state;       /* 'R', 'S', 'D', 'Z' (a zombie), ... */

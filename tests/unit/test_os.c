@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -183,6 +184,53 @@ static void names_own_image(void **state)
     close(fd);
 }
 
+static void on_usr1(int sig)
+{
+    (void)sig;
+}
+
+/* The child starts with default handlers and the mask asked for; the
+ * parent keeps its own. */
+static void forks_with_default_signals(void **state)
+{
+    (void)state;
+    struct sigaction sa = { .sa_handler = on_usr1 }, was_usr1, was_pipe;
+    sigset_t usr2, before, none;
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    sigemptyset(&none);
+    assert_int_equal(sigaction(SIGUSR1, &sa, &was_usr1), 0);
+    sa.sa_handler = SIG_IGN;
+    assert_int_equal(sigaction(SIGPIPE, &sa, &was_pipe), 0);
+    assert_int_equal(sigprocmask(SIG_BLOCK, &usr2, &before), 0);
+    for (int k = 0; k < 2; k++) {
+        pid_t pid = os_fork_reset_signals(k ? &none : NULL);
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            struct sigaction now;
+            sigset_t mask;
+            int bad = sigaction(SIGUSR1, NULL, &now) < 0 || now.sa_handler != SIG_DFL;
+            bad |= (sigaction(SIGPIPE, NULL, &now) < 0 || now.sa_handler != SIG_DFL) << 1;
+            bad |= (sigprocmask(SIG_SETMASK, NULL, &mask) < 0 ||
+                    sigismember(&mask, SIGUSR2) != !k || sigismember(&mask, SIGTERM))
+                   << 2;
+            _exit(bad);
+        }
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    sigset_t mask;
+    assert_int_equal(sigprocmask(SIG_SETMASK, &before, &mask), 0);
+    assert_int_equal(sigismember(&mask, SIGUSR2), 1);
+    assert_int_equal(sigismember(&mask, SIGTERM), 0);
+    struct sigaction now;
+    assert_int_equal(sigaction(SIGUSR1, &was_usr1, &now), 0);
+    assert_ptr_equal(now.sa_handler, on_usr1);
+    assert_int_equal(sigaction(SIGPIPE, &was_pipe, NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -191,7 +239,7 @@ int main(void)
         cmocka_unit_test(proc_walk_marks),    cmocka_unit_test(counting_marks),
         cmocka_unit_test(closes_after_fork),  cmocka_unit_test(refuses_negative),
         cmocka_unit_test(reads_own_stat),     cmocka_unit_test(reads_a_zombie),
-        cmocka_unit_test(names_own_image),
+        cmocka_unit_test(names_own_image),    cmocka_unit_test(forks_with_default_signals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
