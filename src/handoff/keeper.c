@@ -1,6 +1,7 @@
 /* keeper.c: what outlives the supervisor (see keeper.h). */
 #include "handoff/keeper.h"
 
+#include "base/fdpass.h"
 #include "os/os.h"
 
 #include <errno.h>
@@ -20,64 +21,21 @@ extern char **environ;
 
 int keeper_send(int channel, const char *head, int fd)
 {
-    struct iovec iov = { .iov_base = (void *)head, .iov_len = strlen(head) };
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } c;
-    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-    if (fd >= 0) {
-        memset(&c, 0, sizeof c);
-        m.msg_control = c.buf;
-        m.msg_controllen = sizeof c.buf;
-        struct cmsghdr *h = CMSG_FIRSTHDR(&m);
-        h->cmsg_level = SOL_SOCKET;
-        h->cmsg_type = SCM_RIGHTS;
-        h->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(h), &fd, sizeof fd);
-    }
-    while (sendmsg(channel, &m, MSG_NOSIGNAL) < 0)
-        if (errno != EINTR)
-            return -errno;
-    return 0;
+    ssize_t r = fdpass_send(channel, NULL, 0, head, strlen(head), &fd, fd >= 0);
+    return r < 0 ? (int)r : 0;
 }
 
-/* One message: its head (NUL-terminated in HEAD) and its fd (-1: none).
- * Returns the head's length, 0 at the end, or a negative errno. */
+/* One message: its head (NUL-terminated in HEAD) and its fd (-1: none;
+ * one a message: any more are closed). Returns the head's length, 0 at
+ * the end, or a negative errno (-EMSGSIZE: the message was cut). */
 static ssize_t receive(int channel, char *head, size_t len, int *fd)
 {
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int) * 4)];
-    } c;
-    struct iovec iov = { .iov_base = head, .iov_len = len - 1 };
-    struct msghdr m = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof c.buf
-    };
-    ssize_t n;
-    *fd = -1;
-    while ((n = recvmsg(channel, &m, MSG_CMSG_CLOEXEC)) < 0)
-        if (errno != EINTR)
-            return -errno;
-    for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
-        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < k; i++) {
-            int f;
-            memcpy(&f, CMSG_DATA(h) + i * sizeof(int), sizeof f);
-            if (*fd < 0)
-                *fd = f;
-            else
-                close(f); /* one fd a message: more is not ours to keep */
-        }
-    }
-    if (m.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) {
-        if (*fd >= 0)
-            close(*fd);
-        return -EMSGSIZE;
-    }
-    head[n] = '\0';
+    size_t nfds;
+    ssize_t n = fdpass_recv(channel, head, len - 1, fd, 1, &nfds, 0);
+    if (n < 0 || !nfds)
+        *fd = -1;
+    if (n >= 0)
+        head[n] = '\0';
     return n;
 }
 
