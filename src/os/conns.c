@@ -232,12 +232,13 @@ static int name_eq(const char *a, size_t alen, const char *b, size_t blen)
 
 /* -- sock_diag dumps --------------------------------------------------- */
 
-typedef int (*dump_fn)(struct poll *p, const struct nlmsghdr *h, int family);
+/* A callback of a dump: CTX is the caller's (a poll, a port's search). */
+typedef int (*dump_fn)(void *ctx, const struct nlmsghdr *h, int family);
 
 /* Sends request REQ (LEN bytes, its header's seq set here) and calls EACH
  * for every socket the kernel dumps. A callback's error stops the dump:
  * the socket and what the kernel had left to send go with it. */
-static int nl_dump(struct nlmsghdr *req, size_t len, struct poll *p, dump_fn each, int family)
+static int nl_dump(struct nlmsghdr *req, size_t len, void *ctx, dump_fn each, int family)
 {
     union {
         struct nlmsghdr h;
@@ -297,7 +298,7 @@ static int nl_dump(struct nlmsghdr *req, size_t len, struct poll *p, dump_fn eac
                 err = h->nlmsg_len >= NLMSG_LENGTH(sizeof *e) && e->error ? e->error : -EBADMSG;
                 goto out;
             }
-            if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY && (err = each(p, h, family)) < 0)
+            if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY && (err = each(ctx, h, family)) < 0)
                 goto out;
         }
     }
@@ -306,8 +307,9 @@ out:
     return err;
 }
 
-static int on_tcp(struct poll *p, const struct nlmsghdr *h, int family)
+static int on_tcp(void *ctx, const struct nlmsghdr *h, int family)
 {
+    struct poll *p = ctx;
     if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
         return -EBADMSG;
     const struct inet_diag_msg *m = NLMSG_DATA(h);
@@ -405,8 +407,9 @@ static int dump_tcp(struct poll *p, int family)
     return err;
 }
 
-static int on_unix(struct poll *p, const struct nlmsghdr *h, int family)
+static int on_unix(void *ctx, const struct nlmsghdr *h, int family)
 {
+    struct poll *p = ctx;
     (void)family;
     size_t hdr = NLMSG_LENGTH(sizeof(struct unix_diag_msg));
     if (h->nlmsg_len < hdr)
@@ -469,6 +472,51 @@ static int dump_unix(struct poll *p)
     req.r.udiag_states = (1u << TCP_LISTEN) | (1u << TCP_ESTABLISHED);
     req.r.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN;
     return nl_dump(&req.h, sizeof req, p, on_unix, AF_UNIX);
+}
+
+/* -- one listener ------------------------------------------------------ */
+
+struct port_search {
+    uint16_t port;
+    uint64_t ino; /* the first listener found on PORT; 0: none yet */
+};
+
+static int on_listener(void *ctx, const struct nlmsghdr *h, int family)
+{
+    (void)family;
+    struct port_search *s = ctx;
+    if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+        return -EBADMSG;
+    const struct inet_diag_msg *m = NLMSG_DATA(h);
+    if (!s->ino && m->idiag_state == TCP_LISTEN && ntohs(m->id.idiag_sport) == s->port)
+        s->ino = m->idiag_inode;
+    return 0;
+}
+
+int conns_tcp_listener(int family, uint16_t port, uint64_t *ino)
+{
+    struct {
+        struct nlmsghdr h;
+        struct inet_diag_req_v2 r;
+    } req;
+    struct port_search s = { .port = port };
+    if (family != AF_INET && family != AF_INET6)
+        return -EAFNOSUPPORT;
+    /* Listeners only, unfiltered: a host has few. */
+    memset(&req, 0, sizeof req);
+    req.h.nlmsg_len = sizeof req;
+    req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    req.r.sdiag_family = (uint8_t)family;
+    req.r.sdiag_protocol = IPPROTO_TCP;
+    req.r.idiag_states = 1u << TCP_LISTEN;
+    int err = nl_dump(&req.h, sizeof req, &s, on_listener, family);
+    if (err < 0)
+        return err;
+    if (!s.ino)
+        return -ENOENT;
+    *ino = s.ino;
+    return 0;
 }
 
 /* -- processes --------------------------------------------------------- */
