@@ -149,6 +149,8 @@ int os_cloexec_from(int lowfd)
     return each_from(lowfd, CLOSE_RANGE_CLOEXEC, cloexec_one);
 }
 
+/* -- unix sockets ----------------------------------------------------- */
+
 int os_peer_uid(int fd, uid_t *uid, pid_t *pid)
 {
     struct ucred cr;
@@ -211,7 +213,7 @@ int os_exe_open(int flags)
     return fd;
 }
 
-/* -- processes, from /proc ------------------------------------------ */
+/* -- processes: /proc/PID/stat ---------------------------------------- */
 
 int os_proc_stat(pid_t pid, struct os_proc_stat *st)
 {

@@ -7,6 +7,16 @@
  * newer than the oldest kernel it runs on, a /proc file's layout) stays on
  * this side.
  *
+ * What is here:
+ *   fds            os_close_from, os_cloexec_from: shed fds before an exec
+ *   unix sockets   os_peer_uid: who connected (SO_PEERCRED)
+ *   processes      os_fork_reset_signals: a child with a new process's
+ *                  signals; os_proc_stat: /proc/PID/stat's fields
+ *   own image      os_exe_path, os_exe_open, OS_EXE_RUNNING
+ * Beside it in os/: conns.c (sock_diag and /proc: connections, queues,
+ * processes of a generation) and portholder.c (who holds a port). Passing
+ * fds over a socket is base/fdpass.h: libc alone, no kernel fact to hide.
+ *
  * Errors are negative errno values, returned; nothing sets errno for the
  * caller to read. Functions marked async-signal-safe may run in a child
  * between fork and exec: they take no lock and allocate nothing. */
@@ -39,6 +49,8 @@ int os_cloexec_from(int lowfd);
 enum { OS_FDS_CLOSE_RANGE, OS_FDS_PROC, OS_FDS_COUNT };
 void os_set_fd_way(int way);
 
+/* -- unix sockets ----------------------------------------------------- */
+
 /* Who is at the other end of unix socket FD, as the kernel saw it when
  * the peer connected (SO_PEERCRED): its effective uid in *UID and its pid
  * in *PID (either may be NULL). Returns 0 or a negative errno. */
@@ -54,6 +66,23 @@ int os_peer_uid(int fd, uid_t *uid, pid_t *pid);
  * 0 in the child, or a negative errno. The child may call
  * async-signal-safe functions only, as after any fork. */
 pid_t os_fork_reset_signals(const sigset_t *child_mask);
+
+struct os_proc_stat { /* /proc/PID/stat: the fields baton reads */
+    char state;       /* 'R', 'S', 'D', 'Z' (a zombie), ... */
+    pid_t ppid;
+    pid_t session;
+    long threads;
+    long rss_pages;                  /* resident set, in pages */
+    unsigned long long utime, stime; /* CPU time, clock ticks (_SC_CLK_TCK) */
+    /* Its start, clock ticks after boot: with the pid, it names one
+     * process and no later one that gets the same pid. */
+    unsigned long long start_ticks;
+};
+
+/* Reads process PID's stat. Returns 0, -ENOENT when there is no such
+ * process, -EINVAL when the file does not parse, or another negative
+ * errno. */
+int os_proc_stat(pid_t pid, struct os_proc_stat *st);
 
 /* -- this process's image ------------------------------------------------ */
 
@@ -72,24 +101,5 @@ ssize_t os_exe_path(char *buf, size_t len);
  * the same file even once its path names another. Returns the fd or a
  * negative errno. */
 int os_exe_open(int flags);
-
-/* -- processes, from /proc ------------------------------------------ */
-
-struct os_proc_stat { /* /proc/PID/stat: the fields baton reads */
-    char state;       /* 'R', 'S', 'D', 'Z' (a zombie), ... */
-    pid_t ppid;
-    pid_t session;
-    long threads;
-    long rss_pages;                  /* resident set, in pages */
-    unsigned long long utime, stime; /* CPU time, clock ticks (_SC_CLK_TCK) */
-    /* Its start, clock ticks after boot: with the pid, it names one
-     * process and no later one that gets the same pid. */
-    unsigned long long start_ticks;
-};
-
-/* Reads process PID's stat. Returns 0, -ENOENT when there is no such
- * process, -EINVAL when the file does not parse, or another negative
- * errno. */
-int os_proc_stat(pid_t pid, struct os_proc_stat *st);
 
 #endif
