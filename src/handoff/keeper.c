@@ -1,9 +1,11 @@
 /* keeper.c: what outlives the supervisor (see keeper.h). */
 #include "handoff/keeper.h"
 
+#include "base/fdpass.h"
+#include "os/os.h"
+
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/close_range.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,7 +14,6 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -20,64 +21,21 @@ extern char **environ;
 
 int keeper_send(int channel, const char *head, int fd)
 {
-    struct iovec iov = { .iov_base = (void *)head, .iov_len = strlen(head) };
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } c;
-    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-    if (fd >= 0) {
-        memset(&c, 0, sizeof c);
-        m.msg_control = c.buf;
-        m.msg_controllen = sizeof c.buf;
-        struct cmsghdr *h = CMSG_FIRSTHDR(&m);
-        h->cmsg_level = SOL_SOCKET;
-        h->cmsg_type = SCM_RIGHTS;
-        h->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(h), &fd, sizeof fd);
-    }
-    while (sendmsg(channel, &m, MSG_NOSIGNAL) < 0)
-        if (errno != EINTR)
-            return -errno;
-    return 0;
+    ssize_t r = fdpass_send(channel, NULL, 0, head, strlen(head), &fd, fd >= 0);
+    return r < 0 ? (int)r : 0;
 }
 
-/* One message: its head (NUL-terminated in HEAD) and its fd (-1: none).
- * Returns the head's length, 0 at the end, or a negative errno. */
+/* One message: its head (NUL-terminated in HEAD) and its fd (-1: none;
+ * one a message: any more are closed). Returns the head's length, 0 at
+ * the end, or a negative errno (-EMSGSIZE: the message was cut). */
 static ssize_t receive(int channel, char *head, size_t len, int *fd)
 {
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int) * 4)];
-    } c;
-    struct iovec iov = { .iov_base = head, .iov_len = len - 1 };
-    struct msghdr m = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof c.buf
-    };
-    ssize_t n;
-    *fd = -1;
-    while ((n = recvmsg(channel, &m, MSG_CMSG_CLOEXEC)) < 0)
-        if (errno != EINTR)
-            return -errno;
-    for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
-        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < k; i++) {
-            int f;
-            memcpy(&f, CMSG_DATA(h) + i * sizeof(int), sizeof f);
-            if (*fd < 0)
-                *fd = f;
-            else
-                close(f); /* one fd a message: more is not ours to keep */
-        }
-    }
-    if (m.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) {
-        if (*fd >= 0)
-            close(*fd);
-        return -EMSGSIZE;
-    }
-    head[n] = '\0';
+    size_t nfds;
+    ssize_t n = fdpass_recv(channel, head, len - 1, fd, 1, &nfds, 0);
+    if (n < 0 || !nfds)
+        *fd = -1;
+    if (n >= 0)
+        head[n] = '\0';
     return n;
 }
 
@@ -86,31 +44,24 @@ int keeper_spawn(const char *binary, const char *path, pid_t *pid)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
-    sigset_t all, old;
-    sigfillset(&all);
-    sigprocmask(SIG_BLOCK, &all, &old);
-    pid_t p = fork();
+    pid_t p = os_fork_reset_signals(NULL);
     if (p == 0) {
-        for (int sig = 1; sig < NSIG; sig++)
-            signal(sig, SIG_DFL);
-        sigprocmask(SIG_SETMASK, &old, NULL);
         /* Its own session: a terminal's ^C is for the supervisor, which
          * then says goodbye. */
         setsid();
         int devnull = open("/dev/null", O_RDWR);
         if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(sv[1], 3) < 0)
             _exit(127);
-        syscall(__NR_close_range, 4u, ~0U, 0);
+        if (os_close_from(4) < 0)
+            _exit(127);
         char *argv[] = { "baton-keeper", "keeper", (char *)path, NULL };
         execve(binary, argv, environ);
         _exit(127);
     }
-    int err = errno;
-    sigprocmask(SIG_SETMASK, &old, NULL);
     close(sv[1]);
     if (p < 0) {
         close(sv[0]);
-        return -err;
+        return p;
     }
     *pid = p;
     return sv[0];
@@ -133,12 +84,11 @@ int keeper_take(const char *path, pid_t pid, char heads[][32], int *fds, size_t 
             close(s);
         return r;
     }
-    struct ucred cr;
-    socklen_t crl = sizeof cr;
-    if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &crl) < 0 || cr.uid != geteuid() ||
-        cr.pid != pid) {
+    uid_t uid = (uid_t)-1;
+    pid_t peer = 0;
+    if (os_peer_uid(s, &uid, &peer) < 0 || uid != geteuid() || peer != pid) {
         snprintf(err, errlen, "the socket at %s is not the keeper pid %d of ours (pid %d, uid %u)",
-                 path, (int)pid, (int)cr.pid, (unsigned)cr.uid);
+                 path, (int)pid, (int)peer, (unsigned)uid);
         close(s);
         return -EPERM;
     }
@@ -192,9 +142,8 @@ static void on_term(int sig)
 
 static int peer_ours(int c)
 {
-    struct ucred cr;
-    socklen_t l = sizeof cr;
-    return getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &l) == 0 && cr.uid == geteuid();
+    uid_t uid;
+    return os_peer_uid(c, &uid, NULL) == 0 && uid == geteuid();
 }
 
 int keeper_main(const char *path)

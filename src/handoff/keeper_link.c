@@ -6,6 +6,7 @@
 #include "handoff/carry.h"
 #include "handoff/keeper.h"
 #include "loop/procs.h"
+#include "os/os.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -97,7 +98,7 @@ static void start_later(struct keeper_link *k, const char *what)
  * one before gets the pipes of generations already running). */
 static void start_keeper(struct keeper_link *k)
 {
-    k->fd = keeper_spawn("/proc/self/exe", k->path, &k->pid);
+    k->fd = keeper_spawn(OS_EXE_RUNNING, k->path, &k->pid);
     if (k->fd < 0) {
         char what[128];
         snprintf(what, sizeof what, "cannot start the keeper: %s", strerror(-k->fd));

@@ -4,16 +4,15 @@
 #include "handoff/carry.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "os/os.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/close_range.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -153,22 +152,6 @@ void upgrade_answer(void *ctx, uint64_t req, json_t *args)
     upgrade_begin(u, req, json_string_value(b));
 }
 
-/* The path this image was started from (its file may have been replaced
- * since: a package upgrade renames a new one over it, which is the one
- * wanted). */
-static int own_path(char *out, size_t len)
-{
-    ssize_t n = readlink("/proc/self/exe", out, len - 1);
-    if (n < 0)
-        return -errno;
-    out[n] = '\0';
-    static const char deleted[] = " (deleted)";
-    size_t l = (size_t)n;
-    if (l > sizeof deleted - 1 && strcmp(out + l - (sizeof deleted - 1), deleted) == 0)
-        out[l - (sizeof deleted - 1)] = '\0';
-    return 0;
-}
-
 void upgrade_begin(struct upgrade *u, uint64_t req, const char *binary)
 {
     if (u->req) {
@@ -180,10 +163,12 @@ void upgrade_begin(struct upgrade *u, uint64_t req, const char *binary)
         control_reply_error(u->control, req, "--binary must be an absolute path, not '%s'", binary);
         return;
     }
+    ssize_t own;
     if (binary)
         snprintf(path, sizeof path, "%s", binary);
-    else if (own_path(path, sizeof path) < 0) {
-        control_reply_error(u->control, req, "cannot tell this image's path: %s", strerror(errno));
+    else if ((own = os_exe_path(path, sizeof path)) < 0) {
+        control_reply_error(u->control, req, "cannot tell this image's path: %s",
+                            strerror((int)-own));
         return;
     }
     struct stat st;
@@ -209,15 +194,9 @@ void upgrade_begin(struct upgrade *u, uint64_t req, const char *binary)
             close(mfd);
         return;
     }
-    sigset_t all, old;
-    sigfillset(&all);
-    sigprocmask(SIG_BLOCK, &all, &old);
-    pid_t pid = fork();
+    pid_t pid = os_fork_reset_signals(NULL);
     if (pid == 0) {
         /* The check: fd 3 the carried state, stdout and stderr the pipe. */
-        for (int sig = 1; sig < NSIG; sig++)
-            signal(sig, SIG_DFL);
-        sigprocmask(SIG_SETMASK, &old, NULL);
         int devnull = open("/dev/null", O_RDONLY);
         int img = fcntl(fd, F_DUPFD, 10); /* no CLOEXEC: a script's interpreter opens it */
         if (devnull < 0 || img < 0 || dup2(devnull, 0) < 0 || dup2(pfd[1], 1) < 0 ||
@@ -225,21 +204,20 @@ void upgrade_begin(struct upgrade *u, uint64_t req, const char *binary)
             _exit(127);
         if (dup2(img, 4) < 0)
             _exit(127);
-        syscall(__NR_close_range, 5u, ~0U, 0);
+        if (os_close_from(5) < 0)
+            _exit(127);
         setenv(CARRY_ENV, "3", 1);
         char *argv[] = { "baton", "upgrade-check", (char *)u->file, NULL };
         fexecve(4, argv, environ);
         dprintf(2, "exec %s: %s\n", path, strerror(errno));
         _exit(127);
     }
-    int err = errno;
-    sigprocmask(SIG_SETMASK, &old, NULL);
     close(pfd[1]);
     close(mfd);
     if (pid < 0) {
         close(pfd[0]);
         close(fd);
-        control_reply_error(u->control, req, "upgrade: fork: %s", strerror(err));
+        control_reply_error(u->control, req, "upgrade: fork: %s", strerror((int)-pid));
         return;
     }
     u->req = req;
@@ -317,7 +295,7 @@ int upgrade_exec(struct upgrade *u, uint64_t req, json_t *runtime, char *err, si
         return -EINVAL;
     }
     int client = control_client_fd(u->control, req);
-    int old_image = open("/proc/self/exe", O_RDONLY); /* the way back */
+    int old_image = os_exe_open(O_RDONLY); /* the way back */
     int image = fcntl(u->image, F_DUPFD, 3);
     json_t *doc = u->collect(u->owner, runtime, 1);
     if (doc)
@@ -329,7 +307,7 @@ int upgrade_exec(struct upgrade *u, uint64_t req, json_t *runtime, char *err, si
     int fds[1024];
     size_t n = doc ? carry_fds(doc, fds, sizeof fds / sizeof fds[0]) : 0;
     if (mfd < 0 || old_image < 0 || image < 0) {
-        r = mfd < 0 ? mfd : -errno;
+        r = mfd < 0 ? mfd : old_image < 0 ? old_image : -errno;
         snprintf(err, errlen, "cannot prepare the exec: %s", strerror(-r));
     } else {
         /* Requests still waiting would see their connection close: they

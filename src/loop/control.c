@@ -6,6 +6,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "os/os.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -280,12 +281,10 @@ static void on_idle(uv_timer_t *t)
 static int peer_allowed(uv_pipe_t *p)
 {
     uv_os_fd_t fd;
-    struct ucred cr;
-    socklen_t len = sizeof cr;
-    if (uv_fileno((uv_handle_t *)p, &fd) < 0 ||
-        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+    uid_t uid;
+    if (uv_fileno((uv_handle_t *)p, &fd) < 0 || os_peer_uid(fd, &uid, NULL) < 0)
         return 0;
-    return cr.uid == geteuid() || cr.uid == 0;
+    return uid == geteuid() || uid == 0;
 }
 
 static void on_connection(uv_stream_t *server, int status)

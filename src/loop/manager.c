@@ -1,6 +1,7 @@
 /* manager.c: the service manager above the supervisor (see manager.h). */
 #include "loop/manager.h"
 
+#include "base/fdpass.h"
 #include "base/log.h"
 
 #include <errno.h>
@@ -87,31 +88,11 @@ static int send_notify(const struct manager *m, const char *text, int pass)
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    struct iovec iov = { .iov_base = (void *)text, .iov_len = strlen(text) };
-    union {
-        struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } ctl;
-    struct msghdr msg = {
-        .msg_name = &un,
-        .msg_namelen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len),
-        .msg_iov = &iov,
-        .msg_iovlen = 1,
-    };
-    if (pass >= 0) {
-        memset(&ctl, 0, sizeof ctl);
-        msg.msg_control = ctl.buf;
-        msg.msg_controllen = sizeof ctl.buf;
-        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &pass, sizeof(int));
-    }
-    ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
-    int e = errno;
+    ssize_t n = fdpass_send(fd, (struct sockaddr *)&un,
+                            (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len), text,
+                            strlen(text), &pass, pass >= 0);
     close(fd);
-    return n < 0 ? -e : 1;
+    return n < 0 ? (int)n : 1;
 }
 
 int manager_notify(const struct manager *m, const char *text)

@@ -1,5 +1,6 @@
 #include "loop/notify.h"
 
+#include "base/fdpass.h"
 #include "base/nofile.h"
 #include "base/unixpath.h"
 
@@ -95,18 +96,12 @@ static int receive_one(struct notify *n)
         return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : (errno == EINTR ? 1 : -errno);
 
     struct ucred *cred = NULL;
-    int *fds = NULL;
-    size_t nfds = 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-        if (c->cmsg_level != SOL_SOCKET)
-            continue;
-        if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof *cred))
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+            c->cmsg_len == CMSG_LEN(sizeof *cred))
             cred = (struct ucred *)CMSG_DATA(c);
-        else if (c->cmsg_type == SCM_RIGHTS) {
-            fds = (int *)CMSG_DATA(c);
-            nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        }
-    }
+    int fds[NOTIFY_MAX_FDS];
+    size_t nfds = fdpass_take(&mh, fds, NOTIFY_MAX_FDS);
 
     const char *why = NULL;
     if (!cred)
@@ -117,6 +112,7 @@ static int receive_one(struct notify *n)
         why = "control data truncated";
     else if ((size_t)len > NOTIFY_MAX)
         why = "datagram too long";
+    // cppcheck-suppress uninitvar ; recvmsg filled LEN bytes (cppcheck loses it past fdpass_take)
     else if (memchr(buf, '\0', (size_t)len))
         why = "datagram contains a NUL byte";
 

@@ -12,13 +12,15 @@
  * File descriptors that arrive with a message are handed to the callback,
  * which owns them (closes them when it does not keep them). */
 
+#include "base/fdpass.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include <uv.h>
 
 #define NOTIFY_MAX 4096
-#define NOTIFY_MAX_FDS 253 /* SCM_MAX_FD */
+#define NOTIFY_MAX_FDS FDPASS_MAX /* what one datagram can carry */
 
 struct notify_msg {
     bool ready, stopping, reloading, fdstore, fdstoreremove;

@@ -1,35 +1,18 @@
 /* procs.c: the process facts of live generations (see procs.h). */
 #include "loop/procs.h"
 
+#include "os/os.h"
+
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 unsigned long long proc_start_ticks(pid_t pid)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')'); /* the command name may hold anything */
-    unsigned long long ticks = 0;
-    /* After ") ": state (field 3), then 18 fields, then starttime (22). */
-    if (!p || sscanf(p + 2,
-                     "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
-                     "%*d %*d %llu",
-                     &ticks) != 1)
-        return 0;
-    return ticks;
+    struct os_proc_stat st;
+    return os_proc_stat(pid, &st) == 0 ? st.start_ticks : 0;
 }
 
 struct proc *procs_add(struct procs *p, unsigned id, pid_t pid, double now)

@@ -1,16 +1,15 @@
 #include "loop/spawn.h"
 
 #include "base/nofile.h"
+#include "os/os.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/close_range.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -126,11 +125,6 @@ static void child(const struct launch_plan *o, const char *path, char **envp, ch
                   int *tmp, int errpipe)
 {
     int e;
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    for (int s = 1; s < NSIG; s++)
-        signal(s, SIG_DFL);
     /* A session of its own (and so a process group of its own, led by it):
      * no other process can join either, so a notify datagram from this
      * session is this generation's (supervisor.c's sender()). */
@@ -152,8 +146,13 @@ static void child(const struct launch_plan *o, const char *path, char **envp, ch
     for (size_t i = 0; i < o->nfds; i++)
         if (dup2(tmp[i], 3 + (int)i) < 0) /* dup2 clears FD_CLOEXEC */
             goto fail;
-    /* Nothing else of the supervisor's leaks into the app, whatever flags it had. */
-    syscall(__NR_close_range, (unsigned)base, ~0U, CLOSE_RANGE_CLOEXEC);
+    /* Nothing else of the supervisor's leaks into the app, whatever flags
+     * it had. Close-on-exec rather than closed: ERRPIPE stays for a failed
+     * exec to report on. */
+    if ((e = os_cloexec_from(base)) < 0) {
+        errno = -e;
+        goto fail;
+    }
     if (o->cwd && chdir(o->cwd) < 0)
         goto fail;
     /* The open-file limit the supervisor started with, not its raised one. */
@@ -197,9 +196,12 @@ int spawn_process(const struct launch_plan *o, pid_t *pid, char *err, size_t err
                  *fds ? ": the supervisor ran short of fds (" : "", fds, *fds ? ")" : "");
         goto out;
     }
-    pid_t p = fork();
+    /* An app starts with no signal blocked, whatever the supervisor holds. */
+    sigset_t none;
+    sigemptyset(&none);
+    pid_t p = os_fork_reset_signals(&none);
     if (p < 0) {
-        r = -errno;
+        r = p;
         snprintf(err, errlen, "spawn: fork: %s", strerror(-r));
         goto out;
     }

@@ -22,6 +22,7 @@
 #include "loop/stats_export.h"
 #include "loop/stats_own.h"
 #include "base/unixpath.h"
+#include "os/os.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -175,21 +176,10 @@ static struct proc *sender(struct supervisor *s, pid_t pid)
     if (sid > 0 && (p = procs_by_pid(&s->procs, sid)))
         return p;
     for (int depth = 0; depth < 16 && pid > 1; depth++) {
-        char path[64], buf[512];
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
+        struct os_proc_stat st;
+        if (os_proc_stat(pid, &st) < 0)
             return NULL;
-        ssize_t n = read(fd, buf, sizeof buf - 1);
-        close(fd);
-        if (n <= 0)
-            return NULL;
-        buf[n] = '\0';
-        char *rp = strrchr(buf, ')'); /* the command name may hold spaces */
-        int ppid;
-        if (!rp || sscanf(rp + 1, " %*c %d", &ppid) != 1)
-            return NULL;
-        pid = ppid;
+        pid = st.ppid;
         if ((p = procs_by_pid(&s->procs, pid)))
             return p;
     }
@@ -349,8 +339,8 @@ int supervisor_init(struct supervisor *s, uv_loop_t *loop)
     s->started = clock_mono();
     s->image.started_at = clock_unix();
     loop->data = s; /* for handles that carry another datum (adopted processes) */
-    ssize_t n = readlink("/proc/self/exe", s->image.binary, sizeof s->image.binary - 1);
-    s->image.binary[n > 0 ? n : 0] = '\0';
+    if (os_exe_path(s->image.binary, sizeof s->image.binary) < 0)
+        s->image.binary[0] = '\0';
     int r = runtime_dir(s->rundir, sizeof s->rundir);
     if (r < 0)
         log_error("runtime folder %s: %s", s->rundir,

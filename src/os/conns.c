@@ -2,6 +2,7 @@
 #include "os/conns.h"
 
 #include "base/log.h"
+#include "os/os.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -80,13 +81,6 @@ struct poll {
     int cut; /* a bound cut the figures */
 };
 
-struct stat_fields { /* from /proc/PID/stat */
-    pid_t session;
-    unsigned long long ticks; /* utime + stime */
-    long threads;
-    long rss_pages;
-};
-
 static long clk_tck, page_size;
 static unsigned nl_seq;
 static int children_files = -1; /* CONFIG_PROC_CHILDREN: 1, 0, or -1 unknown yet */
@@ -118,31 +112,6 @@ static ssize_t read_small(const char *path, char *buf, size_t len)
     close(fd);
     buf[got] = '\0';
     return (ssize_t)got;
-}
-
-static int read_stat(pid_t pid, struct stat_fields *f)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    ssize_t n = read_small(path, buf, sizeof buf);
-    if (n < 0)
-        return (int)n;
-    /* Field 2 is the command name in parentheses, which may itself hold
-     * spaces and ')': the fields after it start after the last ')'. */
-    const char *p = strrchr(buf, ')');
-    int session;
-    unsigned long long utime, stime;
-    /* 3 state, 4 ppid, 5 pgrp, 6 session ... 14 utime, 15 stime ...
-     * 20 num_threads ... 24 rss (pages: the same count as statm's second
-     * field, read here to spare a file per process). */
-    if (!p || sscanf(p + 1,
-                     " %*c %*d %*d %d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %ld "
-                     "%*d %*u %*u %ld",
-                     &session, &utime, &stime, &f->threads, &f->rss_pages) != 5)
-        return -EINVAL;
-    f->session = session;
-    f->ticks = utime + stime;
-    return 0;
 }
 
 /* -- the table of connections ----------------------------------------- */
@@ -263,12 +232,13 @@ static int name_eq(const char *a, size_t alen, const char *b, size_t blen)
 
 /* -- sock_diag dumps --------------------------------------------------- */
 
-typedef int (*dump_fn)(struct poll *p, const struct nlmsghdr *h, int family);
+/* A callback of a dump: CTX is the caller's (a poll, a port's search). */
+typedef int (*dump_fn)(void *ctx, const struct nlmsghdr *h, int family);
 
 /* Sends request REQ (LEN bytes, its header's seq set here) and calls EACH
  * for every socket the kernel dumps. A callback's error stops the dump:
  * the socket and what the kernel had left to send go with it. */
-static int nl_dump(struct nlmsghdr *req, size_t len, struct poll *p, dump_fn each, int family)
+static int nl_dump(struct nlmsghdr *req, size_t len, void *ctx, dump_fn each, int family)
 {
     union {
         struct nlmsghdr h;
@@ -328,7 +298,7 @@ static int nl_dump(struct nlmsghdr *req, size_t len, struct poll *p, dump_fn eac
                 err = h->nlmsg_len >= NLMSG_LENGTH(sizeof *e) && e->error ? e->error : -EBADMSG;
                 goto out;
             }
-            if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY && (err = each(p, h, family)) < 0)
+            if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY && (err = each(ctx, h, family)) < 0)
                 goto out;
         }
     }
@@ -337,8 +307,9 @@ out:
     return err;
 }
 
-static int on_tcp(struct poll *p, const struct nlmsghdr *h, int family)
+static int on_tcp(void *ctx, const struct nlmsghdr *h, int family)
 {
+    struct poll *p = ctx;
     if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
         return -EBADMSG;
     const struct inet_diag_msg *m = NLMSG_DATA(h);
@@ -436,8 +407,9 @@ static int dump_tcp(struct poll *p, int family)
     return err;
 }
 
-static int on_unix(struct poll *p, const struct nlmsghdr *h, int family)
+static int on_unix(void *ctx, const struct nlmsghdr *h, int family)
 {
+    struct poll *p = ctx;
     (void)family;
     size_t hdr = NLMSG_LENGTH(sizeof(struct unix_diag_msg));
     if (h->nlmsg_len < hdr)
@@ -502,6 +474,51 @@ static int dump_unix(struct poll *p)
     return nl_dump(&req.h, sizeof req, p, on_unix, AF_UNIX);
 }
 
+/* -- one listener ------------------------------------------------------ */
+
+struct port_search {
+    uint16_t port;
+    uint64_t ino; /* the first listener found on PORT; 0: none yet */
+};
+
+static int on_listener(void *ctx, const struct nlmsghdr *h, int family)
+{
+    (void)family;
+    struct port_search *s = ctx;
+    if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+        return -EBADMSG;
+    const struct inet_diag_msg *m = NLMSG_DATA(h);
+    if (!s->ino && m->idiag_state == TCP_LISTEN && ntohs(m->id.idiag_sport) == s->port)
+        s->ino = m->idiag_inode;
+    return 0;
+}
+
+int conns_tcp_listener(int family, uint16_t port, uint64_t *ino)
+{
+    struct {
+        struct nlmsghdr h;
+        struct inet_diag_req_v2 r;
+    } req;
+    struct port_search s = { .port = port };
+    if (family != AF_INET && family != AF_INET6)
+        return -EAFNOSUPPORT;
+    /* Listeners only, unfiltered: a host has few. */
+    memset(&req, 0, sizeof req);
+    req.h.nlmsg_len = sizeof req;
+    req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    req.r.sdiag_family = (uint8_t)family;
+    req.r.sdiag_protocol = IPPROTO_TCP;
+    req.r.idiag_states = 1u << TCP_LISTEN;
+    int err = nl_dump(&req.h, sizeof req, &s, on_listener, family);
+    if (err < 0)
+        return err;
+    if (!s.ino)
+        return -ENOENT;
+    *ino = s.ino;
+    return 0;
+}
+
 /* -- processes --------------------------------------------------------- */
 
 /* PID joins generation GI when its session is the generation's; its CPU
@@ -510,8 +527,8 @@ static int dump_unix(struct poll *p)
 static int member_add(struct poll *p, size_t gi, pid_t pid)
 {
     struct conns_gen *g = &p->gs[gi];
-    struct stat_fields f;
-    if (read_stat(pid, &f) < 0 || f.session != g->pid)
+    struct os_proc_stat f;
+    if (os_proc_stat(pid, &f) < 0 || f.session != g->pid)
         return 0; /* gone, or not of this session */
     if (g->nprocs == CONNS_MAX_PROCS) {
         if (!warned_procs)
@@ -531,7 +548,7 @@ static int member_add(struct poll *p, size_t gi, pid_t pid)
     }
     p->m[p->mlen++] = (struct member){ .gen = gi, .pid = pid, .threads = f.threads };
     g->nprocs++;
-    g->cpu_seconds += (double)f.ticks / (double)clk_tck;
+    g->cpu_seconds += (double)(f.utime + f.stime) / (double)clk_tck;
     g->rss_bytes += (uint64_t)(f.rss_pages > 0 ? f.rss_pages : 0) * (uint64_t)page_size;
     return 1;
 }
@@ -670,8 +687,8 @@ static int scan_proc(struct poll *p)
         long pid = strtol(e->d_name, &end, 10);
         if (end == e->d_name || *end)
             continue;
-        struct stat_fields f;
-        if (read_stat((pid_t)pid, &f) < 0)
+        struct os_proc_stat f;
+        if (os_proc_stat((pid_t)pid, &f) < 0)
             continue;
         for (size_t gi = 0; gi < p->ngs; gi++)
             if (p->gs[gi].pid == f.session) {

@@ -93,6 +93,14 @@ int conns_poll(struct conns_listener *ls, size_t nls, struct conns_gen *gs, size
  * which the kernel has. For tests, so both ways run on any kernel. */
 void conns_set_children_files(int children);
 
+/* The inode of a TCP socket listening on PORT (host order) over FAMILY
+ * (AF_INET or AF_INET6), from one sock_diag dump of the listeners: what
+ * names it in /proc/PID/fd. Returns 0 with *INO, -ENOENT when none listens
+ * there, or the negative errno of a kernel that refuses the dump (no
+ * sock_diag, or a sandbox that forbids it: -EPROTONOSUPPORT, -EPERM,
+ * -EACCES ...). */
+int conns_tcp_listener(int family, uint16_t port, uint64_t *ino);
+
 /* The kernel's count of accept queue overflows since boot, for the caller's
  * network namespace (TcpExtListenOverflows in /proc/net/netstat): a
  * connection the kernel dropped because a queue was full. Or a negative

@@ -1,15 +1,20 @@
 #include "os/portholder.h"
 
+#include "os/conns.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/* The inode of a socket listening on PORT in /proc/net/FILE, or 0. */
-static unsigned long listening_inode(const char *file, unsigned port)
+/* The inode of a socket listening on PORT in /proc/net/FILE, or 0: where
+ * a sandbox refuses the sock_diag dump (Docker's default seccomp profile,
+ * gVisor), /proc/net/tcp{,6} remain. */
+static unsigned long proc_net_inode(const char *file, unsigned port)
 {
     char path[64], line[512];
     snprintf(path, sizeof path, "/proc/net/%s", file);
@@ -32,6 +37,18 @@ static unsigned long listening_inode(const char *file, unsigned port)
     }
     fclose(f);
     return found;
+}
+
+/* The inode of a socket listening on PORT over FAMILY, or 0: from the
+ * kernel's sock_diag (conns.c reads the TCP table), or /proc/net/FILE
+ * when netlink is refused. */
+static unsigned long listening_inode(int family, const char *file, unsigned port)
+{
+    uint64_t ino;
+    int r = conns_tcp_listener(family, (uint16_t)port, &ino);
+    if (r == 0)
+        return (unsigned long)ino;
+    return r == -ENOENT ? 0 : proc_net_inode(file, port);
 }
 
 /* Whether process PID holds socket INODE. */
@@ -66,9 +83,9 @@ int port_holder(const struct sockaddr *addr, pid_t *pid, char *comm, size_t comm
         port = ntohs(((const struct sockaddr_in6 *)addr)->sin6_port);
     else
         return -EAFNOSUPPORT;
-    unsigned long inode = listening_inode("tcp", port);
+    unsigned long inode = listening_inode(AF_INET, "tcp", port);
     if (!inode)
-        inode = listening_inode("tcp6", port);
+        inode = listening_inode(AF_INET6, "tcp6", port);
     if (!inode)
         return -ENOENT;
     DIR *d = opendir("/proc");

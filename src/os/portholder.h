@@ -4,8 +4,9 @@
 /* Who holds a TCP port: when a listener cannot bind because its address
  * is in use, the error names the process, so an operator knows what to
  * stop (say, the generation a killed supervisor left serving). Read from
- * /proc/net/tcp{,6} (the listening socket's inode) and /proc/PID/fd (the
- * process holding it): slow, and only on that error path. */
+ * sock_diag (the listening socket's inode, through conns.c; /proc/net/tcp{,6}
+ * where a sandbox refuses netlink) and /proc/PID/fd (the process holding
+ * it): slow, and only on that error path. */
 
 #include <stddef.h>
 #include <sys/socket.h>

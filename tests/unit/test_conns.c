@@ -5,6 +5,7 @@
 #include <cmocka.h>
 
 #include "os/conns.h"
+#include "os/portholder.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -465,6 +467,32 @@ static void listen_overflows_read(void **state)
     assert_true(conns_listen_overflows() >= 0);
 }
 
+/* The listener on a port, found by sock_diag; and who holds it
+ * (portholder.c, which asks the same dump). */
+static void finds_the_listener_of_a_port(void **state)
+{
+    (void)state;
+    struct sockaddr_storage a;
+    socklen_t len;
+    int fd = tcp_listener(AF_INET, 4, &a, &len);
+    assert_true(fd >= 0);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    uint16_t port = port_of(fd, 0);
+    uint64_t ino = 0;
+    assert_int_equal(conns_tcp_listener(AF_INET, port, &ino), 0);
+    assert_int_equal(ino, (uint64_t)st.st_ino);
+    pid_t pid = 0;
+    char comm[64];
+    assert_int_equal(port_holder((struct sockaddr *)&a, &pid, comm, sizeof comm), 0);
+    assert_int_equal(pid, getpid());
+    assert_string_equal(comm, "test_conns");
+    close(fd);
+    /* Closed: nobody listens there now. */
+    assert_int_equal(conns_tcp_listener(AF_INET, port, &ino), -ENOENT);
+    assert_int_equal(port_holder((struct sockaddr *)&a, &pid, comm, sizeof comm), -ENOENT);
+}
+
 int main(void)
 {
     /* As the supervisor: orphans of a session become ours. */
@@ -480,6 +508,7 @@ int main(void)
         cmocka_unit_test_teardown(grandchild_counts_and_orphan_stays, teardown),
         cmocka_unit_test_teardown(grandchild_counts_by_proc_scan, teardown),
         cmocka_unit_test_teardown(listen_overflows_read, teardown),
+        cmocka_unit_test_teardown(finds_the_listener_of_a_port, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,105 @@
+#ifndef BATON_OS_H
+#define BATON_OS_H
+
+/* The platform seam: the few low-level facts of the kernel that baton's
+ * other folders need, each written once here (Linux: os/linux.c). What the
+ * rest of the supervisor may not assume of the kernel under it (a call
+ * newer than the oldest kernel it runs on, a /proc file's layout) stays on
+ * this side.
+ *
+ * What is here:
+ *   fds            os_close_from, os_cloexec_from: shed fds before an exec
+ *   unix sockets   os_peer_uid: who connected (SO_PEERCRED)
+ *   processes      os_fork_reset_signals: a child with a new process's
+ *                  signals; os_proc_stat: /proc/PID/stat's fields
+ *   own image      os_exe_path, os_exe_open, OS_EXE_RUNNING
+ * Beside it in os/: conns.c (sock_diag and /proc: connections, queues,
+ * processes of a generation) and portholder.c (who holds a port). Passing
+ * fds over a socket is base/fdpass.h: libc alone, no kernel fact to hide.
+ *
+ * Errors are negative errno values, returned; nothing sets errno for the
+ * caller to read. Functions marked async-signal-safe may run in a child
+ * between fork and exec: they take no lock and allocate nothing. */
+
+#include <signal.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* -- fds -------------------------------------------------------------- */
+
+/* Closes every fd >= LOWFD. Returns 0 or a negative errno.
+ *
+ * close_range(2) where the kernel has it (5.9); where it answers ENOSYS
+ * (an older kernel, a seccomp filter), EINVAL or EPERM, the fds listed in
+ * /proc/self/fd; without /proc, every fd up to the open-file limit.
+ * Async-signal-safe: the walk reads the directory with getdents64 into a
+ * buffer on the stack, not with opendir (which allocates). */
+int os_close_from(int lowfd);
+
+/* Marks every fd >= LOWFD close-on-exec, so an exec leaves them behind
+ * while the fds stay usable until then. Returns 0 or a negative errno.
+ * close_range(CLOSE_RANGE_CLOEXEC) where the kernel has it (5.11), else
+ * the same fallbacks as os_close_from. Async-signal-safe. */
+int os_cloexec_from(int lowfd);
+
+/* The way the two above take, for tests, so each fallback runs on any
+ * kernel: OS_FDS_CLOSE_RANGE (the default) tries close_range first,
+ * OS_FDS_PROC starts at /proc/self/fd, OS_FDS_COUNT counts up to the
+ * open-file limit. */
+enum { OS_FDS_CLOSE_RANGE, OS_FDS_PROC, OS_FDS_COUNT };
+void os_set_fd_way(int way);
+
+/* -- unix sockets ----------------------------------------------------- */
+
+/* Who is at the other end of unix socket FD, as the kernel saw it when
+ * the peer connected (SO_PEERCRED): its effective uid in *UID and its pid
+ * in *PID (either may be NULL). Returns 0 or a negative errno. */
+int os_peer_uid(int fd, uid_t *uid, pid_t *pid);
+
+/* -- processes -------------------------------------------------------- */
+
+/* fork, the child's signals set as a new process's: every disposition
+ * SIG_DFL (an ignored one too) and the mask CHILD_MASK (NULL: the
+ * caller's). Every signal stays blocked across the fork, so no handler of
+ * the parent's runs in the child before the reset (libuv's would write
+ * into the parent's signal pipe). Returns the child's pid in the parent,
+ * 0 in the child, or a negative errno. The child may call
+ * async-signal-safe functions only, as after any fork. */
+pid_t os_fork_reset_signals(const sigset_t *child_mask);
+
+struct os_proc_stat { /* /proc/PID/stat: the fields baton reads */
+    char state;       /* 'R', 'S', 'D', 'Z' (a zombie), ... */
+    pid_t ppid;
+    pid_t session;
+    long threads;
+    long rss_pages;                  /* resident set, in pages */
+    unsigned long long utime, stime; /* CPU time, clock ticks (_SC_CLK_TCK) */
+    /* Its start, clock ticks after boot: with the pid, it names one
+     * process and no later one that gets the same pid. */
+    unsigned long long start_ticks;
+};
+
+/* Reads process PID's stat. Returns 0, -ENOENT when there is no such
+ * process, -EINVAL when the file does not parse, or another negative
+ * errno. */
+int os_proc_stat(pid_t pid, struct os_proc_stat *st);
+
+/* -- this process's image ------------------------------------------------ */
+
+/* A path that names the image this process runs, whatever became of its
+ * file since (replaced by a package upgrade, deleted): for execve. */
+#define OS_EXE_RUNNING "/proc/self/exe"
+
+/* The path this image was started from, NUL-terminated in BUF. Its file
+ * may have been replaced since (a package upgrade renames a new one over
+ * it: the one a restart wants); one deleted since is named all the same,
+ * without the kernel's " (deleted)". Returns its length, or a negative
+ * errno (-ENAMETOOLONG when LEN is too short). */
+ssize_t os_exe_path(char *buf, size_t len);
+
+/* The image this process runs, opened with FLAGS (O_RDONLY, O_CLOEXEC):
+ * the same file even once its path names another. Returns the fd or a
+ * negative errno. */
+int os_exe_open(int flags);
+
+#endif
