@@ -1,0 +1,68 @@
+#ifndef BATON_CONNS_POLL_H
+#define BATON_CONNS_POLL_H
+
+/* The inside of one conns_poll (conns.h), shared by its two halves only:
+ * conns.c (the /proc side: processes, their fds) and linux_sockdiag.c
+ * (the kernel's socket tables). Nothing else includes this. */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+struct conns_listener; /* conns.h */
+struct conns_gen;
+
+struct sockent {   /* a connection on a listener's port or path */
+    uint32_t ino;  /* its socket inode: what /proc/PID/fd links name */
+    uint32_t seen; /* 1 + the index of the last generation that counted it */
+    uint8_t closing;
+};
+
+struct table {
+    struct sockent *v;
+    size_t len, cap;
+};
+
+struct lsn {      /* what the poll learnt of a listener */
+    uint64_t ino; /* its socket inode */
+    int family;   /* AF_INET, AF_INET6, AF_UNIX; 0: not a socket we read */
+    int type;     /* SOCK_STREAM (or SOCK_SEQPACKET for unix) */
+    uint16_t port;
+    struct sockaddr_un un; /* unix: its name, NAMELEN bytes of sun_path */
+    size_t namelen;
+};
+
+struct member { /* a process of generation GEN */
+    size_t gen;
+    pid_t pid;
+    long threads;
+};
+
+struct poll {
+    struct conns_listener *ls;
+    struct lsn *info;
+    uint32_t *held; /* per listener: the mark of the last generation seen holding it */
+    size_t nls;
+    struct conns_gen *gs;
+    size_t ngs;
+    struct table t;
+    struct member *m;
+    size_t mlen, mcap;
+    char *children; /* CHILDREN_BUF bytes: one children file at a time */
+    pid_t *adopted; /* the caller's children but the main processes */
+    size_t nadopted;
+    int cut; /* a bound cut the figures */
+};
+
+/* conns.c: a connection (socket inode INO) on a listener's port or path. */
+int conns__table_add(struct poll *p, uint32_t ino, int closing);
+/* conns.c: listener INO's accept queue now and at most. */
+void conns__listener_queue(struct poll *p, uint32_t ino, unsigned queue, unsigned max);
+/* linux_sockdiag.c: the TCP sockets of FAMILY on the listeners' ports,
+ * and the unix sockets on their paths, into P. 0 or a negative errno. */
+int conns__dump_tcp(struct poll *p, int family);
+int conns__dump_unix(struct poll *p);
+
+#endif
