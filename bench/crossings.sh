@@ -69,5 +69,14 @@ print(int(m[0]["value"]))'
     med=$(printf '%s\n' "${r[@]}" | sort -n | sed -n 3p)
     echo "restart=$med drain_per_s=$(((a - b) / 3)) (restarts: ${r[*]})"
 }
-echo "A $1: $(measure "$1" "$2")"
-[ $# -lt 4 ] || echo "B $3: $(measure "$3" "$4")"
+a=$(measure "$1" "$2")
+echo "A $1: $a"
+[ $# -ge 4 ] || exit 0
+b=$(measure "$3" "$4")
+echo "B $3: $b"
+# B over A, each figure: the ratio against the baseline of the same run.
+field() { echo "$1" | sed -n "s/.*$2=\([0-9]*\).*/\1/p"; }
+for f in restart drain_per_s; do
+    awk -v a="$(field "$a" $f)" -v b="$(field "$b" $f)" -v f=$f \
+        'BEGIN { printf "%s B/A = %s\n", f, (a > 0 ? sprintf("%.2f", b / a) : "n/a") }'
+done

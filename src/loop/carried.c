@@ -14,8 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Member KEY of OBJ as an int (DEF when absent or not a number). */
-static int int_of(const json_t *obj, const char *key, int def)
+int carried_int(const json_t *obj, const char *key, int def)
 {
     json_t *v = json_object_get(obj, key);
     return json_is_integer(v) ? (int)json_integer_value(v) : def;
@@ -71,7 +70,7 @@ int supervisor_take_sockets(struct supervisor *s, const json_t *doc)
     for (size_t i = 0; i < s->cfg.nlisteners; i++) {
         struct listener *l = &s->cfg.listeners[i];
         json_t *c = json_array_get(ls, i);
-        int fd = int_of(c, "fd", -1);
+        int fd = carried_int(c, "fd", -1);
         if (l->per_generation)
             continue;
         if (fd < 0 || listener_adopt(l, fd, err, sizeof err) < 0) {
@@ -86,7 +85,7 @@ int supervisor_take_sockets(struct supervisor *s, const json_t *doc)
         log_info("listening on %s as '%s' (fd %zu in each generation), carried over", addr, l->name,
                  3 + i);
     }
-    int r, fd = int_of(doc, "stats", -1);
+    int r, fd = carried_int(doc, "stats", -1);
     if (fd < 0 || (r = stats_attach(&s->stats, fd)) < 0) {
         log_error("the carried stats region: %s", fd < 0 ? "none" : strerror(-r));
         return -1;
@@ -94,7 +93,7 @@ int supervisor_take_sockets(struct supervisor *s, const json_t *doc)
     set_cloexec(fd);
     static const char *const sockets[] = { "metrics", "notify", "control" };
     for (size_t k = 0; k < 3; k++)
-        set_cloexec(int_of(doc, sockets[k], -1));
+        set_cloexec(carried_int(doc, sockets[k], -1));
     const char *mn = json_string_value(json_object_get(doc, "manager_notify"));
     if (mn && !s->manager.notify[0])
         snprintf(s->manager.notify, sizeof s->manager.notify, "%s", mn);
@@ -112,7 +111,7 @@ static void take_image(struct supervisor *s, const json_t *doc, int adopting, co
         return;
     }
     s->started = json_number_value(json_object_get(doc, "started"));
-    s->image.upgrades = (unsigned)int_of(img, "upgrades", 0);
+    s->image.upgrades = (unsigned)carried_int(img, "upgrades", 0);
     s->image.adopted_at = json_number_value(json_object_get(img, "adopted_at"));
     if (strcmp(how, "upgrade") == 0)
         s->image.upgrades++;
@@ -127,10 +126,10 @@ static void take_procs(struct supervisor *s, const json_t *doc, int adopting, un
 {
     size_t i;
     json_t *e;
-    s->procs.last_id = (unsigned)int_of(doc, "last_id", 0);
+    s->procs.last_id = (unsigned)carried_int(doc, "last_id", 0);
     json_array_foreach(json_object_get(doc, "procs"), i, e) {
-        unsigned id = (unsigned)int_of(e, "id", 0);
-        pid_t pid = (pid_t)int_of(e, "pid", 0);
+        unsigned id = (unsigned)carried_int(e, "id", 0);
+        pid_t pid = (pid_t)carried_int(e, "pid", 0);
         unsigned long long ticks = (unsigned long long)json_integer_value(
             json_object_get(e, "start_ticks"));
         char proc[64];
@@ -162,22 +161,22 @@ uint64_t supervisor_take_state(struct supervisor *s, const json_t *doc, int adop
     size_t i;
     json_t *e;
     take_image(s, doc, adopting, how);
-    int fd = int_of(json_object_get(doc, "upgrade"), "client", -1);
+    int fd = carried_int(json_object_get(doc, "upgrade"), "client", -1);
     uint64_t client = fd >= 0 ? control_adopt_client(&s->control, fd) : 0;
     json_array_foreach(json_object_get(doc, "fdstore"), i, e)
-        set_cloexec(int_of(e, "fd", -1));
-    int staged = int_of(doc, "staged", -1);
+        set_cloexec(carried_int(e, "fd", -1));
+    int staged = carried_int(doc, "staged", -1);
     set_cloexec(staged);
     handover_restore(&s->handover, json_object_get(doc, "fdstore"), staged);
     output_restore(&s->output, json_object_get(doc, "output"));
     take_procs(s, doc, adopting, gone, maxgone, ngone);
     json_array_foreach(json_object_get(doc, "pipes"), i, e) {
-        int pfd = int_of(e, "fd", -1);
+        int pfd = carried_int(e, "fd", -1);
         if (pfd < 0)
             continue;
         set_cloexec(pfd);
-        output_attach(&s->output, (unsigned)int_of(e, "generation", 0), int_of(e, "stream", 2),
-                      pfd);
+        output_attach(&s->output, (unsigned)carried_int(e, "generation", 0),
+                      carried_int(e, "stream", 2), pfd);
     }
     return client;
 }

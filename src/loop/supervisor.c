@@ -402,13 +402,6 @@ static int bind_listeners(struct supervisor *s)
     return 0;
 }
 
-/* The fd a takeover carried under KEY (-1: none, or no takeover). */
-static int carried_fd(const json_t *carried, const char *key)
-{
-    json_t *v = json_object_get(carried, key);
-    return json_is_integer(v) ? (int)json_integer_value(v) : -1;
-}
-
 static int open_metrics(struct supervisor *s, const json_t *carried_doc)
 {
     char err[512];
@@ -418,7 +411,7 @@ static int open_metrics(struct supervisor *s, const json_t *carried_doc)
     m->backlog = 64;
     s->metrics.data = s;
     /* After an upgrade, the socket the image before this one bound. */
-    int carried = carried_fd(carried_doc, "metrics");
+    int carried = carried_int(carried_doc, "metrics", -1);
     if (listener_parse(m, m->address, err, sizeof err) < 0 ||
         (carried < 0 && listener_bind(m, err, sizeof err) < 0)) {
         log_error("metrics endpoint: %s", err);
@@ -479,14 +472,14 @@ int supervisor_setup(struct supervisor *s, const json_t *carried)
         return -1;
     }
     s->notify.data = s;
-    if ((r = notify_open_fd(&s->notify, s->loop, s->notify_path, carried_fd(carried, "notify"),
+    if ((r = notify_open_fd(&s->notify, s->loop, s->notify_path, carried_int(carried, "notify", -1),
                             on_notify)) < 0) {
         log_error("notify socket %s: %s", s->notify_path, unixpath_strerror(r));
         return -1;
     }
     s->control.data = s;
-    if ((r = control_open_fd(&s->control, s->loop, s->cfg.control, carried_fd(carried, "control"),
-                             on_control)) < 0) {
+    if ((r = control_open_fd(&s->control, s->loop, s->cfg.control,
+                             carried_int(carried, "control", -1), on_control)) < 0) {
         log_error("control socket %s: %s", s->cfg.control,
                   r == UV_EADDRINUSE || r == -EADDRINUSE ? "another supervisor is running there"
                   : r == -EEXIST                         ? unixpath_strerror(r)

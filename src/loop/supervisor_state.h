@@ -83,4 +83,10 @@ struct supervisor {
     size_t nparts;
 };
 
+/* Member KEY of a carried document's object OBJ as an int (DEF when
+ * absent or not a number): the loop's reading of its own part of the
+ * carried state (carried.c; handoff/carry.h has the same for the
+ * hand-off, which the loop may not include). */
+int carried_int(const json_t *obj, const char *key, int def);
+
 #endif
