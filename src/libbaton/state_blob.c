@@ -1,6 +1,6 @@
 /* state_blob.c: the state blob layout (see state_blob.h). */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* memfd_create, F_ADD_SEALS */
+#define _GNU_SOURCE /* MAP_ANONYMOUS, MAP_POPULATE */
 #endif
 #include "state_blob.h"
 
