@@ -24,6 +24,7 @@
 
 static long clk_tck, page_size;
 static int children_files = -1; /* CONFIG_PROC_CHILDREN: 1, 0, or -1 unknown yet */
+static int sock_diag = -1;      /* 1 use it, 0 read /proc/net instead, -1 try it */
 static int warned_sockets, warned_procs;
 
 /* -- /proc files ------------------------------------------------------- */
@@ -394,6 +395,123 @@ static void keep_first(int *err, int r)
         *err = r;
 }
 
+/* What a kernel or a sandbox answers when it will not do sock_diag. */
+static int diag_refused(int err)
+{
+    return err == -EPERM || err == -EACCES || err == -EPROTONOSUPPORT || err == -EAFNOSUPPORT ||
+           err == -ENOSYS || err == -EOPNOTSUPP;
+}
+
+static void diag_off(int err)
+{
+    log_info("conns: netlink sock_diag refused (%s): reading /proc/net/tcp, tcp6 and unix",
+             strerror(-err));
+    sock_diag = 0;
+}
+
+/* The connections on the listeners and their queues, into P, by
+ * sock_diag. Where it is refused, says so, turns it off for good and
+ * leaves P as it was: the caller reads /proc/net instead. */
+static int read_diag(struct poll *p)
+{
+    int err = 0, refused = 0;
+    int r[3] = { conns__dump_tcp(p, AF_INET), conns__dump_tcp(p, AF_INET6), conns__dump_unix(p) };
+    for (int i = 0; i < 3; i++) {
+        if (diag_refused(r[i]))
+            refused = r[i];
+        keep_first(&err, r[i]);
+    }
+    if (!refused) {
+        if (!err)
+            sock_diag = 1;
+        return err;
+    }
+    diag_off(refused);
+    p->t.len = 0; /* what a dump read before another was refused */
+    for (size_t i = 0; i < p->nls; i++)
+        p->ls[i].queue = p->ls[i].max_queue = 0;
+    return 0;
+}
+
+/* Whether a process of the poll holds a socket that is not one of the
+ * listeners (or may: one whose fds cannot be read). */
+static int others_held(const struct poll *p)
+{
+    char path[64], link[64];
+    for (size_t k = 0; k < p->mlen; k++) {
+        snprintf(path, sizeof path, "/proc/%d/fd", (int)p->m[k].pid);
+        DIR *d = opendir(path);
+        if (!d) {
+            if (errno == ENOENT)
+                continue; /* gone */
+            return 1;
+        }
+        const struct dirent *e;
+        int other = 0;
+        // cppcheck-suppress readdirCalled
+        while (!other && (e = readdir(d))) {
+            ssize_t n = readlinkat(dirfd(d), e->d_name, link, sizeof link - 1);
+            if (n < 10 || memcmp(link, "socket:[", 8) != 0)
+                continue;
+            link[n] = '\0';
+            unsigned long ino = strtoul(link + 8, NULL, 10);
+            other = 1;
+            for (size_t i = 0; i < p->nls; i++)
+                if (p->info[i].ino == ino)
+                    other = 0;
+        }
+        closedir(d);
+        if (other)
+            return 1;
+    }
+    return 0;
+}
+
+/* The same from /proc/net/tcp, tcp6 and unix, after the processes were
+ * found. Each read of those makes the kernel format every socket of its
+ * kind on the host (tens of thousands on a busy one: a third of a second),
+ * so it is skipped when no process of the poll holds any socket but the
+ * listeners: none of theirs can be in there. A drain ends that way, its
+ * last polls cheap. As by sock_diag, the table is read before the fds are
+ * walked for the figures (conns.h, lua/baton/steps.lua). */
+static int read_proc_net(struct poll *p)
+{
+    int err = 0;
+    conns__proc_queues(p);
+    if (!others_held(p))
+        return 0;
+    keep_first(&err, conns__proc_tcp(p, AF_INET));
+    keep_first(&err, conns__proc_tcp(p, AF_INET6));
+    keep_first(&err, conns__proc_unix(p));
+    return err;
+}
+
+int conns_tcp_listener(int family, uint16_t port, uint64_t *ino)
+{
+    if (family != AF_INET && family != AF_INET6)
+        return -EAFNOSUPPORT;
+    if (sock_diag != 0) {
+        int r = conns__diag_listener(family, port, ino);
+        if (!diag_refused(r))
+            return r;
+        diag_off(r);
+    }
+    return conns__proc_listener(family, port, ino);
+}
+
+int conns_sock_diag_probe(void)
+{
+    uint64_t ino;
+    /* Port 0, where nothing listens: -ENOENT says the dump ran. */
+    int r = conns__diag_listener(AF_INET, 0, &ino);
+    return r == 0 || r == -ENOENT ? 0 : r;
+}
+
+void conns_set_sock_diag(int on)
+{
+    sock_diag = on;
+}
+
 int conns_poll(struct conns_listener *ls, size_t nls, struct conns_gen *gs, size_t ngs)
 {
     struct poll p = { .ls = ls, .nls = nls, .gs = gs, .ngs = ngs };
@@ -430,13 +548,18 @@ int conns_poll(struct conns_listener *ls, size_t nls, struct conns_gen *gs, size
 
     for (size_t i = 0; i < nls; i++)
         keep_first(&err, listener_read(ls[i].fd, &p.info[i]));
-    keep_first(&err, conns__dump_tcp(&p, AF_INET));
-    keep_first(&err, conns__dump_tcp(&p, AF_INET6));
-    keep_first(&err, conns__dump_unix(&p));
+    int walked = 0;
+    if (sock_diag != 0)
+        keep_first(&err, read_diag(&p));
+    if (sock_diag == 0) {
+        keep_first(&err, children_files ? walk_tree(&p) : scan_proc(&p));
+        walked = 1;
+        keep_first(&err, read_proc_net(&p));
+    }
     if (p.t.len)
         qsort(p.t.v, p.t.len, sizeof *p.t.v, by_ino);
-
-    keep_first(&err, children_files ? walk_tree(&p) : scan_proc(&p));
+    if (!walked)
+        keep_first(&err, children_files ? walk_tree(&p) : scan_proc(&p));
     /* Even with no connection in the table: whether it still holds a
      * listener is news too. */
     for (size_t i = 0; (p.t.len || nls) && i < p.mlen; i++)
