@@ -72,6 +72,7 @@ _M.CORE = {
   notify_manager = "notify_manager(text) -> true | false   (sd_notify to a service manager above)",
   figures = "figures([generation]) -> {connections, closing, processes, rss, cpu, listeners, overflows}",
   exec = "exec(req, carry) -> nil, err   (baton upgrade: the new image; returns only if it cannot start)",
+  steer = "steer(generation[, weight]) -> weight, queued | nil, err   (steered listeners' share, 0-100)",
 }
 
 -- Exited generations `baton status` still shows.
@@ -615,6 +616,7 @@ function on.exit(rt, id, code, sig)
   if not g or g.exited then return end
   local expected = g.draining
   g.exited, g.exit_code, g.exit_signal, g.exited_at = true, code, sig, rt:now()
+  if g.share then g.share = 0 end -- its members leave the groups (steer.h)
   g.state = "exited"
   if not g.ended_as then
     g.ended_as = (g.draining and "drained") or (rt.active == g and "crashed")
@@ -695,7 +697,7 @@ end
 function Runtime.summary(_, g)
   return { id = g.id, pid = g.pid, state = g.state, started = g.started, ready_at = g.ready_at,
     exited_at = g.exited_at, exit_code = g.exit_code, exit_signal = g.exit_signal,
-    ended = g.exited and (g.ended_as .. ", " .. g:exit_reason()) or nil }
+    ended = g.exited and (g.ended_as .. ", " .. g:exit_reason()) or nil, weight = g.share }
 end
 
 -- What `baton status` and /ready read (WHAT "view"):

@@ -61,8 +61,16 @@ function _M.drain(svc, old, opts)
       g:kill()
     end
   end
+  -- On a steered listener, a silent drain by default (docs/steering.md).
+  if opts.quiet == nil and old:weight() ~= nil then
+    local q = svc.options.quiet
+    opts.quiet = (q == nil or q == false) and _M.QUIET or q
+  end
   old:drain(opts)
 end
+
+-- Seconds a drain on a steered listener waits for quiet by default.
+_M.QUIET = 10
 
 -- What to do when the serving generation died: wait out the backoff
 -- (0, 1, 2, 4 ... 30 s, per crash in a row), then RESTART(svc, nil).
@@ -98,6 +106,9 @@ end
 -- init = the watch/every triggers, stop = drain everything, and for a
 -- policy with a `migrate` option, migrate = that option.
 function _M.standard(policy)
+  -- Every built-in takes `quiet` (steps.drain reads it).
+  policy.defaults = policy.defaults or {}
+  if policy.defaults.quiet == nil then policy.defaults.quiet = false end
   policy.start = policy.start or function(svc) return policy.restart(svc, nil) end
   policy.died = policy.died or function(svc, gen) return _M.recover(svc, gen, policy.restart) end
   policy.init = policy.init or _M.triggers

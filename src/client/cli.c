@@ -164,10 +164,16 @@ static void print_status(json_t *r)
                    clock_unix() - json_number_value(adopted));
         printf("\n");
     }
-    json_array_foreach(json_object_get(r, "listeners"), i, v)
-        printf("  listener %-12s %s (fd %lld)\n", json_string_value(json_object_get(v, "name")),
+    json_array_foreach(json_object_get(r, "listeners"), i, v) {
+        printf("  listener %-12s %s (fd %lld)", json_string_value(json_object_get(v, "name")),
                json_string_value(json_object_get(v, "address")),
                (long long)json_integer_value(json_object_get(v, "fd")));
+        json_t *mig = json_object_get(v, "tcp_migrate_req");
+        if (json_is_true(json_object_get(v, "steer")))
+            printf(", steered (tcp_migrate_req %s)",
+                   json_is_boolean(mig) ? (json_is_true(mig) ? "on" : "off") : "unknown");
+        printf("\n");
+    }
     printf("  %-4s %-8s %-9s %10s  %s\n", "gen", "pid", "state", "uptime", "status");
     json_array_foreach(json_object_get(r, "generations"), i, v) {
         const char *state = json_string_value(json_object_get(v, "state"));
@@ -182,6 +188,9 @@ static void print_status(json_t *r)
         }
         if (json_is_true(json_object_get(v, "adopted")))
             printf(" (adopted)");
+        json_t *w = json_object_get(v, "weight");
+        if (json_is_integer(w) && strcmp(state, "exited") != 0)
+            printf(" [weight %lld]", (long long)json_integer_value(w));
         printf("\n");
     }
     long long hidden = json_integer_value(json_object_get(r, "exited_not_shown"));

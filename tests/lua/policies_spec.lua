@@ -111,7 +111,7 @@ describe("graceful", function()
   it("refuses an option it does not have", function()
     assert.has_error(function() testkit.new{ policy = "graceful", options = { deadlin = 3 } } end,
       "policy 'graceful' has no option 'deadlin' (options: deadline, every, idle_metric, max_draining, poll, " ..
-      "ready, watch)")
+      "quiet, ready, watch)")
   end)
 end)
 
