@@ -32,6 +32,9 @@
  *                     this generation, not whichever one accepts first
  *   --stay            after draining, keep running until killed (an app
  *                     that waits out a timer of its own)
+ *   --exit-on-term    on SIGTERM exit at once, cutting every connection (a
+ *                     stock server's careless drain, for the tests of
+ *                     silent drains: docs/steering.md)
  *
  * GET /health answers 200 "ok" (or 503, see above); any other request
  * answers 200 with a greeting naming the generation.
@@ -300,6 +303,8 @@ static void on_drain_tick(uv_timer_t *t)
     maybe_exit();
 }
 
+static int exit_on_term; /* --exit-on-term */
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     (void)h;
@@ -307,6 +312,10 @@ static void on_signal(uv_signal_t *h, int signum)
         if (signum == SIGINT)
             exit(1);
         return;
+    }
+    if (exit_on_term && signum == SIGTERM) {
+        fprintf(stderr, "hello[%d]: %s: exiting at once\n", (int)getpid(), strsignal(signum));
+        _exit(0);
     }
     draining = 1;
     fprintf(stderr, "hello[%d]: %s: draining\n", (int)getpid(), strsignal(signum));
@@ -373,10 +382,12 @@ int main(int argc, char **argv)
             health_base = atoi(argv[++i]);
         else if (strcmp(argv[i], "--stay") == 0)
             stay = 1;
+        else if (strcmp(argv[i], "--exit-on-term") == 0)
+            exit_on_term = 1;
         else {
             fprintf(stderr,
                     "usage: %s [--bind HOST:PORT [--reuseport]] [--start-delay MS] "
-                    "[--mode-file PATH] [--health-port-base N] [--stay]\n",
+                    "[--mode-file PATH] [--health-port-base N] [--stay] [--exit-on-term]\n",
                     argv[0]);
             return 2;
         }
