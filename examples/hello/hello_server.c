@@ -24,7 +24,8 @@
  *   --mode-file PATH  read at start: "crash" exits 3 at once ("crash-bytes"
  *                     too, after bytes that are not UTF-8 on stderr), "hang" never
  *                     says READY=1, "unhealthy" serves but answers /health
- *                     with 503, anything else serves (lets a test make the
+ *                     with 503, "errors" answers every other request 500
+ *                     and counts it in http.errors, anything else serves (lets a test make the
  *                     *next* generation fail the way a bad deploy does)
  *   --health-port-base N
  *                     also serve on 127.0.0.1:N+BATON_GENERATION, a port of
@@ -75,7 +76,7 @@ static uv_signal_t sigterm, sigint;
 static uv_timer_t drain_timer;
 static http_parser_settings settings;
 static struct conn *conns;
-static int draining, stay, unhealthy;
+static int draining, stay, unhealthy, failing;
 static uv_tcp_t health_server;
 static char body[128];
 static struct baton_stats *stats;
@@ -184,6 +185,10 @@ static int on_message_complete(http_parser *p)
     if (!w)
         return -1;
     const char *status = "200 OK", *text = body;
+    if (failing && !c->health) {
+        status = "500 Internal Server Error";
+        baton_add(&m_errors, 1);
+    }
     if (c->health) {
         status = unhealthy ? "503 Service Unavailable" : "200 OK";
         text = unhealthy ? "unhealthy\n" : "ok\n";
@@ -394,6 +399,7 @@ int main(int argc, char **argv)
     }
     const char *mode = read_mode(mode_file);
     unhealthy = strcmp(mode, "unhealthy") == 0;
+    failing = strcmp(mode, "errors") == 0;
     if (strcmp(mode, "crash") == 0) {
         fprintf(stderr, "hello[%d]: mode file says crash: exiting 3\n", (int)getpid());
         return 3;

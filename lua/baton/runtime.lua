@@ -169,7 +169,9 @@ function Runtime:procedure(name, arg)
   for _, g in ipairs(spawned) do
     if g ~= self.active and g:alive() then
       g.ended_as = "rolled back"
-      g:drain{ deadline = self.cfg.drain_timeout }
+      -- On a steered listener, silently: no new connection, then the
+      -- signal once it holds none (docs/steering.md).
+      g:drain{ deadline = self.cfg.drain_timeout, quiet = g.share ~= nil and require("baton.steps").QUIET or nil }
     end
   end
   -- A generation that stored its final state and waits carries on.

@@ -101,6 +101,27 @@ function _M.ready_new(svc)
   return new
 end
 
+-- Bluegreen's and canary's checks of a new generation that serves beside
+-- the old one: nil while it passes, else why it fails. It fails when it
+-- exited, when its `check` option (a wait_ready table) fails, or when its
+-- own error ratio (its lane of the `errors` and `requests` counters) goes
+-- over `max_error_ratio` once it served `min_requests`.
+function _M.verdict(svc, new)
+  local o = svc.options
+  if new.exited then return ("generation %d exited during its window"):format(new.id) end
+  if o.check then
+    local ok, why = new:probe_once(o.check, 1)
+    if not ok then return ("generation %d failed its check: %s"):format(new.id, why) end
+  end
+  if o.max_error_ratio then
+    local req, err = new.stats[o.requests] or 0, new.stats[o.errors] or 0
+    if req >= o.min_requests and err / req > o.max_error_ratio then
+      return ("generation %d error ratio %.4f over %g (%d of %d)"):format(
+        new.id, err / req, o.max_error_ratio, err, req)
+    end
+  end
+end
+
 -- Fills in the hooks a policy leaves out, the way every built-in wants them:
 -- start = a restart with nothing to drain, died = recover with backoff,
 -- init = the watch/every triggers, stop = drain everything, and for a

@@ -2,7 +2,8 @@
 """Opens N new connections to 127.0.0.1:PORT, one request each
 (Connection: close), and counts which generation answered: the example
 hello server names it ("hello from generation G, pid P"). Prints one line:
-"gen1=A gen2=B ... fails=F". Each connection is bounded by a 5 s timeout."""
+"gen1=A gen2=B ... fails=F"; an answer other than 200 counts as genG_CODE
+(gen3_500=N); fails are connections that got no answer. Each connection is bounded by a 5 s timeout."""
 import collections
 import socket
 import sys
@@ -20,9 +21,10 @@ def one(port):
             data += b
     finally:
         s.close()
-    if not data.startswith(b"HTTP/1.1 200"):
-        raise ValueError("not a 200")
-    return data.split(b"generation ", 1)[1].split(b",", 1)[0].decode()
+    if not data.startswith(b"HTTP/1.1 "):
+        raise ValueError("not an HTTP response")
+    gen = data.split(b"generation ", 1)[1].split(b",", 1)[0].decode()
+    return gen if data.startswith(b"HTTP/1.1 200") else gen + "_" + data[9:12].decode()
 
 
 def main():
