@@ -307,6 +307,10 @@ local function drain_options(opts, default_deadline)
     quiet = seconds("quiet", 0) }
 end
 
+-- Seconds a silent drain waits after the weight went to 0 before it may
+-- call the generation idle: handshakes chosen before then end meanwhile.
+local HANDSHAKE_GRACE = 0.5
+
 -- Asks the generation to finish its work and exit, in the background.
 -- Returns at once. OPTS:
 --   signal    sent first (default "TERM")
@@ -375,10 +379,14 @@ function Gen:start_drain(o, started)
       -- A silent drain: no new connection comes (weight 0); the clients
       -- close or rotate theirs, and the signal finds nothing to cut.
       local ends, quiet = rt:now() + o.quiet, false
+      -- A connection's member is chosen at its SYN: one chosen before the
+      -- weight went to 0 is in no queue until its handshake ends, and
+      -- would be stranded if the app stopped accepting before then.
+      local settled = rt:now() + math.min(HANDSHAKE_GRACE, o.quiet)
       while not self.exited and rt:now() < ends do
         -- Nothing open, nothing waiting in its members' accept queues.
         local _, queued = rt.core.steer(self.id)
-        if self:figure("connections") == 0 and queued == 0 then
+        if rt:now() >= settled and self:figure("connections") == 0 and queued == 0 then
           quiet = true
           break
         end

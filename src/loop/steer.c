@@ -84,13 +84,18 @@ static int attach(struct steer *s, struct steer_group *g)
 {
     if (g->n == 0)
         return 0;
-    unsigned weights[OS_STEER_MAX];
+    unsigned weights[OS_STEER_MAX] = { 0 }, total = 0;
     size_t n = g->n < OS_STEER_MAX ? g->n : OS_STEER_MAX;
     for (size_t i = 0; i < n; i++) {
         const struct steer_weight *w = weight_of(s, g->v[i].gen);
         weights[i] = w ? w->weight : 0;
+        total += weights[i];
     }
-    return os_steer_attach(g->v[n - 1].fd, weights, n);
+    int r = os_steer_attach(g->v[n - 1].fd, weights, n);
+    if (r == 0) /* all 0 is an even split: every member may be chosen */
+        for (size_t i = 0; i < n; i++)
+            g->v[i].routed = total ? weights[i] : 1;
+    return r;
 }
 
 static int attach_all(struct steer *s)
@@ -117,6 +122,8 @@ static void drop_weight_if_gone(struct steer *s, unsigned gen)
             return;
         }
 }
+
+static int leave_due(struct steer *s, double now);
 
 int steer_join(struct steer *s, size_t li, unsigned gen, int *fd, char *err, size_t errlen)
 {
@@ -164,6 +171,8 @@ int steer_join(struct steer *s, size_t li, unsigned gen, int *fd, char *err, siz
     g->v[g->n++] = (struct steer_member){ .gen = gen, .fd = r };
     l->steer_fd = r;
     *fd = r;
+    /* Last and with no share yet: members waiting to leave may now. */
+    leave_due(s, clock_mono());
     int a = attach(s, g);
     if (a < 0)
         log_warn("listener '%s': steering program: %s (new connections split by hash)", l->name,
@@ -181,6 +190,13 @@ int steer_set_weight(struct steer *s, unsigned gen, unsigned weight)
         return -ENOENT;
     w->weight = weight > 100 ? 100 : weight;
     return attach_all(s);
+}
+
+/* Whether member J of G may close now: the program attached never picks
+ * it nor the last member, which the kernel moves into its slot (steer.h). */
+static int close_is_safe(const struct steer_group *g, size_t j)
+{
+    return g->v[j].routed == 0 && g->v[g->n - 1].routed == 0;
 }
 
 /* Closes member J of group G as the kernel will see it: the last member
@@ -206,6 +222,10 @@ static int leave_due(struct steer *s, double now)
                                     (waited >= STEER_GRACE && have && queue == 0));
             if (!go) {
                 waiting |= m->leaving;
+                j++;
+                continue;
+            }
+            if (!close_is_safe(g, j)) { /* held until the next member joins */
                 j++;
                 continue;
             }

@@ -19,8 +19,17 @@
  * STEER_GRACE seconds passed for handshakes in flight (chosen at the SYN,
  * they land in the member chosen then), or at STEER_LEAVE_MAX seconds
  * whatever its queue, or at once where net.ipv4.tcp_migrate_req moves a
- * closed member's queue to another member. What weight to give, and when,
- * is the runtime's decision (gen:weight). */
+ * closed member's queue to another member.
+ *
+ * A close must never let the program attached at that moment pick a slot
+ * that changed: the kernel moves the group's last member into the closed
+ * slot, and a position past the group's new size falls back to the hash
+ * (any member, an exited generation's too). So a member is closed only
+ * when neither it nor the group's last member has a share in the attached
+ * program; otherwise it waits, held, for the next generation's member to
+ * join (last, with no share yet): a member per generation exited since
+ * the last spawn, at most. What weight to give, and when, is the
+ * runtime's decision (gen:weight). */
 
 #include "loop/listeners.h"
 
@@ -32,9 +41,10 @@
 
 struct steer_member {
     unsigned gen;
-    int fd;      /* owned */
-    int leaving; /* its generation exited */
-    double left_at;
+    int fd;          /* owned */
+    int leaving;     /* its generation exited */
+    double left_at;  /* when */
+    unsigned routed; /* its share in the program attached now (0: never chosen) */
 };
 
 struct steer_group {

@@ -312,6 +312,8 @@ describe("steered listeners", function()
     sim:advance(5.1)
     assert.is_true(r.ok)
     assert.equal(2, sim:active())
+    assert.is_false(sim:signalled(1)) -- half a second for handshakes in flight
+    sim:advance(0.6)
     assert.is_true(sim:signalled(1, "TERM"))
   end)
 
