@@ -152,7 +152,9 @@ int steer_join(struct steer *s, size_t li, unsigned gen, int *fd, char *err, siz
         for (size_t i = 0; i < s->nw; i++)
             served |= s->w[i].weight > 0;
         w = &s->w[s->nw++];
-        *w = (struct steer_weight){ .gen = gen, .weight = served ? 0 : 100 };
+        *w = (struct steer_weight){ .gen = gen,
+                                    .weight = served ? 0 : 100,
+                                    .zero_since = clock_mono() };
     }
     int r = os_steer_member(&l->addr, l->addrlen, l->backlog);
     if (r < 0) {
@@ -188,6 +190,8 @@ int steer_set_weight(struct steer *s, unsigned gen, unsigned weight)
     struct steer_weight *w = weight_of(s, gen);
     if (!w)
         return -ENOENT;
+    if (weight == 0 && w->weight > 0)
+        w->zero_since = clock_mono();
     w->weight = weight > 100 ? 100 : weight;
     return attach_all(s);
 }
@@ -217,9 +221,13 @@ static int leave_due(struct steer *s, double now)
             struct steer_member *m = &g->v[j];
             unsigned queue = 0;
             int have = os_listen_queue(m->fd, &queue) == 0;
+            /* Handshakes chosen before its weight went to 0 had the grace
+             * to end (a quiet drain set it long before the exit). */
+            const struct steer_weight *w = weight_of(s, m->gen);
             double waited = now - m->left_at;
+            double zero = now - (w ? w->zero_since : m->left_at);
             int go = m->leaving && (s->migrate == 1 || waited >= STEER_LEAVE_MAX ||
-                                    (waited >= STEER_GRACE && have && queue == 0));
+                                    (zero >= STEER_GRACE && have && queue == 0));
             if (!go) {
                 waiting |= m->leaving;
                 j++;
@@ -264,6 +272,8 @@ void steer_gen_exited(struct steer *s, unsigned gen)
                 s->groups[i].v[j].left_at = now;
             }
     /* No new connection for it, whatever the policy said. */
+    if (w->weight > 0)
+        w->zero_since = now;
     w->weight = 0;
     attach_all(s);
     if (!leave_due(s, now))

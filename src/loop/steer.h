@@ -16,7 +16,8 @@
  * splits by weight / sum of weights, so weights need not add to 100 (all 0:
  * an even split). A member leaves after its generation exited: its weight
  * goes to 0 at once, and it is closed once its accept queue is empty and
- * STEER_GRACE seconds passed for handshakes in flight (chosen at the SYN,
+ * STEER_GRACE seconds passed since its weight went to 0, for handshakes in
+ * flight (chosen at the SYN,
  * they land in the member chosen then), or at STEER_LEAVE_MAX seconds
  * whatever its queue, or at once where net.ipv4.tcp_migrate_req moves a
  * closed member's queue to another member.
@@ -54,6 +55,7 @@ struct steer_group {
 
 struct steer_weight {
     unsigned gen, weight;
+    double zero_since; /* monotonic: since when the weight is 0 */
 };
 
 struct steer {
