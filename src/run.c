@@ -51,7 +51,7 @@ static json_t *carried_state(int *fd, char *how, size_t howlen, int *back)
 static struct supervisor sup;
 static struct takeover take;
 static struct upgrade upgrade;
-static struct keeper_link keeper = { .fd = -1 };
+static struct keeper_link keeper = { .fd = -1, .predecessor = -1 };
 static struct bridge bridge;
 
 /* The carried state as a whole: the loop's part, the envelope, the
@@ -113,7 +113,9 @@ static void wire_parts(struct supervisor *s)
                                    .output = &s->output,
                                    .collect = collect_for_file,
                                    .ctx = s,
+                                   .predecessor = take.keeper_conn,
                                    .fd = -1 };
+    take.keeper_conn = -1;
     supervisor_add_part(s, &(struct supervisor_part){ .ctx = &keeper,
                                                       .reaped = keeper_link_reaped,
                                                       .changed = keeper_link_changed,
@@ -146,6 +148,7 @@ int run_service(const char *file)
     char err[4096];
     if (uv_loop_init(&loop) < 0)
         return 1;
+    take.keeper_conn = -1;
     int ok = supervisor_init(s, &loop) == 0;
     int doc_fd = -1, back = 0;
     snprintf(s->file, sizeof s->file, "%s", file);
@@ -208,6 +211,8 @@ int run_service(const char *file)
         s->exit_code = 1;
     int code = supervisor_finish(s);
     keeper_link_close(&keeper);
+    if (take.keeper_conn >= 0) /* set-up failed: that keeper holds on */
+        close(take.keeper_conn);
     if (ok)
         log_info("supervisor exiting with code %d", code);
     bridge_close(b);

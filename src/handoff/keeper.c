@@ -1,6 +1,7 @@
 /* keeper.c: what outlives the supervisor (see keeper.h). */
 #include "handoff/keeper.h"
 
+#include "base/clock.h"
 #include "base/fdpass.h"
 #include "os/os.h"
 
@@ -28,10 +29,10 @@ int keeper_send(int channel, const char *head, int fd)
 /* One message: its head (NUL-terminated in HEAD) and its fd (-1: none;
  * one a message: any more are closed). Returns the head's length, 0 at
  * the end, or a negative errno (-EMSGSIZE: the message was cut). */
-static ssize_t receive(int channel, char *head, size_t len, int *fd)
+static ssize_t receive(int channel, char *head, size_t len, int *fd, int flags)
 {
     size_t nfds;
-    ssize_t n = fdpass_recv(channel, head, len - 1, fd, 1, &nfds, 0);
+    ssize_t n = fdpass_recv(channel, head, len - 1, fd, 1, &nfds, flags);
     if (n < 0 || !nfds)
         *fd = -1;
     if (n >= 0)
@@ -67,10 +68,20 @@ int keeper_spawn(const char *binary, const char *path, pid_t *pid)
     return sv[0];
 }
 
-int keeper_take(const char *path, pid_t pid, char heads[][32], int *fds, size_t max, char *err,
+void keeper_pieces_free(struct keeper_piece *p, size_t n)
+{
+    for (size_t i = 0; p && i < n; i++)
+        if (p[i].fd >= 0)
+            close(p[i].fd);
+    free(p);
+}
+
+int keeper_take(const char *path, pid_t pid, struct keeper_piece **pieces, int *conn, char *err,
                 size_t errlen)
 {
     struct sockaddr_un un = { .sun_family = AF_UNIX };
+    *pieces = NULL;
+    *conn = -1;
     if (strlen(path) >= sizeof un.sun_path) {
         snprintf(err, errlen, "%s: path too long", path);
         return -ENAMETOOLONG;
@@ -92,37 +103,55 @@ int keeper_take(const char *path, pid_t pid, char heads[][32], int *fds, size_t 
         close(s);
         return -EPERM;
     }
-    size_t n = 0;
+    struct keeper_piece *p = NULL;
+    size_t n = 0, cap = 0;
     for (;;) {
         char head[32];
         int fd;
+        /* The keeper serves one taker at a time: another one's turn (up to
+         * KEEPER_CONFIRM_S) may come before ours. */
         struct pollfd pf = { .fd = s, .events = POLLIN };
-        if (poll(&pf, 1, 5000) <= 0) {
-            snprintf(err, errlen, "the keeper did not hand over within 5 s");
+        if (poll(&pf, 1, (KEEPER_CONFIRM_S + 5) * 1000) <= 0) {
+            snprintf(err, errlen, "the keeper did not hand over within %d s", KEEPER_CONFIRM_S + 5);
             break;
         }
-        ssize_t r = receive(s, head, sizeof head, &fd);
+        ssize_t r = receive(s, head, sizeof head, &fd, 0);
         if (r <= 0) {
             snprintf(err, errlen, "the keeper hung up before its end: %s",
-                     r < 0 ? strerror((int)-r) : "closed");
+                     r < 0 ? strerror((int)-r) : "closed (another supervisor took it over?)");
             break;
         }
         if (strcmp(head, "E") == 0) {
-            close(s);
+            *pieces = p;
+            *conn = s;
             return (int)n;
         }
-        if (n == max || fd < 0) {
-            if (fd >= 0)
-                close(fd);
+        if (fd < 0)
             continue;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            struct keeper_piece *np = realloc(p, ncap * sizeof *p);
+            if (!np) {
+                close(fd);
+                snprintf(err, errlen, "out of memory for %zu fds", ncap);
+                break;
+            }
+            p = np;
+            cap = ncap;
         }
-        snprintf(heads[n], 32, "%s", head);
-        fds[n++] = fd;
+        snprintf(p[n].head, sizeof p[n].head, "%s", head);
+        p[n++].fd = fd;
     }
-    for (size_t i = 0; i < n; i++)
-        close(fds[i]);
+    keeper_pieces_free(p, n);
     close(s);
     return -EPROTO;
+}
+
+int keeper_confirm(int conn)
+{
+    int r = keeper_send(conn, "K", -1);
+    close(conn);
+    return r;
 }
 
 /* --- the keeper's side ------------------------------------------------------ */
@@ -133,6 +162,9 @@ struct held {
     int pipe; /* a generation's output: read once orphaned */
 };
 
+static struct held *held;
+static size_t nheld, capheld;
+
 static volatile sig_atomic_t stop;
 static void on_term(int sig)
 {
@@ -140,129 +172,213 @@ static void on_term(int sig)
     stop = 1;
 }
 
-static int peer_ours(int c)
+static int peer_ours(int c, pid_t *pid)
 {
     uid_t uid;
-    return os_peer_uid(c, &uid, NULL) == 0 && uid == geteuid();
+    return os_peer_uid(c, &uid, pid) == 0 && uid == geteuid();
+}
+
+#define say(...) dprintf(2, "baton-keeper[%d]: " __VA_ARGS__)
+
+/* Keeps FD under HEAD. A head held already (an upgraded supervisor
+ * attaches its carried pipes again) names the same thing: one copy, the
+ * newest, so a keeper holds two pipes a generation however many upgrades
+ * came. */
+static void hold(const char *head, int fd)
+{
+    size_t at = nheld;
+    for (size_t i = 0; i < nheld; i++)
+        if (strcmp(held[i].head, head) == 0)
+            at = i;
+    if (at == nheld && nheld == capheld) {
+        size_t ncap = capheld ? capheld * 2 : 64;
+        struct held *nh = realloc(held, ncap * sizeof *held);
+        if (!nh) {
+            say("out of memory: not keeping '%s'\n", (int)getpid(), head);
+            close(fd);
+            return;
+        }
+        held = nh;
+        capheld = ncap;
+    }
+    if (at < nheld)
+        close(held[at].fd);
+    snprintf(held[at].head, sizeof held[at].head, "%s", head);
+    held[at].fd = fd;
+    held[at].pipe = head[0] == 'P';
+    if (held[at].pipe)
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    nheld += at == nheld;
+}
+
+/* Answers a taker from now on, at PATH. Returns the server's fd or -1. */
+static int serve_at(const char *path)
+{
+    struct sockaddr_un un = { .sun_family = AF_UNIX };
+    snprintf(un.sun_path, sizeof un.sun_path, "%s", path);
+    unlink(path);
+    int server = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    mode_t old = umask(0177);
+    if (server < 0 || bind(server, (struct sockaddr *)&un, sizeof un) < 0 ||
+        listen(server, 4) < 0) {
+        umask(old);
+        say("cannot answer at %s: %s\n", (int)getpid(), path, strerror(errno));
+        if (server >= 0)
+            close(server);
+        return -1;
+    }
+    umask(old);
+    return server;
+}
+
+/* Relays what a generation printed while no supervisor reads its pipe
+ * (so no app blocks on a full one). Returns 0, or -1 once every writer
+ * is gone. */
+static int relay(struct held *h)
+{
+    char buf[65536];
+    ssize_t r = read(h->fd, buf, sizeof buf);
+    if (r > 0) {
+        ssize_t w = write(2, buf, (size_t)r);
+        (void)w;
+        return 0;
+    }
+    return r < 0 && (errno == EINTR || errno == EAGAIN) ? 0 : -1;
 }
 
 int keeper_main(const char *path)
 {
-    static struct held h[KEEPER_MAX_FDS];
     /* Its name in ps and in "held by pid N (NAME)": not "exe". */
     prctl(PR_SET_NAME, "baton-keeper");
-    size_t n = 0;
-    int channel = 3, server = -1;
+    int channel = 3, server = -1, taker = -1;
+    pid_t taker_pid = 0;
+    double taker_until = 0;
+    struct pollfd *pf = NULL;
+    size_t cappf = 0;
     struct sigaction sa = { .sa_handler = on_term };
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     while (!stop) {
-        struct pollfd pf[KEEPER_MAX_FDS + 2];
-        size_t np = 0, pipes = 0;
-        if (channel >= 0)
-            pf[np++] = (struct pollfd){ .fd = channel, .events = POLLIN };
-        if (server >= 0)
-            pf[np++] = (struct pollfd){ .fd = server, .events = POLLIN };
-        size_t first = np;
-        for (size_t i = 0; i < n; i++) {
-            /* Alive: only a hang-up matters (the supervisor reads them). */
-            pf[np++] = (struct pollfd){ .fd = h[i].pipe ? h[i].fd : -1,
-                                        .events = channel < 0 ? POLLIN : 0 };
-            pipes += h[i].pipe;
+        if (cappf < nheld + 3) {
+            struct pollfd *np = realloc(pf, (nheld + 64) * sizeof *pf);
+            if (!np) {
+                say("out of memory\n", (int)getpid());
+                break;
+            }
+            pf = np;
+            cappf = nheld + 64;
         }
-        if (channel < 0 && pipes == 0)
+        size_t np = 0, pipes = 0;
+        long ich = -1, isrv = -1, itk = -1;
+        if (channel >= 0)
+            ich = (long)np, pf[np++] = (struct pollfd){ .fd = channel, .events = POLLIN };
+        if (server >= 0 && taker < 0)
+            isrv = (long)np, pf[np++] = (struct pollfd){ .fd = server, .events = POLLIN };
+        if (taker >= 0)
+            itk = (long)np, pf[np++] = (struct pollfd){ .fd = taker, .events = POLLIN };
+        size_t first = np;
+        for (size_t i = 0; i < nheld; i++) {
+            /* Alive: only a hang-up matters (the supervisor reads them).
+             * While a taker takes over, the pipes are its to read. */
+            pf[np++] = (struct pollfd){ .fd = held[i].pipe && taker < 0 ? held[i].fd : -1,
+                                        .events = channel < 0 ? POLLIN : 0 };
+            pipes += held[i].pipe;
+        }
+        if (channel < 0 && taker < 0 && pipes == 0)
             break; /* orphaned, and no generation left: nothing to take back */
-        if (poll(pf, np, -1) < 0) {
+        int timeout = -1;
+        if (taker >= 0) {
+            double left = taker_until - clock_mono();
+            timeout = left > 0 ? (int)(left * 1000) + 1 : 0;
+        }
+        int ready = poll(pf, np, timeout);
+        if (ready < 0) {
             if (errno == EINTR)
                 continue;
             break;
         }
-        for (size_t i = 0, k = first; i < n; i++, k++) {
-            if (!h[i].pipe || !pf[k].revents)
+        if (taker >= 0 && (ready == 0 || pf[itk].revents)) {
+            char head[32];
+            int fd = -1;
+            ssize_t r = ready ? receive(taker, head, sizeof head, &fd, MSG_DONTWAIT) : -ETIMEDOUT;
+            if (fd >= 0)
+                close(fd);
+            if (r > 0 && strcmp(head, "K") == 0) {
+                close(taker);
+                unlink(path);
+                say("handed over to the supervisor pid %d, which has a keeper of its own\n",
+                    (int)getpid(), (int)taker_pid);
+                return 0;
+            }
+            if (r != -EAGAIN && r != -EINTR) {
+                /* It failed, was killed or hangs: what it took may be
+                 * gone with it; ours are not. */
+                say("the supervisor pid %d that took the service did not confirm (%s): still "
+                    "holding %zu fd(s) for the next `baton run`\n",
+                    (int)getpid(), (int)taker_pid,
+                    r == 0  ? "it hung up"
+                    : r > 0 ? "an unknown message"
+                            : strerror((int)-r),
+                    nheld);
+                close(taker);
+                taker = -1;
+            }
+            continue;
+        }
+        for (size_t i = 0, k = first; i < nheld; i++, k++) {
+            if (!held[i].pipe || !pf[k].revents)
                 continue;
-            char buf[65536];
-            ssize_t r = pf[k].revents & POLLIN ? read(h[i].fd, buf, sizeof buf) : 0;
-            if (r > 0) {
-                ssize_t w = write(2, buf, (size_t)r); /* what an app said meanwhile */
-                (void)w;
-            } else if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) {
-                close(h[i].fd);
-                h[i] = h[--n];
-                i--;
+            if ((pf[k].revents & POLLIN ? relay(&held[i]) : -1) < 0) {
+                close(held[i].fd);
+                held[i] = held[--nheld];
                 /* The poll slots no longer match: take them again. */
                 break;
             }
         }
-        if (channel >= 0 && pf[0].revents) {
+        if (ich >= 0 && pf[ich].revents) {
             char head[32];
             int fd;
-            ssize_t r = receive(channel, head, sizeof head, &fd);
+            ssize_t r = receive(channel, head, sizeof head, &fd, 0);
             if (r > 0 && strcmp(head, "B") == 0)
                 break;
-            /* A head held already (an upgraded supervisor attaches its
-             * carried pipes again) names the same thing: one copy, the
-             * newest, so a keeper holds two pipes a generation however
-             * many upgrades came. */
-            size_t at = n;
-            for (size_t i = 0; r > 0 && fd >= 0 && i < n; i++)
-                if (strcmp(h[i].head, head) == 0)
-                    at = i;
-            if (r > 0 && fd >= 0 && at == n && n == KEEPER_MAX_FDS) {
-                dprintf(2, "baton-keeper[%d]: already holding %d fds: not keeping '%s'\n",
-                        (int)getpid(), KEEPER_MAX_FDS, head);
+            if (r > 0 && fd >= 0)
+                hold(head, fd);
+            else if (fd >= 0)
                 close(fd);
-            } else if (r > 0 && fd >= 0) {
-                if (at < n)
-                    close(h[at].fd);
-                snprintf(h[at].head, sizeof h[at].head, "%s", head);
-                h[at].fd = fd;
-                h[at].pipe = head[0] == 'P';
-                if (h[at].pipe)
-                    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-                n += at == n;
-            } else if (fd >= 0) {
-                close(fd);
-            }
             if (r <= 0 && r != -EINTR) {
                 /* The supervisor died: answer a taker from now on. */
                 close(channel);
                 channel = -1;
-                struct sockaddr_un un = { .sun_family = AF_UNIX };
-                snprintf(un.sun_path, sizeof un.sun_path, "%s", path);
-                unlink(path);
-                server = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-                mode_t old = umask(0177);
-                if (server < 0 || bind(server, (struct sockaddr *)&un, sizeof un) < 0 ||
-                    listen(server, 4) < 0) {
-                    umask(old);
+                if ((server = serve_at(path)) < 0)
                     break;
-                }
-                umask(old);
-                dprintf(2,
-                        "baton-keeper[%d]: the supervisor is gone; holding %zu fd(s) for "
-                        "`baton run` to take back\n",
-                        (int)getpid(), n);
+                say("the supervisor is gone; holding %zu fd(s) for `baton run` to take back\n",
+                    (int)getpid(), nheld);
             }
-        } else if (server >= 0 && pf[channel >= 0 ? 1 : 0].revents) {
+        } else if (isrv >= 0 && pf[isrv].revents) {
             // cppcheck-suppress nullPointer ; accept4 takes NULL for an address not wanted
             int c = accept4(server, NULL, NULL, SOCK_CLOEXEC);
             if (c < 0)
                 continue;
-            if (!peer_ours(c)) {
+            pid_t who = 0;
+            if (!peer_ours(c, &who)) {
                 close(c);
                 continue;
             }
+            /* The first phase: copies, ours kept. The second: the taker
+             * says it holds them in a keeper of its own ("K"), and only
+             * then do ours go. */
             int ok = 1;
-            for (size_t i = 0; ok && i < n; i++)
-                ok = keeper_send(c, h[i].head, h[i].fd) == 0;
+            for (size_t i = 0; ok && i < nheld; i++)
+                ok = keeper_send(c, held[i].head, held[i].fd) == 0;
             if (ok && keeper_send(c, "E", -1) == 0) {
+                taker = c;
+                taker_pid = who;
+                taker_until = clock_mono() + KEEPER_CONFIRM_S;
+            } else {
                 close(c);
-                unlink(path);
-                return 0; /* handed over: the new supervisor has its own keeper */
             }
-            close(c);
         }
     }
     if (server >= 0)

@@ -124,6 +124,20 @@ static void start_keeper(struct keeper_link *k)
     json_decref(pipes);
     k->dirty = 1; /* the file names the keeper */
     log_debug("keeper pid %d holds the listeners and the stats region", (int)k->pid);
+    if (k->fd >= 0 && k->predecessor >= 0) {
+        /* Ours holds everything: the keeper of the supervisor before may
+         * let go. */
+        int r = keeper_confirm(k->predecessor);
+        k->predecessor = -1;
+        if (r < 0)
+            log_warn("the keeper of the supervisor before this one gave up on us first (%s): "
+                     "it still holds the service's fds",
+                     strerror(-r));
+        else
+            log_info("the keeper of the supervisor before this one lets go: ours (pid %d) holds "
+                     "the service",
+                     (int)k->pid);
+    }
 }
 
 static void on_timer(uv_timer_t *t)
@@ -227,6 +241,10 @@ void keeper_link_status(void *ctx, json_t *image)
 
 void keeper_link_close(struct keeper_link *k)
 {
+    /* Never confirmed: that keeper holds on for the next `baton run`. */
+    if (k->predecessor >= 0)
+        close(k->predecessor);
+    k->predecessor = -1;
     if (k->fd >= 0)
         close(k->fd);
     k->fd = -1;

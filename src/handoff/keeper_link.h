@@ -37,6 +37,9 @@ struct keeper_link {
     json_t *(*collect)(void *ctx);
     void *ctx;
 
+    /* After a death, the keeper of the supervisor before, which holds
+     * its copies until ours holds everything (keeper_confirm); -1: none. */
+    int predecessor;
     int fd;                          /* the channel; -1: no keeper */
     pid_t pid;                       /* 0: none runs */
     uint64_t started;                /* the loop's clock, ms */
