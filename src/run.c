@@ -189,6 +189,10 @@ int run_service(const char *file)
             log_set_format((enum log_format)log_format_parse(format));
         free(format);
     }
+    /* From here the loop never waits on its stderr's reader. */
+    int r = ok ? log_async_start() : 0;
+    if (r < 0)
+        log_warn("stderr is written from the loop: %s", strerror(-r));
     ok = ok && (!take.doc || supervisor_take_sockets(s, take.doc) == 0) &&
          supervisor_setup(s, take.doc) == 0;
     if (ok)
@@ -217,6 +221,7 @@ int run_service(const char *file)
         log_info("supervisor exiting with code %d", code);
     bridge_close(b);
     uv_loop_close(&loop);
+    log_async_flush(1000);
     return code;
 }
 

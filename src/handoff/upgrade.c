@@ -262,6 +262,7 @@ static int exec_image(int image, int doc_fd, const char *file)
     snprintf(num, sizeof num, "%d", doc_fd);
     setenv(CARRY_ENV, num, 1);
     char *argv[] = { "baton", "run", (char *)file, NULL };
+    log_async_flush(500); /* the queued lines, unless stderr's reader stalls */
     fexecve(image, argv, environ);
     int r = -errno;
     unsetenv(CARRY_ENV);
