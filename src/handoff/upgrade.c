@@ -63,6 +63,9 @@ static void check_verdict(struct upgrade *u)
     const char *error = json_string_value(json_object_get(answer, "error"));
     if (error)
         snprintf(why, sizeof why, "%s refused to take over: %s", u->binary, error);
+    else if (u->timed_out)
+        snprintf(why, sizeof why, "%s did not answer its check within %ds%s%s", u->binary,
+                 UPGRADE_CHECK_SECONDS, last[0] ? "; it said: " : "", last);
     else if (WIFSIGNALED(st))
         snprintf(why, sizeof why, "%s was killed by signal %d (%s) during its start%s%s", u->binary,
                  WTERMSIG(st), strsignal(WTERMSIG(st)), last[0] ? "; it said: " : "", last);
@@ -107,13 +110,26 @@ static void on_out(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     }
 }
 
+/* The check and whatever it started: the check runs in a session of its
+ * own (its pid the group's), so a background process it left holding its
+ * output goes with it. */
+static void kill_check(struct upgrade *u)
+{
+    if (u->group > 0) {
+        kill(-u->group, SIGKILL);
+        kill(u->group, SIGKILL); /* before its setsid() */
+    }
+}
+
 static void on_check_timeout(uv_timer_t *t)
 {
     struct upgrade *u = t->data;
     if (u->pid > 0) {
-        log_warn("upgrade: %s did not answer its check within %ds: killing it", u->binary,
-                 UPGRADE_CHECK_SECONDS);
-        kill(u->pid, SIGKILL);
+        log_warn("upgrade: %s did not answer its check within %ds: killing it and what it "
+                 "started",
+                 u->binary, UPGRADE_CHECK_SECONDS);
+        u->timed_out = 1;
+        kill_check(u);
     }
 }
 
@@ -124,6 +140,25 @@ int upgrade_reaped(void *ctx, pid_t pid, int status)
         return 0;
     u->pid = 0;
     u->status = status;
+    /* The verdict comes from its exit, not from the end of its output:
+     * what it left behind goes, and its output is what the pipe holds
+     * now. */
+    kill_check(u);
+    u->group = 0;
+    uv_os_fd_t fd;
+    if (u->out_open && uv_fileno((uv_handle_t *)&u->out, &fd) == 0) {
+        uv_read_stop((uv_stream_t *)&u->out);
+        char buf[4096];
+        ssize_t n;
+        /* Bounded: the pipe holds at most its capacity once nobody writes. */
+        for (int i = 0; i < 64 && (n = read(fd, buf, sizeof buf)) > 0; i++) {
+            uv_buf_t b = uv_buf_init(buf, (unsigned)n);
+            on_out((uv_stream_t *)&u->out, n, &b);
+        }
+        if (!uv_is_closing((uv_handle_t *)&u->out))
+            uv_close((uv_handle_t *)&u->out, on_out_closed);
+        return 1; /* the verdict once the pipe is closed */
+    }
     check_verdict(u);
     return 1;
 }
@@ -132,6 +167,7 @@ void upgrade_stop(void *ctx)
 {
     struct upgrade *u = ctx;
     u->stopped = 1;
+    kill_check(u);
     if (u->timer_init)
         uv_close((uv_handle_t *)&u->timer, NULL);
     u->timer_init = 0;
@@ -196,7 +232,9 @@ void upgrade_begin(struct upgrade *u, uint64_t req, const char *binary)
     }
     pid_t pid = os_fork_reset_signals(NULL);
     if (pid == 0) {
-        /* The check: fd 3 the carried state, stdout and stderr the pipe. */
+        /* The check: fd 3 the carried state, stdout and stderr the pipe;
+         * a session of its own, killed whole (kill_check). */
+        setsid();
         int devnull = open("/dev/null", O_RDONLY);
         int img = fcntl(fd, F_DUPFD, 10); /* no CLOEXEC: a script's interpreter opens it */
         if (devnull < 0 || img < 0 || dup2(devnull, 0) < 0 || dup2(pfd[1], 1) < 0 ||
@@ -223,6 +261,8 @@ void upgrade_begin(struct upgrade *u, uint64_t req, const char *binary)
     u->req = req;
     u->image = fd;
     u->pid = pid;
+    u->group = pid;
+    u->timed_out = 0;
     u->status = 0;
     u->len = 0;
     u->since = clock_mono();
