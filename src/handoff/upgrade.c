@@ -188,6 +188,62 @@ void upgrade_answer(void *ctx, uint64_t req, json_t *args)
     upgrade_begin(u, req, json_string_value(b));
 }
 
+/* Whether an owner may be trusted with what this supervisor runs: its
+ * own user, or root. */
+static int trusted_owner(uid_t uid)
+{
+    return uid == geteuid() || uid == 0;
+}
+
+/* sshd's StrictModes for the binary opened as FD (stat ST) at PATH: owned
+ * by our user or root, not writable by group or others, and so is every
+ * folder above it (its real path), but that a folder with the sticky bit
+ * (/tmp) lets nobody rename or remove what is not theirs. Returns 0, or -EPERM with the reason in WHY. */
+static int trusted_binary(const char *path, const struct stat *st, char *why, size_t len)
+{
+    if (!trusted_owner(st->st_uid)) {
+        snprintf(why, len, "%s is owned by uid %u, not by this supervisor's user (%u) or root",
+                 path, (unsigned)st->st_uid, (unsigned)geteuid());
+        return -EPERM;
+    }
+    if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(why, len, "%s is writable by %s (mode %04o)", path,
+                 st->st_mode & S_IWOTH ? "others" : "its group", (unsigned)(st->st_mode & 07777));
+        return -EPERM;
+    }
+    char real[PATH_MAX];
+    if (!realpath(path, real)) {
+        snprintf(why, len, "%s: %s", path, strerror(errno));
+        return -errno;
+    }
+    for (char *slash = strrchr(real, '/'); slash; slash = strrchr(real, '/')) {
+        if (slash == real)
+            slash[1] = '\0'; /* the root folder itself, last */
+        else
+            *slash = '\0';
+        struct stat d;
+        if (stat(real, &d) < 0) {
+            snprintf(why, len, "%s: %s", real, strerror(errno));
+            return -errno;
+        }
+        if (!trusted_owner(d.st_uid)) {
+            snprintf(why, len,
+                     "the folder %s is owned by uid %u, not by this supervisor's user (%u) or "
+                     "root",
+                     real, (unsigned)d.st_uid, (unsigned)geteuid());
+            return -EPERM;
+        }
+        if ((d.st_mode & (S_IWGRP | S_IWOTH)) && !(d.st_mode & S_ISVTX)) {
+            snprintf(why, len, "the folder %s is writable by %s (mode %04o)", real,
+                     d.st_mode & S_IWOTH ? "others" : "its group", (unsigned)(d.st_mode & 07777));
+            return -EPERM;
+        }
+        if (slash == real)
+            break;
+    }
+    return 0;
+}
+
 void upgrade_begin(struct upgrade *u, uint64_t req, const char *binary)
 {
     if (u->req) {
@@ -214,6 +270,13 @@ void upgrade_begin(struct upgrade *u, uint64_t req, const char *binary)
                             fd < 0 || errno ? strerror(errno) : "not an executable file");
         if (fd >= 0)
             close(fd);
+        return;
+    }
+    char why[PATH_MAX * 2 + 128];
+    if (trusted_binary(path, &st, why, sizeof why) < 0) {
+        control_reply_error(u->control, req, "upgrade refused: %s", why);
+        log_warn("upgrade refused: %s", why);
+        close(fd);
         return;
     }
     /* The check sees what the exec will carry (fd numbers included, which
