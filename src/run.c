@@ -111,6 +111,7 @@ static void wire_parts(struct supervisor *s)
                                    .cfg = &s->cfg,
                                    .stats = &s->stats,
                                    .output = &s->output,
+                                   .procs = &s->procs,
                                    .collect = collect_for_file,
                                    .ctx = s,
                                    .predecessor = take.keeper_conn,

@@ -3,6 +3,7 @@
 
 #include "base/clock.h"
 #include "base/fdpass.h"
+#include "loop/procs.h"
 #include "os/os.h"
 
 #include <errno.h>
@@ -157,13 +158,59 @@ int keeper_confirm(int conn)
 /* --- the keeper's side ------------------------------------------------------ */
 
 struct held {
-    char head[32];
+    char head[KEEPER_HEAD_MAX];
     int fd;
     int pipe; /* a generation's output: read once orphaned */
 };
 
 static struct held *held;
 static size_t nheld, capheld;
+
+/* Each generation's main process, as the supervisor said ("G"): once
+ * orphaned, the keeper ends when the last is gone, whoever still holds a
+ * pipe (a detached helper of the app's, say). */
+struct gen {
+    unsigned id;
+    pid_t pid;
+    unsigned long long ticks;
+};
+#define KEEPER_MAX_GENS 1024
+static struct gen gens[KEEPER_MAX_GENS];
+static size_t ngens;
+
+static int gen_alive(const struct gen *g)
+{
+    return g->pid > 0 && proc_start_ticks(g->pid) == g->ticks;
+}
+
+/* Forgets the generations whose process is gone. Returns how many are left. */
+static size_t gens_prune(void)
+{
+    for (size_t i = 0; i < ngens;)
+        if (gen_alive(&gens[i]))
+            i++;
+        else
+            gens[i] = gens[--ngens];
+    return ngens;
+}
+
+/* "G ID PID TICKS". */
+static void hold_generation(const char *head)
+{
+    struct gen g;
+    int pid;
+    if (sscanf(head, "G %u %d %llu", &g.id, &pid, &g.ticks) != 3)
+        return;
+    g.pid = (pid_t)pid;
+    gens_prune();
+    for (size_t i = 0; i < ngens; i++)
+        if (gens[i].id == g.id) {
+            gens[i] = g;
+            return;
+        }
+    if (ngens < KEEPER_MAX_GENS)
+        gens[ngens++] = g;
+}
 
 static volatile sig_atomic_t stop;
 static void on_term(int sig)
@@ -250,7 +297,7 @@ int keeper_main(const char *path)
 {
     /* Its name in ps and in "held by pid N (NAME)": not "exe". */
     prctl(PR_SET_NAME, "baton-keeper");
-    int channel = 3, server = -1, taker = -1;
+    int channel = 3, server = -1, taker = -1, told_gens = 0;
     pid_t taker_pid = 0;
     double taker_until = 0;
     struct pollfd *pf = NULL;
@@ -288,7 +335,16 @@ int keeper_main(const char *path)
         }
         if (channel < 0 && taker < 0 && pipes == 0)
             break; /* orphaned, and no generation left: nothing to take back */
-        int timeout = -1;
+        if (channel < 0 && taker < 0 && told_gens && gens_prune() == 0) {
+            /* Nothing it holds still serves: the listeners close with it,
+             * and clients are refused instead of waiting in a queue no
+             * one will accept from. */
+            say("the last generation is gone: closing the listeners (clients are refused from "
+                "now on)\n",
+                (int)getpid());
+            break;
+        }
+        int timeout = channel < 0 && told_gens ? 1000 : -1; /* to see a generation go */
         if (taker >= 0) {
             double left = taker_until - clock_mono();
             timeout = left > 0 ? (int)(left * 1000) + 1 : 0;
@@ -338,7 +394,7 @@ int keeper_main(const char *path)
             }
         }
         if (ich >= 0 && pf[ich].revents) {
-            char head[32];
+            char head[KEEPER_HEAD_MAX];
             int fd;
             ssize_t r = receive(channel, head, sizeof head, &fd, 0);
             if (r > 0 && strcmp(head, "B") == 0)
@@ -347,6 +403,10 @@ int keeper_main(const char *path)
                 hold(head, fd);
             else if (fd >= 0)
                 close(fd);
+            else if (r > 0 && head[0] == 'G') {
+                hold_generation(head);
+                told_gens = 1;
+            }
             if (r <= 0 && r != -EINTR) {
                 /* The supervisor died: answer a taker from now on. */
                 close(channel);

@@ -14,6 +14,8 @@
  *   "S"              + fd   the stats region (counters keep counting)
  *   "P GEN STREAM"   + fd   a generation's stdout (1) or stderr (2) pipe
  *                           read end: kept open, an app never gets EPIPE
+ *   "G GEN PID TICKS"       a generation's main process (no fd; TICKS its
+ *                           start time, so a pid reused names no other)
  *   "B"                     goodbye: the supervisor ends normally
  * It holds them and does nothing else while the supervisor lives; a pipe
  * whose writers are all gone is let go. When the channel closes without
@@ -28,14 +30,20 @@
  * exit. A taker that hangs up first (it failed, or was killed) or says
  * nothing for KEEPER_CONFIRM_S leaves the keeper holding everything for
  * the next one; meanwhile it serves no other taker and leaves the pipes
- * to the taker. It also exits once no generation's pipe is left (nothing
- * to take back: the port is free again), on SIGTERM, and on "B".
+ * to the taker. Orphaned, it also exits once nothing it holds still
+ * serves: the last generation it was told of is gone (whoever still holds
+ * a pipe, a detached helper of the app's say), or no generation's pipe is
+ * left; the listeners close with it, so clients are refused rather than
+ * left waiting in a queue. And on SIGTERM, and on "B".
  * It holds any number of fds, one a message.
  *
  * The supervisor carries its end across `baton upgrade`. */
 
 #include <stddef.h>
 #include <sys/types.h>
+
+/* The longest head a keeper reads. */
+#define KEEPER_HEAD_MAX 64
 
 /* Seconds a taker has, from "E", to confirm with "K". */
 #define KEEPER_CONFIRM_S 30

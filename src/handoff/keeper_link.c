@@ -162,6 +162,25 @@ static void keep_pipe(void *ctx, unsigned gen, int stream, int fd)
     keep(ctx, head, fd);
 }
 
+/* Tells the keeper of each generation's main process it was not told of
+ * yet (ALL: every one running), so that once orphaned it knows when the
+ * last one is gone. */
+static void keep_generations(struct keeper_link *k, int all)
+{
+    unsigned newest = k->gen_sent;
+    for (size_t i = 0; k->procs && i < k->procs->len; i++) {
+        const struct proc *p = &k->procs->v[i];
+        if (!all && p->id <= k->gen_sent)
+            continue;
+        char head[64];
+        snprintf(head, sizeof head, "G %u %d %llu", p->id, (int)p->pid, p->start_ticks);
+        keep(k, head, -1);
+        if (p->id > newest)
+            newest = p->id;
+    }
+    k->gen_sent = newest;
+}
+
 /* Once per turn of the loop after an event: what a successor would read
  * after a death (carry.h), written only when it changed. */
 static void on_check(uv_check_t *h)
@@ -170,6 +189,7 @@ static void on_check(uv_check_t *h)
     if (!k->dirty || k->stopped)
         return;
     k->dirty = 0;
+    keep_generations(k, 0);
     json_t *doc = k->collect(k->ctx);
     if (!doc)
         return;
@@ -238,6 +258,7 @@ static void start_keeper(struct keeper_link *k)
                   carry_int(p, "fd", -1));
     }
     json_decref(pipes);
+    keep_generations(k, 1);
     k->dirty = 1; /* the file names the keeper */
     log_debug("keeper pid %d holds the listeners and the stats region", (int)k->pid);
     confirm_predecessor(k);

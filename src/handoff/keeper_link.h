@@ -22,6 +22,7 @@
 
 #include "loop/config.h"
 #include "loop/output.h"
+#include "loop/procs.h"
 #include "libbaton/stats_shm.h"
 
 #include <jansson.h>
@@ -33,7 +34,8 @@ struct keeper_link {
     uv_loop_t *loop;
     const struct service_config *cfg; /* the listeners' fds */
     const struct stats_region *stats;
-    struct output *output; /* its pipes; new ones are sent as they attach */
+    struct output *output;     /* its pipes; new ones are sent as they attach */
+    const struct procs *procs; /* each generation's main process, sent once */
     /* The carried state as a successor would read it (no output ring, no
      * fds to inherit), or NULL. */
     json_t *(*collect)(void *ctx);
@@ -54,6 +56,7 @@ struct keeper_link {
     struct keeper_msg *queue;
     size_t nqueue, capqueue;
     uint64_t progress;               /* the loop's clock when the queue last moved */
+    unsigned gen_sent;               /* the newest generation the keeper was told of */
     uv_timer_t retry;                /* the queue's next try */
     uv_check_t check;                /* the file's rewrite, once a turn */
     char *last;                      /* what the file holds */
