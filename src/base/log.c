@@ -265,11 +265,14 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
 void log_app_line(unsigned generation, const char *stream, const char *line)
 {
-    char when[40], out[9216];
+    /* A sanitized line is up to 4 x OUTPUT_LINE_MAX (sanitize.h), twice
+     * that once JSON-escaped; static: one thread writes app lines. */
+    static char out[36864 + 256];
+    char when[40];
     timestamp(when, sizeof when);
     int n;
     if (format == LOG_FORMAT_JSON) {
-        char esc[8192];
+        static char esc[36864];
         json_escape(esc, sizeof esc, line);
         n = snprintf(out, sizeof out,
                      "{\"time\":\"%s\",\"generation\":%u,\"stream\":\"%s\",\"line\":\"%s\"}\n",

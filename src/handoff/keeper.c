@@ -3,6 +3,8 @@
 
 #include "base/clock.h"
 #include "base/fdpass.h"
+#include "base/log.h"
+#include "base/sanitize.h"
 #include "loop/procs.h"
 #include "os/os.h"
 
@@ -161,7 +163,15 @@ struct held {
     char head[KEEPER_HEAD_MAX];
     int fd;
     int pipe; /* a generation's output: read once orphaned */
+    unsigned gen;
+    int stream;
+    char *line; /* the line it is in (KEEPER_LINE_MAX), once read */
+    size_t len;
 };
+
+/* A line an app prints is cut at this length, as the supervisor's are
+ * (OUTPUT_LINE_MAX). */
+#define KEEPER_LINE_MAX 4096
 
 static struct held *held;
 static size_t nheld, capheld;
@@ -248,11 +258,15 @@ static void hold(const char *head, int fd)
         held = nh;
         capheld = ncap;
     }
-    if (at < nheld)
+    if (at < nheld) {
         close(held[at].fd);
+        free(held[at].line);
+    }
     snprintf(held[at].head, sizeof held[at].head, "%s", head);
     held[at].fd = fd;
-    held[at].pipe = head[0] == 'P';
+    held[at].pipe = sscanf(head, "P %u %d", &held[at].gen, &held[at].stream) == 2;
+    held[at].line = NULL;
+    held[at].len = 0;
     if (held[at].pipe)
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     nheld += at == nheld;
@@ -278,19 +292,47 @@ static int serve_at(const char *path)
     return server;
 }
 
+/* One line of H's, as the supervisor would show it (sanitize.h), tagged
+ * with its generation. */
+static void relay_line(struct held *h)
+{
+    static char safe[SANITIZE_MAX(KEEPER_LINE_MAX)];
+    sanitize_line(h->line, h->len, safe, sizeof safe);
+    h->len = 0;
+    log_app_line(h->gen, h->stream == 1 ? "stdout" : "stderr", safe);
+}
+
 /* Relays what a generation printed while no supervisor reads its pipe
- * (so no app blocks on a full one). Returns 0, or -1 once every writer
- * is gone. */
+ * (so no app blocks on a full one), line by line. Returns 0, or -1 once
+ * every writer is gone (a last line without its newline relayed). */
 static int relay(struct held *h)
 {
     char buf[65536];
+    if (!h->line && !(h->line = malloc(KEEPER_LINE_MAX)))
+        return -1;
     ssize_t r = read(h->fd, buf, sizeof buf);
-    if (r > 0) {
-        ssize_t w = write(2, buf, (size_t)r);
-        (void)w;
-        return 0;
+    for (ssize_t i = 0; i < r; i++) {
+        if (buf[i] == '\n') {
+            relay_line(h);
+            continue;
+        }
+        if (h->len == KEEPER_LINE_MAX)
+            relay_line(h); /* cut: the rest is a line of its own */
+        h->line[h->len++] = buf[i];
     }
-    return r < 0 && (errno == EINTR || errno == EAGAIN) ? 0 : -1;
+    if (r > 0 || (r < 0 && (errno == EINTR || errno == EAGAIN)))
+        return 0;
+    if (h->len)
+        relay_line(h);
+    return -1;
+}
+
+/* Lets go of held[I]. */
+static void forget(size_t i)
+{
+    close(held[i].fd);
+    free(held[i].line);
+    held[i] = held[--nheld];
 }
 
 int keeper_main(const char *path)
@@ -387,8 +429,7 @@ int keeper_main(const char *path)
             if (!held[i].pipe || !pf[k].revents)
                 continue;
             if ((pf[k].revents & POLLIN ? relay(&held[i]) : -1) < 0) {
-                close(held[i].fd);
-                held[i] = held[--nheld];
+                forget(i);
                 /* The poll slots no longer match: take them again. */
                 break;
             }
