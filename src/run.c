@@ -10,6 +10,7 @@
 #include "handoff/takeover.h"
 #include "handoff/upgrade.h"
 #include "base/clock.h"
+#include "base/nofile.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -150,7 +151,7 @@ int run_service(const char *file)
     if (uv_loop_init(&loop) < 0)
         return 1;
     take.keeper_conn = -1;
-    int ok = supervisor_init(s, &loop) == 0;
+    int r, ok = supervisor_init(s, &loop) == 0;
     int doc_fd = -1, back = 0;
     snprintf(s->file, sizeof s->file, "%s", file);
     take.doc = carried_state(&doc_fd, take.how, sizeof take.how, &back);
@@ -171,6 +172,10 @@ int run_service(const char *file)
         upgrade_fall_back(err);
         ok = 0;
     }
+    /* A takeover receives as many fds as there are listeners: the limit
+     * is raised first (supervisor_setup would do it later). */
+    if (ok && !take.doc && (r = nofile_raise()) < 0)
+        log_warn("cannot raise the open-file limit: %s", strerror(-r));
     if (ok && !take.doc && takeover_orphaned(&take, s->rundir, &s->cfg, err, sizeof err) < 0) {
         log_error("%s", err);
         ok = 0;
@@ -191,7 +196,7 @@ int run_service(const char *file)
         free(format);
     }
     /* From here the loop never waits on its stderr's reader. */
-    int r = ok ? log_async_start() : 0;
+    r = ok ? log_async_start() : 0;
     if (r < 0)
         log_warn("stderr is written from the loop: %s", strerror(-r));
     ok = ok && (!take.doc || supervisor_take_sockets(s, take.doc) == 0) &&

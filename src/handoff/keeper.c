@@ -4,6 +4,7 @@
 #include "base/clock.h"
 #include "base/fdpass.h"
 #include "base/log.h"
+#include "base/nofile.h"
 #include "base/sanitize.h"
 #include "loop/procs.h"
 #include "os/os.h"
@@ -339,6 +340,8 @@ int keeper_main(const char *path)
 {
     /* Its name in ps and in "held by pid N (NAME)": not "exe". */
     prctl(PR_SET_NAME, "baton-keeper");
+    /* Any number of listeners: as many fds as the hard limit allows. */
+    nofile_raise();
     int channel = 3, server = -1, taker = -1, told_gens = 0;
     pid_t taker_pid = 0;
     double taker_until = 0;
@@ -448,7 +451,10 @@ int keeper_main(const char *path)
                 hold_generation(head);
                 told_gens = 1;
             }
-            if (r <= 0 && r != -EINTR) {
+            if (r == -EMSGSIZE) /* the supervisor lives: only that piece is lost */
+                say("a message from the supervisor was cut (the open-file limit?)\n",
+                    (int)getpid());
+            else if (r <= 0 && r != -EINTR) {
                 /* The supervisor died: answer a taker from now on. */
                 close(channel);
                 channel = -1;
