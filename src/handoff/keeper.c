@@ -408,10 +408,13 @@ int keeper_main(const char *path)
                 close(fd);
             if (r > 0 && strcmp(head, "K") == 0) {
                 close(taker);
+                taker = -1;
+                close(server);
+                server = -1;
                 unlink(path);
                 say("handed over to the supervisor pid %d, which has a keeper of its own\n",
                     (int)getpid(), (int)taker_pid);
-                return 0;
+                break;
             }
             if (r != -EAGAIN && r != -EINTR) {
                 /* It failed, was killed or hangs: what it took may be
@@ -488,7 +491,15 @@ int keeper_main(const char *path)
             }
         }
     }
-    if (server >= 0)
+    if (server >= 0) {
+        close(server);
         unlink(path);
+    }
+    if (taker >= 0)
+        close(taker);
+    while (nheld > 0)
+        forget(nheld - 1);
+    free(held);
+    free(pf);
     return 0;
 }
