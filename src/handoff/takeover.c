@@ -4,6 +4,7 @@
 
 #include "handoff/carry.h"
 #include "base/clock.h"
+#include "base/unixpath.h"
 #include "handoff/keeper.h"
 #include "base/log.h"
 #include "loop/listeners.h"
@@ -87,6 +88,35 @@ static int bind_metrics(const char *address, char *err, size_t errlen)
     return m.fd;
 }
 
+/* Binds the control socket at PATH for a takeover (the supervisor's setup
+ * uses it as if carried), as control.c would: only over a stale socket of
+ * ours, mode 0600. Returns its fd, or -1 with the reason. */
+static int bind_control(const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un un = { .sun_family = AF_UNIX };
+    int r = strlen(path) < sizeof un.sun_path ? unixpath_claim(path) : -ENAMETOOLONG;
+    int s = r < 0 ? -1 : socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (r == 0 && s >= 0) {
+        snprintf(un.sun_path, sizeof un.sun_path, "%s", path);
+        mode_t old = umask(0177);
+        if (bind(s, (struct sockaddr *)&un, sizeof un) < 0 || listen(s, 16) < 0)
+            r = -errno;
+        umask(old);
+    } else if (r == 0) {
+        r = -errno;
+    }
+    if (r < 0) {
+        snprintf(err, errlen,
+                 "control socket %s: %s: not taking the service back; its keeper holds it for "
+                 "the next `baton run`",
+                 path, r == -EEXIST || r == -EADDRINUSE ? unixpath_strerror(r) : strerror(-r));
+        if (s >= 0)
+            close(s);
+        return -1;
+    }
+    return s;
+}
+
 int takeover_orphaned(struct takeover *t, const char *rundir, const struct service_config *cfg,
                       char *err, size_t errlen)
 {
@@ -125,9 +155,14 @@ int takeover_orphaned(struct takeover *t, const char *rundir, const struct servi
         return -1;
     }
     /* What is not carried is bound before anything is taken: a run that
-     * cannot have its metrics port fails here, touching nothing. */
-    int metrics = -1;
-    if (cfg->metrics && (metrics = bind_metrics(cfg->metrics, err, errlen)) < 0) {
+     * cannot have its control socket or metrics port fails here, touching
+     * nothing. */
+    int metrics = -1, control = bind_control(cfg->control, err, errlen);
+    if (control < 0 || (cfg->metrics && (metrics = bind_metrics(cfg->metrics, err, errlen)) < 0)) {
+        if (control >= 0) {
+            close(control);
+            unlink(cfg->control);
+        }
         json_decref(doc);
         return -1;
     }
@@ -150,6 +185,8 @@ int takeover_orphaned(struct takeover *t, const char *rundir, const struct servi
                  (int)pid, kpath ? err : "no keeper");
         if (metrics >= 0)
             close(metrics);
+        close(control);
+        unlink(cfg->control); /* bound again by the fresh start */
         unlink(path);
         json_decref(doc);
         return 0;
@@ -178,10 +215,11 @@ int takeover_orphaned(struct takeover *t, const char *rundir, const struct servi
     }
     free(pieces); /* the fds are the document's now */
     json_object_set_new(doc, "pipes", pipes);
-    static const char *const gone[] = { "notify", "control", "staged" };
+    static const char *const gone[] = { "notify", "staged" };
     for (size_t g = 0; g < sizeof gone / sizeof gone[0]; g++)
         json_object_set_new(doc, gone[g], json_integer(-1));
     json_object_set_new(doc, "metrics", json_integer(metrics));
+    json_object_set_new(doc, "control", json_integer(control));
     json_object_set_new(doc, "fdstore", json_array());
     json_object_del(doc, "upgrade");
     json_object_del(doc, "keeper");

@@ -52,11 +52,12 @@ int takeover_check(const json_t *doc, const struct service_config *cfg, char *er
  * supervisor of this service died (its state is in RUNDIR and its pid is
  * not that process any more), takes what its keeper holds into T (doc,
  * how, adopting, keeper_conn): that keeper keeps its copies until
- * told, so a run that fails after this loses nothing. The metrics
- * endpoint is bound first (into DOC's "metrics"): a run that cannot have
- * it takes nothing. Returns 1 then, 0 when there is nothing to take over
+ * told, so a run that fails after this loses nothing. The control
+ * socket and the metrics endpoint are bound first (into DOC's "control"
+ * and "metrics"): a run that cannot have them takes nothing. Returns 1 then, 0 when there is nothing to take over
  * (or it cannot be: logged), -1 when this run must not go on (ERR):
- * that supervisor still runs, or the metrics endpoint is not ours. */
+ * that supervisor still runs, or the control socket or the metrics
+ * endpoint cannot be ours. */
 int takeover_orphaned(struct takeover *t, const char *rundir, const struct service_config *cfg,
                       char *err, size_t errlen);
 

@@ -9,8 +9,10 @@
 #   b. a `baton run` whose metrics port another process holds: it exits
 #      non-zero naming the metrics endpoint, and takes nothing (what is
 #      not carried is bound before anything is taken);
-#   c. a `baton run` that fails after the take (its control socket's path
-#      is a regular file): the keeper holds on;
+#   c. a `baton run` whose control socket's path holds a regular file: it
+#      exits non-zero naming the control socket, and takes nothing;
+#   d. a `baton run` that fails after the take (the notify socket's path,
+#      which a takeover keeps, holds a regular file): the keeper holds on;
 #   then, the port and the path freed, a `baton run` takes the service
 #   back: the same generation active and adopted, the old keeper gone once
 #   a new one holds everything; `baton restart` hands over; not one failed
@@ -104,8 +106,7 @@ grep -q "metrics endpoint" "$T/b.log" || fail "b: the error does not name the me
 keeper_holds "b"
 echo "ok: b. exit $rc: $(grep -m1 "metrics endpoint" "$T/b.log" | sed 's/^.* error: //')"
 
-# --- c. a run that fails after the take ------------------------------------------
-n_confirm=$(grep -c "did not confirm" "$T/sup.log" || true)
+# --- c. the control socket's path taken ------------------------------------------
 rm -f "$SOCK" # the dead supervisor's
 : > "$SOCK" # a regular file at the control socket's path: not ours to remove
 rc=0
@@ -113,11 +114,26 @@ timeout 30 "$BATON" run "$SVC" > "$T/c.log" 2>&1 || rc=$?
 rm -f "$SOCK"
 [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "c: baton run exited $rc: $(cat "$T/c.log")"
 grep -q "control socket" "$T/c.log" || fail "c: the error does not name the control socket: $(cat "$T/c.log")"
-grep -q "taking its service back" "$T/c.log" || fail "c: the run did not take the service first: $(cat "$T/c.log")"
-more() { [ "$(grep -c "did not confirm" "$T/sup.log" || true)" -gt "$n_confirm" ]; }
-wait_for 5 more || fail "c: the keeper did not say the taker left: $(tail -3 "$T/sup.log")"
+! grep -q "taking its service back" "$T/c.log" || fail "c: the run took the service first: $(cat "$T/c.log")"
 keeper_holds "c"
-echo "ok: c. exit $rc after the take: $(grep -m1 "control socket" "$T/c.log" | sed 's/^.* error: //')"
+echo "ok: c. exit $rc: $(grep -m1 "control socket" "$T/c.log" | sed 's/^.* error: //')"
+
+# --- d. a run that fails after the take ------------------------------------------
+n_confirm=$(grep -c "did not confirm" "$T/sup.log" || true)
+notify=$(ls "$XDG_RUNTIME_DIR"/$NAME.*.notify 2> /dev/null | head -1)
+[ -n "$notify" ] || fail "d: no notify socket of the dead supervisor in $XDG_RUNTIME_DIR"
+rm -f "$notify"
+: > "$notify" # a regular file at the notify socket's path, which a takeover keeps
+rc=0
+timeout 30 "$BATON" run "$SVC" > "$T/d.log" 2>&1 || rc=$?
+rm -f "$notify"
+[ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "d: baton run exited $rc: $(cat "$T/d.log")"
+grep -q "notify socket" "$T/d.log" || fail "d: the error does not name the notify socket: $(cat "$T/d.log")"
+grep -q "taking its service back" "$T/d.log" || fail "d: the run did not take the service first: $(cat "$T/d.log")"
+more() { [ "$(grep -c "did not confirm" "$T/sup.log" || true)" -gt "$n_confirm" ]; }
+wait_for 5 more || fail "d: the keeper did not say the taker left: $(tail -3 "$T/sup.log")"
+keeper_holds "d"
+echo "ok: d. exit $rc after the take: $(grep -m1 "notify socket" "$T/d.log" | sed 's/^.* error: //')"
 
 # --- then a `baton run` takes the service back -----------------------------------
 run_baton
