@@ -10,6 +10,7 @@
 #include "handoff/takeover.h"
 #include "handoff/upgrade.h"
 #include "base/clock.h"
+#include "base/nofile.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -51,7 +52,7 @@ static json_t *carried_state(int *fd, char *how, size_t howlen, int *back)
 static struct supervisor sup;
 static struct takeover take;
 static struct upgrade upgrade;
-static struct keeper_link keeper = { .fd = -1 };
+static struct keeper_link keeper = { .fd = -1, .predecessor = -1 };
 static struct bridge bridge;
 
 /* The carried state as a whole: the loop's part, the envelope, the
@@ -111,9 +112,12 @@ static void wire_parts(struct supervisor *s)
                                    .cfg = &s->cfg,
                                    .stats = &s->stats,
                                    .output = &s->output,
+                                   .procs = &s->procs,
                                    .collect = collect_for_file,
                                    .ctx = s,
+                                   .predecessor = take.keeper_conn,
                                    .fd = -1 };
+    take.keeper_conn = -1;
     supervisor_add_part(s, &(struct supervisor_part){ .ctx = &keeper,
                                                       .reaped = keeper_link_reaped,
                                                       .changed = keeper_link_changed,
@@ -146,7 +150,8 @@ int run_service(const char *file)
     char err[4096];
     if (uv_loop_init(&loop) < 0)
         return 1;
-    int ok = supervisor_init(s, &loop) == 0;
+    take.keeper_conn = -1;
+    int r, ok = supervisor_init(s, &loop) == 0;
     int doc_fd = -1, back = 0;
     snprintf(s->file, sizeof s->file, "%s", file);
     take.doc = carried_state(&doc_fd, take.how, sizeof take.how, &back);
@@ -167,6 +172,10 @@ int run_service(const char *file)
         upgrade_fall_back(err);
         ok = 0;
     }
+    /* A takeover receives as many fds as there are listeners: the limit
+     * is raised first (supervisor_setup would do it later). */
+    if (ok && !take.doc && (r = nofile_raise()) < 0)
+        log_warn("cannot raise the open-file limit: %s", strerror(-r));
     if (ok && !take.doc && takeover_orphaned(&take, s->rundir, &s->cfg, err, sizeof err) < 0) {
         log_error("%s", err);
         ok = 0;
@@ -186,6 +195,10 @@ int run_service(const char *file)
             log_set_format((enum log_format)log_format_parse(format));
         free(format);
     }
+    /* From here the loop never waits on its stderr's reader. */
+    r = ok ? log_async_start() : 0;
+    if (r < 0)
+        log_warn("stderr is written from the loop: %s", strerror(-r));
     ok = ok && (!take.doc || supervisor_take_sockets(s, take.doc) == 0) &&
          supervisor_setup(s, take.doc) == 0;
     if (ok)
@@ -208,10 +221,13 @@ int run_service(const char *file)
         s->exit_code = 1;
     int code = supervisor_finish(s);
     keeper_link_close(&keeper);
+    if (take.keeper_conn >= 0) /* set-up failed: that keeper holds on */
+        close(take.keeper_conn);
     if (ok)
         log_info("supervisor exiting with code %d", code);
     bridge_close(b);
     uv_loop_close(&loop);
+    log_async_flush(1000);
     return code;
 }
 

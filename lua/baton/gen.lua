@@ -32,10 +32,11 @@ local FIELDS = {
 -- (established and closing), of which closing, its processes, resident
 -- memory in bytes, CPU seconds, how many of the service's listeners it
 -- still holds (while it does, it may accept more), and which read of the
--- kernel these come from (a number that grows with each fresh read). 0
--- once it has exited; connections nil when the kernel could not be read.
+-- kernel these come from (a number that grows with each fresh read), and
+-- whether its main process is stopped (SIGSTOP) as that read ends. 0 once
+-- it has exited; connections nil when the kernel could not be read.
 local KERNEL = { connections = true, closing = true, processes = true, rss = true, cpu = true,
-  listening = true, read = true }
+  listening = true, read = true, stopped = true }
 
 function Gen:figure(k)
   if self.exited then return 0 end

@@ -12,31 +12,61 @@ end
 
 -- A `done` predicate for gen:drain that needs nothing of the app: the
 -- generation is done once the kernel shows it no open connection on the
--- service's listeners (established or closing) and no listener of the
--- service left (an app that still holds one may still accept: stopped
--- then, it would drop what it just accepted), and, when the app exports
--- the gauge METRIC (optional), that is 0 or less too. An app that keeps
--- its listener open until it exits drains until it exits.
+-- service's listeners (established or closing), and, when the app exports
+-- the gauge METRIC (optional), that is 0 or less too; and it cannot accept
+-- one meanwhile.
+--
+-- An app that still holds a listener may accept at any moment: killed
+-- then, it would drop what it just accepted. Such an app (one process,
+-- say one that ignores SIGTERM and keeps its listener) is stopped
+-- (SIGSTOP) once it holds no connection: stopped, it cannot accept, and a
+-- read of the kernel taken wholly while it was stopped says whether it
+-- holds any. None: done (the drain then kills it, stopped). Some: it is
+-- let go on (SIGCONT) and the drain goes on. An app of several processes
+-- that holds a listener drains until it exits or closes it.
 --
 -- One read of the kernel dumps the connections before it walks the app's
 -- fds: an app could accept a connection after the dump and close its
--- listener before the walk, and that one read would show it neither. So
--- "no listener" must have been seen on an earlier read than the one that
--- shows no connection: from then on, the app could not accept.
+-- listener (or stop) before the walk, and that one read would show it
+-- neither. So "no listener" or "stopped" must have been seen on an
+-- earlier read than the one that shows no connection: from then on, the
+-- app could not accept.
 function _M.no_connections(metric)
   local closed_at = {} -- generation id -> the read that first showed it holding no listener
-  return function(gen)
-    local read = gen.read
-    if (gen.listening or 0) > 0 then
-      closed_at[gen.id] = nil
-      return false
-    end
-    if gen.exited then return true end
-    if not closed_at[gen.id] then closed_at[gen.id] = read end
-    if gen.connections ~= 0 or read == closed_at[gen.id] then return false end
-    if not metric then return true end
+  local paused = {}    -- generation id -> { sent = read at SIGSTOP, seen = read that showed it stopped }
+  local function busy(gen)
+    if not metric then return false end
     local v = gen.stats[metric]
-    return v == nil or v <= 0
+    return v ~= nil and v > 0
+  end
+  return function(gen)
+    local read, id = gen.read, gen.id
+    if gen.exited then return true end
+    if (gen.listening or 0) > 0 then
+      closed_at[id] = nil
+      local p = paused[id]
+      if gen.connections ~= 0 or (gen.processes or 0) ~= 1 or busy(gen) then
+        if p then -- stopped with something to serve: let it go on
+          gen:signal("CONT")
+          paused[id] = nil
+        end
+        return false
+      end
+      if not p then
+        if gen:signal("STOP") then paused[id] = { sent = read } end
+        return false
+      end
+      if not gen.stopped then p.seen = nil return false end -- not yet, or let go by another
+      if not p.seen then p.seen = read return false end
+      return read ~= p.seen
+    end
+    if paused[id] then -- it closed its listener itself: let it go on
+      gen:signal("CONT")
+      paused[id] = nil
+    end
+    if not closed_at[id] then closed_at[id] = read end
+    if gen.connections ~= 0 or read == closed_at[id] then return false end
+    return not busy(gen)
   end
 end
 

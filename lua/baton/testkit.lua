@@ -115,6 +115,7 @@ function _M.new(opts)
       for _, k in ipairs({ "connections", "closing", "processes", "rss", "cpu", "listening" }) do
         f[k] = f[k] or 0
       end
+      if f.stopped == nil then f.stopped = false end
     end
     f.listeners, f.overflows = sim.listener_figures, 0
     return f

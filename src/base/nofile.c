@@ -13,6 +13,8 @@ static int raised;
 int nofile_raise(void)
 {
     struct rlimit r;
+    if (raised) /* once: what children get back is the limit we started with */
+        return 0;
     if (getrlimit(RLIMIT_NOFILE, &r) < 0)
         return -errno;
     original = r;

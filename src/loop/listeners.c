@@ -168,6 +168,38 @@ int listener_local_address(const struct listener *l, char *buf, size_t len)
     return 0;
 }
 
+int listener_bound_as_configured(const struct listener *l, char *bound, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    if (l->fd < 0 || getsockname(l->fd, (struct sockaddr *)&ss, &sl) < 0)
+        return -errno;
+    if (l->kind == LISTENER_UNIX) {
+        const struct sockaddr_un *got = (const struct sockaddr_un *)&ss;
+        const struct sockaddr_un *want = (const struct sockaddr_un *)&l->addr;
+        snprintf(bound, len, "unix:%s",
+                 sl > offsetof(struct sockaddr_un, sun_path) && got->sun_path[0] ? got->sun_path
+                                                                                 : "(unnamed)");
+        return ss.ss_family == AF_UNIX &&
+               strncmp(got->sun_path, want->sun_path, sizeof got->sun_path) == 0;
+    }
+    listener_local_address(l, bound, len);
+    if (ss.ss_family != l->addr.ss_family)
+        return 0;
+    /* Port 0 in the service file: any port is what it asked for. */
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *got = (const struct sockaddr_in *)&ss;
+        const struct sockaddr_in *want = (const struct sockaddr_in *)&l->addr;
+        return got->sin_addr.s_addr == want->sin_addr.s_addr &&
+               (want->sin_port == 0 || got->sin_port == want->sin_port);
+    }
+    const struct sockaddr_in6 *got = (const struct sockaddr_in6 *)&ss;
+    const struct sockaddr_in6 *want = (const struct sockaddr_in6 *)&l->addr;
+    return memcmp(&got->sin6_addr, &want->sin6_addr, sizeof got->sin6_addr) == 0 &&
+           (want->sin6_port == 0 || got->sin6_port == want->sin6_port);
+}
+
 void listener_close(struct listener *l)
 {
     if (l->fd < 0)

@@ -53,6 +53,11 @@ int listener_local_address(const struct listener *l, char *buf, size_t len);
  * for tcp:// and unix:, a datagram socket for udp://). Returns 0, or
  * -EINVAL with the reason in ERR (FD stays the caller's). */
 int listener_adopt(struct listener *l, int fd, char *err, size_t errlen);
+/* Whether L's socket (one the service manager passed, say) is bound where
+ * the service file's address says (a port 0 there matches any port), with
+ * the address it is bound to in BOUND, in the service file's notation.
+ * Returns 1, 0 when it differs, or a negative errno. */
+int listener_bound_as_configured(const struct listener *l, char *bound, size_t len);
 /* Closes the socket and removes a unix socket's file (not one the service
  * manager passed). Idempotent. */
 void listener_close(struct listener *l);

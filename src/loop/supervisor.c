@@ -438,6 +438,11 @@ static int bind_listeners(struct supervisor *s)
             log_error("%s", err);
             return -1;
         }
+        char bound[256];
+        if (fd >= 0 && listener_bound_as_configured(l, bound, sizeof bound) == 0)
+            log_warn("listener '%s': the socket the service manager passed under this name is "
+                     "bound to %s, the service file says %s: using the passed one",
+                     l->name, bound, l->address);
         if (fd < 0 && (r = listener_bind(l, err, sizeof err)) < 0) {
             pid_t holder;
             char comm[64];

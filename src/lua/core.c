@@ -9,6 +9,7 @@
 #include "loop/probe.h"
 #include "loop/stats_own.h"
 #include "base/utf8.h"
+#include "os/os.h"
 
 #include <errno.h>
 #include <lauxlib.h>
@@ -407,6 +408,11 @@ static void set_gen_figures(lua_State *L, const struct conns_gen *g, int conns, 
     lua_setfield(L, -2, "processes");
     lua_pushnumber(L, g->listening);
     lua_setfield(L, -2, "listening");
+    /* Read after the connections: stopped now (SIGSTOP), it was stopped
+     * through no read before this one (steps.no_connections). */
+    struct os_proc_stat st;
+    lua_pushboolean(L, g->pid > 0 && os_proc_stat(g->pid, &st) == 0 && st.state == 'T');
+    lua_setfield(L, -2, "stopped");
     lua_pushnumber(L, (double)g->rss_bytes);
     lua_setfield(L, -2, "rss");
     lua_pushnumber(L, g->cpu_seconds);
@@ -415,7 +421,7 @@ static void set_gen_figures(lua_State *L, const struct conns_gen *g, int conns, 
 
 static void push_gen_figures(lua_State *L, const struct conns_gen *g, unsigned long read)
 {
-    lua_createtable(L, 0, 7);
+    lua_createtable(L, 0, 8);
     set_gen_figures(L, g, 1, read);
 }
 
