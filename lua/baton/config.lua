@@ -390,6 +390,10 @@ function _M.load(file, opts)
     local policy, perr2, pname, poptions = _M.load_policy(spec, dir)
     if not policy then c:fail("policy", "%s", perr2) end
     cfg.policy, cfg.policy_name, cfg.policy_options = policy, pname, poptions
+    -- A policy read from a file (not a built-in, not inline) is watched
+    -- like the service file. Its name is the path as resolved against the
+    -- service file's folder, which may be "." (no slash in it).
+    if not pname:match("^[%w_]+$") then cfg.policy_file = pname end
     return cfg
   end)
   if not ok2 then

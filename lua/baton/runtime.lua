@@ -522,9 +522,7 @@ end
 function Runtime:watch_config()
   local want = {}
   if self.cfg.file then want[self.cfg.file] = true end
-  if type(self.cfg.policy_name) == "string" and self.cfg.policy_name:find("/") then
-    want[self.cfg.policy_name] = true
-  end
+  if self.cfg.policy_file then want[self.cfg.policy_file] = true end
   for path, id in pairs(self.config_watches) do
     if not want[path] then
       self.core.unwatch(id)
