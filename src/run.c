@@ -282,11 +282,15 @@ int run_upgrade_check(const char *file)
 
 int run_control_path(const char *file, char *out, size_t len, char *err, size_t errlen)
 {
-    struct service_config cfg;
-    int r = read_service(file, &cfg, NULL, err, errlen);
-    if (r < 0)
-        return r;
-    snprintf(out, len, "%s", cfg.control);
-    config_free(&cfg);
-    return 0;
+    struct bridge b;
+    char rundir[4096];
+    if (runtime_dir(rundir, sizeof rundir) < 0)
+        snprintf(rundir, sizeof rundir, "/tmp");
+    if (bridge_open(&b) < 0) {
+        snprintf(err, errlen, "cannot create the Lua VM");
+        return -ENOMEM;
+    }
+    int r = bridge_control_path(&b, file, rundir, out, len, err, errlen);
+    bridge_close(&b);
+    return r;
 }

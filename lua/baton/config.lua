@@ -270,6 +270,55 @@ function Checker:state(t)
   return out
 end
 
+-- The `control = "..."` or `name = "..."` that the text of a service file
+-- which does not run holds, when it holds exactly one: nil otherwise.
+local function key_in_text(src, key)
+  local found
+  for _, v in ("\n" .. src):gmatch("[^%w_.]" .. key .. "%s*=%s*([\"'])([^\n]-)%1") do
+    if found then return nil end
+    found = v
+  end
+  return found
+end
+
+-- The control socket of the service FILE describes, and nothing more of
+-- it: what a client command (`baton status -f FILE`) needs. Only `control`
+-- and `name` are read; the policy is not loaded and no other key is
+-- checked, so an edit that broke the policy or another key cannot lock an
+-- operator out of the running supervisor when it matters most. A file
+-- that does not run at all (a syntax error) still names its socket when
+-- its text holds one `control = "..."` line. opts: runtime_dir.
+-- Returns the path, or nil and a message.
+function _M.control(file, opts)
+  opts = opts or {}
+  local src, err = read_file(file)
+  if not src then return nil, ("%s: cannot read: %s"):format(file, err) end
+  local dir = dirname(file)
+  local control, name
+  local t, lerr = sandbox.load(src, "@" .. file)
+  if type(t) == "table" then
+    -- Raw access: no code of the file runs outside its load budget.
+    control, name = rawget(t, "control"), rawget(t, "name")
+  else
+    control, name = key_in_text(src, "control"), key_in_text(src, "name")
+    if control == nil and name == nil then
+      return nil, ("%s: cannot find its control socket: %s (give -s PATH)"):format(file,
+        lerr or "it does not return a table")
+    end
+  end
+  if control ~= nil then
+    if type(control) ~= "string" or control == "" then
+      return nil, ("%s: key 'control': expected a path, got %s (give -s PATH)"):format(file, type(control))
+    end
+    return resolve(dir, control)
+  end
+  name = name or file:match("([^/]+)$"):gsub("%.lua$", "")
+  if type(name) ~= "string" or not name:match(NAME) then
+    return nil, ("%s: key 'name': not a service name, so no default control socket (give -s PATH)"):format(file)
+  end
+  return (opts.runtime_dir or "/tmp") .. "/" .. name .. ".sock"
+end
+
 -- opts: runtime_dir (default control socket's folder), check_address
 -- (function(address) -> ok, why), load_policy (function(spec, dir) ->
 -- policy, err, name).

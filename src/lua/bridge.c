@@ -161,6 +161,36 @@ int bridge_load_config(struct bridge *b, const char *file, const char *runtime_d
     return 0;
 }
 
+int bridge_control_path(struct bridge *b, const char *file, const char *runtime_dir, char *out,
+                        size_t len, char *err, size_t errlen)
+{
+    lua_State *L = b->L;
+    int r = require(L, "baton.config", err, errlen);
+    if (r < 0)
+        return r;
+    lua_getfield(L, -1, "control");
+    lua_remove(L, -2);
+    lua_pushstring(L, file);
+    lua_createtable(L, 0, 1);
+    lua_pushstring(L, runtime_dir);
+    lua_setfield(L, -2, "runtime_dir");
+    if ((r = pcall(L, 2, 2, err, errlen)) < 0)
+        return r;
+    r = 0;
+    if (lua_type(L, -2) != LUA_TSTRING) {
+        snprintf(err, errlen, "%s",
+                 lua_tostring(L, -1) ? lua_tostring(L, -1) : "no control socket in the file");
+        r = -EINVAL;
+    } else if (lua_objlen(L, -2) >= len) {
+        snprintf(err, errlen, "%s: its control socket's path is too long", file);
+        r = -ENAMETOOLONG;
+    } else {
+        snprintf(out, len, "%s", lua_tostring(L, -2));
+    }
+    lua_pop(L, 2);
+    return r;
+}
+
 char *bridge_config_string(struct bridge *b, const char *key)
 {
     lua_State *L = b->L;
