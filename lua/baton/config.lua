@@ -270,6 +270,30 @@ function Checker:state(t)
   return out
 end
 
+local WILDCARD = { ["0.0.0.0"] = true, ["::"] = true }
+
+-- The name of the listener in LISTEN (cfg.listen) that a TCP connection to
+-- HOSTPORT ("HOST:PORT", "[V6]:PORT") reaches, when the supervisor holds
+-- it (a shared tcp listener with its port written out), or nil. A tcp
+-- probe of it passes whatever the app does: the kernel completes the
+-- handshake into the supervisor's socket. The running supervisor refuses
+-- such a probe by the socket's real address (port 0 included); this
+-- catches at `baton check` what the file itself says.
+function _M.own_listener(listen, hostport)
+  if type(hostport) ~= "string" then return nil end
+  local host, port = hostport:match("^%[([^%]]+)%]:(%d+)$")
+  if not host then host, port = hostport:match("^([^:]+):(%d+)$") end
+  if not host or tonumber(port) == 0 then return nil end
+  for _, l in ipairs(listen or {}) do
+    if not l.per_generation and type(l.address) == "string" then
+      local lhost, lport = l.address:match("^tcp://%[([^%]]+)%]:(%d+)$")
+      if not lhost then lhost, lport = l.address:match("^tcp://([^:]+):(%d+)$") end
+      if lport == port and (lhost == host or WILDCARD[lhost] or WILDCARD[host]) then return l.name end
+    end
+  end
+  return nil
+end
+
 -- The `control = "..."` or `name = "..."` that the text of a service file
 -- which does not run holds, when it holds exactly one: nil otherwise.
 local function key_in_text(src, key)
@@ -439,6 +463,21 @@ function _M.load(file, opts)
     local policy, perr2, pname, poptions = _M.load_policy(spec, dir)
     if not policy then c:fail("policy", "%s", perr2) end
     cfg.policy, cfg.policy_name, cfg.policy_options = policy, pname, poptions
+    local ready = poptions and poptions.ready
+    local own = type(ready) == "table" and _M.own_listener(cfg.listen, ready.tcp)
+    if own then
+      c:fail("policy", "ready.tcp %s is the service's own listener '%s': the supervisor holds that " ..
+        "socket, so the kernel completes a connection whether or not the app accepts, and the " ..
+        "probe would pass at once; use an http probe on the generation's own port " ..
+        "({port:NAME} of a per_generation listener), or a tcp probe of a port the app binds itself",
+        ready.tcp, own)
+    end
+    local pg = type(ready) == "table" and type(ready.tcp) == "string" and ready.tcp:match("{port:([%w_.-]+)}")
+    if pg then
+      c:fail("policy", "ready.tcp %s is the per_generation listener '%s', which baton binds and " ..
+        "passes to each generation listening: the kernel completes a connection whether or not " ..
+        "the app accepts; use an http probe there", ready.tcp, pg)
+    end
     -- A policy read from a file (not a built-in, not inline) is watched
     -- like the service file. Its name is the path as resolved against the
     -- service file's folder, which may be "." (no slash in it).

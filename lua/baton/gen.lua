@@ -111,25 +111,38 @@ local function split_hostport(hp)
   return host, tonumber(port)
 end
 
--- One round of the probes in OPTS; returns true, or false and why.
+-- One round of the probes in OPTS; returns true, or false, why and
+-- whether that is final (the probe was refused before it ran: a tcp probe
+-- of the service's own listener, which would pass whatever the app does).
 function Gen:probe_once(opts, timeout)
   local rt = self.rt
   if opts.tcp then
     local addr = self:expand(opts.tcp)
     local host, port = split_hostport(addr)
     if not host then error("wait_ready: tcp must be HOST:PORT, got " .. addr, 0) end
-    local ok, detail = rt:probe(host, port, nil, timeout)
-    if not ok then return false, ("tcp %s: %s"):format(addr, detail) end
+    -- Its per_generation listener was bound by the supervisor and passed
+    -- in listening: the kernel completes a connection to it whether or
+    -- not the app accepts, as for a shared listener (which the core
+    -- refuses by address).
+    for name, p in pairs(self.ports) do
+      if p == port then
+        return false, ("tcp %s: it is generation %d's per_generation listener '%s', which baton bound " ..
+          "for it: the kernel completes a connection whether or not the app accepts; use an http " ..
+          "probe there"):format(addr, self.id, name), true
+      end
+    end
+    local ok, detail, final = rt:probe(host, port, nil, timeout)
+    if not ok then return false, ("tcp %s: %s"):format(addr, detail), final end
   end
   if opts.http then
     local url = self:expand(opts.http)
     local hp, path = url:match("^http://([^/]+)(/?.*)$")
     local host, port = split_hostport(hp or "")
     if not host then error("wait_ready: http must be http://HOST:PORT/PATH, got " .. url, 0) end
-    local ok, detail = rt:probe(host, port, path ~= "" and path or "/", timeout)
+    local ok, detail, final = rt:probe(host, port, path ~= "" and path or "/", timeout)
     local status = ok and tonumber(detail:match("status (%d+)"))
     if status ~= (opts.status or 200) then
-      return false, ("GET %s: %s"):format(url, detail)
+      return false, ("GET %s: %s"):format(url, detail), final
     end
   end
   if opts.check then
@@ -190,7 +203,10 @@ function Gen:wait_ready(opts)
     if left <= 0.05 then
       return false, ("generation %d failed its readiness check within %gs: %s"):format(self.id, timeout, last)
     end
-    local ok, why = self:probe_once(opts, math.min(left, opts.probe_timeout or 1))
+    local ok, why, final = self:probe_once(opts, math.min(left, opts.probe_timeout or 1))
+    if final then
+      return false, ("generation %d cannot be checked: %s"):format(self.id, why)
+    end
     if ok then
       -- With notify = false the check is the app's readiness: it may be
       -- promoted. With READY=1 as well, it already was ready.

@@ -132,7 +132,14 @@ function _M.new(opts)
     return total
   end
   -- Probes answer at once, as sim.probe(host, port, path) says (default: ok).
+  -- As the real core, a tcp probe of a listener the supervisor holds is
+  -- refused (it would pass whatever the app does): config.listen's.
   function core.probe(host, port, path)
+    local hp = host:find(":") and ("[" .. host .. "]:" .. port) or (host .. ":" .. port)
+    local own = not path and config.own_listener(sim.rt and sim.rt.cfg.listen, hp)
+    if own then
+      return nil, ("it is the service's own listener '%s': the supervisor holds that socket"):format(own)
+    end
     sim.next_probe = sim.next_probe + 1
     local id = sim.next_probe
     local ok, detail = true, path and "status 200" or "connected"

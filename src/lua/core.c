@@ -139,9 +139,27 @@ static int core_probe(lua_State *L)
     const char *path = luaL_optstring(L, 3, NULL);
     double t = luaL_checknumber(L, 4);
     uint64_t id = 0;
-    int r = port < 1 || port > 65535 || t < 0 || t > 3600
-                ? UV_EINVAL
-                : probe_start(a->loop, host, port, path, (unsigned)(t * 1000), on_probe, a, &id);
+    if (port < 1 || port > 65535 || t < 0 || t > 3600)
+        return push_id_or_error(L, UV_EINVAL, id);
+    /* A TCP probe of a socket the supervisor holds always passes: refused,
+     * with why, so a wait_ready on it fails at once instead of never. */
+    struct sockaddr_storage ss;
+    const struct listener *own = NULL;
+    if (!path && (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) == 0 ||
+                  uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) == 0))
+        own = listeners_reaching(a->config->listeners, a->config->nlisteners,
+                                 (const struct sockaddr *)&ss);
+    if (own) {
+        lua_pushnil(L);
+        lua_pushfstring(L,
+                        "it is the service's own listener '%s': the supervisor holds that "
+                        "socket, so the kernel completes a connection whether or not the app "
+                        "accepts; use an http probe on the generation's own port ({port:NAME} "
+                        "of a per_generation listener), or a tcp probe of a port the app binds",
+                        own->name);
+        return 2;
+    }
+    int r = probe_start(a->loop, host, port, path, (unsigned)(t * 1000), on_probe, a, &id);
     return push_id_or_error(L, r, id);
 }
 

@@ -40,6 +40,16 @@ describe("readiness checks", function()
     assert.equal(1, sim:active())
   end)
 
+  it("refuses at once a tcp probe of the service's own listener", function()
+    local sim = testkit.new{ config = { listen = { { name = "http", address = "tcp://0.0.0.0:8080" } } },
+      options = { ready = { timeout = 20, notify = false, tcp = "127.0.0.1:8080" } } }
+    sim:start()
+    sim:advance(0.1) -- no waiting for the timeout: the probe cannot pass
+    assert.is_nil(sim:active())
+    assert.is_true(sim:logged("cannot be checked: tcp 127.0.0.1:8080: it is the service's own listener 'http'"))
+    assert.equal(0, #sim.probes)
+  end)
+
   it("runs a check of the policy's own", function()
     local calls = 0
     local function warm(g)
