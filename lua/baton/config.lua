@@ -535,6 +535,12 @@ local function policy_options(p, given, name)
     if type(v) ~= type(defaults[k]) and defaults[k] ~= false then
       return nil, ("policy '%s': option '%s' must be a %s"):format(name, k, type(defaults[k]))
     end
+    -- `signal` is the drain signal (every built-in takes it): a name the
+    -- drain could not send is refused now, not at the first restart.
+    if k == "signal" and v and not require("baton.gen").signal_name(v) then
+      return nil, ("policy '%s': option 'signal': %s is not a signal a drain can send (TERM, INT, " ..
+        "QUIT, HUP, USR1, USR2, WINCH)"):format(name, text(v))
+    end
     out[k] = v
   end
   return out

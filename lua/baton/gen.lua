@@ -240,6 +240,9 @@ local function signal_name(sig)
   sig = sig:upper():gsub("^SIG", "")
   return SIGNALS[sig] and sig or nil
 end
+-- "TERM" for "TERM", "SIGTERM", "term"; nil for what is not a signal a
+-- policy may send (config.lua checks a policy's `signal` option with it).
+Gen.signal_name = signal_name
 
 -- Sends SIG ("TERM", "SIGTERM", ...) to the main process.
 function Gen:signal(sig)
@@ -305,9 +308,13 @@ function Gen:checkpoint(opts)
   return true
 end
 
+-- Seconds after its drain signal when a generation that still listens is
+-- named in the log and its drain's event, as one that may not drain on it.
+local HINT_SECONDS = 1
+
 -- The options of a drain, read once (in the caller's budget) into plain
 -- values the drain task can use without running any policy code.
-local function drain_options(opts, default_deadline)
+local function drain_options(opts, default_deadline, default_signal)
   local function seconds(key, default)
     local v = opts[key]
     if v == nil or v == false then return default end
@@ -316,7 +323,7 @@ local function drain_options(opts, default_deadline)
   end
   local done = opts.done
   if done ~= nil and type(done) ~= "function" then error("drain: done must be a function", 4) end
-  local signal = signal_name(opts.signal or "TERM")
+  local signal = signal_name(opts.signal or default_signal)
   if not signal then error("drain: unknown signal " .. text(opts.signal), 4) end
   return { signal = signal, deadline = seconds("deadline", default_deadline),
     poll = seconds("poll", 0.5), gradual = seconds("gradual", 0), done = done }
@@ -324,7 +331,7 @@ end
 
 -- Asks the generation to finish its work and exit, in the background.
 -- Returns at once. OPTS:
---   signal    sent first (default "TERM")
+--   signal    sent first (default: the policy's `signal` option, else "TERM")
 --   deadline  seconds until what is left is killed (default drain_timeout)
 --   done      function(gen) -> true once it is idle: the drain ends early
 --             (its process group is killed) instead of waiting out the
@@ -336,7 +343,7 @@ end
 function Gen:drain(opts)
   if self.draining or self.exited then return end
   local rt = self.rt
-  local o = drain_options(opts or {}, rt.cfg.drain_timeout)
+  local o = drain_options(opts or {}, rt.cfg.drain_timeout, rt:drain_signal())
   -- Marked draining and its drain started together: a stop in between
   -- would leave it "draining" with nobody draining it.
   sandbox.critical(function() self:start_drain(o) end)
@@ -395,8 +402,22 @@ function Gen:start_drain(o, started)
       rt.core.log("warn", ("generation %d: drain signal failed: %s"):format(self.id, text(err)))
     end
     local ends, how = rt:now() + o.deadline, "ended by its exit"
+    -- An app that still holds the service's listeners a second after its
+    -- signal may not drain on it (nginx drains on QUIT, lighttpd on INT,
+    -- uwsgi takes TERM as a reload): it would serve on until the deadline.
+    local hint_at, hint = not o.resumed and rt:now() + HINT_SECONDS or nil, nil
     while not self.exited do
       local left = ends - rt:now()
+      if hint_at and rt:now() >= hint_at then
+        hint_at = nil
+        local listening = rt:figures(self.id).listening or 0
+        if listening > 0 then
+          hint = ("still listening %gs after SIG%s: does it drain on %s? (nginx drains on QUIT, " ..
+            "lighttpd on INT, uwsgi reloads on TERM: set the policy's `signal` option)")
+            :format(HINT_SECONDS, o.signal, o.signal)
+          rt.core.log("warn", ("generation %d (pid %d) is %s"):format(self.id, self.pid, hint))
+        end
+      end
       if left <= 0 then
         rt.core.log("warn", ("generation %d still running at its drain deadline (%gs): killing it")
           :format(self.id, o.deadline))
@@ -406,7 +427,9 @@ function Gen:start_drain(o, started)
         self:wait_exit(10)
         break
       end
-      self:wait_exit(o.done and math.min(o.poll, left) or left)
+      local wait = o.done and math.min(o.poll, left) or left
+      if hint_at then wait = math.max(0, math.min(wait, hint_at - rt:now())) end
+      self:wait_exit(wait)
       if not self.exited and o.done then
         local called, idle = rt:call_hook("drain done", o.done, self.handle)
         if called and idle then
@@ -421,7 +444,8 @@ function Gen:start_drain(o, started)
     local took = rt:now() - self.drain_started
     rt:observe("baton.drain_seconds", took)
     rt.events:add{ time = self.drain_started, kind = "drain", generation = self.id,
-      ok = self.exited, reason = ("%s (%s)"):format(how, self:exit_reason()), duration = took }
+      ok = self.exited, reason = ("%s (%s)%s"):format(how, self:exit_reason(), hint and ("; it was " .. hint) or ""),
+      duration = took }
     rt.core.log("info", ("generation %d drained in %.3fs (%s)"):format(self.id, took, self:exit_reason()))
   end)
 end

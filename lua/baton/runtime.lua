@@ -126,6 +126,14 @@ function Runtime:figures(id)
   return f
 end
 
+-- The drain signal of drains no call named one for (a rollback's, a stop's,
+-- a policy's gen:drain{} without `signal`): the policy's `signal` option
+-- when it is one (every built-in takes it: nginx drains on QUIT), else TERM.
+function Runtime:drain_signal()
+  local sig = Gen.signal_name(rawget(self.options, "signal"))
+  return sig or "TERM"
+end
+
 -- The hook NAME of the running policy, or the default policy's.
 function Runtime:hook(name)
   return self.policy[name] or self.default[name]

@@ -103,7 +103,7 @@ function _M.standard(policy)
   policy.init = policy.init or _M.triggers
   policy.stop = policy.stop or function(svc)
     for _, g in ipairs(svc:generations()) do
-      g:drain{ signal = "TERM", deadline = svc.config.drain_timeout }
+      g:drain{ signal = svc.options.signal or "TERM", deadline = svc.config.drain_timeout }
     end
   end
   -- A migrate hook only for a policy that takes a `migrate` option: without

@@ -121,7 +121,56 @@ describe("graceful", function()
   it("refuses an option it does not have", function()
     assert.has_error(function() testkit.new{ policy = "graceful", options = { deadlin = 3 } } end,
       "policy 'graceful' has no option 'deadlin' (options: deadline, every, idle_metric, max_draining, poll, " ..
-      "ready, watch)")
+      "ready, signal, watch)")
+  end)
+end)
+
+describe("the drain signal", function()
+  for _, name in ipairs({ "default", "graceful", "immediate", "gradual", "bluegreen", "handover" }) do
+    it(name .. " drains with its `signal` option", function()
+      local sim = up{ policy = name, options = { signal = "QUIT" } }
+      local r = sim:restart()
+      if name == "handover" then sim:store(1, "state") end -- its final state, asked for first
+      sim:ready(2)
+      sim:advance(40) -- past any window
+      assert.is_true(r.ok)
+      assert.is_true(sim:signalled(1, "QUIT"))
+      assert.is_false(sim:signalled(1, "TERM"))
+    end)
+  end
+
+  it("drains a rolled back generation with it too", function()
+    local sim = up{ policy = "default", options = { signal = "INT", ready = 2 } }
+    local r = sim:restart()         -- generation 2 never says READY=1
+    sim:advance(3)
+    assert.is_false(r.ok)
+    assert.is_true(sim:signalled(2, "INT"))
+  end)
+
+  it("refuses a name that is not a signal", function()
+    assert.has_error(function() testkit.new{ policy = "graceful", options = { signal = "TERMINATE" } } end,
+      "policy 'graceful': option 'signal': TERMINATE is not a signal a drain can send (TERM, INT, QUIT, HUP, " ..
+      "USR1, USR2, WINCH)")
+  end)
+
+  it("names a generation that still listens a second after its signal", function()
+    local sim = up{ policy = "default" }
+    sim.figures[1] = { listening = 1, connections = 0 }
+    sim:restart(); sim:ready(2)
+    sim:advance(0.5)
+    assert.is_false(sim:logged("does it drain on TERM"))
+    sim:advance(1)
+    assert.is_true(sim:logged("generation 1 %(pid %d+%) is still listening 1s after SIGTERM: does it drain on TERM%?"))
+    sim:exit(1, 0)
+    assert.matches("it was still listening 1s after SIGTERM", sim.rt.events:latest("drain").reason, 1, true)
+  end)
+
+  it("says nothing of one that stopped listening", function()
+    local sim = up{ policy = "default" }
+    sim.figures[1] = { listening = 0, connections = 2 }
+    sim:restart(); sim:ready(2)
+    sim:advance(2)
+    assert.is_false(sim:logged("does it drain on"))
   end)
 end)
 
