@@ -97,9 +97,14 @@ end
 -- start = a restart with nothing to drain, died = recover with backoff,
 -- init = the watch/every triggers, stop = drain everything, and for a
 -- policy with a `migrate` option, migrate = that option.
+-- A policy without a restart hook gets the default's (the runtime's rule
+-- for hooks left out), and so start and died are left to the default's
+-- too: built on a restart it does not have, they could only fail.
 function _M.standard(policy)
-  policy.start = policy.start or function(svc) return policy.restart(svc, nil) end
-  policy.died = policy.died or function(svc, gen) return _M.recover(svc, gen, policy.restart) end
+  if policy.restart then
+    policy.start = policy.start or function(svc) return policy.restart(svc, nil) end
+    policy.died = policy.died or function(svc, gen) return _M.recover(svc, gen, policy.restart) end
+  end
   policy.init = policy.init or _M.triggers
   policy.stop = policy.stop or function(svc)
     for _, g in ipairs(svc:generations()) do
