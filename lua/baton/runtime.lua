@@ -74,6 +74,13 @@ _M.CORE = {
   exec = "exec(req, carry) -> nil, err   (baton upgrade: the new image; returns only if it cannot start)",
 }
 
+-- The supervisor's counters, each registered at 0 when it starts (or takes
+-- over): Prometheus's increase() ignores a series' first sample, so a
+-- counter that appeared only at its first event would hide that event
+-- from every alert on it (examples/monitoring/alerts.yml).
+_M.COUNTERS = { "baton.restarts", "baton.rollbacks", "baton.crashes", "baton.reloads",
+  "baton.policy_errors", "baton.state_migrations", "baton.state_refused" }
+
 -- Exited generations `baton status` still shows.
 local HISTORY = 8
 -- Seconds between two tries of a recovery that failed.
@@ -584,6 +591,7 @@ local on = {}
 
 -- CARRY: what the supervisor before this one left (see Runtime:take_over).
 function on.start(rt, carry, how)
+  for _, name in ipairs(_M.COUNTERS) do rt.core.stat_add(name, 0) end
   if type(carry) == "table" then return rt:take_over(carry, how) end
   rt:init()
   rt:start()
