@@ -230,22 +230,28 @@ function Runtime:restart(req, why)
       t0 = self:now()
       old = self.active and self.active.id
       local ok, msg = self:procedure("restart", self.active)
-      if self.rollback_req then
-        local rreq = self.rollback_req
-        self.rollback_req = nil
-        if rreq ~= true then
-          self.core.reply(rreq, not ok, ok and "the restart took over before the rollback" or
-            ("rolled back; generation %d serves"):format(self.active and self.active.id or 0))
-        end
-      end
       if ok then
         self:count("baton.restarts")
         self:observe("baton.restart_seconds", self:now() - t0)
       else
         self:count("baton.rollbacks")
       end
-      self.events:add{ time = t0, kind = "restart", ok = ok, reason = msg, duration = self:now() - t0,
+      -- The trigger's reason (svc:restart("memory over 60 MiB"), a watched
+      -- file, SIGHUP) goes with the event, as `cause` and in its reason.
+      self.events:add{ time = t0, kind = "restart", ok = ok, duration = self:now() - t0,
+        reason = why and ("%s (asked for: %s)"):format(msg, why) or msg, cause = why,
         generation = ok and self.active.id or self.last_spawned }
+      -- A rollback asked for during this restart is listed after it: the
+      -- restart's row, then what the rollback did to it.
+      if self.rollback_req then
+        local rreq, asked_at = self.rollback_req, self.rollback_asked_at
+        self.rollback_req = nil
+        local rmsg = ok and "the restart took over before the rollback" or
+          ("rolled back; generation %d serves"):format(self.active and self.active.id or 0)
+        self.events:add{ time = asked_at, kind = "rollback", ok = not ok, reason = rmsg,
+          generation = self.last_spawned }
+        if rreq ~= true then self.core.reply(rreq, not ok, rmsg) end
+      end
       self.core.log(ok and "info" or "error", "restart: " .. msg)
       self:tell_manager(nil, ok and msg or ("restart " .. msg))
       return ok, msg
@@ -311,13 +317,12 @@ function Runtime:rollback(req)
     self.core.reply(req, false, why)
     return
   end
-  self.events:add{ time = self:now(), kind = "rollback", ok = true, reason = "asked for during the window",
-    generation = self.active and self.active.id }
   if self.rollback_req then
     self.core.reply(req, false, "a rollback is already under way")
     return
   end
-  self.rollback_req = req or true
+  -- Its event is added once the restart it ends is over (Runtime:restart).
+  self.rollback_req, self.rollback_asked_at = req or true, self:now()
   self:wake("rollback")
 end
 

@@ -53,6 +53,8 @@ static json_t *event_json(json_t *ev)
                           "reason", json_object_get(ev, "reason"));
     if (j && json_object_get(ev, "duration"))
         json_object_set(j, "duration", json_object_get(ev, "duration"));
+    if (j && json_is_string(json_object_get(ev, "cause")))
+        json_object_set(j, "cause", json_object_get(ev, "cause"));
     return j;
 }
 
