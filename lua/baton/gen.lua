@@ -436,13 +436,13 @@ function Gen:start_drain(o, started)
           -- Named for what ended it: "idle" only when the kernel shows no
           -- connection left; a `done` test of the policy's own may end a
           -- drain with connections open, and the history says so.
-          local left = rt:figures(self.id).connections
-          if left == 0 then
+          local open = rt:figures(self.id).connections
+          if open == 0 then
             rt.core.log("info", ("generation %d is idle: ending its drain early"):format(self.id))
             how = "ended early: idle (its done test passed, no connection left)"
             self.ended_as = self.ended_as or "drained (idle)"
           else
-            local conns = left and ("%d connection%s left"):format(left, left == 1 and "" or "s")
+            local conns = open and ("%d connection%s left"):format(open, open == 1 and "" or "s")
               or "its connections unknown"
             rt.core.log("info", ("generation %d: its drain's done test passed (%s): ending its drain early")
               :format(self.id, conns))
