@@ -221,9 +221,12 @@ end
 -- ids (absent when there was none); the reason it did not take over (empty
 -- when it did); its duration in seconds.
 function Runtime:restart(req, why)
+  -- Asked for and not yet begun: what svc:pending() counts as queued.
+  self.restarts_queued = self.restarts_queued + 1
   self:task("restart", function()
     local t0, old = self:now(), self.active and self.active.id
     local ok, msg = self:locked(function()
+      self.restarts_queued = self.restarts_queued - 1
       if self.stopping then return nil, "the supervisor is stopping" end
       self.last_spawned = 0 -- a runtime error before the procedure must not name the last one
       self.core.log("info", "restart requested" .. (why and (" (" .. why .. ")") or ""))
@@ -759,7 +762,7 @@ function _M.new(core, cfg, default_policy)
     triggers = {}, watch_fns = {}, config_watches = {}, parked = {}, figure_cache = {},
     gens = {}, exited = {}, exited_not_shown = 0, events = History.new(),
     waiters = {}, timers = {}, queue = {}, busy = false,
-    stopping = false, policy_errors = 0, crashes = 0,
+    stopping = false, policy_errors = 0, crashes = 0, restarts_queued = 0,
   }, Runtime)
   rt.service_stats = rt:stats_view()
   rt.svc = Svc.handle(rt)

@@ -132,7 +132,8 @@ end
 
 -- The triggers every built-in offers through its options:
 --   watch = { "bin/app", "app.conf" }  restart when one of these files changes
---   every = 86400                       restart every so many seconds
+--   every = 86400                       restart every so many seconds (skipped while
+--                                       one is under way or queued)
 function _M.triggers(svc)
   local o = svc.options
   local watch = o.watch
@@ -142,7 +143,16 @@ function _M.triggers(svc)
     if not ok then svc:log("error", err) end
   end
   if o.every then
-    svc:every(o.every, function(s) s:restart(("every %gs"):format(o.every)) end)
+    -- Coalesced: a tick while a restart is under way or queued is skipped,
+    -- so restarts longer than the period do not pile up without bound.
+    svc:every(o.every, function(s)
+      local busy, queued = s:pending()
+      if busy or queued > 0 then
+        s:log("info", ("every %gs: skipped, a restart is under way (%d queued)"):format(o.every, queued))
+        return
+      end
+      s:restart(("every %gs"):format(o.every))
+    end)
   end
 end
 

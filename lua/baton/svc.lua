@@ -127,6 +127,13 @@ function M.restart(rt, reason)
   rt:restart(nil, reason ~= nil and text(reason) or nil)
 end
 
+-- Whether a procedure (a restart, the start, a recovery) is under way, and
+-- how many restarts are queued behind it: a scheduled restart can skip
+-- instead of piling up behind a long one.
+function M.pending(rt)
+  return rt.busy and true or false, rt.restarts_queued
+end
+
 -- Calls FN(svc, path) whenever the file at PATH (relative to the service
 -- file) changes: written, or replaced by a rename.
 function M.watch(rt, path, fn)

@@ -320,6 +320,40 @@ describe("triggers", function()
     assert.equal(2, fired)
   end)
 
+  it("coalesces scheduled restarts behind a long one instead of queueing them", function()
+    -- Each restart waits up to 100 s for a READY=1 that never comes.
+    local sim = up{ options = { every = 10, ready = 100 } }
+    sim:advance(10)          -- the first tick: generation 2 starts
+    assert.same({ 1, 2 }, sim.spawned)
+    sim:advance(60)          -- six ticks while it waits
+    assert.is_true(sim:logged("every 10s: skipped, a restart is under way %(0 queued%)"))
+    sim:advance(35)          -- it rolls back at 110 s; the tick at 110 s or 120 s runs
+    sim:advance(15)
+    assert.same({ 1, 2, 3 }, sim.spawned) -- not eight: the skipped ticks were dropped
+  end)
+
+  it("tells a policy whether a restart is under way and how many wait", function()
+    local seen = {}
+    local sim = up{ policy = {
+      init = function(svc)
+        svc:every(1, function(s)
+          local busy, queued = s:pending()
+          seen[#seen + 1] = { busy, queued }
+        end)
+      end,
+    }, options = {} }
+    sim:advance(1)
+    assert.same({ false, 0 }, seen[#seen])
+    sim:restart()            -- generation 2 waits for READY=1
+    sim:restart()
+    sim:restart()            -- two behind it
+    sim:advance(1)
+    assert.same({ true, 2 }, seen[#seen])
+    sim:ready(2)             -- the second restart begins: one left behind it
+    sim:advance(1)
+    assert.same({ true, 1 }, seen[#seen])
+  end)
+
   it("are torn down on stop", function()
     local sim = up{ options = { every = 10 } }
     sim:stop()
