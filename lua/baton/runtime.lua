@@ -572,7 +572,7 @@ end
 -- says what that is). A procedure under way keeps the hook it started with.
 function Runtime:reload(req, why)
   self:tell_manager(("RELOADING=1\nMONOTONIC_USEC=%d"):format(math.floor(self:now() * 1e6)), "reloading")
-  local cfg, err = config.load(self.cfg.file, { runtime_dir = self.cfg.runtime_dir })
+  local cfg, err = self.loader(self.cfg.file, { runtime_dir = self.cfg.runtime_dir })
   local ok
   if cfg then ok, err = self.core.apply_config(cfg) end
   local prefix = why and (why .. ": ") or "baton reload: "
@@ -585,7 +585,7 @@ function Runtime:reload(req, why)
   end
   self:configure(cfg)
   self:count("baton.reloads")
-  local msg = ("reloaded %s (policy %s)"):format(cfg.file, cfg.policy_name)
+  local msg = ("reloaded %s (policy %s)"):format(cfg.file or "the configuration", cfg.policy_name)
   self.events:add{ time = self:now(), kind = "reload", ok = true, reason = msg }
   self:tell_manager("READY=1", msg)
   self.core.log("info", prefix .. msg)
@@ -764,6 +764,8 @@ function _M.new(core, cfg, default_policy)
     waiters = {}, timers = {}, queue = {}, busy = false,
     stopping = false, policy_errors = 0, crashes = 0, restarts_queued = 0,
   }, Runtime)
+  -- What a reload loads: the service file (the test kit loads its own).
+  rt.loader = config.load
   rt.service_stats = rt:stats_view()
   rt.svc = Svc.handle(rt)
   rt:configure(cfg)
