@@ -17,6 +17,7 @@ local steps = require("baton.steps")
 local policy = {
   name = "bluegreen",
   defaults = { ready = false, watch = false, every = false, max_draining = false, signal = "TERM",
+               max_memory = false, memory_interval = 60, start_limit = false,
                window = 30, interval = 0.5, check = false,
                errors = "http.errors", requests = "http.requests",
                max_error_ratio = false, min_requests = 100 },

@@ -14,6 +14,7 @@ local steps = require("baton.steps")
 local policy = {
   name = "graceful",
   defaults = { ready = false, watch = false, every = false, max_draining = false, signal = "TERM",
+               max_memory = false, memory_interval = 60, start_limit = false,
                idle_metric = false, deadline = false, poll = 0.01 },
 }
 

@@ -26,6 +26,7 @@ local policy = {
   defaults = {
     checkpoint = "USR1", resume = "USR2", checkpoint_timeout = 10, migrate = false,
     ready = false, watch = false, every = false, max_draining = false, signal = "TERM",
+    max_memory = false, memory_interval = 60, start_limit = false,
   },
 }
 

@@ -10,7 +10,8 @@ local steps = require("baton.steps")
 
 local policy = {
   name = "immediate",
-  defaults = { ready = false, watch = false, every = false, max_draining = false, signal = "TERM" },
+  defaults = { ready = false, watch = false, every = false, max_draining = false, signal = "TERM",
+               max_memory = false, memory_interval = 60, start_limit = false },
 }
 
 function policy.restart(svc, old)

@@ -541,6 +541,25 @@ local function policy_options(p, given, name)
       return nil, ("policy '%s': option 'signal': %s is not a signal a drain can send (TERM, INT, " ..
         "QUIT, HUP, USR1, USR2, WINCH)"):format(name, text(v))
     end
+    -- `max_memory` (every built-in): bytes, or a size such as "512M".
+    if k == "max_memory" and v then
+      local n = size_bytes(v)
+      if not n or n <= 0 or n % 1 ~= 0 then
+        return nil, ("policy '%s': option 'max_memory' must be a number of bytes or a size such as " ..
+          "\"512M\", got %s"):format(name, text(v))
+      end
+      v = n
+    end
+    -- `start_limit` (every built-in): { burst = N, interval = T } or { N, T }.
+    if k == "start_limit" and v then
+      local burst = type(v) == "table" and (v.burst or v[1])
+      local interval = type(v) == "table" and (v.interval or v[2])
+      if type(burst) ~= "number" or burst < 1 or burst % 1 ~= 0 or type(interval) ~= "number" or interval <= 0 then
+        return nil, ("policy '%s': option 'start_limit' must be { burst = N, interval = SECONDS } " ..
+          "(give up after N crashes within SECONDS)"):format(name)
+      end
+      v = { burst = burst, interval = interval }
+    end
     out[k] = v
   end
   return out

@@ -229,6 +229,7 @@ function Runtime:restart(req, why)
       self.restarts_queued = self.restarts_queued - 1
       if self.stopping then return nil, "the supervisor is stopping" end
       self.last_spawned = 0 -- a runtime error before the procedure must not name the last one
+      self.failed = nil -- `baton restart` of a failed service tries again
       self.core.log("info", "restart requested" .. (why and (" (" .. why .. ")") or ""))
       t0 = self:now()
       old = self.active and self.active.id
@@ -289,12 +290,22 @@ function Runtime:start()
   end)
 end
 
+-- The policy gave up recovering (svc:give_up): nothing serves, and no
+-- recovery is tried until `baton restart` starts a generation again.
+function Runtime:give_up(why)
+  if self.failed then return end
+  self.failed = why
+  self.events:add{ time = self:now(), kind = "failed", ok = false, reason = why .. " (baton restart starts again)" }
+  self.core.log("error", "giving up: " .. why .. "; the service is failed until `baton restart`")
+  self:tell_manager(nil, "failed: " .. why)
+end
+
 -- The serving generation G exited on its own.
 function Runtime:died(g)
   self:task("recovery", function()
     local retry = false
     self:locked(function()
-      if self.stopping or (self.active and self.active:alive()) then return end
+      if self.stopping or self.failed or (self.active and self.active:alive()) then return end
       local t0 = self:now()
       local ok, msg = self:procedure("died", g)
       self.events:add{ time = t0, kind = "recovery", ok = ok, reason = msg, duration = self:now() - t0,
@@ -302,7 +313,7 @@ function Runtime:died(g)
       self.core.log(ok and "info" or "error", "recovery after generation " .. g.id .. ": " .. msg)
       -- Keep trying, with the policy's backoff: a service without a
       -- serving generation is the one state we must not stay in.
-      retry = not ok and not self.stopping
+      retry = not ok and not self.stopping and not self.failed
     end)
     -- At least a second between tries, whatever the policy's own backoff:
     -- a died hook that fails at once must not spin the loop.
@@ -737,7 +748,7 @@ function Runtime:query(what, now, n)
   for _, g in ipairs(self:live()) do gens[#gens + 1] = self:summary(g) end
   table.sort(gens, function(a, b) return a.id < b.id end)
   return { serving = self.active ~= nil and self.active:alive() and not self.stopping,
-    active = self.active and self.active.id or 0,
+    active = self.active and self.active.id or 0, failed = self.failed,
     generations = gens, exited_not_shown = self.exited_not_shown,
     last_restart = self.events:latest("restart") }
 end

@@ -64,9 +64,32 @@ function _M.drain(svc, old, opts)
   old:drain(opts)
 end
 
--- What to do when the serving generation died: wait out the backoff
--- (0, 1, 2, 4 ... 30 s, per crash in a row), then RESTART(svc, nil).
+-- When recoveries began, for the `start_limit` option (this policy
+-- instance's): each is a crash, or a recovery that failed and is tried again.
+local recoveries = {}
+
+-- What to do when the serving generation died: give up if the policy's
+-- `start_limit` ({ burst = N, interval = T }) saw N recoveries (crashes, or
+-- recoveries that failed) within T seconds, as systemd's StartLimitBurst=
+-- does: the service is then failed until `baton restart`. Else wait out
+-- the backoff (0, 1, 2, 4 ... 30 s, per crash in a row), then
+-- RESTART(svc, nil).
 function _M.recover(svc, gen, restart)
+  local limit = svc.options.start_limit
+  if type(limit) == "table" then
+    local now, kept = svc:now(), {}
+    for _, at in ipairs(recoveries) do
+      if now - at < limit.interval then kept[#kept + 1] = at end
+    end
+    kept[#kept + 1] = now
+    recoveries = kept
+    if #kept >= limit.burst then
+      recoveries = {}
+      local why = ("start_limit: %d crashes or failed recoveries within %gs"):format(#kept, limit.interval)
+      svc:give_up(why)
+      return nil, why
+    end
+  end
   local delay = svc:backoff(gen)
   if delay > 0 then
     svc:log("warn", ("generation %d died; starting another in %gs"):format(gen.id, delay))
@@ -130,6 +153,28 @@ function _M.migrate(svc, blob, from, to)
   return fn(svc, blob, from, to)
 end
 
+-- Seconds between two reads of the serving generation's memory.
+local MEMORY_POLL = 5
+
+-- The `max_memory` option: restarts when the serving generation's
+-- resident memory (all its processes) stays over MAX bytes, read on two
+-- polls in a row, and at most once per INTERVAL seconds; never while a
+-- restart is under way or queued.
+function _M.memory_guard(svc, max, interval)
+  local over, last = 0, nil
+  svc:every(MEMORY_POLL, function(s)
+    local g = s.active
+    if not g or (g.rss or 0) <= max then over = 0 return end
+    over = over + 1
+    if over < 2 or (last and s:now() - last < interval) then return end
+    local busy, queued = s:pending()
+    if busy or queued > 0 then return end
+    over, last = 0, s:now()
+    s:restart(("memory over %d MiB (generation %d: %d MiB resident)")
+      :format(math.floor(max / 1048576), g.id, math.floor(g.rss / 1048576)))
+  end)
+end
+
 -- The triggers every built-in offers through its options:
 --   watch = { "bin/app", "app.conf" }  restart when one of these files changes
 --   every = 86400                       restart every so many seconds (skipped while
@@ -142,6 +187,7 @@ function _M.triggers(svc)
     local ok, err = svc:watch(path, function(s, p) s:restart(p .. " changed") end)
     if not ok then svc:log("error", err) end
   end
+  if o.max_memory then _M.memory_guard(svc, o.max_memory, o.memory_interval or 60) end
   if o.every then
     -- Coalesced: a tick while a restart is under way or queued is skipped,
     -- so restarts longer than the period do not pile up without bound.

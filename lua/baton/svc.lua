@@ -119,6 +119,13 @@ function M.backoff(rt, died)
   return math.min(30, 2 ^ (rt.crashes - 2))
 end
 
+-- Gives up recovering the service (a crash loop, say): no further
+-- recovery is tried, `baton status` shows it failed with WHY, and an event
+-- says so, until `baton restart` starts a generation again.
+function M.give_up(rt, why)
+  rt:give_up(why ~= nil and text(why) or "the policy gave up")
+end
+
 -- Triggers: set up by the policy's init hook, torn down on reload ----------
 
 -- Queues a restart, as SIGHUP or `baton restart` would (nobody waits for

@@ -168,6 +168,10 @@ static void print_status(json_t *r)
         printf("  listener %-12s %s (fd %lld)\n", json_string_value(json_object_get(v, "name")),
                json_string_value(json_object_get(v, "address")),
                (long long)json_integer_value(json_object_get(v, "fd")));
+    json_t *failed = json_object_get(r, "failed");
+    if (json_is_string(failed))
+        printf("  FAILED   %s: nothing is started again until `baton restart`\n",
+               json_string_value(failed));
     printf("  %-4s %-8s %-9s %10s  %s\n", "gen", "pid", "state", "uptime", "status");
     json_array_foreach(json_object_get(r, "generations"), i, v) {
         const char *state = json_string_value(json_object_get(v, "state"));

@@ -230,6 +230,9 @@ static json_t *status_json(struct supervisor *s)
         if (json_is_object(last))
             json_object_set_new(j, "last_restart", event_json(last));
         json_object_set(j, "exited_not_shown", json_object_get(v, "exited_not_shown"));
+        /* The policy gave up (start_limit): why, until `baton restart`. */
+        if (json_is_string(json_object_get(v, "failed")))
+            json_object_set(j, "failed", json_object_get(v, "failed"));
     }
     json_decref(v);
     if (j && s->metrics_listener.fd >= 0) {

@@ -120,8 +120,8 @@ describe("graceful", function()
 
   it("refuses an option it does not have", function()
     assert.has_error(function() testkit.new{ policy = "graceful", options = { deadlin = 3 } } end,
-      "policy 'graceful' has no option 'deadlin' (options: deadline, every, idle_metric, max_draining, poll, " ..
-      "ready, signal, watch)")
+      "policy 'graceful' has no option 'deadlin' (options: deadline, every, idle_metric, max_draining, " ..
+      "max_memory, memory_interval, poll, ready, signal, start_limit, watch)")
   end)
 end)
 
@@ -171,6 +171,73 @@ describe("the drain signal", function()
     sim:restart(); sim:ready(2)
     sim:advance(2)
     assert.is_false(sim:logged("does it drain on"))
+  end)
+end)
+
+describe("max_memory", function()
+  local MiB = 1048576
+  it("restarts once the serving generation stays over it, at most once per interval", function()
+    local sim = up{ policy = "graceful", options = { max_memory = "100M", memory_interval = 60 } }
+    sim.figures[1] = { rss = 150 * MiB }
+    sim:advance(5)                      -- over once: not yet
+    assert.same({ 1 }, sim.spawned)
+    sim:advance(5)                      -- over twice in a row
+    assert.same({ 1, 2 }, sim.spawned)
+    assert.is_true(sim:logged("restart requested %(memory over 100 MiB %(generation 1: 150 MiB resident%)%)"))
+    sim:ready(2)
+    sim.figures[2] = { rss = 150 * MiB } -- the new one grows too
+    sim:advance(30)
+    assert.same({ 1, 2 }, sim.spawned)  -- within the interval: no second restart
+    sim:advance(35)
+    assert.same({ 1, 2, 3 }, sim.spawned)
+    assert.equal("memory over 100 MiB (generation 2: 150 MiB resident)", sim.rt.events:latest("restart").cause)
+  end)
+
+  it("leaves a generation alone that dips under it", function()
+    local sim = up{ options = { max_memory = 100 * MiB } }
+    sim.figures[1] = { rss = 150 * MiB }
+    sim:advance(5)
+    sim.figures[1] = { rss = 50 * MiB }
+    sim:advance(5)
+    sim.figures[1] = { rss = 150 * MiB }
+    sim:advance(5)
+    assert.same({ 1 }, sim.spawned)
+  end)
+
+  it("refuses a size it cannot read", function()
+    assert.has_error(function() testkit.new{ options = { max_memory = "lots" } } end,
+      "policy 'default': option 'max_memory' must be a number of bytes or a size such as \"512M\", got lots")
+  end)
+end)
+
+describe("start_limit", function()
+  it("gives up after N crashes within T, until baton restart", function()
+    local sim = up{ options = { start_limit = { burst = 3, interval = 60 } } }
+    sim:exit(1, 1)                      -- crash 1: restarted at once
+    assert.same({ 1, 2 }, sim.spawned)
+    sim:ready(2)
+    sim:exit(2, 1)                      -- crash 2: after the backoff
+    sim:advance(2)
+    assert.same({ 1, 2, 3 }, sim.spawned)
+    sim:ready(3)
+    sim:exit(3, 1)                      -- crash 3: given up
+    sim:advance(60)
+    assert.same({ 1, 2, 3 }, sim.spawned)
+    assert.is_nil(sim:active())
+    assert.equal("start_limit: 3 crashes or failed recoveries within 60s", sim.rt:query("view", sim.t).failed)
+    assert.is_false(sim.rt.events:latest("failed").ok)
+    local r = sim:restart()             -- an operator starts it again
+    sim:ready(4)
+    assert.is_true(r.ok)
+    assert.is_nil(sim.rt:query("view", sim.t).failed)
+  end)
+
+  it("forgets crashes older than T", function()
+    local sim = up{ options = { start_limit = { 2, 10 } } }
+    sim:exit(1, 1); sim:ready(2)
+    sim:advance(100)
+    sim:exit(2, 1); sim:ready(3)
+    assert.equal(3, sim:active())
   end)
 end)
 
