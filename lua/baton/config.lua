@@ -224,8 +224,77 @@ local KNOWN = {
   name = true, control = true, listen = true, command = true, env = true, cwd = true,
   ready_timeout = true, drain_timeout = true, policy = true, backlog = true,
   log_level = true, log_format = true, metrics = true, stats_capacity = true, policy_limits = true,
-  state = true, fdstore_max = true,
+  state = true, fdstore_max = true, user = true, group = true, limits = true,
 }
+
+-- The resource limits `limits` may set on each generation (setrlimit).
+local LIMITS = { nofile = true, core = true, nproc = true, memlock = true, stack = true, as = true,
+  fsize = true, cpu = true, data = true, rss = true, msgqueue = true, nice = true, rtprio = true }
+_M.LIMITS = LIMITS
+
+-- user = "www-data" or a uid; group = "www-data" or a gid: who each
+-- generation runs as. Looked up now (so `baton check` refuses a user the
+-- system does not have); the C core computes the supplementary groups.
+function Checker:identity(t, cfg)
+  for _, key in ipairs({ "user", "group" }) do
+    local v = t[key]
+    if v ~= nil and type(v) ~= "string" and not (type(v) == "number" and v >= 0 and v % 1 == 0) then
+      self:fail(key, "expected a %s name or a number, got %s", key, type(v))
+    end
+  end
+  if t.user ~= nil then
+    cfg.user = tostring(t.user)
+    if native and native.user then
+      local uid, gid, name = native.user(t.user)
+      if not uid then self:fail("user", "%s", gid) end
+      cfg.uid, cfg.gid, cfg.user = uid, gid, name
+    end
+  end
+  if t.group ~= nil then
+    cfg.group = tostring(t.group)
+    if native and native.group then
+      local gid, name = native.group(t.group)
+      if not gid then self:fail("group", "%s", name) end
+      cfg.gid, cfg.group = gid, name
+    end
+  end
+end
+
+-- limits = { nofile = 65536, core = 0, nproc = { 512, 1024 }, stack = "unlimited" }:
+-- each a number (soft and hard), "unlimited", or { soft, hard }. Normalized
+-- to { NAME = { soft, hard } } with -1 for unlimited.
+function Checker:limits(t)
+  if t == nil then return nil end
+  self:expect("limits", t, "table")
+  local known = {}
+  for k in pairs(LIMITS) do known[#known + 1] = k end
+  table.sort(known)
+  local out = {}
+  local function value(name, v)
+    if v == "unlimited" or v == "infinity" then return -1 end
+    if type(v) ~= "number" or v < 0 or v % 1 ~= 0 then
+      self:fail("limits", "%s: expected a whole number or \"unlimited\", got %s", name, text(v))
+    end
+    return v
+  end
+  for k, v in pairs(t) do
+    if not LIMITS[k] then
+      self:fail("limits", "unknown limit '%s' (%s)", tostring(k), table.concat(known, ", "))
+    end
+    local soft, hard
+    if type(v) == "table" then
+      soft, hard = value(k, v[1] or v.soft), value(k, v[2] or v.hard)
+    else
+      soft = value(k, v)
+      hard = soft
+    end
+    if hard ~= -1 and (soft == -1 or soft > hard) then
+      self:fail("limits", "%s: the soft limit is over the hard one", k)
+    end
+    out[k] = { soft, hard }
+  end
+  return out
+end
 
 -- A size in bytes: a number, or a string with a K, M or G suffix ("64M").
 local function size_bytes(v)
@@ -365,8 +434,8 @@ function _M.load(file, opts)
     for k in pairs(t) do
       if not KNOWN[k] then
         c:fail(tostring(k), "unknown key (known: backlog, command, control, cwd, drain_timeout, env, " ..
-          "fdstore_max, listen, log_format, log_level, metrics, name, policy, policy_limits, ready_timeout, " ..
-          "stats_capacity, state)")
+          "fdstore_max, group, limits, listen, log_format, log_level, metrics, name, policy, policy_limits, " ..
+          "ready_timeout, stats_capacity, state, user)")
       end
     end
     local dir = dirname(file)
@@ -442,6 +511,8 @@ function _M.load(file, opts)
     end
     cfg.fdstore_max = fdmax
     cfg.state = c:state(t.state)
+    c:identity(t, cfg)
+    cfg.limits = c:limits(t.limits)
 
     if t.policy_limits ~= nil then
       c:expect("policy_limits", t.policy_limits, "table")

@@ -1,10 +1,13 @@
 #include "loop/spawn.h"
 
+#include "loop/config.h"
+
 #include "base/nofile.h"
 #include "os/os.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -155,9 +158,26 @@ static void child(const struct launch_plan *o, const char *path, char **envp, ch
     }
     if (o->cwd && chdir(o->cwd) < 0)
         goto fail;
-    /* The open-file limit the supervisor started with, not its raised one. */
+    /* The open-file limit the supervisor started with, not its raised one;
+     * then the service file's `limits`, set while still privileged (a
+     * hard limit over the supervisor's needs root). */
     if (nofile_for_children())
         setrlimit(RLIMIT_NOFILE, nofile_for_children());
+    for (size_t i = 0; i < o->nlimits; i++) {
+        struct rlimit rl = { .rlim_cur = o->limits[i].soft, .rlim_max = o->limits[i].hard };
+        if (setrlimit(o->limits[i].resource, &rl) < 0)
+            goto fail;
+    }
+    /* The service file's user and group, last: groups, then gid, then uid
+     * (once the uid changed, nothing else may). */
+    if (o->set_uid || o->set_gid) {
+        if (setgroups(o->set_uid ? o->ngroups : 0, o->groups) < 0 && (o->set_uid || errno != EPERM))
+            goto fail;
+        if (o->set_gid && setgid(o->gid) < 0)
+            goto fail;
+    }
+    if (o->set_uid && setuid(o->uid) < 0)
+        goto fail;
     put_pid(pidslot, getpid());
     execve(path, o->argv, envp);
 fail:
