@@ -67,7 +67,8 @@ _M.CORE = {
   state_info = "state_info() -> nil | {version, size, generation} | false, err[, pending]",
   state_read = "state_read() -> blob | nil, err",
   state_stage = "state_stage(blob, version) -> true | nil, err",
-  apply_config = "apply_config(cfg) -> true | nil, err   (what the next spawn uses)",
+  apply_config = "apply_config(cfg[, check_only]) -> true | nil, err   (what the next spawn uses; " ..
+    "check_only: only whether it could)",
   output = "output(generation, n) -> text   (its last n stderr lines, joined with ' | ')",
   notify_manager = "notify_manager(text) -> true | false   (sd_notify to a service manager above)",
   figures = "figures([generation]) -> {connections, closing, processes, rss, cpu, listeners, overflows}",
@@ -581,7 +582,19 @@ end
 -- Re-reads the service file and its policy. The running ones stay unless
 -- the new ones load, validate, and keep what cannot change (the C core
 -- says what that is). A procedure under way keeps the hook it started with.
-function Runtime:reload(req, why)
+-- DRY: `baton reload --dry-run`: the same checks, nothing applied, nothing
+-- recorded.
+function Runtime:reload(req, why, dry)
+  if dry then
+    local cfg, err = self.loader(self.cfg.file, { runtime_dir = self.cfg.runtime_dir })
+    local ok = cfg ~= nil
+    if cfg then ok, err = self.core.apply_config(cfg, true) end
+    local msg = ok and ("%s (policy %s) would be taken; nothing applied"):format(cfg.file or "the configuration",
+      cfg.policy_name) or err
+    self.core.log("info", "baton reload --dry-run: " .. (ok and msg or ("would be refused: " .. err)))
+    self.core.reply(req, ok and true or false, msg)
+    return
+  end
   self:tell_manager(("RELOADING=1\nMONOTONIC_USEC=%d"):format(math.floor(self:now() * 1e6)), "reloading")
   local cfg, err = self.loader(self.cfg.file, { runtime_dir = self.cfg.runtime_dir })
   local ok
@@ -691,6 +704,7 @@ function on.restart(rt, req, why) rt:restart(req, why) end
 function on.rollback(rt, req) rt:rollback(req) end
 function on.stop(rt, req) rt:stop(req) end
 function on.reload(rt, req) rt:reload(req) end
+function on.reload_check(rt, req) rt:reload(req, nil, true) end
 
 -- NOW is the loop's clock (monotonic seconds) when the event happened.
 function Runtime:dispatch(now, event, ...)

@@ -138,8 +138,8 @@ function _M.new(opts)
     f.listeners, f.overflows = sim.listener_figures, 0
     return f
   end
-  function core.apply_config(cfg)
-    sim.applied = cfg
+  function core.apply_config(cfg, check_only)
+    if not check_only then sim.applied = cfg end
     return true
   end
   function core.stat(name, gen)

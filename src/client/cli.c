@@ -329,14 +329,20 @@ int cli_main(const char *cmd, int argc, char **argv)
     int logs = strcmp(cmd, "logs") == 0, restart = strcmp(cmd, "restart") == 0;
     int progress = restart && isatty(STDOUT_FILENO); /* -1: --quiet */
     static const struct option opts[] = {
-        { "socket", required_argument, NULL, 's' }, { "file", required_argument, NULL, 'S' },
-        { "json", no_argument, NULL, 'j' },         { "gen", required_argument, NULL, 'g' },
-        { "follow", no_argument, NULL, 'F' },       { "progress", no_argument, NULL, 'P' },
-        { "quiet", no_argument, NULL, 'q' },        { "binary", required_argument, NULL, 'B' },
-        { "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
+        { "socket", required_argument, NULL, 's' },
+        { "file", required_argument, NULL, 'S' },
+        { "json", no_argument, NULL, 'j' },
+        { "gen", required_argument, NULL, 'g' },
+        { "follow", no_argument, NULL, 'F' },
+        { "progress", no_argument, NULL, 'P' },
+        { "quiet", no_argument, NULL, 'q' },
+        { "binary", required_argument, NULL, 'B' },
+        { "dry-run", no_argument, NULL, 'D' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
     };
     const char *binary = NULL;
-    int c2;
+    int c2, dry_run = 0;
     optind = 1;
     while ((c2 = getopt_long(argc, argv, own_f ? "s:fn:jh" : "s:f:n:jh", opts, NULL)) != -1) {
         /* An option the command does not take: say which commands do. */
@@ -345,6 +351,7 @@ int cli_main(const char *cmd, int argc, char **argv)
                           : c2 == 'P' ? "--progress"
                           : c2 == 'q' ? "--quiet"
                           : c2 == 'B' ? "--binary"
+                          : c2 == 'D' ? "--dry-run"
                                       : NULL;
         if (opt && !command_takes(c, opt, NULL, 0)) {
             char by[128] = "";
@@ -371,6 +378,7 @@ int cli_main(const char *cmd, int argc, char **argv)
         case 'q': progress = c2 == 'P'; break;
         case 'j': json = 1; break;
         case 'B': binary = optarg; break;
+        case 'D': dry_run = 1; break;
         case 'n':
         case 'g': {
             char *end;
@@ -416,6 +424,8 @@ int cli_main(const char *cmd, int argc, char **argv)
         json_object_set_new(req, "n", json_integer(n));
     if (binary)
         json_object_set_new(req, "binary", json_string(abs));
+    if (dry_run)
+        json_object_set_new(req, "dry_run", json_true());
     progress = progress > 0 && !json; /* --json: one object on stdout, nothing else */
     if (progress)
         json_object_set_new(req, "progress", json_true());

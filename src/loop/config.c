@@ -272,7 +272,7 @@ static const char *fixed_key_changed(const struct service_config *a, const struc
         (b) = t_;               \
     } while (0)
 
-int config_apply(struct service_config *running, struct service_config *next, char *err,
+int config_check(const struct service_config *running, const struct service_config *next, char *err,
                  size_t errlen)
 {
     const char *key = fixed_key_changed(running, next);
@@ -283,6 +283,15 @@ int config_apply(struct service_config *running, struct service_config *next, ch
                  running->file, key);
         return -EINVAL;
     }
+    return 0;
+}
+
+int config_apply(struct service_config *running, struct service_config *next, char *err,
+                 size_t errlen)
+{
+    int r = config_check(running, next, err, errlen);
+    if (r < 0)
+        return r;
     SWAP(running->argv, next->argv);
     SWAP(running->env, next->env);
     SWAP(running->cwd, next->cwd);

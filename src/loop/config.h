@@ -56,5 +56,9 @@ void config_free(struct service_config *cfg);
  * ERR and changes nothing. NEXT is left to config_free either way. */
 int config_apply(struct service_config *running, struct service_config *next, char *err,
                  size_t errlen);
+/* Whether config_apply would take NEXT: 0, or -EINVAL with the reason in
+ * ERR. Changes nothing (`baton reload --dry-run`). */
+int config_check(const struct service_config *running, const struct service_config *next, char *err,
+                 size_t errlen);
 
 #endif

@@ -258,6 +258,9 @@ static void on_control(struct control *c, uint64_t req, const char *cmd, json_t 
         }
     char why[64];
     snprintf(why, sizeof why, "baton %s", cmd);
+    /* `baton reload --dry-run`: the runtime checks the files, applies nothing. */
+    if (strcmp(cmd, "reload") == 0 && json_is_true(json_object_get(args, "dry_run")))
+        cmd = "reload_check";
     emit(s, (struct event){ .kind = EV_REQUEST, .id = req, .name = cmd, .why = why });
 }
 

@@ -384,22 +384,29 @@ static int core_state_stage(lua_State *L)
     return 1;
 }
 
-/* apply_config(cfg) -> true | nil, err: CFG (a normalized service file,
- * from baton.config) is what the next generation starts with. */
+/* apply_config(cfg[, check_only]) -> true | nil, err: CFG (a normalized
+ * service file, from baton.config) is what the next generation starts
+ * with; with CHECK_ONLY, only whether it could be (reload --dry-run). */
 static int core_apply_config(lua_State *L)
 {
     struct core_api *a = api_of(L);
     struct service_config next;
     char err[1024];
     luaL_checktype(L, 1, LUA_TTABLE);
+    int check_only = lua_toboolean(L, 2);
     int r = config_from_lua(L, 1, &next, err, sizeof err);
     if (r == 0)
-        r = config_apply(a->config, &next, err, sizeof err);
+        r = check_only ? config_check(a->config, &next, err, sizeof err)
+                       : config_apply(a->config, &next, err, sizeof err);
     config_free(&next);
     if (r < 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
         return 2;
+    }
+    if (check_only) {
+        lua_pushboolean(L, 1);
+        return 1;
     }
     handover_configure(a->handover, a->config->fdstore_max, a->config->state_max_size);
     lua_pushboolean(L, 1);
