@@ -117,6 +117,35 @@ end
 
 local NAME = "^[%w_.-]+$"
 
+-- The known name (a key of KNOWN, a set) closest to WORD, when a typo
+-- away (at most 2 edits, and fewer than half its letters), or nil.
+function _M.suggest(word, known)
+  local function distance(a, b)
+    local prev = {}
+    for j = 0, #b do prev[j] = j end
+    for i = 1, #a do
+      local cur = { [0] = i }
+      for j = 1, #b do
+        local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+        cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+      end
+      prev = cur
+    end
+    return prev[#b]
+  end
+  if type(word) ~= "string" or #word > 64 then return nil end
+  local best, best_d
+  for k in pairs(known) do
+    if type(k) == "string" then
+      local d = distance(word, k)
+      if d <= 2 and d * 2 < #word and (not best_d or d < best_d or (d == best_d and k < best)) then
+        best, best_d = k, d
+      end
+    end
+  end
+  return best
+end
+
 -- listen = { http = "tcp://..." } or { {"http", "tcp://..."}, ... } or
 -- { http = { "tcp://...", backlog = 128 } }; { "tcp://127.0.0.1:0",
 -- per_generation = true } is a listener each generation gets its own of.
@@ -431,12 +460,22 @@ function _M.load(file, opts)
   local c = setmetatable({ file = file, src = src }, Checker)
   local ok2, res = pcall(function()
     t = plain(t, file)
+    -- Unknown keys: the first in the file is named (the same one by
+    -- `baton check` and `baton run`, whatever order the table has).
+    local unknown, lines = {}, lines_of_keys(src, 1)
     for k in pairs(t) do
-      if not KNOWN[k] then
-        c:fail(tostring(k), "unknown key (known: backlog, command, control, cwd, drain_timeout, env, " ..
-          "fdstore_max, group, limits, listen, log_format, log_level, metrics, name, policy, policy_limits, " ..
-          "ready_timeout, stats_capacity, state, user)")
-      end
+      if not KNOWN[k] then unknown[#unknown + 1] = tostring(k) end
+    end
+    table.sort(unknown, function(a, b)
+      local la, lb = lines[a] or math.huge, lines[b] or math.huge
+      if la ~= lb then return la < lb end
+      return a < b
+    end)
+    if unknown[1] then
+      local guess = _M.suggest(unknown[1], KNOWN)
+      c:fail(unknown[1], "unknown key%s (known: backlog, command, control, cwd, drain_timeout, env, " ..
+        "fdstore_max, group, limits, listen, log_format, log_level, metrics, name, policy, policy_limits, " ..
+        "ready_timeout, stats_capacity, state, user)", guess and (", did you mean '" .. guess .. "'?") or "")
     end
     local dir = dirname(file)
     local cfg = { file = file, dir = dir, runtime_dir = opts.runtime_dir }
@@ -578,7 +617,9 @@ function _M.validate_policy(p)
         return nil, ("hook '%s' must be a function, got %s"):format(k, type(v))
       end
     elseif k ~= "name" and k ~= "description" and k ~= "defaults" then
-      return nil, ("unknown hook '%s' (hooks: died, init, migrate, restart, start, stop)"):format(tostring(k))
+      local guess = _M.suggest(k, HOOKS)
+      return nil, ("unknown hook '%s'%s (hooks: died, init, migrate, restart, start, stop)"):format(tostring(k),
+        guess and (", did you mean '" .. guess .. "'?") or "")
     end
   end
   if p.defaults ~= nil and type(p.defaults) ~= "table" then
@@ -600,8 +641,9 @@ local function policy_options(p, given, name)
       local known = {}
       for dk in pairs(defaults) do known[#known + 1] = tostring(dk) end
       table.sort(known)
-      return nil, ("policy '%s' has no option '%s' (options: %s)"):format(name, tostring(k),
-        #known > 0 and table.concat(known, ", ") or "none")
+      local guess = _M.suggest(k, defaults)
+      return nil, ("policy '%s' has no option '%s'%s (options: %s)"):format(name, tostring(k),
+        guess and (", did you mean '" .. guess .. "'?") or "", #known > 0 and table.concat(known, ", ") or "none")
     end
     if type(v) ~= type(defaults[k]) and defaults[k] ~= false then
       return nil, ("policy '%s': option '%s' must be a %s"):format(name, k, type(defaults[k]))

@@ -192,7 +192,10 @@ function Gen:wait_ready(opts)
     end
     if self.exited then return exited() end
     if not self.ready then
-      return false, ("generation %d was not ready within %gs"):format(self.id, timeout)
+      -- The usual cause with an app not written for systemd: it never says
+      -- READY=1. Say what to do about it.
+      return false, ("generation %d was not ready within %gs (no READY=1 came: for an app that does " ..
+        "not send it, use ready = { notify = false, http = ... }, a probe of its own port)"):format(self.id, timeout)
     end
   end
   if not (opts.tcp or opts.http or opts.check) then return true end

@@ -279,6 +279,8 @@ function Runtime:start()
   self:task("start", function()
     local t0 = self:now()
     local ok, msg = self:locked(function() return self:procedure("start") end)
+    -- Nothing served before: a failed start rolled nothing back.
+    if not ok then msg = msg:gsub("^rolled back: ", "") end
     self.events:add{ time = t0, kind = "start", ok = ok, reason = msg, duration = self:now() - t0,
       generation = ok and self.active and self.active.id or self.last_spawned }
     if ok then

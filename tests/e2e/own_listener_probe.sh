@@ -56,7 +56,7 @@ start=$(date +%s)
 out=$(timeout 20 "$BATON" run "$T/dynamic.lua" 2>&1) || rc=$?
 took=$(($(date +%s) - start))
 [ $rc -eq 1 ] || fail "run with the policy's probe exited $rc: $out"
-echo "$out" | grep -q "failed to start: rolled back: generation 1 cannot be checked: tcp 127.0.0.1:$P: it is the service's own listener 'http'" ||
+echo "$out" | grep -q "failed to start: generation 1 cannot be checked: tcp 127.0.0.1:$P: it is the service's own listener 'http'" ||
     fail "run said: $out"
 [ "$took" -lt 8 ] || fail "the refusal took ${took}s: it waited for the timeout"
 echo "ok: a policy's probe of the shared listener refused at run time (${took}s)"

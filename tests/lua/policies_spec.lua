@@ -120,7 +120,8 @@ describe("graceful", function()
 
   it("refuses an option it does not have", function()
     assert.has_error(function() testkit.new{ policy = "graceful", options = { deadlin = 3 } } end,
-      "policy 'graceful' has no option 'deadlin' (options: deadline, every, idle_metric, max_draining, " ..
+      "policy 'graceful' has no option 'deadlin', did you mean 'deadline'? (options: deadline, every, " ..
+      "idle_metric, max_draining, " ..
       "max_memory, memory_interval, poll, ready, signal, start_limit, watch)")
   end)
 end)
