@@ -5,6 +5,7 @@
 #include "base/log.h"
 #include "base/rundir.h"
 #include "lua/bridge.h"
+#include "loop/spawn.h"
 #include "loop/supervisor.h"
 #include "handoff/keeper_link.h"
 #include "handoff/takeover.h"
@@ -250,6 +251,19 @@ int run_check(const char *file)
     for (size_t i = 0; i < cfg.nlisteners; i++)
         printf("  fd %zu  %-16s %s\n", 3 + i, cfg.listeners[i].name, cfg.listeners[i].address);
     printf("  then the fd store's fds (LISTEN_FDS counts them), then BATON_STATS_FD\n");
+    /* The command, looked for as `baton run` will: a warning, not a
+     * refusal (it may be installed on the host that runs the file). */
+    char *cmd = spawn_resolve(cfg.argv[0], cfg.env);
+    if (cmd && access(cmd, X_OK) < 0) { /* a path is taken as it is: look at it */
+        free(cmd);
+        cmd = NULL;
+    }
+    if (!cmd)
+        fprintf(stderr, "%s: warning: command '%s': %s: `baton run` would fail to start it\n", file,
+                cfg.argv[0], errno == ENOENT ? "not found in PATH" : strerror(errno));
+    else if (strcmp(cmd, cfg.argv[0]) != 0)
+        printf("command: %s\n", cmd);
+    free(cmd);
     free(policy);
     config_free(&cfg);
     return 0;

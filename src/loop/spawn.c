@@ -82,9 +82,7 @@ static const char *env_lookup(char *const *env, const char *key)
     return getenv(key);
 }
 
-/* execvp's PATH search, done in the parent so that a missing command is
- * reported as such. Returns a malloc'd path or NULL with errno set. */
-static char *resolve(const char *cmd, char *const *env)
+char *spawn_resolve(const char *cmd, char *const *env)
 {
     if (strchr(cmd, '/'))
         return strdup(cmd);
@@ -192,7 +190,7 @@ int spawn_process(const struct launch_plan *o, pid_t *pid, char *err, size_t err
     int r = 0, pipefd[2] = { -1, -1 };
     char *pidslot = NULL, **envp = NULL;
     int *tmp = NULL;
-    char *path = resolve(o->argv[0], o->env);
+    char *path = spawn_resolve(o->argv[0], o->env);
 
     if (!path) {
         r = -errno;

@@ -80,6 +80,9 @@ kill "$HOLDER"
 cat > "$T/missing.lua" <<LUA
 return { control = "$SOCK", listen = { http = "tcp://127.0.0.1:0" }, command = { "baton-no-such-app" } }
 LUA
+out=$("$BATON" check "$T/missing.lua" 2>&1) || fail "check of a missing command exited non-zero: $out"
+echo "$out" | grep -q "warning: command 'baton-no-such-app': not found in PATH: \`baton run\` would fail to start it" ||
+    fail "check said nothing of the missing command: $out"
 rc=0
 out=$(timeout 10 "$BATON" run "$T/missing.lua" 2>&1) || rc=$?
 [ $rc -eq 1 ] || fail "missing command: run exited $rc"
