@@ -228,7 +228,7 @@ function Runtime:restart(req, why)
     local t0, old = self:now(), self.active and self.active.id
     local ok, msg = self:locked(function()
       self.restarts_queued = self.restarts_queued - 1
-      if self.stopping then return nil, "the supervisor is stopping" end
+      if self.stopping or self.start_failed then return nil, "the supervisor is stopping" end
       self.last_spawned = 0 -- a runtime error before the procedure must not name the last one
       self.failed = nil -- `baton restart` of a failed service tries again
       self.core.log("info", "restart requested" .. (why and (" (" .. why .. ")") or ""))
@@ -278,7 +278,13 @@ end
 function Runtime:start()
   self:task("start", function()
     local t0 = self:now()
-    local ok, msg = self:locked(function() return self:procedure("start") end)
+    local ok, msg = self:locked(function()
+      local ok, msg = self:procedure("start")
+      -- Decided before the lock passes on: a restart queued behind a start
+      -- that failed must not spawn while the supervisor stops.
+      if not ok then self.start_failed = true end
+      return ok, msg
+    end)
     -- Nothing served before: a failed start rolled nothing back.
     if not ok then msg = msg:gsub("^rolled back: ", "") end
     self.events:add{ time = t0, kind = "start", ok = ok, reason = msg, duration = self:now() - t0,

@@ -240,3 +240,16 @@ describe("the supervisor's counters", function()
     end
   end)
 end)
+
+describe("a start that fails", function()
+  it("lets no restart queued behind it spawn while the supervisor stops", function()
+    local sim = testkit.new{}
+    sim:start()              -- generation 1 never says READY=1
+    local r = sim:restart()  -- asked for meanwhile: waits for the start
+    sim:advance(6)           -- ready_timeout (5 s) passes: the start fails
+    assert.same({ 1 }, sim.spawned)
+    assert.is_true(r.done)
+    assert.is_false(r.ok)
+    assert.matches("the supervisor is stopping", r.msg, 1, true)
+  end)
+end)
