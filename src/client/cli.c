@@ -272,8 +272,8 @@ static int print_logs(const char *sock, long n, long gen, int follow, int json)
         json_t *req = json_pack("{s:s, s:I, s:I}", "cmd", "logs", "after", (json_int_t)after, "gen",
                                 (json_int_t)gen),
                *resp = NULL;
-        if (first && n > 0)
-            json_object_set_new(req, "n", json_integer(n));
+        if (first && n != 0) /* -n 0 (n -1): one line asked, for its place only */
+            json_object_set_new(req, "n", json_integer(n > 0 ? n : 1));
         char err[512];
         int r = control_call(sock, req, 5000, NULL, NULL, &resp, err, sizeof err);
         json_decref(req);
@@ -285,7 +285,9 @@ static int print_logs(const char *sock, long n, long gen, int follow, int json)
         }
         size_t i;
         json_t *l;
-        json_array_foreach(json_object_get(resp, "lines"), i, l) {
+        /* -n 0: the first answer only says where the output is now. */
+        json_t *lines = first && n < 0 ? NULL : json_object_get(resp, "lines");
+        json_array_foreach(lines, i, l) {
             if (json) { /* one JSON object per line: the contract */
                 char *text = json_dumps(l, JSON_COMPACT | JSON_REAL_PRECISION(15));
                 printf("%s\n", text ? text : "{}");
@@ -383,12 +385,16 @@ int cli_main(const char *cmd, int argc, char **argv)
         case 'g': {
             char *end;
             long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 1000000) {
-                fprintf(stderr, "baton %s: %s takes a positive count\n", cmd, opt);
+            /* logs -n 0: none of the lines already written (with -f: only
+             * what comes from now on, as tail -f -n 0). */
+            long lowest = c2 == 'n' && logs ? 0 : 1;
+            if (*end || v < lowest || v > 1000000) {
+                fprintf(stderr, "baton %s: %s takes a %s count\n", cmd, opt,
+                        lowest ? "positive" : "whole");
                 return 2;
             }
             if (c2 == 'n')
-                n = v;
+                n = v ? v : -1; /* -1: -n 0 */
             else
                 gen = v;
             break;
@@ -398,7 +404,14 @@ int cli_main(const char *cmd, int argc, char **argv)
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "baton %s: unexpected argument '%s'\n", cmd, argv[optind]);
+        /* `baton logs -f svc.lua`: -f follows here, as tail -f does. */
+        if (own_f && follow)
+            fprintf(stderr,
+                    "baton %s: unexpected argument '%s' (-f follows here; name the service "
+                    "file with --file %s)\n",
+                    cmd, argv[optind], argv[optind]);
+        else
+            fprintf(stderr, "baton %s: unexpected argument '%s'\n", cmd, argv[optind]);
         return 2;
     }
     char path[PATH_MAX], err[1024];
