@@ -750,7 +750,8 @@ end
 function Runtime.summary(_, g)
   return { id = g.id, pid = g.pid, state = g.state, started = g.started, ready_at = g.ready_at,
     exited_at = g.exited_at, exit_code = g.exit_code, exit_signal = g.exit_signal,
-    ended = g.exited and (g.ended_as .. ", " .. g:exit_reason()) or nil }
+    ended = g.exited and (g.ended_as .. ", " .. g:exit_reason()) or nil,
+    ports = not g.exited and next(g.ports or {}) ~= nil and g.ports or nil }
 end
 
 -- What `baton status` and /ready read (WHAT "view"):

@@ -165,9 +165,12 @@ static void print_status(json_t *r)
         printf("\n");
     }
     json_array_foreach(json_object_get(r, "listeners"), i, v)
-        printf("  listener %-12s %s (fd %lld)\n", json_string_value(json_object_get(v, "name")),
+        printf("  listener %-12s %s (fd %lld)%s\n", json_string_value(json_object_get(v, "name")),
                json_string_value(json_object_get(v, "address")),
-               (long long)json_integer_value(json_object_get(v, "fd")));
+               (long long)json_integer_value(json_object_get(v, "fd")),
+               json_is_true(json_object_get(v, "per_generation"))
+                   ? ", per_generation: each generation its own port (below)"
+                   : "");
     json_t *failed = json_object_get(r, "failed");
     if (json_is_string(failed))
         printf("  FAILED   %s: nothing is started again until `baton restart`\n",
@@ -186,6 +189,10 @@ static void print_status(json_t *r)
         }
         if (json_is_true(json_object_get(v, "adopted")))
             printf(" (adopted)");
+        const char *pname;
+        json_t *port;
+        json_object_foreach(json_object_get(v, "ports"), pname, port)
+            printf(" [%s: port %lld]", pname, (long long)json_integer_value(port));
         printf("\n");
     }
     long long hidden = json_integer_value(json_object_get(r, "exited_not_shown"));

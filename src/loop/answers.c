@@ -168,6 +168,9 @@ static json_t *generations_json(json_t *v, double t, struct supervisor *s, const
             json_object_set_new(j, "ready_after", json_real(json_number_value(ready) - started));
         if (p && p->pidfd >= 0)
             json_object_set_new(j, "adopted", json_true());
+        /* Its per_generation listeners' ports: { NAME = port }. */
+        if (json_is_object(json_object_get(g, "ports")))
+            json_object_set(j, "ports", json_object_get(g, "ports"));
         if (exited) /* the contract: 0 once exited */
             json_object_set_new(j, "connections", json_integer(0));
         else

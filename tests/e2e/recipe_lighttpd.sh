@@ -39,6 +39,14 @@ LUA
 start_baton
 PORT=$P
 curl -sf "http://127.0.0.1:$P/" | grep -q "hello from lighttpd" || fail "lighttpd does not answer"
+# `baton status` marks the per_generation listener and shows each
+# generation's own port, which answers.
+hport=$(status_field 'generations[state=active].ports.health') || fail "no health port in status --json"
+curl -sf "http://127.0.0.1:$hport/" | grep -q "hello from lighttpd" || fail "the health port $hport does not answer"
+"$BATON" status -s "$SOCK" | grep -q "listener health .*tcp://127.0.0.1:0 (fd 4), per_generation" ||
+    fail "status does not mark the per_generation listener: $("$BATON" status -s "$SOCK")"
+"$BATON" status -s "$SOCK" | grep -q "\[health: port $hport\]" || fail "status does not show the port: $("$BATON" status -s "$SOCK")"
+echo "ok: status shows the per_generation listener and generation 1's port $hport"
 start_load
 for i in $(seq 1 10); do
     "$BATON" restart -s "$SOCK" > /dev/null || fail "restart $i: $(tail -5 "$T/sup.log")"
