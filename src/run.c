@@ -5,6 +5,7 @@
 #include "base/log.h"
 #include "base/rundir.h"
 #include "lua/bridge.h"
+#include "loop/spawn.h"
 #include "loop/supervisor.h"
 #include "handoff/keeper_link.h"
 #include "handoff/takeover.h"
@@ -266,6 +267,19 @@ int run_check(const char *file)
     for (size_t i = 0; i < cfg.nlisteners; i++)
         printf("  fd %zu  %-16s %s\n", 3 + i, cfg.listeners[i].name, cfg.listeners[i].address);
     printf("  then the fd store's fds (LISTEN_FDS counts them), then BATON_STATS_FD\n");
+    /* The command, looked for as `baton run` will: a warning, not a
+     * refusal (it may be installed on the host that runs the file). */
+    char *cmd = spawn_resolve(cfg.argv[0], cfg.env);
+    if (cmd && access(cmd, X_OK) < 0) { /* a path is taken as it is: look at it */
+        free(cmd);
+        cmd = NULL;
+    }
+    if (!cmd)
+        fprintf(stderr, "%s: warning: command '%s': %s: `baton run` would fail to start it\n", file,
+                cfg.argv[0], errno == ENOENT ? "not found in PATH" : strerror(errno));
+    else if (strcmp(cmd, cfg.argv[0]) != 0)
+        printf("command: %s\n", cmd);
+    free(cmd);
     free(policy);
     config_free(&cfg);
     return 0;
@@ -298,11 +312,15 @@ int run_upgrade_check(const char *file)
 
 int run_control_path(const char *file, char *out, size_t len, char *err, size_t errlen)
 {
-    struct service_config cfg;
-    int r = read_service(file, &cfg, NULL, err, errlen);
-    if (r < 0)
-        return r;
-    snprintf(out, len, "%s", cfg.control);
-    config_free(&cfg);
-    return 0;
+    struct bridge b;
+    char rundir[4096];
+    if (runtime_dir(rundir, sizeof rundir) < 0)
+        snprintf(rundir, sizeof rundir, "/tmp");
+    if (bridge_open(&b) < 0) {
+        snprintf(err, errlen, "cannot create the Lua VM");
+        return -ENOMEM;
+    }
+    int r = bridge_control_path(&b, file, rundir, out, len, err, errlen);
+    bridge_close(&b);
+    return r;
 }

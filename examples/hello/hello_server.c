@@ -32,6 +32,9 @@
  *                     this generation, not whichever one accepts first
  *   --stay            after draining, keep running until killed (an app
  *                     that waits out a timer of its own)
+ *   --drain-signal S  drain on TERM (the default), INT or QUIT only, and
+ *                     ignore the other two while serving: an app such as
+ *                     nginx (QUIT) or lighttpd (INT)
  *
  * GET /health answers 200 "ok" (or 503, see above); any other request
  * answers 200 with a greeting naming the generation.
@@ -68,7 +71,7 @@ struct conn {
 
 static uv_loop_t *loop;
 static uv_tcp_t server;
-static uv_signal_t sigterm, sigint;
+static uv_signal_t sigterm, sigint, sigquit;
 static uv_timer_t drain_timer;
 static http_parser_settings settings;
 static struct conn *conns;
@@ -300,9 +303,17 @@ static void on_drain_tick(uv_timer_t *t)
     maybe_exit();
 }
 
+/* The signal that drains it (--drain-signal); TERM, INT or QUIT. */
+static int drain_signum = SIGTERM;
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     (void)h;
+    if (!draining && signum != drain_signum) {
+        fprintf(stderr, "hello[%d]: %s: ignored (it drains on %s)\n", (int)getpid(),
+                strsignal(signum), strsignal(drain_signum));
+        return;
+    }
     if (draining) {
         if (signum == SIGINT)
             exit(1);
@@ -373,10 +384,21 @@ int main(int argc, char **argv)
             health_base = atoi(argv[++i]);
         else if (strcmp(argv[i], "--stay") == 0)
             stay = 1;
-        else {
+        else if (strcmp(argv[i], "--drain-signal") == 0 && i + 1 < argc) {
+            const char *name = argv[++i];
+            drain_signum = strcmp(name, "INT") == 0    ? SIGINT
+                           : strcmp(name, "QUIT") == 0 ? SIGQUIT
+                           : strcmp(name, "TERM") == 0 ? SIGTERM
+                                                       : 0;
+            if (!drain_signum) {
+                fprintf(stderr, "hello: --drain-signal takes TERM, INT or QUIT\n");
+                return 2;
+            }
+        } else {
             fprintf(stderr,
                     "usage: %s [--bind HOST:PORT [--reuseport]] [--start-delay MS] "
-                    "[--mode-file PATH] [--health-port-base N] [--stay]\n",
+                    "[--mode-file PATH] [--health-port-base N] [--stay] "
+                    "[--drain-signal TERM|INT|QUIT]\n",
                     argv[0]);
             return 2;
         }
@@ -447,6 +469,8 @@ int main(int argc, char **argv)
     uv_signal_init(loop, &sigint);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sigint, on_signal, SIGINT);
+    uv_signal_init(loop, &sigquit);
+    uv_signal_start(&sigquit, on_signal, SIGQUIT);
 
     if (strcmp(mode, "hang") == 0)
         fprintf(stderr, "hello[%d]: mode file says hang: never ready\n", (int)getpid());

@@ -94,9 +94,32 @@ function _M.drain(svc, old, opts)
   old:drain(opts)
 end
 
--- What to do when the serving generation died: wait out the backoff
--- (0, 1, 2, 4 ... 30 s, per crash in a row), then RESTART(svc, nil).
+-- When recoveries began, for the `start_limit` option (this policy
+-- instance's): each is a crash, or a recovery that failed and is tried again.
+local recoveries = {}
+
+-- What to do when the serving generation died: give up if the policy's
+-- `start_limit` ({ burst = N, interval = T }) saw N recoveries (crashes, or
+-- recoveries that failed) within T seconds, as systemd's StartLimitBurst=
+-- does: the service is then failed until `baton restart`. Else wait out
+-- the backoff (0, 1, 2, 4 ... 30 s, per crash in a row), then
+-- RESTART(svc, nil).
 function _M.recover(svc, gen, restart)
+  local limit = svc.options.start_limit
+  if type(limit) == "table" then
+    local now, kept = svc:now(), {}
+    for _, at in ipairs(recoveries) do
+      if now - at < limit.interval then kept[#kept + 1] = at end
+    end
+    kept[#kept + 1] = now
+    recoveries = kept
+    if #kept >= limit.burst then
+      recoveries = {}
+      local why = ("start_limit: %d crashes or failed recoveries within %gs"):format(#kept, limit.interval)
+      svc:give_up(why)
+      return nil, why
+    end
+  end
   local delay = svc:backoff(gen)
   if delay > 0 then
     svc:log("warn", ("generation %d died; starting another in %gs"):format(gen.id, delay))
@@ -127,13 +150,18 @@ end
 -- start = a restart with nothing to drain, died = recover with backoff,
 -- init = the watch/every triggers, stop = drain everything, and for a
 -- policy with a `migrate` option, migrate = that option.
+-- A policy without a restart hook gets the default's (the runtime's rule
+-- for hooks left out), and so start and died are left to the default's
+-- too: built on a restart it does not have, they could only fail.
 function _M.standard(policy)
-  policy.start = policy.start or function(svc) return policy.restart(svc, nil) end
-  policy.died = policy.died or function(svc, gen) return _M.recover(svc, gen, policy.restart) end
+  if policy.restart then
+    policy.start = policy.start or function(svc) return policy.restart(svc, nil) end
+    policy.died = policy.died or function(svc, gen) return _M.recover(svc, gen, policy.restart) end
+  end
   policy.init = policy.init or _M.triggers
   policy.stop = policy.stop or function(svc)
     for _, g in ipairs(svc:generations()) do
-      g:drain{ signal = "TERM", deadline = svc.config.drain_timeout }
+      g:drain{ signal = svc.options.signal or "TERM", deadline = svc.config.drain_timeout }
     end
   end
   -- A migrate hook only for a policy that takes a `migrate` option: without
@@ -155,9 +183,32 @@ function _M.migrate(svc, blob, from, to)
   return fn(svc, blob, from, to)
 end
 
+-- Seconds between two reads of the serving generation's memory.
+local MEMORY_POLL = 5
+
+-- The `max_memory` option: restarts when the serving generation's
+-- resident memory (all its processes) stays over MAX bytes, read on two
+-- polls in a row, and at most once per INTERVAL seconds; never while a
+-- restart is under way or queued.
+function _M.memory_guard(svc, max, interval)
+  local over, last = 0, nil
+  svc:every(MEMORY_POLL, function(s)
+    local g = s.active
+    if not g or (g.rss or 0) <= max then over = 0 return end
+    over = over + 1
+    if over < 2 or (last and s:now() - last < interval) then return end
+    local busy, queued = s:pending()
+    if busy or queued > 0 then return end
+    over, last = 0, s:now()
+    s:restart(("memory over %d MiB (generation %d: %d MiB resident)")
+      :format(math.floor(max / 1048576), g.id, math.floor(g.rss / 1048576)))
+  end)
+end
+
 -- The triggers every built-in offers through its options:
 --   watch = { "bin/app", "app.conf" }  restart when one of these files changes
---   every = 86400                       restart every so many seconds
+--   every = 86400                       restart every so many seconds (skipped while
+--                                       one is under way or queued)
 function _M.triggers(svc)
   local o = svc.options
   local watch = o.watch
@@ -166,8 +217,18 @@ function _M.triggers(svc)
     local ok, err = svc:watch(path, function(s, p) s:restart(p .. " changed") end)
     if not ok then svc:log("error", err) end
   end
+  if o.max_memory then _M.memory_guard(svc, o.max_memory, o.memory_interval or 60) end
   if o.every then
-    svc:every(o.every, function(s) s:restart(("every %gs"):format(o.every)) end)
+    -- Coalesced: a tick while a restart is under way or queued is skipped,
+    -- so restarts longer than the period do not pile up without bound.
+    svc:every(o.every, function(s)
+      local busy, queued = s:pending()
+      if busy or queued > 0 then
+        s:log("info", ("every %gs: skipped, a restart is under way (%d queued)"):format(o.every, queued))
+        return
+      end
+      s:restart(("every %gs"):format(o.every))
+    end)
   end
 end
 

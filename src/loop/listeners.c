@@ -200,6 +200,48 @@ int listener_bound_as_configured(const struct listener *l, char *bound, size_t l
            (want->sin6_port == 0 || got->sin6_port == want->sin6_port);
 }
 
+/* Whether the TCP socket FD, bound to BOUND, would take a connection to SA:
+ * the same port, and the same address or a wildcard on either side (a
+ * connection to 0.0.0.0 reaches the local host). */
+static int reaches(const struct sockaddr_storage *bound, const struct sockaddr *sa)
+{
+    if (bound->ss_family == AF_INET && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *b = (const struct sockaddr_in *)bound;
+        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+        return b->sin_port == a->sin_port &&
+               (b->sin_addr.s_addr == a->sin_addr.s_addr || b->sin_addr.s_addr == INADDR_ANY ||
+                a->sin_addr.s_addr == INADDR_ANY);
+    }
+    if (bound->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *b = (const struct sockaddr_in6 *)bound;
+        int any = IN6_IS_ADDR_UNSPECIFIED(&b->sin6_addr);
+        if (sa->sa_family == AF_INET6) {
+            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+            return b->sin6_port == a->sin6_port &&
+                   (any || IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr) ||
+                    memcmp(&b->sin6_addr, &a->sin6_addr, sizeof a->sin6_addr) == 0);
+        }
+        /* [::] without IPV6_V6ONLY takes IPv4 connections too. */
+        return sa->sa_family == AF_INET && any &&
+               b->sin6_port == ((const struct sockaddr_in *)sa)->sin_port;
+    }
+    return 0;
+}
+
+const struct listener *listeners_reaching(const struct listener *ls, size_t n,
+                                          const struct sockaddr *sa)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        if (ls[i].kind != LISTENER_TCP || ls[i].fd < 0)
+            continue;
+        if (getsockname(ls[i].fd, (struct sockaddr *)&ss, &sl) == 0 && reaches(&ss, sa))
+            return &ls[i];
+    }
+    return NULL;
+}
+
 void listener_close(struct listener *l)
 {
     if (l->fd < 0)

@@ -8,6 +8,8 @@
 #include "os/os.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -105,7 +107,7 @@ static int receive_one(struct notify *n)
     const char *why = NULL;
     if (!cred)
         why = "no sender credentials";
-    else if (uid != geteuid() && uid != 0)
+    else if (uid != geteuid() && uid != 0 && !(n->app_uid_set && uid == n->app_uid))
         why = "sender is another user";
     else if (mh.msg_flags & MSG_CTRUNC)
         why = "control data truncated";
@@ -182,6 +184,8 @@ int notify_open_fd(struct notify *n, uv_loop_t *loop, const char *path, int fd, 
     strcpy(n->path, path);
     n->cb = cb;
     n->rejected = 0;
+    n->app_uid_set = 0;
+    n->dir[0] = '\0';
     if (fd >= 0) { /* bound by the supervisor before: carried on (carry.h) */
         n->fd = fd;
         goto poll;
@@ -228,4 +232,37 @@ void notify_close(struct notify *n)
     close(n->fd);
     n->fd = -1;
     unlink(n->path);
+    if (n->dir[0])
+        rmdir(n->dir);
+}
+
+int notify_private_dir(char *out, size_t len, const char *parent, uid_t uid, gid_t gid)
+{
+    char tmpl[PATH_MAX];
+    const char *slash = strrchr(parent, '/');
+    int n = slash && slash != parent ? snprintf(tmpl, sizeof tmpl, "%.*s/baton-notify-XXXXXX",
+                                                (int)(slash - parent), parent)
+                                     : snprintf(tmpl, sizeof tmpl, "/tmp/baton-notify-XXXXXX");
+    if (n < 0 || (size_t)n >= sizeof tmpl || (size_t)n >= len)
+        return -ENAMETOOLONG;
+    if (!mkdtemp(tmpl)) /* mode 0700, a name nobody could have made first */
+        return -errno;
+    if (chown(tmpl, uid, gid) < 0) {
+        int e = -errno;
+        rmdir(tmpl);
+        return e;
+    }
+    snprintf(out, len, "%s", tmpl);
+    return 0;
+}
+
+int notify_allow(struct notify *n, uid_t uid, gid_t gid, const char *dir)
+{
+    n->app_uid_set = 1;
+    n->app_uid = uid;
+    if (dir)
+        snprintf(n->dir, sizeof n->dir, "%s", dir);
+    if (chown(n->path, uid, gid) < 0 || chmod(n->path, 0600) < 0)
+        return -errno;
+    return 0;
 }

@@ -329,6 +329,9 @@ static void on_control(struct control *c, uint64_t req, const char *cmd, json_t 
         }
     char why[64];
     snprintf(why, sizeof why, "baton %s", cmd);
+    /* `baton reload --dry-run`: the runtime checks the files, applies nothing. */
+    if (strcmp(cmd, "reload") == 0 && json_is_true(json_object_get(args, "dry_run")))
+        cmd = "reload_check";
     emit(s, (struct event){ .kind = EV_REQUEST, .id = req, .name = cmd, .why = why });
 }
 
@@ -538,11 +541,25 @@ int supervisor_setup(struct supervisor *s, const json_t *carried)
     }
     if (s->cfg.metrics && open_metrics(s, carried) < 0)
         return -1;
-    /* A takeover keeps the path: the generations it adopts know that one. */
+    /* A takeover keeps the path: the generations it adopts know that one.
+     * Generations that run as another user (`user`, `group`) cannot enter
+     * the runtime folder (0700, ours): their socket goes in a folder made
+     * for that user alone (notify_private_dir). */
     const char *carried_path = json_string_value(json_object_get(carried, "notify_path"));
+    int as_user = s->cfg.set_uid || s->cfg.set_gid;
+    uid_t app_uid = s->cfg.set_uid ? s->cfg.uid : geteuid();
+    gid_t app_gid = s->cfg.set_gid ? s->cfg.gid : getegid();
+    char notify_dir[108] = "";
+    if (!carried_path && as_user &&
+        (r = notify_private_dir(notify_dir, sizeof notify_dir, s->rundir, app_uid, app_gid)) < 0) {
+        log_error("notify socket's folder for user %u: %s", (unsigned)app_uid, strerror(-r));
+        return -1;
+    }
     int n = carried_path ? snprintf(s->notify_path, sizeof s->notify_path, "%s", carried_path)
-                         : snprintf(s->notify_path, sizeof s->notify_path, "%s/%s.%d.notify",
-                                    s->rundir, s->cfg.name, (int)getpid());
+            : as_user ? snprintf(s->notify_path, sizeof s->notify_path, "%s/%s.notify", notify_dir,
+                                 s->cfg.name)
+                      : snprintf(s->notify_path, sizeof s->notify_path, "%s/%s.%d.notify",
+                                 s->rundir, s->cfg.name, (int)getpid());
     if (n < 0 || n >= 108) { /* sun_path */
         log_error("notify socket path under %s is too long for a unix socket", s->rundir);
         return -1;
@@ -552,6 +569,18 @@ int supervisor_setup(struct supervisor *s, const json_t *carried)
                             on_notify)) < 0) {
         log_error("notify socket %s: %s", s->notify_path, unixpath_strerror(r));
         return -1;
+    }
+    if (as_user) {
+        char dir[sizeof s->notify_path];
+        snprintf(dir, sizeof dir, "%s", s->notify_path);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        if ((r = notify_allow(&s->notify, app_uid, app_gid, slash ? dir : NULL)) < 0) {
+            log_error("notify socket %s: cannot give it to user %u: %s", s->notify_path,
+                      (unsigned)app_uid, strerror(-r));
+            return -1;
+        }
     }
     s->control.data = s;
     if ((r = control_open_fd(&s->control, s->loop, s->cfg.control,
