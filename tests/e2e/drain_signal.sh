@@ -40,10 +40,21 @@ assert_no_load_errors 500
 echo "ok: 5 restarts, drains on QUIT ended early, $LOAD"
 
 # The same app under the TERM default: flagged, and it serves on until
-# the deadline, when it is killed (with whatever it was serving: no load
-# here, this part is about the hint).
+# the deadline, when it is killed. One idle keep-alive connection held on
+# it keeps it from being idle (graceful would otherwise stop an app that
+# ignores TERM once it holds no connection, and end the drain early: see
+# graceful_ignorer.sh); no load here, this part is about the hint.
 service '"graceful"'
 "$BATON" reload -s "$SOCK" > /dev/null || fail "reload to graceful refused"
+python3 -c '
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+s.recv(4096)
+time.sleep(30)' "$PORT" &
+HOLDER=$!
+trap 'kill $HOLDER 2> /dev/null; cleanup' EXIT
+sleep 0.5
 "$BATON" restart -s "$SOCK" > /dev/null || fail "restart under TERM failed"
 old=$(($(active_generation) - 1))
 wait_for 5 grep -q "generation $old (pid [0-9]*) is still listening 1s after SIGTERM: does it drain on TERM?" \
