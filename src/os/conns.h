@@ -26,6 +26,8 @@
  *      processes share it (forked workers do).
  * So the kernel side costs a dump per family, not a syscall per connection;
  * the process side a few reads per process and a readlink per open fd.
+ * That is Linux (os/linux_conns.c, os/linux_sockdiag.c); FreeBSD reads the
+ * same figures from its sysctls (os/freebsd_conns.c says which).
  *
  * What the figures mean:
  *   - established: connections a process of the generation holds, in

@@ -2,7 +2,7 @@
 #define BATON_CONNS_POLL_H
 
 /* The inside of one conns_poll (conns.h), shared by its two halves only:
- * conns.c (the /proc side: processes, their fds) and linux_sockdiag.c
+ * linux_conns.c (the /proc side: processes, their fds) and linux_sockdiag.c
  * (the kernel's socket tables). Nothing else includes this. */
 
 #include <stddef.h>
@@ -56,9 +56,9 @@ struct poll {
     int cut; /* a bound cut the figures */
 };
 
-/* conns.c: a connection (socket inode INO) on a listener's port or path. */
+/* linux_conns.c: a connection (socket inode INO) on a listener's port or path. */
 int conns__table_add(struct poll *p, uint32_t ino, int closing);
-/* conns.c: listener INO's accept queue now and at most. */
+/* linux_conns.c: listener INO's accept queue now and at most. */
 void conns__listener_queue(struct poll *p, uint32_t ino, unsigned queue, unsigned max);
 /* linux_sockdiag.c: the TCP sockets of FAMILY on the listeners' ports,
  * and the unix sockets on their paths, into P. 0 or a negative errno. */
