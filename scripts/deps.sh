@@ -9,7 +9,8 @@ build_pkgs=(pkg-config cmake gcc make libuv1-dev libluajit-5.1-dev luajit
 test_pkgs=(lua-busted libcmocka-dev gunicorn python3 curl procps iproute2 util-linux prometheus
            systemd python3-kubernetes python3-yaml man-db podman runc nodejs
            golang-go golang-golang-x-net-dev golang-github-coreos-go-systemd-dev
-           golang-google-grpc-dev python3-grpcio python3-websockets python3-uvicorn python3-h11)
+           golang-google-grpc-dev python3-grpcio python3-websockets python3-uvicorn python3-h11
+           libseccomp-dev)
 # The peers the benchmarks compare with, and the plotting tool.
 bench_pkgs=(nginx-light haproxy gnuplot-nox curl procps iproute2 python3)
 # The formatter, linter and static analyser scripts/lint.sh runs.

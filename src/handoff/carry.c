@@ -1,6 +1,8 @@
 /* carry.c: the carried state's document on its way (see carry.h). */
 #include "handoff/carry.h"
 
+#include "libbaton/shmfd.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -31,14 +33,17 @@ int carry_to_memfd(const json_t *doc)
     if (!text)
         return -ENOMEM;
     size_t n = strlen(text);
-    int r, fd = memfd_create("baton-carry", MFD_ALLOW_SEALING); /* inherited: no CLOEXEC */
+    /* Inherited: no CLOEXEC. Sealed where the host has seals; elsewhere
+     * the reader copies it all before parsing, which is as good here: the
+     * one other holder is the process that wrote it and then exec'd. */
+    int r, fd = shmfd_create("baton-carry", 0, 0);
     if (fd < 0)
-        r = -errno;
+        r = fd;
     else if (n > CARRY_MAX)
         r = -E2BIG;
     else if ((r = write_all(fd, text, n)) == 0 &&
-             fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
-        r = -errno;
+             (r = shmfd_seal(fd, SHMFD_SEAL_SIZE | SHMFD_SEAL_WRITE)) > 0)
+        r = 0;
     free(text);
     if (r < 0) {
         if (fd >= 0)

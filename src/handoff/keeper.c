@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -150,7 +149,7 @@ int keeper_main(const char *path)
 {
     static struct held h[KEEPER_MAX_FDS];
     /* Its name in ps and in "held by pid N (NAME)": not "exe". */
-    prctl(PR_SET_NAME, "baton-keeper");
+    os_set_name("baton-keeper");
     size_t n = 0;
     int channel = 3, server = -1;
     struct sigaction sa = { .sa_handler = on_term };

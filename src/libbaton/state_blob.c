@@ -1,8 +1,10 @@
 /* state_blob.c: the state blob layout (see state_blob.h). */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* memfd_create, F_ADD_SEALS */
+#define _GNU_SOURCE /* MAP_ANONYMOUS, MAP_POPULATE */
 #endif
 #include "state_blob.h"
+
+#include "shmfd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -129,24 +131,17 @@ static void fill_header(struct state_blob_header *h, const void *payload, size_t
     h->header_checksum = state_crc32c(0, h, sizeof *h);
 }
 
+/* 0 sealed, or left unsealed on a host without seals (shmfd.h): readers
+ * there check it whole on a copy of their own (state_blob_open). */
 static int seal(int fd)
 {
-    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
-        return -errno;
-    return 0;
+    int r = shmfd_seal(fd, SHMFD_SEAL_SIZE | SHMFD_SEAL_WRITE);
+    return r < 0 ? r : 0;
 }
 
 static int new_memfd(size_t total)
 {
-    int fd = memfd_create("baton-state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd < 0)
-        return -errno;
-    if (ftruncate(fd, (off_t)total) < 0) {
-        int r = -errno;
-        close(fd);
-        return r;
-    }
-    return fd;
+    return shmfd_create("baton-state", total, 1);
 }
 
 static int write_all(int fd, const void *buf, size_t len, off_t off)
@@ -218,7 +213,7 @@ int state_blob_seal(int fd, void *payload, size_t len, uint32_t schema, uint32_t
 
 /* --- reading --------------------------------------------------------------- */
 
-#define SEALS_REQUIRED (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+#define SEALS_REQUIRED (SHMFD_SEAL_SIZE | SHMFD_SEAL_WRITE)
 
 #define FAIL(code, ...)                     \
     do {                                    \
@@ -254,6 +249,53 @@ static int crc_of_file(int fd, off_t off, uint64_t len, uint32_t *out)
     return 0;
 }
 
+/* Copies LEN bytes of FD into private memory at *OUT (read-only once
+ * filled), then checks that the copy holds header H as read before and a
+ * payload whose checksum is H's. Returns 0 or a negative errno, the reason
+ * in ERR. */
+static int copy_checked(int fd, size_t len, const struct state_blob_header *h, void **out,
+                        char *err, size_t errlen)
+{
+    char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        snprintf(err, errlen, "mmap: %s", strerror(errno));
+        return -errno;
+    }
+    int r = 0;
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = pread(fd, m + got, len - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            r = n < 0 ? -errno : -ENODATA;
+            snprintf(err, errlen, "cannot read the blob: %s",
+                     n < 0 ? strerror(errno) : "it shrank while read");
+            break;
+        }
+        got += (size_t)n;
+    }
+    if (r == 0 && memcmp(m, h, sizeof *h) != 0) {
+        r = -EBADMSG;
+        snprintf(err, errlen, "header changed while read (an unsealed blob)");
+    }
+    uint32_t sum;
+    if (r == 0 && (sum = state_crc32c(0, m + h->header_size, h->length)) != h->checksum) {
+        r = -EILSEQ;
+        snprintf(err, errlen, "checksum mismatch (stored %08x, computed %08x)", h->checksum, sum);
+    }
+    if (r == 0 && mprotect(m, len, PROT_READ) < 0) {
+        r = -errno;
+        snprintf(err, errlen, "mprotect: %s", strerror(errno));
+    }
+    if (r < 0) {
+        munmap(m, len);
+        return r;
+    }
+    *out = m;
+    return 0;
+}
+
 int state_blob_open(int fd, uint64_t max, int flags, struct state_blob *b, char *err, size_t errlen)
 {
     int verify = flags & STATE_BLOB_VERIFY;
@@ -263,10 +305,14 @@ int state_blob_open(int fd, uint64_t max, int flags, struct state_blob *b, char 
     size_t map_len = 0;
     memset(b, 0, sizeof *b);
 
-    int seals = fcntl(fd, F_GET_SEALS);
-    if (seals < 0)
-        FAIL(-EPERM, "not a memfd that can be sealed (%s)", strerror(errno));
-    if ((seals & SEALS_REQUIRED) != SEALS_REQUIRED)
+    /* Unsealed memory is taken only where the host has no seals: there a
+     * sender could not have sealed it. */
+    int seals = shmfd_seals(fd), copy = 0;
+    if (seals == -ENOTSUP && !shmfd_host_seals(NULL))
+        copy = 1;
+    else if (seals < 0)
+        FAIL(-EPERM, "not a memfd that can be sealed (%s)", strerror(-seals));
+    else if ((seals & SEALS_REQUIRED) != SEALS_REQUIRED)
         FAIL(-EPERM, "memfd is not sealed against writes, growing and shrinking "
                      "(F_SEAL_WRITE|F_SEAL_GROW|F_SEAL_SHRINK)");
     if (fstat(fd, &st) < 0)
@@ -298,6 +344,22 @@ int state_blob_open(int fd, uint64_t max, int flags, struct state_blob *b, char 
     if (map_len - h.header_size > max)
         FAIL(-E2BIG, "the memfd holds %llu bytes, over the limit of %llu",
              (unsigned long long)(map_len - h.header_size), (unsigned long long)max);
+    if (copy) {
+        /* Nothing keeps its bytes as they are: every check runs on a
+         * private copy, which the caller then reads, so what was checked
+         * is what it gets. */
+        h.header_checksum = want;
+        if ((r = copy_checked(fd, map_len, &h, &map, err, errlen)) < 0)
+            goto fail;
+        *b = (struct state_blob){ .map = map,
+                                  .map_len = map_len,
+                                  .data = (const char *)map + h.header_size,
+                                  .length = h.length,
+                                  .schema = h.schema,
+                                  .generation = h.generation,
+                                  .created_ns = h.created_ns };
+        return 0;
+    }
     if (verify) {
         uint32_t sum = 0;
         if ((r = crc_of_file(fd, h.header_size, h.length, &sum)) < 0)

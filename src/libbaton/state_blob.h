@@ -22,7 +22,18 @@
  * Integers are native-endian: a blob never leaves the machine. The memfd
  * must carry F_SEAL_WRITE, F_SEAL_GROW and F_SEAL_SHRINK: once sealed, its
  * bytes cannot change, so a blob checked once stays good, and the old
- * generation cannot touch what it handed over. */
+ * generation cannot touch what it handed over.
+ *
+ * Where the host has no seals (shmfd.h: Linux before 3.17, or memfd_create
+ * refused by a sandbox) a blob is an unlinked file, unsealed, and only
+ * there is an unsealed blob taken. Nothing then keeps its bytes: every
+ * state_blob_open copies the whole file into private memory and checks
+ * the copy (header unchanged since read, length within the file, the
+ * payload's CRC-32C), with or without STATE_BLOB_VERIFY, and the caller
+ * reads the copy. So a reader still gets bytes that were checked; what is
+ * lost is the zero-copy mapping (the payload is read once more) and the
+ * guarantee that the sender cannot change the blob for a later reader,
+ * which checks it again. */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -78,7 +89,7 @@ int state_blob_seal(int fd, void *payload, size_t len, uint32_t schema, uint32_t
  * STATE_BLOB_VERIFY in FLAGS the checksum right (without it: a blob already
  * checked, which its seals keep as it was). Returns 0; or a negative errno
  * with the reason in ERR:
- *   -EPERM     not a sealed memfd
+ *   -EPERM     not a sealed memfd (where the host has seals)
  *   -EBADMSG   not a state blob (magic, header checksum, layout)
  *   -E2BIG     larger than MAX
  *   -ENODATA   truncated: the file is shorter than its header says

@@ -1,5 +1,7 @@
 #include "stats_shm.h"
 
+#include "shmfd.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -94,14 +96,13 @@ int stats_create(struct stats_region *r, uint32_t capacity)
     /* Room for every entry as a counter or gauge, plus histograms' extra. */
     uint64_t values = (uint64_t)capacity * block_size(1) * 2;
     uint64_t size = STATS_HEADER_SIZE + (uint64_t)capacity * STATS_ENTRY_SIZE + values;
-    int fd = memfd_create("baton-stats", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    int fd = shmfd_create("baton-stats", (size_t)size, 1);
     if (fd < 0)
-        return -errno;
-    int rc;
-    if (ftruncate(fd, (off_t)size) < 0 ||
-        /* Nobody may shrink it under another's mapping (SIGBUS) or grow it. */
-        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
-        rc = -errno;
+        return fd;
+    /* Nobody may shrink it under another's mapping (SIGBUS) or grow it.
+     * Where the host has no seals (shmfd.h) that is lost: see above. */
+    int rc = shmfd_seal(fd, SHMFD_SEAL_SIZE);
+    if (rc < 0) {
         close(fd);
         return rc;
     }

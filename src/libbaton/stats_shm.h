@@ -91,8 +91,12 @@ struct stats_region {
     struct stats_entry *entries;
 };
 
-/* Supervisor: a new region in a sealed-size memfd (close-on-exec).
- * CAPACITY 0 means STATS_DEFAULT_CAPACITY. */
+/* Supervisor: a new region in shared memory sealed against growing and
+ * shrinking (close-on-exec). CAPACITY 0 means STATS_DEFAULT_CAPACITY.
+ * Where the host has no seals (shmfd.h: Linux before 3.17) the region is
+ * an unlinked file of the same size, unsealed: an app that truncates it
+ * would crash every process mapping it (SIGBUS), the supervisor too, so
+ * there the region trusts its apps. */
 int stats_create(struct stats_region *r, uint32_t capacity);
 /* Maps an existing region read-write; checks magic, version and sizes.
  * -EPROTO for a region of another layout or version, -EINVAL when damaged. */

@@ -164,7 +164,7 @@ static json_t *generations_json(json_t *v, double t, struct supervisor *s, const
             continue;
         if (ready)
             json_object_set_new(j, "ready_after", json_real(json_number_value(ready) - started));
-        if (p && p->pidfd >= 0)
+        if (p && p->adopted)
             json_object_set_new(j, "adopted", json_true());
         if (exited) /* the contract: 0 once exited */
             json_object_set_new(j, "connections", json_integer(0));
@@ -230,6 +230,18 @@ static json_t *status_json(struct supervisor *s)
         json_object_set(j, "exited_not_shown", json_object_get(v, "exited_not_shown"));
     }
     json_decref(v);
+    json_t *host = json_object();
+    for (size_t i = 0; host && i < s->nhost; i++) {
+        const struct os_mechanism *m = &s->host[i];
+        char text[sizeof m->detail + 16];
+        snprintf(text, sizeof text, "%s%s%s", os_support_name(m->support), *m->detail ? ": " : "",
+                 m->detail);
+        json_object_set_new(host, m->name, json_string(text));
+    }
+    if (j && host)
+        json_object_set_new(j, "host", host);
+    else
+        json_decref(host);
     if (j && s->metrics_listener.fd >= 0) {
         char addr[256];
         listener_local_address(&s->metrics_listener, addr, sizeof addr);

@@ -42,7 +42,7 @@ json_t *supervisor_carry(struct supervisor *s, int output)
         json_array_append_new(procs, json_pack("{s:i, s:i, s:f, s:I, s:s, s:b}", "id", (int)p->id,
                                                "pid", (int)p->pid, "started", p->started,
                                                "start_ticks", (json_int_t)p->start_ticks, "status",
-                                               p->status, "adopted", p->pidfd >= 0));
+                                               p->status, "adopted", p->adopted));
     }
     uv_os_fd_t control_fd = -1;
     if (s->control.open)

@@ -5,6 +5,7 @@
 #include "base/unixpath.h"
 
 #include "base/log.h"
+#include "os/os.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -83,7 +84,7 @@ static int receive_one(struct notify *n)
     char buf[NOTIFY_MAX + 1];
     union {
         struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * NOTIFY_MAX_FDS)];
+        char buf[OS_CRED_CMSG_ROOM + CMSG_SPACE(sizeof(int) * NOTIFY_MAX_FDS)];
     } control;
     struct iovec iov = { .iov_base = buf, .iov_len = NOTIFY_MAX };
     struct msghdr mh = { .msg_iov = &iov,
@@ -95,18 +96,16 @@ static int receive_one(struct notify *n)
     if (len < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : (errno == EINTR ? 1 : -errno);
 
-    struct ucred *cred = NULL;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
-            c->cmsg_len == CMSG_LEN(sizeof *cred))
-            cred = (struct ucred *)CMSG_DATA(c);
+    uid_t uid = 0;
+    pid_t pid = 0;
+    int cred = os_cred_read(&mh, &uid, &pid) == 0;
     int fds[NOTIFY_MAX_FDS];
     size_t nfds = fdpass_take(&mh, fds, NOTIFY_MAX_FDS);
 
     const char *why = NULL;
     if (!cred)
         why = "no sender credentials";
-    else if (cred->uid != geteuid() && cred->uid != 0)
+    else if (uid != geteuid() && uid != 0)
         why = "sender is another user";
     else if (mh.msg_flags & MSG_CTRUNC)
         why = "control data truncated";
@@ -127,12 +126,12 @@ static int receive_one(struct notify *n)
         if (mh.msg_flags & MSG_CTRUNC) /* the fds it carried did not fit: often RLIMIT_NOFILE */
             nofile_describe(fds_open, sizeof fds_open);
         n->rejected++;
-        log_warn("notify: dropped a datagram from pid %d: %s%s%s%s", cred ? (int)cred->pid : 0, why,
+        log_warn("notify: dropped a datagram from pid %d: %s%s%s%s", (int)pid, why,
                  *fds_open ? " (the supervisor: " : "", fds_open, *fds_open ? ")" : "");
         close_fds(fds, nfds);
         return 1;
     }
-    n->cb(n, cred->pid, &m, fds, nfds);
+    n->cb(n, pid, &m, fds, nfds);
     return 1;
 }
 
@@ -175,7 +174,7 @@ int notify_open(struct notify *n, uv_loop_t *loop, const char *path, notify_cb c
 int notify_open_fd(struct notify *n, uv_loop_t *loop, const char *path, int fd, notify_cb cb)
 {
     struct sockaddr_un un = { .sun_family = AF_UNIX };
-    int one = 1, r;
+    int r;
 
     if (strlen(path) >= sizeof un.sun_path)
         return -ENAMETOOLONG;
@@ -197,10 +196,11 @@ int notify_open_fd(struct notify *n, uv_loop_t *loop, const char *path, int fd, 
         return -errno;
     /* Created 0600 from the start: no window where another user could send. */
     mode_t old = umask(0177);
-    r = bind(n->fd, (struct sockaddr *)&un, sizeof un);
+    r = bind(n->fd, (struct sockaddr *)&un, sizeof un) < 0 ? -errno : 0;
     umask(old);
-    if (r < 0 || setsockopt(n->fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0) {
-        r = -errno;
+    if (r == 0)
+        r = os_cred_enable(n->fd);
+    if (r < 0) {
         close(n->fd);
         return r;
     }

@@ -21,8 +21,12 @@ struct proc {
     char status[256];               /* last STATUS= it sent */
     unsigned long long start_ticks; /* the kernel's start time: pid and this name it */
     /* An adopted process (a supervisor before this one, now dead, started
-     * it: not our child, so no SIGCHLD): its pidfd, polled for its exit
-     * by the supervisor (WATCH, its handle). -1 for our children. */
+     * it: not our child, so no SIGCHLD), watched for its exit by the
+     * supervisor through WATCH: a uv_poll_t on PIDFD (os_proc_watch_fd),
+     * or where the host gives no such fd (PIDFD -1) a uv_timer_t that
+     * polls os_proc_alive. ADOPTED 0, PIDFD -1 and WATCH NULL for our
+     * children. */
+    int adopted;
     int pidfd;
     void *watch;
 };

@@ -23,6 +23,7 @@
 #include "loop/stats_own.h"
 #include "base/unixpath.h"
 #include "os/os.h"
+#include "libbaton/shmfd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,9 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -94,8 +93,9 @@ void supervisor_emit_exit(struct supervisor *s, unsigned id, int code, int sig)
 {
     struct proc *p = procs_by_id(&s->procs, id);
     if (p && p->watch) {
-        uv_close(p->watch, (uv_close_cb)free);
-        close(p->pidfd);
+        uv_close((uv_handle_t *)p->watch, (uv_close_cb)free);
+        if (p->pidfd >= 0)
+            close(p->pidfd);
     }
     if (p)
         procs_remove(&s->procs, id);
@@ -114,23 +114,94 @@ static void on_adopted_exit(uv_poll_t *h, int status, int events)
     supervisor_emit_exit(s, id, -1, 0);
 }
 
+/* Where the host gives no fd to watch a process by (Linux before 5.3, a
+ * sandbox): how often an adopted generation is asked whether it lives.
+ * Its death is noticed this late at worst; each look costs a kill(pid, 0)
+ * and a read of /proc/PID/stat (bench/adopted_watch.sh measures it). */
+#define ADOPTED_POLL_MS 100
+
+static void on_adopted_tick(uv_timer_t *t)
+{
+    struct supervisor *s = t->loop->data;
+    unsigned id = (unsigned)(uintptr_t)t->data;
+    struct proc *p = procs_by_id(&s->procs, id);
+    if (!p)
+        return;
+    /* An error (a /proc that cannot be read now) is no news: ask again. */
+    if (os_proc_alive(p->pid, p->start_ticks) != 0)
+        return;
+    uv_timer_stop(t);
+    log_debug("adopted generation %u exited (its status goes to its parent, not to us)", id);
+    supervisor_emit_exit(s, id, -1, 0);
+}
+
 void supervisor_watch_adopted(struct supervisor *s, struct proc *p)
 {
-    int fd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+    p->adopted = 1;
+    int fd = os_proc_watch_fd(p->pid), r = UV_ENOMEM;
     uv_poll_t *h = fd >= 0 ? malloc(sizeof *h) : NULL;
-    if (!h || uv_poll_init(s->loop, h, fd) < 0) {
-        log_error("generation %u (pid %d): cannot watch it (pidfd_open: %s): its exit will go "
-                  "unnoticed",
-                  p->id, (int)p->pid, strerror(errno));
-        free(h);
-        if (fd >= 0)
-            close(fd);
+    if (h && (r = uv_poll_init(s->loop, h, fd)) == 0) {
+        p->pidfd = fd;
+        p->watch = h;
+        h->data = (void *)(uintptr_t)p->id;
+        uv_poll_start(h, UV_READABLE, on_adopted_exit);
         return;
     }
-    p->pidfd = fd;
-    p->watch = h;
-    h->data = (void *)(uintptr_t)p->id;
-    uv_poll_start(h, UV_READABLE, on_adopted_exit);
+    free(h);
+    if (fd >= 0) {
+        log_warn("generation %u (pid %d): cannot poll its pidfd (%s): polling the process instead",
+                 p->id, (int)p->pid, uv_strerror(r));
+        close(fd);
+    } else if (fd != -ESRCH) {
+        /* ESRCH: it ended already; the first tick says so. */
+        log_info("generation %u (pid %d): no pidfd (%s): watching it every %d ms", p->id,
+                 (int)p->pid, strerror(-fd), ADOPTED_POLL_MS);
+    }
+    uv_timer_t *t = malloc(sizeof *t);
+    if (!t || uv_timer_init(s->loop, t) < 0) {
+        free(t);
+        log_error("generation %u (pid %d): out of memory: its exit will go unnoticed", p->id,
+                  (int)p->pid);
+        return;
+    }
+    p->watch = t;
+    t->data = (void *)(uintptr_t)p->id;
+    uv_timer_start(t, on_adopted_tick, ADOPTED_POLL_MS, ADOPTED_POLL_MS);
+}
+
+/* --- the host ------------------------------------------------------------ */
+
+/* Probes what the host gives, once, and says it in one line: which
+ * mechanisms run natively, which fall back (and how), which are lost. */
+static void host_report(struct supervisor *s)
+{
+    s->nhost = os_host_report(s->host, OS_HOST_MECHANISMS);
+    const char *why;
+    struct os_mechanism *m = &s->host[s->nhost++];
+    *m = (struct os_mechanism){ .name = "memfd_seals", .support = OS_NATIVE };
+    if (!shmfd_host_seals(&why)) {
+        m->support = OS_FALLBACK;
+        snprintf(m->detail, sizeof m->detail,
+                 "%s; unlinked files, unsealed: state blobs checked whole at every open", why);
+    }
+    /* "native: a, b; fallback: c (how); lost: d (what)", cut at its size. */
+    char line[2048];
+    size_t len = 0;
+    for (int level = OS_NATIVE; level <= OS_LOST; level++) {
+        const char *sep = len ? "; " : "";
+        for (size_t i = 0; i < s->nhost && len < sizeof line; i++) {
+            const struct os_mechanism *h = &s->host[i];
+            if ((int)h->support != level)
+                continue;
+            int n = snprintf(line + len, sizeof line - len, "%s%s%s%s%s%s%s", sep,
+                             *sep == ',' ? "" : os_support_name(h->support),
+                             *sep == ',' ? "" : ": ", h->name, *h->detail ? " (" : "", h->detail,
+                             *h->detail ? ")" : "");
+            len = n < 0 ? sizeof line : len + (size_t)n;
+            sep = ", ";
+        }
+    }
+    log_info("host: %s", line);
 }
 
 /* --- processes ----------------------------------------------------------- */
@@ -488,8 +559,9 @@ int supervisor_setup(struct supervisor *s, const json_t *carried)
     }
     /* Orphans of our apps (a worker whose master died) are ours to reap,
      * not init's: nothing is left behind as a zombie. */
-    if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
-        log_warn("PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+    if ((r = os_become_subreaper()) < 0)
+        log_warn("cannot become a child subreaper: %s", strerror(-r));
+    host_report(s);
     static const int handled[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT };
     r = 0;
     for (size_t i = 0; i < sizeof handled / sizeof handled[0] && r == 0; i++)

@@ -19,6 +19,7 @@
 #include "loop/procs.h"
 #include "loop/timers.h"
 #include "loop/watch.h"
+#include "os/os.h"
 
 #include <limits.h>
 #include <uv.h>
@@ -81,6 +82,11 @@ struct supervisor {
      * upgrade, the keeper link): told of what each must see. */
     struct supervisor_part parts[SUPERVISOR_MAX_PARTS];
     size_t nparts;
+    /* What this host gives, mechanism by mechanism (os_host_report, and
+     * libbaton's sealed memory), probed once at start: logged, and shown
+     * by `baton status`. */
+    struct os_mechanism host[OS_HOST_MECHANISMS + 1];
+    size_t nhost;
 };
 
 /* Member KEY of a carried document's object OBJ as an int (DEF when

@@ -1,22 +1,43 @@
 /* linux.c: the platform seam on Linux (see os.h). */
 #include "os/os.h"
 
+#include "os/conns.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* Headers older than the kernel (close_range came in 5.9, its CLOEXEC flag
  * in 5.11): the numbers are the kernel's ABI, the same on every
  * architecture of the unified table (all since 5.1, but alpha). */
 #ifndef __NR_close_range
+#if defined(__alpha__)
+#define __NR_close_range 546
+#else
 #define __NR_close_range 436
+#endif
+#endif
+/* pidfd_open came in 5.3; the same unified table. */
+#ifndef __NR_pidfd_open
+#if defined(__alpha__)
+#define __NR_pidfd_open 544
+#else
+#define __NR_pidfd_open 434
+#endif
+#endif
+#ifndef PR_SET_CHILD_SUBREAPER /* 3.4: headers older still */
+#define PR_SET_CHILD_SUBREAPER 36
+#define PR_GET_CHILD_SUBREAPER 37
 #endif
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -164,7 +185,73 @@ int os_peer_uid(int fd, uid_t *uid, pid_t *pid)
     return 0;
 }
 
+int os_cred_enable(int fd)
+{
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0)
+        return -errno;
+    return 0;
+}
+
+_Static_assert(CMSG_SPACE(sizeof(struct ucred)) <= OS_CRED_CMSG_ROOM, "room for the credentials");
+
+int os_cred_read(const struct msghdr *msg, uid_t *uid, pid_t *pid)
+{
+    /* CMSG_NXTHDR takes a non-const header; it only reads it. */
+    struct msghdr *mh = (struct msghdr *)msg;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+            c->cmsg_len == CMSG_LEN(sizeof(struct ucred))) {
+            struct ucred cr;
+            memcpy(&cr, CMSG_DATA(c), sizeof cr);
+            if (uid)
+                *uid = cr.uid;
+            if (pid)
+                *pid = cr.pid;
+            return 0;
+        }
+    return -ENOENT;
+}
+
 /* -- processes -------------------------------------------------------- */
+
+int os_proc_watch_fd(pid_t pid)
+{
+    /* Close-on-exec by itself: a pidfd always is. */
+    long fd = syscall(__NR_pidfd_open, pid, 0);
+    if (fd < 0)
+        return -errno;
+    return (int)fd;
+}
+
+int os_proc_alive(pid_t pid, unsigned long long start_ticks)
+{
+    /* EPERM: it lives, as another user's. */
+    if (kill(pid, 0) < 0 && errno != EPERM)
+        return errno == ESRCH ? 0 : -errno;
+    struct os_proc_stat st;
+    int r = os_proc_stat(pid, &st);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return r;
+    /* A zombie has exited: its parent, not us, will reap it. */
+    return st.state != 'Z' && st.start_ticks == start_ticks;
+}
+
+int os_become_subreaper(void)
+{
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        return -errno;
+    return 0;
+}
+
+int os_set_name(const char *name)
+{
+    if (prctl(PR_SET_NAME, name) < 0)
+        return -errno;
+    return 0;
+}
 
 pid_t os_fork_reset_signals(const sigset_t *child_mask)
 {
@@ -258,4 +345,120 @@ int os_proc_stat(pid_t pid, struct os_proc_stat *st)
     st->ppid = (pid_t)ppid;
     st->session = (pid_t)session;
     return 0;
+}
+
+/* -- the host ---------------------------------------------------------- */
+
+const char *os_support_name(enum os_support s)
+{
+    return s == OS_NATIVE ? "native" : s == OS_FALLBACK ? "fallback" : "lost";
+}
+
+/* How os_close_from and os_cloexec_from go when close_range is refused. */
+static void fds_fallback(struct os_mechanism *m, const char *call, int err)
+{
+    int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+        close(dir);
+        snprintf(m->detail, sizeof m->detail, "%s: %s; walks /proc/self/fd", call, strerror(err));
+    } else {
+        snprintf(m->detail, sizeof m->detail,
+                 "%s: %s; no /proc: one call per fd number up to the open-file limit", call,
+                 strerror(err));
+    }
+    m->support = OS_FALLBACK;
+}
+
+static void probe_fds(struct os_mechanism *m, const char *name, unsigned flags, const char *call)
+{
+    *m = (struct os_mechanism){ .name = name, .support = OS_NATIVE };
+    /* The one fd number no process can hold: nothing is closed. */
+    if (syscall(__NR_close_range, ~0U, ~0U, flags) < 0)
+        fds_fallback(m, call, errno);
+}
+
+static void probe_pidfd(struct os_mechanism *m)
+{
+    *m = (struct os_mechanism){ .name = "pidfd", .support = OS_NATIVE };
+    int fd = os_proc_watch_fd(getpid());
+    if (fd >= 0) {
+        close(fd);
+        return;
+    }
+    m->support = OS_FALLBACK;
+    snprintf(m->detail, sizeof m->detail,
+             "pidfd_open: %s; an adopted generation is polled (kill 0 and its start time)",
+             strerror(-fd));
+}
+
+static void probe_sock_diag(struct os_mechanism *m)
+{
+    *m = (struct os_mechanism){ .name = "sock_diag", .support = OS_NATIVE };
+    uint64_t ino;
+    /* A dump of the listeners on port 0, which none is: -ENOENT says the
+     * dump ran. A sandbox may refuse the socket or only the dump. */
+    int r = conns_tcp_listener(AF_INET, 0, &ino);
+    if (r == 0 || r == -ENOENT)
+        return;
+    if (access("/proc/net/tcp", R_OK) == 0) {
+        m->support = OS_FALLBACK;
+        snprintf(m->detail, sizeof m->detail,
+                 "netlink sock_diag: %s; reads /proc/net/tcp, tcp6 and unix", strerror(-r));
+    } else {
+        m->support = OS_LOST;
+        snprintf(m->detail, sizeof m->detail,
+                 "netlink sock_diag: %s, no /proc/net/tcp: connections and accept queues "
+                 "per generation unknown",
+                 strerror(-r));
+    }
+}
+
+static void probe_subreaper(struct os_mechanism *m)
+{
+    *m = (struct os_mechanism){ .name = "subreaper", .support = OS_NATIVE };
+    int is = 0;
+    if (prctl(PR_GET_CHILD_SUBREAPER, &is) < 0 || !is) {
+        int err = is ? 0 : errno;
+        m->support = OS_LOST;
+        snprintf(m->detail, sizeof m->detail,
+                 "not a child subreaper%s%s: orphans of an app go to init, not to baton",
+                 err ? ": " : "", err ? strerror(err) : "");
+    }
+}
+
+static void probe_peer_creds(struct os_mechanism *m)
+{
+    *m = (struct os_mechanism){ .name = "peer_creds", .support = OS_NATIVE };
+    int sv[2], err = 0;
+    uid_t uid;
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
+        err = errno;
+    else {
+        int r = os_cred_enable(sv[0]);
+        if (r == 0)
+            r = os_peer_uid(sv[0], &uid, NULL);
+        err = -r;
+        close(sv[0]);
+        close(sv[1]);
+    }
+    if (err) {
+        m->support = OS_LOST;
+        snprintf(m->detail, sizeof m->detail,
+                 "%s: notify datagrams and control connections cannot be told apart by sender",
+                 strerror(err));
+    }
+}
+
+size_t os_host_report(struct os_mechanism *out, size_t n)
+{
+    struct os_mechanism all[OS_HOST_MECHANISMS];
+    probe_fds(&all[0], "close_range", 0, "close_range");
+    probe_fds(&all[1], "cloexec_range", CLOSE_RANGE_CLOEXEC, "close_range(CLOEXEC)");
+    probe_pidfd(&all[2]);
+    probe_sock_diag(&all[3]);
+    probe_subreaper(&all[4]);
+    probe_peer_creds(&all[5]);
+    size_t k = n < OS_HOST_MECHANISMS ? n : OS_HOST_MECHANISMS;
+    memcpy(out, all, k * sizeof *out);
+    return k;
 }

@@ -9,10 +9,22 @@
  *
  * What is here:
  *   fds            os_close_from, os_cloexec_from: shed fds before an exec
- *   unix sockets   os_peer_uid: who connected (SO_PEERCRED)
+ *   unix sockets   os_peer_uid: who connected; os_cred_enable,
+ *                  os_cred_read: who sent a datagram
  *   processes      os_fork_reset_signals: a child with a new process's
- *                  signals; os_proc_stat: /proc/PID/stat's fields
+ *                  signals; os_proc_stat: /proc/PID/stat's fields;
+ *                  os_proc_watch_fd, os_proc_alive: watch a process that
+ *                  is not our child; os_become_subreaper; os_set_name
  *   own image      os_exe_path, os_exe_open, OS_EXE_RUNNING
+ *   the host       os_host_report: what runs natively, what falls back,
+ *                  what is lost
+ * Sealed shared memory is libbaton/shm.h's: apps link it, and libbaton
+ * depends on libc alone.
+ *
+ * Each mechanism tries the best call the platform has and falls back when
+ * the kernel or a sandbox refuses it (ENOSYS, EPERM, EACCES, or EINVAL for
+ * a flag newer than the kernel); docs/portability.md says per platform
+ * what each costs and what is lost.
  * Beside it in os/: conns.c (sock_diag and /proc: connections, queues,
  * processes of a generation) and portholder.c (who holds a port). Passing
  * fds over a socket is base/fdpass.h: libc alone, no kernel fact to hide.
@@ -23,6 +35,7 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 /* -- fds -------------------------------------------------------------- */
@@ -56,6 +69,22 @@ void os_set_fd_way(int way);
  * in *PID (either may be NULL). Returns 0 or a negative errno. */
 int os_peer_uid(int fd, uid_t *uid, pid_t *pid);
 
+/* Asks the kernel to attach the sender's credentials to every datagram
+ * received on unix datagram socket FD (Linux SO_PASSCRED; FreeBSD
+ * LOCAL_CREDS). Returns 0 or a negative errno. */
+int os_cred_enable(int fd);
+
+/* Control buffer bytes recvmsg needs for the credentials os_cred_enable
+ * asks for (any platform's): add it to the room for passed fds. */
+#define OS_CRED_CMSG_ROOM 512
+
+/* The sender of a datagram received on a socket os_cred_enable was called
+ * on, from MSG's control data: its uid (effective on BSD, real on Linux,
+ * as each kernel reports it) in *UID and its pid in *PID, 0 where the
+ * platform does not say (FreeBSD 12's LOCAL_CREDS carries no pid).
+ * Returns 0, or -ENOENT when MSG carries no credentials. */
+int os_cred_read(const struct msghdr *msg, uid_t *uid, pid_t *pid);
+
 /* -- processes -------------------------------------------------------- */
 
 /* fork, the child's signals set as a new process's: every disposition
@@ -84,6 +113,30 @@ struct os_proc_stat { /* /proc/PID/stat: the fields baton reads */
  * errno. */
 int os_proc_stat(pid_t pid, struct os_proc_stat *st);
 
+/* An fd that turns readable once process PID has exited, for a process
+ * that is not our child (no SIGCHLD, no wait): Linux pidfd_open (5.3),
+ * BSD a kqueue holding EVFILT_PROC/NOTE_EXIT. Close-on-exec; the caller
+ * owns it and only polls it for readability. Returns the fd, or a
+ * negative errno: -ESRCH when PID is gone already, -ENOSYS (or -EPERM,
+ * -EACCES: a sandbox) when the host gives no such fd, and then the caller
+ * polls os_proc_alive on a short timer instead. */
+int os_proc_watch_fd(pid_t pid);
+
+/* Whether PID is still the process that started at START_TICKS (as
+ * os_proc_stat gives it): 1 it is, 0 it is gone or a zombie, or its pid
+ * now names another process, or a negative errno. kill(PID, 0) then its
+ * start time, so a reused pid is never taken for it. */
+int os_proc_alive(pid_t pid, unsigned long long start_ticks);
+
+/* Makes this process the reaper of its descendants' orphans, which then
+ * become its children to wait for (Linux PR_SET_CHILD_SUBREAPER, 3.4;
+ * FreeBSD procctl PROC_REAP_ACQUIRE). Returns 0 or a negative errno. */
+int os_become_subreaper(void);
+
+/* The name ps shows for this process (Linux: up to 15 bytes; a longer one
+ * is cut). Best effort: returns 0 or a negative errno. */
+int os_set_name(const char *name);
+
 /* -- this process's image ------------------------------------------------ */
 
 /* A path that names the image this process runs, whatever became of its
@@ -101,5 +154,30 @@ ssize_t os_exe_path(char *buf, size_t len);
  * the same file even once its path names another. Returns the fd or a
  * negative errno. */
 int os_exe_open(int flags);
+
+/* -- the host ---------------------------------------------------------- */
+
+enum os_support {
+    OS_NATIVE,   /* the best call runs */
+    OS_FALLBACK, /* refused; a slower way gives the same result */
+    OS_LOST,     /* refused, and nothing gives it: DETAIL says what is lost */
+};
+
+struct os_mechanism {
+    const char *name; /* "close_range", "cloexec_range", "pidfd", "sock_diag",
+                       * "subreaper", "peer_creds", "memfd_seals" */
+    enum os_support support;
+    char detail[120]; /* what runs instead, or what is lost; "" when native */
+};
+
+/* What this host gives, mechanism by mechanism, probed now (each probe
+ * a call or two with nothing left behind), into up to N entries of OUT.
+ * Returns how many were filled. Sealed memory is libbaton's to probe
+ * (shm.h): the caller adds it. */
+#define OS_HOST_MECHANISMS 6
+size_t os_host_report(struct os_mechanism *out, size_t n);
+
+/* "native", "fallback" or "lost". */
+const char *os_support_name(enum os_support s);
 
 #endif

@@ -6,6 +6,18 @@ set -euo pipefail
 : "${BATON:?}" "${HELLO:?}" "${LOADGEN:?}"
 T=$(mktemp -d /tmp/baton-e2e.XXXXXX)
 SOCK="$T/control.sock"
+# KERNEL_PROFILE (tests/kernel/oldkernel.c: 4.18, 5.4, nosockdiag ...):
+# every baton the test runs, and so everything it starts, runs under that
+# seccomp profile. BATON becomes a script that execs oldkernel, which execs
+# baton: the pid a test takes of `"$BATON" run &` is the supervisor's.
+if [ -n "${KERNEL_PROFILE:-}" ]; then
+    : "${OLDKERNEL:?KERNEL_PROFILE needs OLDKERNEL (tests/kernel/oldkernel)}"
+    printf '#!/bin/sh\nexec "%s" "%s" "%s" "$@"\n' "$OLDKERNEL" "$KERNEL_PROFILE" \
+        "$(readlink -f "$BATON")" > "$T/baton-$KERNEL_PROFILE"
+    chmod 755 "$T/baton-$KERNEL_PROFILE"
+    BATON="$T/baton-$KERNEL_PROFILE"
+    echo "kernel profile: $KERNEL_PROFILE"
+fi
 BPID=""
 LPID=""
 

@@ -6,7 +6,9 @@
 #include <cmocka.h>
 
 #include "baton.h"
+#include "libbaton/shmfd.h"
 #include "libbaton/state_blob.h"
+#include "libbaton/stats_shm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -70,6 +73,54 @@ static void built_in_place(void **state)
     assert_int_equal(((const char *)b.data)[4095], 'z');
     state_blob_close(&b);
     close(fd);
+}
+
+/* Where the host has no seals (as on Linux 3.10), a blob is an unlinked
+ * file: it round-trips, and since nothing keeps its bytes, every open
+ * checks them, with or without STATE_BLOB_VERIFY, on a private copy. */
+static void without_seals_every_open_checks_a_copy(void **state)
+{
+    (void)state;
+    shmfd_force_fallback(1);
+    const char text[] = "unsealed but checked";
+    int fd = state_blob_create(text, sizeof text - 1, 2, 9);
+    assert_true(fd >= 0);
+    assert_int_equal(shmfd_seals(fd), -ENOTSUP); /* not a memfd */
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal(st.st_nlink, 0); /* unlinked: nobody else can open it */
+    assert_int_equal(st.st_mode & 0777, 0600);
+    struct state_blob b;
+    char err[256] = "";
+    assert_int_equal(state_blob_open(fd, 1 << 20, 0, &b, err, sizeof err), 0);
+    assert_memory_equal(b.data, text, sizeof text - 1);
+    /* The copy is the reader's: a change to the file since leaves it. */
+    assert_int_equal(pwrite(fd, "X", 1, STATE_BLOB_HEADER_SIZE), 1);
+    assert_int_equal(((const char *)b.data)[0], 'u');
+    state_blob_close(&b);
+    /* And the next open sees the change as damage, unasked. */
+    assert_int_equal(state_blob_open(fd, 1 << 20, 0, &b, err, sizeof err), -EILSEQ);
+    assert_non_null(strstr(err, "checksum"));
+    /* Cut short: the length is checked against the file. */
+    assert_int_equal(ftruncate(fd, STATE_BLOB_HEADER_SIZE + 3), 0);
+    assert_int_equal(state_blob_open(fd, 1 << 20, 0, &b, err, sizeof err), -ENODATA);
+    close(fd);
+
+    /* The stats region works there too, unsealed. */
+    struct stats_region r;
+    assert_int_equal(stats_create(&r, 8), 0);
+    assert_int_equal(shmfd_seals(r.fd), -ENOTSUP);
+    assert_true(stats_register(&r, "requests", STATS_COUNTER, NULL, 0) >= 0);
+    stats_close(&r);
+    shmfd_force_fallback(0);
+
+    /* With seals on this host, an unsealed file is refused as before. */
+    if (shmfd_host_seals(NULL)) {
+        fd = shmfd_create("baton-test", 128, 1);
+        assert_true(fd >= 0);
+        assert_int_equal(state_blob_open(fd, 1 << 20, 0, &b, err, sizeof err), -EPERM);
+        close(fd);
+    }
 }
 
 /* A blob with HEADER (as valid_header() made it, then changed) and PAYLOAD. */
@@ -248,6 +299,7 @@ int main(void)
         cmocka_unit_test(round_trip),
         cmocka_unit_test(built_in_place),
         cmocka_unit_test(refuses_each_kind_of_bad_blob),
+        cmocka_unit_test(without_seals_every_open_checks_a_copy),
         cmocka_unit_test(save_sends_a_sealed_blob_and_load_reads_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
