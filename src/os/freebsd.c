@@ -2,11 +2,16 @@
  * manual pages: closefrom(2), fcntl(2), unix(4) (LOCAL_PEERCRED),
  * sysctl(3) (kern.proc.*), procctl(2). Written for FreeBSD 12.1, the
  * oldest release baton supports there: it has neither close_range (12.2)
- * nor memfd_create (13.0), so nothing here needs them. Not compiled on
+ * nor memfd_create (13.0), so nothing here needs them (shared memory is
+ * libbaton/shmfd.c's: shm_open(SHM_ANON) there, without seals). Not compiled on
  * Linux: scripts/check_freebsd.sh checks it against FreeBSD's headers. */
 #include "os/os.h"
 
+#include "os/conns.h"
+
 #include <sys/param.h> /* __FreeBSD_version, before the others */
+#include <sys/event.h>
+#include <sys/procctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/sysctl.h>
@@ -19,6 +24,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -131,6 +137,43 @@ int os_peer_uid(int fd, uid_t *uid, pid_t *pid)
     return 0;
 }
 
+/* unix(4), LOCAL_CREDS: the kernel attaches a struct sockcred (SCM_CREDS)
+ * to every datagram received, replacing any struct cmsgcred a sender
+ * attached itself, so what os_cred_read finds is the kernel's word. It
+ * carries the sender's uids and groups but no pid: FreeBSD 13 added that
+ * (LOCAL_CREDS_PERSISTENT, struct sockcred2), 12.1 has not. */
+int os_cred_enable(int fd)
+{
+    int one = 1;
+    if (setsockopt(fd, 0, LOCAL_CREDS, &one, sizeof one) < 0)
+        return -errno;
+    return 0;
+}
+
+_Static_assert(CMSG_SPACE(SOCKCREDSIZE(CMGROUP_MAX)) <= OS_CRED_CMSG_ROOM,
+               "room for the credentials");
+
+int os_cred_read(const struct msghdr *msg, uid_t *uid, pid_t *pid)
+{
+    /* CMSG_NXTHDR takes a non-const header; it only reads it. */
+    struct msghdr *mh = (struct msghdr *)msg;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_CREDS ||
+            c->cmsg_len < CMSG_LEN(sizeof(struct sockcred)))
+            continue;
+        struct sockcred sc; /* its fixed part: the groups follow */
+        memcpy(&sc, CMSG_DATA(c), sizeof sc);
+        if (sc.sc_ngroups < 1 || c->cmsg_len != CMSG_LEN(SOCKCREDSIZE(sc.sc_ngroups)))
+            continue;
+        if (uid)
+            *uid = sc.sc_euid;
+        if (pid)
+            *pid = 0;
+        return 0;
+    }
+    return -ENOENT;
+}
+
 /* -- processes -------------------------------------------------------- */
 
 pid_t os_fork_reset_signals(const sigset_t *child_mask)
@@ -221,6 +264,59 @@ int os_proc_stat(pid_t pid, struct os_proc_stat *st)
     return 0;
 }
 
+/* kqueue(2): an EVFILT_PROC filter with NOTE_EXIT fires when the process
+ * exits, for any process we may see, child or not; the kqueue's fd polls
+ * readable while the event is pending. A zombie already dead fires at
+ * once. The kqueue is not inherited across fork, but exec keeps it: hence
+ * FD_CLOEXEC. ESRCH when no such process. */
+int os_proc_watch_fd(pid_t pid)
+{
+    int kq = kqueue();
+    if (kq < 0)
+        return -errno;
+    struct kevent ev;
+    EV_SET(&ev, (uintptr_t)pid, EVFILT_PROC, EV_ADD, NOTE_EXIT, 0, NULL);
+    if (fcntl(kq, F_SETFD, FD_CLOEXEC) < 0 || kevent(kq, &ev, 1, NULL, 0, NULL) < 0) {
+        int e = errno;
+        close(kq);
+        return -e;
+    }
+    return kq;
+}
+
+int os_proc_alive(pid_t pid, unsigned long long start_ticks)
+{
+    /* EPERM: it lives, as another user's. */
+    if (kill(pid, 0) < 0 && errno != EPERM)
+        return errno == ESRCH ? 0 : -errno;
+    struct os_proc_stat st;
+    int r = os_proc_stat(pid, &st);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return r;
+    /* A zombie has exited: its parent, not us, will reap it. */
+    return st.state != 'Z' && st.start_ticks == start_ticks;
+}
+
+int os_become_subreaper(void)
+{
+    /* procctl(2): orphans of descendants forked from now on come to us.
+     * EBUSY: this process is a reaper already. */
+    if (procctl(P_PID, getpid(), PROC_REAP_ACQUIRE, NULL) < 0 && errno != EBUSY)
+        return -errno;
+    return 0;
+}
+
+int os_set_name(const char *name)
+{
+    /* setproctitle(3): what ps shows as the command line; a leading '-'
+     * leaves the program's name out. The command name itself (ps -o comm)
+     * only an exec changes on FreeBSD. */
+    setproctitle("-%s", name);
+    return 0;
+}
+
 /* -- this process's image ------------------------------------------------ */
 
 ssize_t os_exe_path(char *buf, size_t len)
@@ -253,4 +349,101 @@ int os_exe_open(int flags)
         return (int)n;
     fd = open(path, flags);
     return fd < 0 ? -errno : fd;
+}
+
+/* -- the host ---------------------------------------------------------- */
+
+const char *os_support_name(enum os_support s)
+{
+    return s == OS_NATIVE ? "native" : s == OS_FALLBACK ? "fallback" : "lost";
+}
+
+static void set(struct os_mechanism *m, const char *name, enum os_support s, const char *detail)
+{
+    *m = (struct os_mechanism){ .name = name, .support = s };
+    snprintf(m->detail, sizeof m->detail, "%s", detail);
+}
+
+static void probe_pidfd(struct os_mechanism *m)
+{
+    int fd = os_proc_watch_fd(getpid());
+    if (fd >= 0) {
+        close(fd);
+        set(m, "pidfd", OS_NATIVE, ""); /* kqueue EVFILT_PROC, BSD's own way */
+        return;
+    }
+    char d[sizeof m->detail];
+    snprintf(d, sizeof d, "kqueue EVFILT_PROC: %s; an adopted generation is polled", strerror(-fd));
+    set(m, "pidfd", OS_FALLBACK, d);
+}
+
+static void probe_conns(struct os_mechanism *m)
+{
+    uint64_t so;
+    /* A listener on port 0, which none is: -ENOENT says the table read. */
+    int r = conns_tcp_listener(AF_INET, 0, &so);
+    if (r == 0 || r == -ENOENT) {
+        set(m, "sock_diag", OS_FALLBACK, "the pcblist and kern.file sysctls: whole tables a poll");
+        return;
+    }
+    char d[sizeof m->detail];
+    snprintf(d, sizeof d, "net.inet.tcp.pcblist: %s: connections per generation unknown",
+             strerror(-r));
+    set(m, "sock_diag", OS_LOST, d);
+}
+
+static void probe_subreaper(struct os_mechanism *m)
+{
+    struct procctl_reaper_status rs;
+    memset(&rs, 0, sizeof rs);
+    if (procctl(P_PID, getpid(), PROC_REAP_STATUS, &rs) == 0 &&
+        (rs.rs_flags & REAPER_STATUS_OWNED)) {
+        set(m, "subreaper", OS_NATIVE, "");
+        return;
+    }
+    set(m, "subreaper", OS_LOST, "not a reaper: orphans of an app go to init, not to baton");
+}
+
+static void probe_peer_creds(struct os_mechanism *m)
+{
+    int sv[2], err = 0;
+    uid_t uid;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        err = errno;
+    else {
+        int r = os_peer_uid(sv[0], &uid, NULL);
+        close(sv[0]);
+        close(sv[1]);
+        if (r == 0 && socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) == 0) {
+            r = os_cred_enable(sv[0]);
+            close(sv[0]);
+            close(sv[1]);
+        } else if (r == 0)
+            r = -errno;
+        err = -r;
+    }
+    char d[sizeof m->detail];
+    if (err)
+        snprintf(d, sizeof d, "%s: senders of notify datagrams and control connections unknown",
+                 strerror(err));
+    else
+        snprintf(d, sizeof d, "LOCAL_CREDS carries no pid (FreeBSD 13 does): senders told by uid");
+    set(m, "peer_creds", OS_LOST, d);
+}
+
+size_t os_host_report(struct os_mechanism *out, size_t n)
+{
+    struct os_mechanism all[OS_HOST_MECHANISMS];
+    /* The names are the mechanisms' roles, Linux's calls: closefrom(2)
+     * and kqueue are FreeBSD's native ways to the same ends. */
+    set(&all[0], "close_range", OS_NATIVE, "");
+    set(&all[1], "cloexec_range", OS_FALLBACK,
+        "no close_range(CLOEXEC) before FreeBSD 13.1: fcntl per fd up to the last open one");
+    probe_pidfd(&all[2]);
+    probe_conns(&all[3]);
+    probe_subreaper(&all[4]);
+    probe_peer_creds(&all[5]);
+    size_t k = n < OS_HOST_MECHANISMS ? n : OS_HOST_MECHANISMS;
+    memcpy(out, all, k * sizeof *out);
+    return k;
 }
