@@ -336,19 +336,22 @@ ssize_t os_exe_path(char *buf, size_t len)
 
 int os_exe_open(int flags)
 {
-    /* OS_EXE_RUNNING where procfs is mounted (the running image even once
-     * its path names another); else the path the image was started from,
-     * which after a package upgrade may be the new file: without procfs
-     * FreeBSD offers no handle on the running image itself. */
-    int fd = open(OS_EXE_RUNNING, flags);
-    if (fd >= 0)
-        return fd;
-    char path[PATH_MAX];
-    ssize_t n = os_exe_path(path, sizeof path);
-    if (n < 0)
-        return (int)n;
-    fd = open(path, flags);
-    return fd < 0 ? -errno : fd;
+    /* procfs(5)'s name of the running image, where procfs is mounted (it
+     * is not by default): the same file even once its path names another.
+     * Else the path the image was started from, which after a package
+     * upgrade may be the new file: FreeBSD offers no other handle on the
+     * running image. (OS_EXE_RUNNING is Linux's name: see os.h.) */
+    int fd = open("/proc/curproc/file", flags);
+    if (fd < 0) {
+        char path[PATH_MAX];
+        ssize_t n = os_exe_path(path, sizeof path);
+        if (n < 0)
+            return (int)n;
+        fd = open(path, flags);
+    }
+    if (fd < 0)
+        return -errno;
+    return fd;
 }
 
 /* -- the host ---------------------------------------------------------- */
