@@ -14,7 +14,12 @@
  *      over IPv6, unix): the listening sockets give their accept queue and
  *      backlog, the connections on the listeners' ports or paths a table
  *      inode -> open or closing. The TCP dumps carry a filter on the local
- *      port, so the kernel leaves out other services' connections;
+ *      port, so the kernel leaves out other services' connections. Where
+ *      sock_diag is refused (EPERM, EACCES, EPROTONOSUPPORT...: a seccomp
+ *      profile, gVisor), from the first refusal on: /proc/net/tcp, tcp6
+ *      and unix read whole, and TCP_INFO on each TCP listener for its
+ *      queue (linux_procnet.c); a unix listener's queue and a unix
+ *      connection's shutdown are not there, and read as 0;
  *   3. each generation's processes: those of its session (its main process
  *      called setsid(), so the session id is the main pid), walked down
  *      from the main process through /proc/PID/task/TID/children, plus the
@@ -26,8 +31,9 @@
  *      processes share it (forked workers do).
  * So the kernel side costs a dump per family, not a syscall per connection;
  * the process side a few reads per process and a readlink per open fd.
- * That is Linux (os/linux_conns.c, os/linux_sockdiag.c); FreeBSD reads the
- * same figures from its sysctls (os/freebsd_conns.c says which).
+ * That is Linux (os/linux_conns.c, linux_sockdiag.c, linux_procnet.c);
+ * FreeBSD reads the same figures from its sysctls (os/freebsd_conns.c
+ * says which).
  *
  * What the figures mean:
  *   - established: connections a process of the generation holds, in
@@ -84,8 +90,8 @@ struct conns_gen { /* in: one generation */
 
 /* Reads the figures of listeners LS and generations GS. Returns 0 or a
  * negative errno, with whatever could be read filled in all the same:
- * -EPROTONOSUPPORT (or another socket error) when the kernel has no
- * sock_diag, with the process figures but no connections or queues;
+ * a socket error when neither sock_diag nor /proc/net could be read,
+ * with the process figures but no connections or queues;
  * -ENOBUFS when a bound cut the figures; -ENOTSOCK or -EBADF for a
  * listener fd that is not a socket (its figures 0); -ENOMEM. */
 int conns_poll(struct conns_listener *ls, size_t nls, struct conns_gen *gs, size_t ngs);
@@ -96,12 +102,20 @@ int conns_poll(struct conns_listener *ls, size_t nls, struct conns_gen *gs, size
 void conns_set_children_files(int children);
 
 /* The inode of a TCP socket listening on PORT (host order) over FAMILY
- * (AF_INET or AF_INET6), from one sock_diag dump of the listeners: what
- * names it in /proc/PID/fd. Returns 0 with *INO, -ENOENT when none listens
- * there, or the negative errno of a kernel that refuses the dump (no
- * sock_diag, or a sandbox that forbids it: -EPROTONOSUPPORT, -EPERM,
- * -EACCES ...). */
+ * (AF_INET or AF_INET6), from one sock_diag dump of the listeners (or
+ * /proc/net/tcp, tcp6 where sock_diag is refused): what names it in
+ * /proc/PID/fd. Returns 0 with *INO, -ENOENT when none listens there, or
+ * another negative errno. */
 int conns_tcp_listener(int family, uint16_t port, uint64_t *ino);
+
+/* Whether netlink sock_diag answers here: 0, or the negative errno of its
+ * refusal. One dump of the listeners; for the host report (os.h). */
+int conns_sock_diag_probe(void);
+
+/* How the socket tables are read: 1 sock_diag, 0 /proc/net, -1 (the
+ * default) sock_diag until it is refused. For tests, so both ways run on
+ * any kernel. */
+void conns_set_sock_diag(int on);
 
 /* The kernel's count of accept queue overflows since boot, for the caller's
  * network namespace (TcpExtListenOverflows in /proc/net/netstat): a

@@ -1,9 +1,10 @@
 #ifndef BATON_CONNS_POLL_H
 #define BATON_CONNS_POLL_H
 
-/* The inside of one conns_poll (conns.h), shared by its two halves only:
- * linux_conns.c (the /proc side: processes, their fds) and linux_sockdiag.c
- * (the kernel's socket tables). Nothing else includes this. */
+/* The inside of one conns_poll (conns.h) on Linux, shared by its halves
+ * only: linux_conns.c (the /proc side: processes, their fds), and the
+ * kernel's socket tables read by linux_sockdiag.c or, where sock_diag is
+ * refused, linux_procnet.c. Nothing else includes this. */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -64,5 +65,12 @@ void conns__listener_queue(struct poll *p, uint32_t ino, unsigned queue, unsigne
  * and the unix sockets on their paths, into P. 0 or a negative errno. */
 int conns__dump_tcp(struct poll *p, int family);
 int conns__dump_unix(struct poll *p);
+/* linux_sockdiag.c: conns_tcp_listener by sock_diag. */
+int conns__diag_listener(int family, uint16_t port, uint64_t *ino);
+/* linux_procnet.c: the same three from /proc/net/tcp, tcp6 and unix, where
+ * sock_diag is refused. */
+int conns__proc_tcp(struct poll *p, int family);
+int conns__proc_unix(struct poll *p);
+int conns__proc_listener(int family, uint16_t port, uint64_t *ino);
 
 #endif

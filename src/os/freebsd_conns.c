@@ -461,6 +461,18 @@ void conns_set_children_files(int children)
     (void)children;
 }
 
+/* FreeBSD has no netlink sock_diag: its pcblist sysctls (above) are its
+ * one way, so there is nothing to probe or to switch. */
+int conns_sock_diag_probe(void)
+{
+    return -EPROTONOSUPPORT;
+}
+
+void conns_set_sock_diag(int on)
+{
+    (void)on;
+}
+
 int conns_tcp_listener(int family, uint16_t port, uint64_t *ino)
 {
     if (family != AF_INET && family != AF_INET6)

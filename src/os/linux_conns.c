@@ -24,6 +24,7 @@
 
 static long clk_tck, page_size;
 static int children_files = -1; /* CONFIG_PROC_CHILDREN: 1, 0, or -1 unknown yet */
+static int sock_diag = -1;      /* 1 use it, 0 read /proc/net instead, -1 try it */
 static int warned_sockets, warned_procs;
 
 /* -- /proc files ------------------------------------------------------- */
@@ -394,6 +395,77 @@ static void keep_first(int *err, int r)
         *err = r;
 }
 
+/* What a kernel or a sandbox answers when it will not do sock_diag. */
+static int diag_refused(int err)
+{
+    return err == -EPERM || err == -EACCES || err == -EPROTONOSUPPORT || err == -EAFNOSUPPORT ||
+           err == -ENOSYS || err == -EOPNOTSUPP;
+}
+
+static void diag_off(int err)
+{
+    log_info("conns: netlink sock_diag refused (%s): reading /proc/net/tcp, tcp6 and unix",
+             strerror(-err));
+    sock_diag = 0;
+}
+
+/* The connections on the listeners and their queues, into P: by sock_diag
+ * until it is refused, then from /proc/net for good. */
+static int read_tables(struct poll *p)
+{
+    int err = 0;
+    if (sock_diag != 0) {
+        int r[3] = { conns__dump_tcp(p, AF_INET), conns__dump_tcp(p, AF_INET6),
+                     conns__dump_unix(p) };
+        int refused = 0;
+        for (int i = 0; i < 3; i++) {
+            if (diag_refused(r[i]))
+                refused = r[i];
+            keep_first(&err, r[i]);
+        }
+        if (!refused) {
+            if (!err)
+                sock_diag = 1;
+            return err;
+        }
+        diag_off(refused);
+        p->t.len = 0; /* what a dump read before another was refused */
+        for (size_t i = 0; i < p->nls; i++)
+            p->ls[i].queue = p->ls[i].max_queue = 0;
+        err = 0;
+    }
+    keep_first(&err, conns__proc_tcp(p, AF_INET));
+    keep_first(&err, conns__proc_tcp(p, AF_INET6));
+    keep_first(&err, conns__proc_unix(p));
+    return err;
+}
+
+int conns_tcp_listener(int family, uint16_t port, uint64_t *ino)
+{
+    if (family != AF_INET && family != AF_INET6)
+        return -EAFNOSUPPORT;
+    if (sock_diag != 0) {
+        int r = conns__diag_listener(family, port, ino);
+        if (!diag_refused(r))
+            return r;
+        diag_off(r);
+    }
+    return conns__proc_listener(family, port, ino);
+}
+
+int conns_sock_diag_probe(void)
+{
+    uint64_t ino;
+    /* Port 0, where nothing listens: -ENOENT says the dump ran. */
+    int r = conns__diag_listener(AF_INET, 0, &ino);
+    return r == 0 || r == -ENOENT ? 0 : r;
+}
+
+void conns_set_sock_diag(int on)
+{
+    sock_diag = on;
+}
+
 int conns_poll(struct conns_listener *ls, size_t nls, struct conns_gen *gs, size_t ngs)
 {
     struct poll p = { .ls = ls, .nls = nls, .gs = gs, .ngs = ngs };
@@ -430,9 +502,7 @@ int conns_poll(struct conns_listener *ls, size_t nls, struct conns_gen *gs, size
 
     for (size_t i = 0; i < nls; i++)
         keep_first(&err, listener_read(ls[i].fd, &p.info[i]));
-    keep_first(&err, conns__dump_tcp(&p, AF_INET));
-    keep_first(&err, conns__dump_tcp(&p, AF_INET6));
-    keep_first(&err, conns__dump_unix(&p));
+    keep_first(&err, read_tables(&p));
     if (p.t.len)
         qsort(p.t.v, p.t.len, sizeof *p.t.v, by_ino);
 

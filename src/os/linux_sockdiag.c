@@ -311,7 +311,7 @@ static int on_listener(void *ctx, const struct nlmsghdr *h, int family)
     return 0;
 }
 
-int conns_tcp_listener(int family, uint16_t port, uint64_t *ino)
+int conns__diag_listener(int family, uint16_t port, uint64_t *ino)
 {
     struct {
         struct nlmsghdr h;
