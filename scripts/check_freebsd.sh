@@ -48,14 +48,16 @@ done
 if [ -d "$sysroot_src" ]; then
     root=$(cd "$sysroot_src" && pwd)
 else
-    cache=${XDG_CACHE_HOME:-$HOME/.cache}/baton/freebsd-sysroot
+    cache=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/baton/freebsd-sysroot
     key=$(printf '%s %s' "$(readlink -f "$sysroot_src")" "$(stat -c %Y "$sysroot_src")" | cksum | cut -d' ' -f1)
     root=$cache/$key
-    if [ ! -f "$root/.unpacked" ]; then
-        rm -rf "$root" && mkdir -p "$root" || exit 2
-        tar -xJf "$sysroot_src" -C "$root" ||
-            { echo "check_freebsd: cannot unpack $sysroot_src" >&2; rm -rf "$root"; exit 2; }
-        touch "$root/.unpacked"
+    if [ ! -d "$root" ]; then
+        # Unpacked beside it, then renamed into place: two checks at once
+        # (ctest's and test.sh's) never see half a sysroot.
+        mkdir -p "$cache" && part=$(mktemp -d "$cache/.unpack.XXXXXX") || exit 2
+        tar -xJf "$sysroot_src" -C "$part" ||
+            { echo "check_freebsd: cannot unpack $sysroot_src" >&2; rm -rf "$part"; exit 2; }
+        mv -T "$part" "$root" 2> /dev/null || rm -rf "$part" # another run was first
     fi
 fi
 [ -f "$root/usr/include/sys/param.h" ] ||
