@@ -3,8 +3,9 @@
  * sysctl(3) (kern.proc.*), procctl(2). Written for FreeBSD 12.1, the
  * oldest release baton supports there: it has neither close_range (12.2)
  * nor memfd_create (13.0), so nothing here needs them (shared memory is
- * libbaton/shmfd.c's: shm_open(SHM_ANON) there, without seals). Not compiled on
- * Linux: scripts/check_freebsd.sh checks it against FreeBSD's headers. */
+ * libbaton/shmfd.c's: shm_open(SHM_ANON) there, without seals). Not
+ * compiled on Linux: scripts/check_freebsd.sh checks it against FreeBSD's
+ * headers. */
 #include "os/os.h"
 
 #include "os/conns.h"
@@ -55,12 +56,12 @@ static int close_one(int fd)
 }
 
 /* ONE for every open fd >= LOWFD, found by counting up. FreeBSD has no
- * /proc/self/fd to list them (procfs is optional and lists no fds; fdescfs
- * shows 0-2 unless mounted), so the walk stops once it has met as many
- * open fds as kern.proc.nfds says this process holds, and at the
- * open-file limit in any case. Both are plain system calls: safe after
- * fork. An fd opened by another thread while this runs may be missed, as
- * with any walk. */
+ * /proc/self/fd to list them (procfs is optional and lists no fds;
+ * /dev/fd shows only 0-2 unless fdescfs is mounted on it), so the walk
+ * stops once it has met as many open fds as kern.proc.nfds says this
+ * process holds, and at the open-file limit in any case. Both are plain
+ * system calls: safe after fork. An fd opened by another thread while this
+ * runs may be missed, as with any walk. */
 static int each_open(int lowfd, int (*one)(int fd))
 {
     struct rlimit rl;
