@@ -70,6 +70,8 @@ int conns__diag_listener(int family, uint16_t port, uint64_t *ino);
 /* linux_procnet.c: the same three from /proc/net/tcp, tcp6 and unix, where
  * sock_diag is refused. */
 int conns__proc_tcp(struct poll *p, int family);
+/* linux_procnet.c: each TCP listener's queue and backlog (TCP_INFO). */
+void conns__proc_queues(struct poll *p);
 int conns__proc_unix(struct poll *p);
 int conns__proc_listener(int family, uint16_t port, uint64_t *ino);
 

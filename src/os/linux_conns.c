@@ -409,31 +409,77 @@ static void diag_off(int err)
     sock_diag = 0;
 }
 
-/* The connections on the listeners and their queues, into P: by sock_diag
- * until it is refused, then from /proc/net for good. */
-static int read_tables(struct poll *p)
+/* The connections on the listeners and their queues, into P, by
+ * sock_diag. Where it is refused, says so, turns it off for good and
+ * leaves P as it was: the caller reads /proc/net instead. */
+static int read_diag(struct poll *p)
+{
+    int err = 0, refused = 0;
+    int r[3] = { conns__dump_tcp(p, AF_INET), conns__dump_tcp(p, AF_INET6), conns__dump_unix(p) };
+    for (int i = 0; i < 3; i++) {
+        if (diag_refused(r[i]))
+            refused = r[i];
+        keep_first(&err, r[i]);
+    }
+    if (!refused) {
+        if (!err)
+            sock_diag = 1;
+        return err;
+    }
+    diag_off(refused);
+    p->t.len = 0; /* what a dump read before another was refused */
+    for (size_t i = 0; i < p->nls; i++)
+        p->ls[i].queue = p->ls[i].max_queue = 0;
+    return 0;
+}
+
+/* Whether a process of the poll holds a socket that is not one of the
+ * listeners (or may: one whose fds cannot be read). */
+static int others_held(const struct poll *p)
+{
+    char path[64], link[64];
+    for (size_t k = 0; k < p->mlen; k++) {
+        snprintf(path, sizeof path, "/proc/%d/fd", (int)p->m[k].pid);
+        DIR *d = opendir(path);
+        if (!d) {
+            if (errno == ENOENT)
+                continue; /* gone */
+            return 1;
+        }
+        const struct dirent *e;
+        int other = 0;
+        // cppcheck-suppress readdirCalled
+        while (!other && (e = readdir(d))) {
+            ssize_t n = readlinkat(dirfd(d), e->d_name, link, sizeof link - 1);
+            if (n < 10 || memcmp(link, "socket:[", 8) != 0)
+                continue;
+            link[n] = '\0';
+            unsigned long ino = strtoul(link + 8, NULL, 10);
+            other = 1;
+            for (size_t i = 0; i < p->nls; i++)
+                if (p->info[i].ino == ino)
+                    other = 0;
+        }
+        closedir(d);
+        if (other)
+            return 1;
+    }
+    return 0;
+}
+
+/* The same from /proc/net/tcp, tcp6 and unix, after the processes were
+ * found. Each read of those makes the kernel format every socket of its
+ * kind on the host (tens of thousands on a busy one: a third of a second),
+ * so it is skipped when no process of the poll holds any socket but the
+ * listeners: none of theirs can be in there. A drain ends that way, its
+ * last polls cheap. As by sock_diag, the table is read before the fds are
+ * walked for the figures (conns.h, lua/baton/steps.lua). */
+static int read_proc_net(struct poll *p)
 {
     int err = 0;
-    if (sock_diag != 0) {
-        int r[3] = { conns__dump_tcp(p, AF_INET), conns__dump_tcp(p, AF_INET6),
-                     conns__dump_unix(p) };
-        int refused = 0;
-        for (int i = 0; i < 3; i++) {
-            if (diag_refused(r[i]))
-                refused = r[i];
-            keep_first(&err, r[i]);
-        }
-        if (!refused) {
-            if (!err)
-                sock_diag = 1;
-            return err;
-        }
-        diag_off(refused);
-        p->t.len = 0; /* what a dump read before another was refused */
-        for (size_t i = 0; i < p->nls; i++)
-            p->ls[i].queue = p->ls[i].max_queue = 0;
-        err = 0;
-    }
+    conns__proc_queues(p);
+    if (!others_held(p))
+        return 0;
     keep_first(&err, conns__proc_tcp(p, AF_INET));
     keep_first(&err, conns__proc_tcp(p, AF_INET6));
     keep_first(&err, conns__proc_unix(p));
@@ -502,11 +548,18 @@ int conns_poll(struct conns_listener *ls, size_t nls, struct conns_gen *gs, size
 
     for (size_t i = 0; i < nls; i++)
         keep_first(&err, listener_read(ls[i].fd, &p.info[i]));
-    keep_first(&err, read_tables(&p));
+    int walked = 0;
+    if (sock_diag != 0)
+        keep_first(&err, read_diag(&p));
+    if (sock_diag == 0) {
+        keep_first(&err, children_files ? walk_tree(&p) : scan_proc(&p));
+        walked = 1;
+        keep_first(&err, read_proc_net(&p));
+    }
     if (p.t.len)
         qsort(p.t.v, p.t.len, sizeof *p.t.v, by_ino);
-
-    keep_first(&err, children_files ? walk_tree(&p) : scan_proc(&p));
+    if (!walked)
+        keep_first(&err, children_files ? walk_tree(&p) : scan_proc(&p));
     /* Even with no connection in the table: whether it still holds a
      * listener is news too. */
     for (size_t i = 0; (p.t.len || nls) && i < p.mlen; i++)

@@ -30,23 +30,66 @@ enum {
  * 108 bytes. Longer lines do not occur; one would be skipped. */
 #define LINE_MAX_LEN 512
 
-/* One line of /proc/net/tcp or tcp6:
- *   sl local_address rem_address st tx_queue:rx_queue tr:when retrnsmt uid timeout inode ...
- * with addresses as HEX:PORT. Returns 1 with the fields, 0 for a line that
- * is not one (the header). */
-static int tcp_line(const char *line, unsigned *port, unsigned *state, unsigned long *ino)
+static const char *hex(const char *s, unsigned *v)
 {
-    return sscanf(line,
-                  " %*u: %*[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x %*x:%*x %*x:%*x %*x %*u %*d %lu",
-                  port, state, ino) == 3;
+    unsigned x = 0;
+    const char *start = s;
+    for (;; s++) {
+        unsigned d = *s >= '0' && *s <= '9'   ? (unsigned)(*s - '0')
+                     : *s >= 'A' && *s <= 'F' ? (unsigned)(*s - 'A' + 10)
+                     : *s >= 'a' && *s <= 'f' ? (unsigned)(*s - 'a' + 10)
+                                              : 16;
+        if (d == 16)
+            break;
+        x = x << 4 | d;
+    }
+    *v = x;
+    return s == start ? NULL : s;
 }
 
+/* The local port and state of one line of /proc/net/tcp or tcp6:
+ *   sl: local_address rem_address st tx_queue:rx_queue ... inode ...
+ * with addresses as HEX:PORT. By hand, not sscanf: a host may list tens
+ * of thousands of sockets (TIME_WAIT mostly) at every poll, and most lines
+ * are dropped on these two fields. Returns 1 with *REST after the state,
+ * or 0 for a line that is not one (the header). */
+static int tcp_head(const char *line, unsigned *port, unsigned *state, const char **rest)
+{
+    const char *s = strchr(line, ':'), *a;
+    unsigned skip; /* an address's hex (8 or 32 digits) overflows it: no matter */
+    if (!s)
+        return 0;
+    for (s++; *s == ' '; s++)
+        ;
+    if (!(a = hex(s, &skip)) || *a != ':' || !(s = hex(a + 1, port)) || *s != ' ')
+        return 0;
+    if (!(a = hex(s + 1, &skip)) || *a != ':' || !(s = hex(a + 1, &skip)) || *s != ' ')
+        return 0;
+    if (!(s = hex(s + 1, state)))
+        return 0;
+    *rest = s;
+    return 1;
+}
+
+/* The inode, after the state: tx:rx tr:when retrnsmt uid timeout inode. */
+static int tcp_inode(const char *rest, unsigned long *ino)
+{
+    return sscanf(rest, " %*x:%*x %*x:%*x %*x %*u %*d %lu", ino) == 1;
+}
+
+/* Read in 64 KiB pieces: each read of a /proc/net table makes the kernel
+ * find its place in it again, so fewer reads cost less. One buffer: conns
+ * is not thread-safe (conns.h). */
 static FILE *open_table(int family)
 {
-    return fopen(family == AF_INET6  ? "/proc/net/tcp6"
-                 : family == AF_INET ? "/proc/net/tcp"
-                                     : "/proc/net/unix",
-                 "re");
+    static char buf[65536];
+    FILE *f = fopen(family == AF_INET6  ? "/proc/net/tcp6"
+                    : family == AF_INET ? "/proc/net/tcp"
+                                        : "/proc/net/unix",
+                    "re");
+    if (f)
+        setvbuf(f, buf, _IOFBF, sizeof buf);
+    return f;
 }
 
 /* A listener's queue from the listener: for a listening socket TCP_INFO
@@ -61,14 +104,18 @@ static void tcp_queue(struct poll *p, size_t i)
         conns__listener_queue(p, (uint32_t)p->info[i].ino, ti.tcpi_unacked, ti.tcpi_sacked);
 }
 
+void conns__proc_queues(struct poll *p)
+{
+    for (size_t i = 0; i < p->nls; i++)
+        if (p->info[i].family == AF_INET || p->info[i].family == AF_INET6)
+            tcp_queue(p, i);
+}
+
 int conns__proc_tcp(struct poll *p, int family)
 {
     size_t mine = 0;
     for (size_t i = 0; i < p->nls; i++)
-        if (p->info[i].family == family) {
-            tcp_queue(p, i);
-            mine++;
-        }
+        mine += p->info[i].family == family;
     if (!mine)
         return 0;
     FILE *f = open_table(family);
@@ -79,20 +126,24 @@ int conns__proc_tcp(struct poll *p, int family)
     while (err != -ENOMEM && fgets(line, sizeof line, f)) {
         unsigned port, state;
         unsigned long ino;
-        if (!tcp_line(line, &port, &state, &ino))
+        const char *rest;
+        if (!tcp_head(line, &port, &state, &rest))
             continue;
         /* As the dump: no listener, TIME_WAIT or closed socket, and none
          * that no process holds (inode 0: queued for accept, orphaned). */
-        if (state == ST_LISTEN || state == ST_TIME_WAIT || state == ST_CLOSE || !ino)
+        if (state == ST_LISTEN || state == ST_TIME_WAIT || state == ST_CLOSE)
             continue;
-        for (size_t i = 0; i < p->nls; i++)
-            if (p->info[i].family == family && p->info[i].port == port) {
+        for (size_t i = 0; i < p->nls; i++) {
+            if (p->info[i].family != family || p->info[i].port != port)
+                continue;
+            if (tcp_inode(rest, &ino) && ino) {
                 int r = conns__table_add(p, (uint32_t)ino,
                                          state != ST_ESTABLISHED && state != ST_SYN_RECV);
                 if (r < 0 && !err)
                     err = r;
-                break;
             }
+            break;
+        }
     }
     if (ferror(f) && !err)
         err = -EIO;
@@ -169,7 +220,9 @@ int conns__proc_listener(int family, uint16_t port, uint64_t *ino)
     while (r == -ENOENT && fgets(line, sizeof line, f)) {
         unsigned lport, state;
         unsigned long i;
-        if (tcp_line(line, &lport, &state, &i) && state == ST_LISTEN && lport == port) {
+        const char *rest;
+        if (tcp_head(line, &lport, &state, &rest) && state == ST_LISTEN && lport == port &&
+            tcp_inode(rest, &i)) {
             *ino = i;
             r = 0;
         }
