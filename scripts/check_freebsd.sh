@@ -18,6 +18,9 @@
 # the sysroot's usr/local/include (those headers alone: Debian's glibc
 # headers never come on the path).
 #
+# Then, over the whole tree, that every function called is defined by one
+# of its files or declared by a library (below): the link FreeBSD would do.
+#
 # Prints OK or the errors for each file and a total; exits 1 on any
 # error, 0 when all pass, and 0 saying "skipped" when there is no sysroot.
 #   scripts/check_freebsd.sh            every file
@@ -95,7 +98,42 @@ for f in "${files[@]}"; do
     echo "ERRORS $f: $n"
     sed 's/^/    /' <<< "$out"
 done
-echo "check_freebsd: $nfiles file(s), $nbad with errors, $nerr error(s)" \
+
+# Every function the tree calls is defined somewhere on FreeBSD: a new
+# os.h or conns.h function Linux got and FreeBSD did not compiles, and
+# would fail only at link time there. So, over the whole tree, once it
+# compiles: each file to an object, and every symbol the objects need
+# that none defines must be declared by a system or library header (libc,
+# libuv, Jansson, LuaJIT, http-parser). Two exceptions: lua_embedded, which
+# CMake generates, and __cpu_model, the compiler runtime's (behind
+# __builtin_cpu_supports).
+missing=()
+symbols="functions not checked (files named, or errors)"
+if [ $# -eq 0 ] && [ $nerr -eq 0 ] && [ $nbad -eq 0 ]; then
+    objs=$local_inc/.objs
+    mkdir -p "$objs" || exit 2
+    oflags=("${flags[@]/-fsyntax-only/-c}")
+    i=0
+    for f in "${files[@]}"; do
+        i=$((i + 1))
+        clang "${oflags[@]}" -O0 "$f" -o "$objs/$i.o" ||
+            { echo "check_freebsd: $f compiles with -fsyntax-only but not to an object" >&2; exit 1; }
+    done
+    grep -rhoE '[A-Za-z_][A-Za-z0-9_]*' "$root/usr/include" "$local_inc" --include='*.h' |
+        LC_ALL=C sort -u > "$objs/declared"
+    nm --defined-only -g "$objs"/*.o | awk 'NF == 3 { print $3 }' | LC_ALL=C sort -u > "$objs/defined"
+    mapfile -t missing < <(nm -u "$objs"/*.o | awk 'NF == 2 { print $2 }' | LC_ALL=C sort -u |
+        LC_ALL=C comm -23 - "$objs/defined" | LC_ALL=C comm -23 - "$objs/declared" |
+        grep -vxE 'lua_embedded|__cpu_model')
+    if [ ${#missing[@]} -eq 0 ]; then
+        echo "OK     every function called is defined by the tree or declared by a library"
+    else
+        echo "ERRORS called, and defined nowhere for FreeBSD: ${missing[*]}"
+    fi
+    symbols="${#missing[@]} undefined function(s)"
+fi
+
+echo "check_freebsd: $nfiles file(s), $nbad with errors, $nerr error(s), $symbols" \
     "(clang $(clang -dumpversion), FreeBSD $(sed -n 's/^#define __FreeBSD_version \([0-9]*\).*/\1/p' \
     "$root/usr/include/sys/param.h"))"
-[ $nerr -eq 0 ] && [ $nbad -eq 0 ]
+[ $nerr -eq 0 ] && [ $nbad -eq 0 ] && [ ${#missing[@]} -eq 0 ]
