@@ -138,20 +138,23 @@ int os_peer_uid(int fd, uid_t *uid, pid_t *pid)
     return 0;
 }
 
-/* unix(4), LOCAL_CREDS: the kernel attaches a struct sockcred (SCM_CREDS)
- * to every datagram received, replacing any struct cmsgcred a sender
- * attached itself, so what os_cred_read finds is the kernel's word. It
- * carries the sender's uids and groups but no pid: FreeBSD 13 added that
- * (LOCAL_CREDS_PERSISTENT, struct sockcred2), 12.1 has not. */
+/* unix(4) gives a datagram's receiver its sender's credentials two ways,
+ * which exclude each other: LOCAL_CREDS on the receiver makes the kernel
+ * attach a struct sockcred to every datagram, uids but no pid (the pid
+ * came with FreeBSD 13's sockcred2), and discards any credentials a
+ * sender attached; without it, a sender may attach an SCM_CREDS struct
+ * cmsgcred, which the kernel fills in, pid included, so it cannot lie.
+ * baton needs the pid to tell which generation spoke, and libbaton's
+ * senders attach the cmsgcred (libbaton/notify.c): so LOCAL_CREDS stays
+ * off, and a datagram whose sender attached nothing carries no
+ * credentials (os_cred_read: -ENOENT). */
 int os_cred_enable(int fd)
 {
-    int one = 1;
-    if (setsockopt(fd, 0, LOCAL_CREDS, &one, sizeof one) < 0)
-        return -errno;
+    (void)fd;
     return 0;
 }
 
-_Static_assert(CMSG_SPACE(SOCKCREDSIZE(CMGROUP_MAX)) <= OS_CRED_CMSG_ROOM,
+_Static_assert(CMSG_SPACE(sizeof(struct cmsgcred)) <= OS_CRED_CMSG_ROOM,
                "room for the credentials");
 
 int os_cred_read(const struct msghdr *msg, uid_t *uid, pid_t *pid)
@@ -160,16 +163,14 @@ int os_cred_read(const struct msghdr *msg, uid_t *uid, pid_t *pid)
     struct msghdr *mh = (struct msghdr *)msg;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_CREDS ||
-            c->cmsg_len < CMSG_LEN(sizeof(struct sockcred)))
+            c->cmsg_len != CMSG_LEN(sizeof(struct cmsgcred)))
             continue;
-        struct sockcred sc; /* its fixed part: the groups follow */
-        memcpy(&sc, CMSG_DATA(c), sizeof sc);
-        if (sc.sc_ngroups < 1 || c->cmsg_len != CMSG_LEN(SOCKCREDSIZE(sc.sc_ngroups)))
-            continue;
+        struct cmsgcred cr;
+        memcpy(&cr, CMSG_DATA(c), sizeof cr);
         if (uid)
-            *uid = sc.sc_euid;
+            *uid = cr.cmcred_euid;
         if (pid)
-            *pid = 0;
+            *pid = cr.cmcred_pid;
         return 0;
     }
     return -ENOENT;
@@ -415,23 +416,18 @@ static void probe_peer_creds(struct os_mechanism *m)
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         err = errno;
     else {
-        int r = os_peer_uid(sv[0], &uid, NULL);
+        err = -os_peer_uid(sv[0], &uid, NULL);
         close(sv[0]);
         close(sv[1]);
-        if (r == 0 && socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) == 0) {
-            r = os_cred_enable(sv[0]);
-            close(sv[0]);
-            close(sv[1]);
-        } else if (r == 0)
-            r = -errno;
-        err = -r;
     }
     char d[sizeof m->detail];
     if (err)
-        snprintf(d, sizeof d, "%s: senders of notify datagrams and control connections unknown",
+        snprintf(d, sizeof d, "LOCAL_PEERCRED: %s: control connections cannot be told apart",
                  strerror(err));
     else
-        snprintf(d, sizeof d, "LOCAL_CREDS carries no pid (FreeBSD 13 does): senders told by uid");
+        snprintf(
+            d, sizeof d,
+            "notify: only senders attaching SCM_CREDS (libbaton) heard; a peer's pid: FreeBSD 13");
     set(m, "peer_creds", OS_LOST, d);
 }
 
