@@ -12,6 +12,11 @@
  *   baseline_us  N getsockopt(TCP_INFO)
  *   ratio        poll_us / baseline_us
  *   vs_none      poll_us / the poll's time with no connection (N = 0)
+ *   procnet_us   one conns_poll the way it goes where sock_diag is refused
+ *                (a seccomp profile, gVisor): /proc/net/tcp read whole
+ *   procnet_ratio procnet_us / poll_us
+ * and the lines of /proc/net/tcp at the time: what the /proc way pays for
+ * is every TCP socket of the host, TIME_WAIT included.
  * Sizes the open-file limit cannot hold (its hard limit) are skipped.
  *
  *   conns_bench [POLLS]     (default 200 polls per measurement) */
@@ -60,6 +65,20 @@ static pid_t start_holder(int listener, int n, int ready, int hold)
     while (read(hold, &c, 1) < 0 && errno == EINTR) {
     }
     _exit(0);
+}
+
+/* Lines of /proc/net/tcp now, its header included: the host's TCP sockets. */
+static long tcp_lines(void)
+{
+    FILE *f = fopen("/proc/net/tcp", "re");
+    long lines = 0;
+    int c;
+    if (!f)
+        return -1;
+    while ((c = getc(f)) != EOF)
+        lines += c == '\n';
+    fclose(f);
+    return lines;
 }
 
 /* The poll's time with no connection open, measured first in the run. */
@@ -116,10 +135,23 @@ static int run(int n, int polls)
         fprintf(stderr, "conns_bench: n=%d: poll %d, established %u: figures below are off\n", n, r,
                 g.established);
 
+    conns_set_sock_diag(1);
     double t0 = now();
     for (int i = 0; i < polls; i++)
         conns_poll(&ls, 1, &g, 1);
     double poll_s = (now() - t0) / polls;
+
+    /* The /proc way, over the same connections, in the same run. */
+    conns_set_sock_diag(0);
+    r = conns_poll(&ls, 1, &g, 1);
+    if (r < 0 || g.established != (unsigned)n)
+        fprintf(stderr, "conns_bench: n=%d: /proc poll %d, established %u: figures below are off\n",
+                n, r, g.established);
+    t0 = now();
+    for (int i = 0; i < polls; i++)
+        conns_poll(&ls, 1, &g, 1);
+    double procnet_s = (now() - t0) / polls;
+    conns_set_sock_diag(1);
 
     t0 = now();
     for (int i = 0; i < polls; i++)
@@ -139,10 +171,11 @@ static int run(int n, int polls)
     if (n == 0)
         none_s = poll_s;
     printf("conns_bench: n=%d poll_us=%.1f per_conn_ns=%.0f kernel_us=%.1f baseline_us=%.1f "
-           "ratio=%.2f vs_none=%.1f (nprocs=%u established=%u, %d polls)\n",
+           "ratio=%.2f vs_none=%.1f procnet_us=%.1f procnet_ratio=%.2f (nprocs=%u "
+           "established=%u, %d polls, %ld lines in /proc/net/tcp)\n",
            n, poll_s * 1e6, n ? poll_s * 1e9 / n : 0, kernel_s * 1e6, base_s * 1e6,
-           base_s > 0 ? poll_s / base_s : 0, none_s > 0 ? poll_s / none_s : 0, g.nprocs,
-           g.established, polls);
+           base_s > 0 ? poll_s / base_s : 0, none_s > 0 ? poll_s / none_s : 0, procnet_s * 1e6,
+           poll_s > 0 ? procnet_s / poll_s : 0, g.nprocs, g.established, polls, tcp_lines());
     rc = 0;
 out:
     close(hold[1]); /* the holder's end of the wait */

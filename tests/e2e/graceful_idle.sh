@@ -17,7 +17,7 @@ return {
   listen = { http = "tcp://127.0.0.1:0" },
   command = { "$HELLO", "--mode-file", "$T/mode", "--stay" },
   ready_timeout = 5,
-  drain_timeout = 30,
+  drain_timeout = 3, -- the stop's: the app stays after its drain
   policy = { "graceful", deadline = 30 },
 }
 LUA

@@ -10,10 +10,12 @@ SOCK="$T/control.sock"
 # every baton the test runs, and so everything it starts, runs under that
 # seccomp profile. BATON becomes a script that execs oldkernel, which execs
 # baton: the pid a test takes of `"$BATON" run &` is the supervisor's.
+# BATON_IMAGE stays the binary itself (what status calls image.binary).
+BATON_IMAGE=$(readlink -f "$BATON")
 if [ -n "${KERNEL_PROFILE:-}" ]; then
     : "${OLDKERNEL:?KERNEL_PROFILE needs OLDKERNEL (tests/kernel/oldkernel)}"
     printf '#!/bin/sh\nexec "%s" "%s" "%s" "$@"\n' "$OLDKERNEL" "$KERNEL_PROFILE" \
-        "$(readlink -f "$BATON")" > "$T/baton-$KERNEL_PROFILE"
+        "$BATON_IMAGE" > "$T/baton-$KERNEL_PROFILE"
     chmod 755 "$T/baton-$KERNEL_PROFILE"
     BATON="$T/baton-$KERNEL_PROFILE"
     echo "kernel profile: $KERNEL_PROFILE"

@@ -30,7 +30,7 @@ UPGRADES=${UPGRADES:-20}
 DRAIN=3          # s, the drain deadline of every generation but the first
 HELD=60          # s, the first generation's: the test ends that drain
 HELD_UPGRADES=5  # upgrades while the first generation drains
-IMAGE=$(readlink -f "$BATON")
+IMAGE=$BATON_IMAGE
 
 cat > "$T/service.lua" <<LUA
 return {
