@@ -18,7 +18,7 @@
  *   own image      os_exe_path, os_exe_open, OS_EXE_RUNNING
  *   the host       os_host_report: what runs natively, what falls back,
  *                  what is lost
- * Sealed shared memory is libbaton/shm.h's: apps link it, and libbaton
+ * Sealed shared memory is libbaton/shmfd.h's: apps link it, and libbaton
  * depends on libc alone.
  *
  * Each mechanism tries the best call the platform has and falls back when
@@ -173,7 +173,7 @@ struct os_mechanism {
 /* What this host gives, mechanism by mechanism, probed now (each probe
  * a call or two with nothing left behind), into up to N entries of OUT.
  * Returns how many were filled. Sealed memory is libbaton's to probe
- * (shm.h): the caller adds it. */
+ * (shmfd.h): the caller adds it. */
 #define OS_HOST_MECHANISMS 6
 size_t os_host_report(struct os_mechanism *out, size_t n);
 

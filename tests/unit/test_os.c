@@ -7,6 +7,9 @@
 #include "os/os.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -231,6 +234,111 @@ static void forks_with_default_signals(void **state)
     assert_int_equal(sigaction(SIGPIPE, &was_pipe, NULL), 0);
 }
 
+/* A child that is not waited for yet: os_proc_alive says it lives while it
+ * runs, and not once it is a zombie; another start time (a reused pid) is
+ * never it; a watch fd (where the kernel gives one) turns readable at the
+ * exit. Under tests/kernel/oldkernel 4.18 the watch answers -ENOSYS. */
+static void watches_a_process(void **state)
+{
+    (void)state;
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char c;
+        close(go[1]);
+        _exit(read(go[0], &c, 1) == 0 ? 0 : 1);
+    }
+    close(go[0]);
+    struct os_proc_stat st;
+    assert_int_equal(os_proc_stat(pid, &st), 0);
+    assert_int_equal(os_proc_alive(pid, st.start_ticks), 1);
+    assert_int_equal(os_proc_alive(pid, st.start_ticks + 1), 0);
+    int fd = os_proc_watch_fd(pid);
+    assert_true(fd >= 0 || fd == -ENOSYS || fd == -EPERM);
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    if (fd >= 0) {
+        assert_int_equal(poll(&p, 1, 0), 0); /* not yet */
+        assert_int_equal(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+    }
+    close(go[1]); /* it exits */
+    if (fd >= 0) {
+        assert_int_equal(poll(&p, 1, 5000), 1);
+        close(fd);
+    }
+    int alive = 1;
+    for (int i = 0; i < 500 && alive == 1; i++) {
+        alive = os_proc_alive(pid, st.start_ticks);
+        if (alive)
+            usleep(2000);
+    }
+    assert_int_equal(alive, 0); /* a zombie: gone */
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    assert_int_equal(os_proc_alive(pid, st.start_ticks), 0);
+    if (fd >= 0) /* reaped: no such process to watch */
+        assert_int_equal(os_proc_watch_fd(pid), -ESRCH);
+}
+
+/* The sender of a datagram, from its credentials. */
+static void reads_the_sender(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(os_cred_enable(sv[0]), 0);
+    assert_int_equal(send(sv[1], "READY=1", 7, 0), 7);
+    char buf[16];
+    union {
+        struct cmsghdr align;
+        char b[OS_CRED_CMSG_ROOM];
+    } control;
+    struct iovec iov = { .iov_base = buf, .iov_len = sizeof buf };
+    struct msghdr mh = { .msg_iov = &iov,
+                         .msg_iovlen = 1,
+                         .msg_control = control.b,
+                         .msg_controllen = sizeof control.b };
+    assert_int_equal(recvmsg(sv[0], &mh, 0), 7);
+    uid_t uid = (uid_t)-1;
+    pid_t pid = 0;
+    assert_int_equal(os_cred_read(&mh, &uid, &pid), 0);
+    assert_int_equal(uid, getuid());
+    assert_int_equal(pid, getpid());
+    /* Without SO_PASSCRED asked for: none. */
+    assert_int_equal(send(sv[0], "x", 1, 0), 1);
+    mh.msg_controllen = sizeof control.b;
+    assert_int_equal(recvmsg(sv[1], &mh, 0), 1);
+    assert_int_equal(os_cred_read(&mh, &uid, &pid), -ENOENT);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* The host report: each mechanism once, by name, and where the kernel is
+ * older (run under oldkernel) a fallback that says why. */
+static void reports_the_host(void **state)
+{
+    (void)state;
+    assert_int_equal(os_become_subreaper(), 0);
+    struct os_mechanism m[OS_HOST_MECHANISMS + 2];
+    assert_int_equal(os_host_report(m, OS_HOST_MECHANISMS + 2), OS_HOST_MECHANISMS);
+    assert_int_equal(os_host_report(m, 2), 2);
+    assert_int_equal(os_host_report(m, OS_HOST_MECHANISMS), OS_HOST_MECHANISMS);
+    static const char *names[] = { "close_range", "cloexec_range", "pidfd",
+                                   "sock_diag",   "subreaper",     "peer_creds" };
+    for (size_t i = 0; i < OS_HOST_MECHANISMS; i++) {
+        assert_string_equal(m[i].name, names[i]);
+        assert_true(m[i].support == OS_NATIVE ? m[i].detail[0] == '\0' : m[i].detail[0] != '\0');
+    }
+    assert_int_equal(m[4].support, OS_NATIVE); /* a subreaper now */
+    int fd = os_proc_watch_fd(getpid());
+    assert_int_equal(m[2].support, fd >= 0 ? OS_NATIVE : OS_FALLBACK);
+    if (fd >= 0)
+        close(fd);
+    else
+        assert_non_null(strstr(m[2].detail, strerror(-fd)));
+    assert_string_equal(os_support_name(OS_FALLBACK), "fallback");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -240,6 +348,8 @@ int main(void)
         cmocka_unit_test(closes_after_fork),  cmocka_unit_test(refuses_negative),
         cmocka_unit_test(reads_own_stat),     cmocka_unit_test(reads_a_zombie),
         cmocka_unit_test(names_own_image),    cmocka_unit_test(forks_with_default_signals),
+        cmocka_unit_test(watches_a_process),  cmocka_unit_test(reads_the_sender),
+        cmocka_unit_test(reports_the_host),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
