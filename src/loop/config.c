@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h> /* getgrouplist: FreeBSD declares it here, glibc in grp.h */
 
 static char *field_string(lua_State *L, int idx, const char *key)
 {
@@ -73,11 +75,20 @@ static int limit_resource(const char *name)
         const char *name;
         int resource;
     } names[] = {
-        { "nofile", RLIMIT_NOFILE },   { "core", RLIMIT_CORE },         { "nproc", RLIMIT_NPROC },
-        { "memlock", RLIMIT_MEMLOCK }, { "stack", RLIMIT_STACK },       { "as", RLIMIT_AS },
-        { "fsize", RLIMIT_FSIZE },     { "cpu", RLIMIT_CPU },           { "data", RLIMIT_DATA },
-        { "rss", RLIMIT_RSS },         { "msgqueue", RLIMIT_MSGQUEUE }, { "nice", RLIMIT_NICE },
+        { "nofile", RLIMIT_NOFILE },     { "core", RLIMIT_CORE },   { "nproc", RLIMIT_NPROC },
+        { "memlock", RLIMIT_MEMLOCK },   { "stack", RLIMIT_STACK }, { "as", RLIMIT_AS },
+        { "fsize", RLIMIT_FSIZE },       { "cpu", RLIMIT_CPU },     { "data", RLIMIT_DATA },
+        { "rss", RLIMIT_RSS },
+    /* Linux's own: elsewhere the key is refused as unknown to this host. */
+#ifdef RLIMIT_MSGQUEUE
+        { "msgqueue", RLIMIT_MSGQUEUE },
+#endif
+#ifdef RLIMIT_NICE
+        { "nice", RLIMIT_NICE },
+#endif
+#ifdef RLIMIT_RTPRIO
         { "rtprio", RLIMIT_RTPRIO },
+#endif
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(name, names[i].name) == 0)
