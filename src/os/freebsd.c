@@ -253,6 +253,7 @@ int os_proc_stat(pid_t pid, struct os_proc_stat *st)
     }
     st->ppid = kp.ki_ppid;
     st->session = kp.ki_sid;
+    st->uid = kp.ki_uid;
     st->threads = kp.ki_numthreads;
     st->rss_pages = (long)kp.ki_rssize;
     st->utime = tv_ticks(&kp.ki_rusage.ru_utime, hz);
