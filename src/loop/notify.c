@@ -8,6 +8,7 @@
 #include "os/os.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,6 +255,27 @@ int notify_private_dir(char *out, size_t len, const char *parent, uid_t uid, gid
     }
     snprintf(out, len, "%s", tmpl);
     return 0;
+}
+
+void notify_forget_private(const char *path)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return;
+    *slash = '\0';
+    /* Opened without following a link, the socket removed relative to the
+     * folder opened: a folder swapped for a link meanwhile is not entered.
+     * rmdir then refuses a link (ENOTDIR) or a folder with anything in it. */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0)
+        return;
+    if (unlinkat(dfd, slash + 1, 0) < 0 && errno != ENOENT)
+        log_warn("notify socket %s: cannot remove it: %s", path, strerror(errno));
+    close(dfd);
+    if (rmdir(dir) < 0 && errno != ENOENT)
+        log_warn("notify folder %s: cannot remove it: %s", dir, strerror(errno));
 }
 
 int notify_allow(struct notify *n, uid_t uid, gid_t gid, const char *dir)

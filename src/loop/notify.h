@@ -59,6 +59,11 @@ struct notify {
  * owned by them, so they and no other user reach what is inside. Its path
  * goes in OUT. Returns 0 or a negative errno. */
 int notify_private_dir(char *out, size_t len, const char *parent, uid_t uid, gid_t gid);
+/* Removes the socket at PATH and its folder, made by notify_private_dir
+ * for a supervisor before this one (taken back after a SIGKILL), without
+ * following a link another user may have put there: the folder is theirs.
+ * What cannot be removed is left. */
+void notify_forget_private(const char *path);
 /* After notify_open*: the socket file becomes UID:GID's (mode 0600), their
  * datagrams are accepted, and DIR (from notify_private_dir; NULL: none) is
  * removed when the socket is closed. Returns 0 or a negative errno. */

@@ -549,6 +549,19 @@ int supervisor_setup(struct supervisor *s, const json_t *carried)
     int as_user = s->cfg.set_uid || s->cfg.set_gid;
     uid_t app_uid = s->cfg.set_uid ? s->cfg.uid : geteuid();
     gid_t app_gid = s->cfg.set_gid ? s->cfg.gid : getegid();
+    int carried_notify = carried_int(carried, "notify", -1);
+    if (carried_path && as_user && carried_notify < 0) {
+        /* Taken back after a SIGKILL: that socket and its folder are the
+         * generations' user's now, and removing a path in a folder another
+         * user controls is only safe through the folder's fd. A new one; the
+         * generations adopted keep the old path, so what they send later
+         * goes unheard. */
+        log_warn("notify socket %s belongs to user %u: removed, a new one for the generations "
+                 "to come (the ones adopted are not heard any more)",
+                 carried_path, (unsigned)app_uid);
+        notify_forget_private(carried_path);
+        carried_path = NULL;
+    }
     char notify_dir[108] = "";
     if (!carried_path && as_user &&
         (r = notify_private_dir(notify_dir, sizeof notify_dir, s->rundir, app_uid, app_gid)) < 0) {
@@ -565,8 +578,7 @@ int supervisor_setup(struct supervisor *s, const json_t *carried)
         return -1;
     }
     s->notify.data = s;
-    if ((r = notify_open_fd(&s->notify, s->loop, s->notify_path, carried_int(carried, "notify", -1),
-                            on_notify)) < 0) {
+    if ((r = notify_open_fd(&s->notify, s->loop, s->notify_path, carried_notify, on_notify)) < 0) {
         log_error("notify socket %s: %s", s->notify_path, unixpath_strerror(r));
         return -1;
     }

@@ -81,6 +81,22 @@ active_is 6 || fail "generation 6 does not serve"
     fail "no http.requests in stats"
 [ "$(cat "$T/req")" -ge "$(load_field ok)" ] || fail "http.requests $(cat "$T/req") < $(load_field ok) responses"
 echo "ok: 5 restarts as uid 65534 under load, stats from the app: http.requests=$(cat "$T/req"); $LOAD"
+# A SIGKILL of the supervisor: a new run adopts generation 6 though it
+# runs as another user than the supervisor (the carried pid is checked
+# against both).
+gen6=$(status_field 'generations[state=active].pid')
+kill -KILL "$BPID"
+wait "$BPID" 2> /dev/null || true
+start_baton
+[ "$(status_field 'generations[state=active].pid')" = "$gen6" ] ||
+    fail "generation 6 (pid $gen6) was not adopted: $(grep -i 'gone\|adopt' "$T/sup.log")"
+"$BATON" restart -s "$SOCK" > /dev/null || fail "restart after the adoption failed"
+active_is 7 || fail "generation 7 does not serve after the adoption"
+[ ! -e "$(dirname "$nsock")" ] || fail "the dead supervisor's notify folder $(dirname "$nsock") was left"
+pid=$(status_field 'generations[state=active].pid')
+nsock=$(tr '\0' '\n' < "/proc/$pid/environ" | sed -n 's/^NOTIFY_SOCKET=//p')
+[ "$(stat -c '%u %a' "$nsock")" = "65534 600" ] || fail "new notify socket: $(stat -c '%u %a' "$nsock")"
+echo "ok: after a SIGKILL, generation 6 (uid 65534) adopted, its old notify folder removed, then a restart (notify socket $nsock)"
 dir=$(dirname "$nsock")
 stop_baton
 [ ! -e "$dir" ] || fail "the notify socket's folder $dir outlived the supervisor"
