@@ -150,7 +150,8 @@ int baton_state_commit(int token, void *payload, size_t len, uint32_t schema);
 
 /* Maps the state this generation received, after checking it. 0, or
  * -ENOENT when there is none, or what state_blob checks found (-EPERM
- * unsealed, -EBADMSG not a blob, -ENODATA truncated, -EILSEQ checksum). */
+ * unsealed, -EBADMSG not a blob, -ENODATA truncated (-ENOATTR on FreeBSD,
+ * which has no ENODATA), -EILSEQ checksum). */
 int baton_state_load(struct baton_state *st);
 void baton_state_release(struct baton_state *st);
 

@@ -16,7 +16,8 @@ local steps = require("baton.steps")
 
 local policy = {
   name = "bluegreen",
-  defaults = { ready = false, watch = false, every = false, max_draining = false,
+  defaults = { ready = false, watch = false, every = false, max_draining = false, signal = "TERM",
+               max_memory = false, memory_interval = 60, start_limit = false,
                window = 30, interval = 0.5, check = false,
                errors = "http.errors", requests = "http.requests",
                max_error_ratio = false, min_requests = 100 },
@@ -45,7 +46,7 @@ function policy.restart(svc, old)
     if bad then return nil, bad end
   end
   svc:promote(new)
-  steps.drain(svc, old, { signal = "TERM", deadline = svc.config.drain_timeout })
+  steps.drain(svc, old, { signal = o.signal, deadline = svc.config.drain_timeout })
   return new
 end
 

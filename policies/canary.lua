@@ -21,7 +21,8 @@ local steps = require("baton.steps")
 
 local policy = {
   name = "canary",
-  defaults = { ready = false, watch = false, every = false, max_draining = false,
+  defaults = { ready = false, watch = false, every = false, max_draining = false, signal = "TERM",
+               max_memory = false, memory_interval = 60, start_limit = false,
                steps = { 1, 10, 50, 100 }, interval = 30, poll = 0.5, check = false,
                errors = "http.errors", requests = "http.requests",
                max_error_ratio = false, min_requests = 100 },
@@ -81,7 +82,7 @@ function policy.restart(svc, old)
     if svc:rollback_requested() then return back("rolled back by hand (baton rollback)") end
   end
   svc:promote(new)
-  steps.drain(svc, old, { signal = "TERM", deadline = svc.config.drain_timeout })
+  steps.drain(svc, old, { signal = o.signal, deadline = svc.config.drain_timeout })
   return new
 end
 

@@ -16,13 +16,18 @@
 
 local steps = require("baton.steps")
 
-local policy = { name = "default", defaults = { ready = false, watch = false, every = false, max_draining = false } }
+local policy = {
+  name = "default",
+  defaults = { ready = false, watch = false, every = false, max_draining = false, signal = "TERM",
+               max_memory = false, memory_interval = 60, start_limit = false },
+}
 
 function policy.restart(svc, old)
+  local o = svc.options
   local new, why = steps.ready_new(svc)
   if not new then return nil, why end
   svc:promote(new)
-  steps.drain(svc, old, { signal = "TERM", deadline = svc.config.drain_timeout })
+  steps.drain(svc, old, { signal = o.signal, deadline = svc.config.drain_timeout })
   return new
 end
 

@@ -13,7 +13,8 @@ local steps = require("baton.steps")
 
 local policy = {
   name = "graceful",
-  defaults = { ready = false, watch = false, every = false, max_draining = false,
+  defaults = { ready = false, watch = false, every = false, max_draining = false, signal = "TERM",
+               max_memory = false, memory_interval = 60, start_limit = false,
                idle_metric = false, deadline = false, poll = 0.01 },
 }
 
@@ -22,7 +23,7 @@ function policy.restart(svc, old)
   local new, why = steps.ready_new(svc)
   if not new then return nil, why end
   svc:promote(new)
-  steps.drain(svc, old, { signal = "TERM", deadline = o.deadline or svc.config.drain_timeout,
+  steps.drain(svc, old, { signal = o.signal, deadline = o.deadline or svc.config.drain_timeout,
                           done = steps.no_connections(o.idle_metric or nil), poll = o.poll })
   return new
 end

@@ -16,7 +16,9 @@ local steps = require("baton.steps")
 
 local policy = {
   name = "gradual",
-  defaults = { ready = false, watch = false, every = false, max_draining = false, window = 30, deadline = false },
+  defaults = { ready = false, watch = false, every = false, max_draining = false, signal = "TERM",
+               max_memory = false, memory_interval = 60, start_limit = false,
+               window = 30, deadline = false },
 }
 
 function policy.restart(svc, old)
@@ -25,7 +27,7 @@ function policy.restart(svc, old)
   if not new then return nil, why end
   svc:promote(new)
   if old then
-    steps.drain(svc, old, { gradual = o.window, signal = "TERM", deadline = o.deadline or svc.config.drain_timeout })
+    steps.drain(svc, old, { gradual = o.window, signal = o.signal, deadline = o.deadline or svc.config.drain_timeout })
   end
   return new
 end

@@ -25,13 +25,14 @@ local policy = {
   name = "handover",
   defaults = {
     checkpoint = "USR1", resume = "USR2", checkpoint_timeout = 10, migrate = false,
-    ready = false, watch = false, every = false, max_draining = false,
+    ready = false, watch = false, every = false, max_draining = false, signal = "TERM",
+    max_memory = false, memory_interval = 60, start_limit = false,
   },
 }
 
 function policy.restart(svc, old)
+  local o = svc.options
   if old then
-    local o = svc.options
     local ok, why = old:checkpoint{ signal = o.checkpoint, resume = o.resume,
       timeout = o.checkpoint_timeout }
     if not ok then return nil, why end
@@ -40,7 +41,7 @@ function policy.restart(svc, old)
   if not new then return nil, err end
   svc:promote(new)
   if old then
-    steps.drain(svc, old, { signal = "TERM", deadline = svc.config.drain_timeout })
+    steps.drain(svc, old, { signal = o.signal, deadline = svc.config.drain_timeout })
   end
   return new
 end

@@ -8,12 +8,17 @@
 
 local steps = require("baton.steps")
 
-local policy = { name = "immediate", defaults = { ready = false, watch = false, every = false, max_draining = false } }
+local policy = {
+  name = "immediate",
+  defaults = { ready = false, watch = false, every = false, max_draining = false, signal = "TERM",
+               max_memory = false, memory_interval = 60, start_limit = false },
+}
 
 function policy.restart(svc, old)
+  local o = svc.options
   local new, err = svc:spawn()
   if not new then return nil, err end
-  steps.drain(svc, old, { signal = "TERM", deadline = svc.config.drain_timeout })
+  steps.drain(svc, old, { signal = o.signal, deadline = svc.config.drain_timeout })
   local ok, why = new:wait_ready(steps.ready_opts(svc))
   if not ok then return nil, why end
   svc:promote(new)

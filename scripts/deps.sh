@@ -10,7 +10,8 @@ test_pkgs=(lua-busted libcmocka-dev gunicorn python3 curl procps iproute2 util-l
            systemd python3-kubernetes python3-yaml man-db podman runc nodejs
            golang-go golang-golang-x-net-dev golang-github-coreos-go-systemd-dev
            golang-google-grpc-dev python3-grpcio python3-websockets python3-uvicorn python3-h11
-           libseccomp-dev)
+           libseccomp-dev nginx-light lighttpd uwsgi-core uwsgi-plugin-python3
+           python3-hypercorn python3-twisted)
 # The peers the benchmarks compare with, and the plotting tool.
 bench_pkgs=(nginx-light haproxy gnuplot-nox curl procps iproute2 python3)
 # The formatter, linter and static analyser scripts/lint.sh runs.

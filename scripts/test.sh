@@ -14,6 +14,12 @@ scripts/deps.sh test
 echo "=== lint ==="
 scripts/lint.sh
 
+# The portable sources (all but src/os/linux*.c) against FreeBSD 12.1's
+# headers, with clang, where ../shared/sysroots (or BATON_FREEBSD_SYSROOT)
+# holds them; it says plainly when it skips.
+echo "=== FreeBSD syntax check ==="
+scripts/check_freebsd.sh
+
 # The parsers of what comes from outside (notify datagrams, control
 # requests, state blobs, addresses, service files), fuzzed for a bounded
 # time each (clang's libFuzzer; scripts/fuzz.sh installs it).

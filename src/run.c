@@ -5,11 +5,13 @@
 #include "base/log.h"
 #include "base/rundir.h"
 #include "lua/bridge.h"
+#include "loop/spawn.h"
 #include "loop/supervisor.h"
 #include "handoff/keeper_link.h"
 #include "handoff/takeover.h"
 #include "handoff/upgrade.h"
 #include "base/clock.h"
+#include "base/nofile.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -51,7 +53,7 @@ static json_t *carried_state(int *fd, char *how, size_t howlen, int *back)
 static struct supervisor sup;
 static struct takeover take;
 static struct upgrade upgrade;
-static struct keeper_link keeper = { .fd = -1 };
+static struct keeper_link keeper = { .fd = -1, .predecessor = -1 };
 static struct bridge bridge;
 
 /* The carried state as a whole: the loop's part, the envelope, the
@@ -111,9 +113,12 @@ static void wire_parts(struct supervisor *s)
                                    .cfg = &s->cfg,
                                    .stats = &s->stats,
                                    .output = &s->output,
+                                   .procs = &s->procs,
                                    .collect = collect_for_file,
                                    .ctx = s,
+                                   .predecessor = take.keeper_conn,
                                    .fd = -1 };
+    take.keeper_conn = -1;
     supervisor_add_part(s, &(struct supervisor_part){ .ctx = &keeper,
                                                       .reaped = keeper_link_reaped,
                                                       .changed = keeper_link_changed,
@@ -146,7 +151,8 @@ int run_service(const char *file)
     char err[4096];
     if (uv_loop_init(&loop) < 0)
         return 1;
-    int ok = supervisor_init(s, &loop) == 0;
+    take.keeper_conn = -1;
+    int r, ok = supervisor_init(s, &loop) == 0;
     int doc_fd = -1, back = 0;
     snprintf(s->file, sizeof s->file, "%s", file);
     take.doc = carried_state(&doc_fd, take.how, sizeof take.how, &back);
@@ -167,6 +173,10 @@ int run_service(const char *file)
         upgrade_fall_back(err);
         ok = 0;
     }
+    /* A takeover receives as many fds as there are listeners: the limit
+     * is raised first (supervisor_setup would do it later). */
+    if (ok && !take.doc && (r = nofile_raise()) < 0)
+        log_warn("cannot raise the open-file limit: %s", strerror(-r));
     if (ok && !take.doc && takeover_orphaned(&take, s->rundir, &s->cfg, err, sizeof err) < 0) {
         log_error("%s", err);
         ok = 0;
@@ -186,6 +196,10 @@ int run_service(const char *file)
             log_set_format((enum log_format)log_format_parse(format));
         free(format);
     }
+    /* From here the loop never waits on its stderr's reader. */
+    r = ok ? log_async_start() : 0;
+    if (r < 0)
+        log_warn("stderr is written from the loop: %s", strerror(-r));
     ok = ok && (!take.doc || supervisor_take_sockets(s, take.doc) == 0) &&
          supervisor_setup(s, take.doc) == 0;
     if (ok)
@@ -208,10 +222,13 @@ int run_service(const char *file)
         s->exit_code = 1;
     int code = supervisor_finish(s);
     keeper_link_close(&keeper);
+    if (take.keeper_conn >= 0) /* set-up failed: that keeper holds on */
+        close(take.keeper_conn);
     if (ok)
         log_info("supervisor exiting with code %d", code);
     bridge_close(b);
     uv_loop_close(&loop);
+    log_async_flush(1000);
     return code;
 }
 
@@ -250,6 +267,19 @@ int run_check(const char *file)
     for (size_t i = 0; i < cfg.nlisteners; i++)
         printf("  fd %zu  %-16s %s\n", 3 + i, cfg.listeners[i].name, cfg.listeners[i].address);
     printf("  then the fd store's fds (LISTEN_FDS counts them), then BATON_STATS_FD\n");
+    /* The command, looked for as `baton run` will: a warning, not a
+     * refusal (it may be installed on the host that runs the file). */
+    char *cmd = spawn_resolve(cfg.argv[0], cfg.env);
+    if (cmd && access(cmd, X_OK) < 0) { /* a path is taken as it is: look at it */
+        free(cmd);
+        cmd = NULL;
+    }
+    if (!cmd)
+        fprintf(stderr, "%s: warning: command '%s': %s: `baton run` would fail to start it\n", file,
+                cfg.argv[0], errno == ENOENT ? "not found in PATH" : strerror(errno));
+    else if (strcmp(cmd, cfg.argv[0]) != 0)
+        printf("command: %s\n", cmd);
+    free(cmd);
     free(policy);
     config_free(&cfg);
     return 0;
@@ -282,11 +312,15 @@ int run_upgrade_check(const char *file)
 
 int run_control_path(const char *file, char *out, size_t len, char *err, size_t errlen)
 {
-    struct service_config cfg;
-    int r = read_service(file, &cfg, NULL, err, errlen);
-    if (r < 0)
-        return r;
-    snprintf(out, len, "%s", cfg.control);
-    config_free(&cfg);
-    return 0;
+    struct bridge b;
+    char rundir[4096];
+    if (runtime_dir(rundir, sizeof rundir) < 0)
+        snprintf(rundir, sizeof rundir, "/tmp");
+    if (bridge_open(&b) < 0) {
+        snprintf(err, errlen, "cannot create the Lua VM");
+        return -ENOMEM;
+    }
+    int r = bridge_control_path(&b, file, rundir, out, len, err, errlen);
+    bridge_close(&b);
+    return r;
 }

@@ -10,8 +10,9 @@
 /* `baton run FILE`: returns the process exit code. */
 int run_service(const char *file);
 /* The control socket of the service FILE describes (its `control` key, or
- * the default for its name): 0 with the path in OUT, or a negative errno
- * with the reason in ERR. */
+ * the default for its name), read from that key alone so that a broken
+ * policy or key elsewhere in the file does not lock the client commands
+ * out: 0 with the path in OUT, or a negative errno with the reason in ERR. */
 int run_control_path(const char *file, char *out, size_t len, char *err, size_t errlen);
 
 /* `baton check FILE`: prints the fd layout; returns 0 when the file and its

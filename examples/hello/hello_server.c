@@ -36,6 +36,9 @@
  *   --exit-on-term    on SIGTERM exit at once, cutting every connection (a
  *                     stock server's careless drain, for the tests of
  *                     silent drains: docs/steering.md)
+ *   --drain-signal S  drain on TERM (the default), INT or QUIT only, and
+ *                     ignore the other two while serving: an app such as
+ *                     nginx (QUIT) or lighttpd (INT)
  *
  * GET /health answers 200 "ok" (or 503, see above); any other request
  * answers 200 with a greeting naming the generation.
@@ -72,7 +75,7 @@ struct conn {
 
 static uv_loop_t *loop;
 static uv_tcp_t server;
-static uv_signal_t sigterm, sigint;
+static uv_signal_t sigterm, sigint, sigquit;
 static uv_timer_t drain_timer;
 static http_parser_settings settings;
 static struct conn *conns;
@@ -309,10 +312,17 @@ static void on_drain_tick(uv_timer_t *t)
 }
 
 static int exit_on_term; /* --exit-on-term */
+/* The signal that drains it (--drain-signal); TERM, INT or QUIT. */
+static int drain_signum = SIGTERM;
 
 static void on_signal(uv_signal_t *h, int signum)
 {
     (void)h;
+    if (!draining && signum != drain_signum) {
+        fprintf(stderr, "hello[%d]: %s: ignored (it drains on %s)\n", (int)getpid(),
+                strsignal(signum), strsignal(drain_signum));
+        return;
+    }
     if (draining) {
         if (signum == SIGINT)
             exit(1);
@@ -389,10 +399,21 @@ int main(int argc, char **argv)
             stay = 1;
         else if (strcmp(argv[i], "--exit-on-term") == 0)
             exit_on_term = 1;
-        else {
+        else if (strcmp(argv[i], "--drain-signal") == 0 && i + 1 < argc) {
+            const char *name = argv[++i];
+            drain_signum = strcmp(name, "INT") == 0    ? SIGINT
+                           : strcmp(name, "QUIT") == 0 ? SIGQUIT
+                           : strcmp(name, "TERM") == 0 ? SIGTERM
+                                                       : 0;
+            if (!drain_signum) {
+                fprintf(stderr, "hello: --drain-signal takes TERM, INT or QUIT\n");
+                return 2;
+            }
+        } else {
             fprintf(stderr,
                     "usage: %s [--bind HOST:PORT [--reuseport]] [--start-delay MS] "
-                    "[--mode-file PATH] [--health-port-base N] [--stay] [--exit-on-term]\n",
+                    "[--mode-file PATH] [--health-port-base N] [--stay] "
+                    "[--drain-signal TERM|INT|QUIT] [--exit-on-term]\n",
                     argv[0]);
             return 2;
         }
@@ -464,6 +485,8 @@ int main(int argc, char **argv)
     uv_signal_init(loop, &sigint);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sigint, on_signal, SIGINT);
+    uv_signal_init(loop, &sigquit);
+    uv_signal_start(&sigquit, on_signal, SIGQUIT);
 
     if (strcmp(mode, "hang") == 0)
         fprintf(stderr, "hello[%d]: mode file says hang: never ready\n", (int)getpid());

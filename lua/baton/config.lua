@@ -119,6 +119,35 @@ local NAME = "^[%w_.-]+$"
 -- Steering needs classic BPF on a reuseport group: Linux's alone.
 local STEER_HOST = jit == nil or jit.os == "Linux"
 
+-- The known name (a key of KNOWN, a set) closest to WORD, when a typo
+-- away (at most 2 edits, and fewer than half its letters), or nil.
+function _M.suggest(word, known)
+  local function distance(a, b)
+    local prev = {}
+    for j = 0, #b do prev[j] = j end
+    for i = 1, #a do
+      local cur = { [0] = i }
+      for j = 1, #b do
+        local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+        cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+      end
+      prev = cur
+    end
+    return prev[#b]
+  end
+  if type(word) ~= "string" or #word > 64 then return nil end
+  local best, best_d
+  for k in pairs(known) do
+    if type(k) == "string" then
+      local d = distance(word, k)
+      if d <= 2 and d * 2 < #word and (not best_d or d < best_d or (d == best_d and k < best)) then
+        best, best_d = k, d
+      end
+    end
+  end
+  return best
+end
+
 -- listen = { http = "tcp://..." } or { {"http", "tcp://..."}, ... } or
 -- { http = { "tcp://...", backlog = 128 } }; { "tcp://127.0.0.1:0",
 -- per_generation = true } is a listener each generation gets its own of;
@@ -243,8 +272,77 @@ local KNOWN = {
   name = true, control = true, listen = true, command = true, env = true, cwd = true,
   ready_timeout = true, drain_timeout = true, policy = true, backlog = true,
   log_level = true, log_format = true, metrics = true, stats_capacity = true, policy_limits = true,
-  state = true, fdstore_max = true,
+  state = true, fdstore_max = true, user = true, group = true, limits = true,
 }
+
+-- The resource limits `limits` may set on each generation (setrlimit).
+local LIMITS = { nofile = true, core = true, nproc = true, memlock = true, stack = true, as = true,
+  fsize = true, cpu = true, data = true, rss = true, msgqueue = true, nice = true, rtprio = true }
+_M.LIMITS = LIMITS
+
+-- user = "www-data" or a uid; group = "www-data" or a gid: who each
+-- generation runs as. Looked up now (so `baton check` refuses a user the
+-- system does not have); the C core computes the supplementary groups.
+function Checker:identity(t, cfg)
+  for _, key in ipairs({ "user", "group" }) do
+    local v = t[key]
+    if v ~= nil and type(v) ~= "string" and not (type(v) == "number" and v >= 0 and v % 1 == 0) then
+      self:fail(key, "expected a %s name or a number, got %s", key, type(v))
+    end
+  end
+  if t.user ~= nil then
+    cfg.user = tostring(t.user)
+    if native and native.user then
+      local uid, gid, name = native.user(t.user)
+      if not uid then self:fail("user", "%s", gid) end
+      cfg.uid, cfg.gid, cfg.user = uid, gid, name
+    end
+  end
+  if t.group ~= nil then
+    cfg.group = tostring(t.group)
+    if native and native.group then
+      local gid, name = native.group(t.group)
+      if not gid then self:fail("group", "%s", name) end
+      cfg.gid, cfg.group = gid, name
+    end
+  end
+end
+
+-- limits = { nofile = 65536, core = 0, nproc = { 512, 1024 }, stack = "unlimited" }:
+-- each a number (soft and hard), "unlimited", or { soft, hard }. Normalized
+-- to { NAME = { soft, hard } } with -1 for unlimited.
+function Checker:limits(t)
+  if t == nil then return nil end
+  self:expect("limits", t, "table")
+  local known = {}
+  for k in pairs(LIMITS) do known[#known + 1] = k end
+  table.sort(known)
+  local out = {}
+  local function value(name, v)
+    if v == "unlimited" or v == "infinity" then return -1 end
+    if type(v) ~= "number" or v < 0 or v % 1 ~= 0 then
+      self:fail("limits", "%s: expected a whole number or \"unlimited\", got %s", name, text(v))
+    end
+    return v
+  end
+  for k, v in pairs(t) do
+    if not LIMITS[k] then
+      self:fail("limits", "unknown limit '%s' (%s)", tostring(k), table.concat(known, ", "))
+    end
+    local soft, hard
+    if type(v) == "table" then
+      soft, hard = value(k, v[1] or v.soft), value(k, v[2] or v.hard)
+    else
+      soft = value(k, v)
+      hard = soft
+    end
+    if hard ~= -1 and (soft == -1 or soft > hard) then
+      self:fail("limits", "%s: the soft limit is over the hard one", k)
+    end
+    out[k] = { soft, hard }
+  end
+  return out
+end
 
 -- A size in bytes: a number, or a string with a K, M or G suffix ("64M").
 local function size_bytes(v)
@@ -289,6 +387,79 @@ function Checker:state(t)
   return out
 end
 
+local WILDCARD = { ["0.0.0.0"] = true, ["::"] = true }
+
+-- The name of the listener in LISTEN (cfg.listen) that a TCP connection to
+-- HOSTPORT ("HOST:PORT", "[V6]:PORT") reaches, when the supervisor holds
+-- it (a shared tcp listener with its port written out), or nil. A tcp
+-- probe of it passes whatever the app does: the kernel completes the
+-- handshake into the supervisor's socket. The running supervisor refuses
+-- such a probe by the socket's real address (port 0 included); this
+-- catches at `baton check` what the file itself says.
+function _M.own_listener(listen, hostport)
+  if type(hostport) ~= "string" then return nil end
+  local host, port = hostport:match("^%[([^%]]+)%]:(%d+)$")
+  if not host then host, port = hostport:match("^([^:]+):(%d+)$") end
+  if not host or tonumber(port) == 0 then return nil end
+  for _, l in ipairs(listen or {}) do
+    if not l.per_generation and type(l.address) == "string" then
+      local lhost, lport = l.address:match("^tcp://%[([^%]]+)%]:(%d+)$")
+      if not lhost then lhost, lport = l.address:match("^tcp://([^:]+):(%d+)$") end
+      if lport == port and (lhost == host or WILDCARD[lhost] or WILDCARD[host]) then return l.name end
+    end
+  end
+  return nil
+end
+
+-- The `control = "..."` or `name = "..."` that the text of a service file
+-- which does not run holds, when it holds exactly one: nil otherwise.
+local function key_in_text(src, key)
+  local found
+  for _, v in ("\n" .. src):gmatch("[^%w_.]" .. key .. "%s*=%s*([\"'])([^\n]-)%1") do
+    if found then return nil end
+    found = v
+  end
+  return found
+end
+
+-- The control socket of the service FILE describes, and nothing more of
+-- it: what a client command (`baton status -f FILE`) needs. Only `control`
+-- and `name` are read; the policy is not loaded and no other key is
+-- checked, so an edit that broke the policy or another key cannot lock an
+-- operator out of the running supervisor when it matters most. A file
+-- that does not run at all (a syntax error) still names its socket when
+-- its text holds one `control = "..."` line. opts: runtime_dir.
+-- Returns the path, or nil and a message.
+function _M.control(file, opts)
+  opts = opts or {}
+  local src, err = read_file(file)
+  if not src then return nil, ("%s: cannot read: %s"):format(file, err) end
+  local dir = dirname(file)
+  local control, name
+  local t, lerr = sandbox.load(src, "@" .. file)
+  if type(t) == "table" then
+    -- Raw access: no code of the file runs outside its load budget.
+    control, name = rawget(t, "control"), rawget(t, "name")
+  else
+    control, name = key_in_text(src, "control"), key_in_text(src, "name")
+    if control == nil and name == nil then
+      return nil, ("%s: cannot find its control socket: %s (give -s PATH)"):format(file,
+        lerr or "it does not return a table")
+    end
+  end
+  if control ~= nil then
+    if type(control) ~= "string" or control == "" then
+      return nil, ("%s: key 'control': expected a path, got %s (give -s PATH)"):format(file, type(control))
+    end
+    return resolve(dir, control)
+  end
+  name = name or file:match("([^/]+)$"):gsub("%.lua$", "")
+  if type(name) ~= "string" or not name:match(NAME) then
+    return nil, ("%s: key 'name': not a service name, so no default control socket (give -s PATH)"):format(file)
+  end
+  return (opts.runtime_dir or "/tmp") .. "/" .. name .. ".sock"
+end
+
 -- opts: runtime_dir (default control socket's folder), check_address
 -- (function(address) -> ok, why), load_policy (function(spec, dir) ->
 -- policy, err, name).
@@ -308,12 +479,22 @@ function _M.load(file, opts)
   local c = setmetatable({ file = file, src = src }, Checker)
   local ok2, res = pcall(function()
     t = plain(t, file)
+    -- Unknown keys: the first in the file is named (the same one by
+    -- `baton check` and `baton run`, whatever order the table has).
+    local unknown, lines = {}, lines_of_keys(src, 1)
     for k in pairs(t) do
-      if not KNOWN[k] then
-        c:fail(tostring(k), "unknown key (known: backlog, command, control, cwd, drain_timeout, env, " ..
-          "fdstore_max, listen, log_format, log_level, metrics, name, policy, policy_limits, ready_timeout, " ..
-          "stats_capacity, state)")
-      end
+      if not KNOWN[k] then unknown[#unknown + 1] = tostring(k) end
+    end
+    table.sort(unknown, function(a, b)
+      local la, lb = lines[a] or math.huge, lines[b] or math.huge
+      if la ~= lb then return la < lb end
+      return a < b
+    end)
+    if unknown[1] then
+      local guess = _M.suggest(unknown[1], KNOWN)
+      c:fail(unknown[1], "unknown key%s (known: backlog, command, control, cwd, drain_timeout, env, " ..
+        "fdstore_max, group, limits, listen, log_format, log_level, metrics, name, policy, policy_limits, " ..
+        "ready_timeout, stats_capacity, state, user)", guess and (", did you mean '" .. guess .. "'?") or "")
     end
     local dir = dirname(file)
     local cfg = { file = file, dir = dir, runtime_dir = opts.runtime_dir }
@@ -388,6 +569,8 @@ function _M.load(file, opts)
     end
     cfg.fdstore_max = fdmax
     cfg.state = c:state(t.state)
+    c:identity(t, cfg)
+    cfg.limits = c:limits(t.limits)
 
     if t.policy_limits ~= nil then
       c:expect("policy_limits", t.policy_limits, "table")
@@ -409,6 +592,25 @@ function _M.load(file, opts)
     local policy, perr2, pname, poptions = _M.load_policy(spec, dir)
     if not policy then c:fail("policy", "%s", perr2) end
     cfg.policy, cfg.policy_name, cfg.policy_options = policy, pname, poptions
+    local ready = poptions and poptions.ready
+    local own = type(ready) == "table" and _M.own_listener(cfg.listen, ready.tcp)
+    if own then
+      c:fail("policy", "ready.tcp %s is the service's own listener '%s': the supervisor holds that " ..
+        "socket, so the kernel completes a connection whether or not the app accepts, and the " ..
+        "probe would pass at once; use an http probe on the generation's own port " ..
+        "({port:NAME} of a per_generation listener), or a tcp probe of a port the app binds itself",
+        ready.tcp, own)
+    end
+    local pg = type(ready) == "table" and type(ready.tcp) == "string" and ready.tcp:match("{port:([%w_.-]+)}")
+    if pg then
+      c:fail("policy", "ready.tcp %s is the per_generation listener '%s', which baton binds and " ..
+        "passes to each generation listening: the kernel completes a connection whether or not " ..
+        "the app accepts; use an http probe there", ready.tcp, pg)
+    end
+    -- A policy read from a file (not a built-in, not inline) is watched
+    -- like the service file. Its name is the path as resolved against the
+    -- service file's folder, which may be "." (no slash in it).
+    if not pname:match("^[%w_]+$") then cfg.policy_file = pname end
     return cfg
   end)
   if not ok2 then
@@ -434,7 +636,9 @@ function _M.validate_policy(p)
         return nil, ("hook '%s' must be a function, got %s"):format(k, type(v))
       end
     elseif k ~= "name" and k ~= "description" and k ~= "defaults" then
-      return nil, ("unknown hook '%s' (hooks: died, init, migrate, restart, start, stop)"):format(tostring(k))
+      local guess = _M.suggest(k, HOOKS)
+      return nil, ("unknown hook '%s'%s (hooks: died, init, migrate, restart, start, stop)"):format(tostring(k),
+        guess and (", did you mean '" .. guess .. "'?") or "")
     end
   end
   if p.defaults ~= nil and type(p.defaults) ~= "table" then
@@ -456,11 +660,37 @@ local function policy_options(p, given, name)
       local known = {}
       for dk in pairs(defaults) do known[#known + 1] = tostring(dk) end
       table.sort(known)
-      return nil, ("policy '%s' has no option '%s' (options: %s)"):format(name, tostring(k),
-        #known > 0 and table.concat(known, ", ") or "none")
+      local guess = _M.suggest(k, defaults)
+      return nil, ("policy '%s' has no option '%s'%s (options: %s)"):format(name, tostring(k),
+        guess and (", did you mean '" .. guess .. "'?") or "", #known > 0 and table.concat(known, ", ") or "none")
     end
     if type(v) ~= type(defaults[k]) and defaults[k] ~= false then
       return nil, ("policy '%s': option '%s' must be a %s"):format(name, k, type(defaults[k]))
+    end
+    -- `signal` is the drain signal (every built-in takes it): a name the
+    -- drain could not send is refused now, not at the first restart.
+    if k == "signal" and v and not require("baton.gen").signal_name(v) then
+      return nil, ("policy '%s': option 'signal': %s is not a signal a drain can send (TERM, INT, " ..
+        "QUIT, HUP, USR1, USR2, WINCH)"):format(name, text(v))
+    end
+    -- `max_memory` (every built-in): bytes, or a size such as "512M".
+    if k == "max_memory" and v then
+      local n = size_bytes(v)
+      if not n or n <= 0 or n % 1 ~= 0 then
+        return nil, ("policy '%s': option 'max_memory' must be a number of bytes or a size such as " ..
+          "\"512M\", got %s"):format(name, text(v))
+      end
+      v = n
+    end
+    -- `start_limit` (every built-in): { burst = N, interval = T } or { N, T }.
+    if k == "start_limit" and v then
+      local burst = type(v) == "table" and (v.burst or v[1])
+      local interval = type(v) == "table" and (v.interval or v[2])
+      if type(burst) ~= "number" or burst < 1 or burst % 1 ~= 0 or type(interval) ~= "number" or interval <= 0 then
+        return nil, ("policy '%s': option 'start_limit' must be { burst = N, interval = SECONDS } " ..
+          "(give up after N crashes within SECONDS)"):format(name)
+      end
+      v = { burst = burst, interval = interval }
     end
     out[k] = v
   end

@@ -32,10 +32,11 @@ local FIELDS = {
 -- (established and closing), of which closing, its processes, resident
 -- memory in bytes, CPU seconds, how many of the service's listeners it
 -- still holds (while it does, it may accept more), and which read of the
--- kernel these come from (a number that grows with each fresh read). 0
--- once it has exited; connections nil when the kernel could not be read.
+-- kernel these come from (a number that grows with each fresh read), and
+-- whether its main process is stopped (SIGSTOP) as that read ends. 0 once
+-- it has exited; connections nil when the kernel could not be read.
 local KERNEL = { connections = true, closing = true, processes = true, rss = true, cpu = true,
-  listening = true, read = true }
+  listening = true, read = true, stopped = true }
 
 function Gen:figure(k)
   if self.exited then return 0 end
@@ -111,25 +112,38 @@ local function split_hostport(hp)
   return host, tonumber(port)
 end
 
--- One round of the probes in OPTS; returns true, or false and why.
+-- One round of the probes in OPTS; returns true, or false, why and
+-- whether that is final (the probe was refused before it ran: a tcp probe
+-- of the service's own listener, which would pass whatever the app does).
 function Gen:probe_once(opts, timeout)
   local rt = self.rt
   if opts.tcp then
     local addr = self:expand(opts.tcp)
     local host, port = split_hostport(addr)
     if not host then error("wait_ready: tcp must be HOST:PORT, got " .. addr, 0) end
-    local ok, detail = rt:probe(host, port, nil, timeout)
-    if not ok then return false, ("tcp %s: %s"):format(addr, detail) end
+    -- Its per_generation listener was bound by the supervisor and passed
+    -- in listening: the kernel completes a connection to it whether or
+    -- not the app accepts, as for a shared listener (which the core
+    -- refuses by address).
+    for name, p in pairs(self.ports) do
+      if p == port then
+        return false, ("tcp %s: it is generation %d's per_generation listener '%s', which baton bound " ..
+          "for it: the kernel completes a connection whether or not the app accepts; use an http " ..
+          "probe there"):format(addr, self.id, name), true
+      end
+    end
+    local ok, detail, final = rt:probe(host, port, nil, timeout)
+    if not ok then return false, ("tcp %s: %s"):format(addr, detail), final end
   end
   if opts.http then
     local url = self:expand(opts.http)
     local hp, path = url:match("^http://([^/]+)(/?.*)$")
     local host, port = split_hostport(hp or "")
     if not host then error("wait_ready: http must be http://HOST:PORT/PATH, got " .. url, 0) end
-    local ok, detail = rt:probe(host, port, path ~= "" and path or "/", timeout)
+    local ok, detail, final = rt:probe(host, port, path ~= "" and path or "/", timeout)
     local status = ok and tonumber(detail:match("status (%d+)"))
     if status ~= (opts.status or 200) then
-      return false, ("GET %s: %s"):format(url, detail)
+      return false, ("GET %s: %s"):format(url, detail), final
     end
   end
   if opts.check then
@@ -179,7 +193,10 @@ function Gen:wait_ready(opts)
     end
     if self.exited then return exited() end
     if not self.ready then
-      return false, ("generation %d was not ready within %gs"):format(self.id, timeout)
+      -- The usual cause with an app not written for systemd: it never says
+      -- READY=1. Say what to do about it.
+      return false, ("generation %d was not ready within %gs (no READY=1 came: for an app that does " ..
+        "not send it, use ready = { notify = false, http = ... }, a probe of its own port)"):format(self.id, timeout)
     end
   end
   if not (opts.tcp or opts.http or opts.check) then return true end
@@ -190,7 +207,10 @@ function Gen:wait_ready(opts)
     if left <= 0.05 then
       return false, ("generation %d failed its readiness check within %gs: %s"):format(self.id, timeout, last)
     end
-    local ok, why = self:probe_once(opts, math.min(left, opts.probe_timeout or 1))
+    local ok, why, final = self:probe_once(opts, math.min(left, opts.probe_timeout or 1))
+    if final then
+      return false, ("generation %d cannot be checked: %s"):format(self.id, why)
+    end
     if ok then
       -- With notify = false the check is the app's readiness: it may be
       -- promoted. With READY=1 as well, it already was ready.
@@ -224,6 +244,9 @@ local function signal_name(sig)
   sig = sig:upper():gsub("^SIG", "")
   return SIGNALS[sig] and sig or nil
 end
+-- "TERM" for "TERM", "SIGTERM", "term"; nil for what is not a signal a
+-- policy may send (config.lua checks a policy's `signal` option with it).
+Gen.signal_name = signal_name
 
 -- Sends SIG ("TERM", "SIGTERM", ...) to the main process.
 function Gen:signal(sig)
@@ -289,9 +312,13 @@ function Gen:checkpoint(opts)
   return true
 end
 
+-- Seconds after its drain signal when a generation that still listens is
+-- named in the log and its drain's event, as one that may not drain on it.
+local HINT_SECONDS = 1
+
 -- The options of a drain, read once (in the caller's budget) into plain
 -- values the drain task can use without running any policy code.
-local function drain_options(opts, default_deadline)
+local function drain_options(opts, default_deadline, default_signal)
   local function seconds(key, default)
     local v = opts[key]
     if v == nil or v == false then return default end
@@ -300,7 +327,7 @@ local function drain_options(opts, default_deadline)
   end
   local done = opts.done
   if done ~= nil and type(done) ~= "function" then error("drain: done must be a function", 4) end
-  local signal = signal_name(opts.signal or "TERM")
+  local signal = signal_name(opts.signal or default_signal)
   if not signal then error("drain: unknown signal " .. text(opts.signal), 4) end
   return { signal = signal, deadline = seconds("deadline", default_deadline),
     poll = seconds("poll", 0.5), gradual = seconds("gradual", 0), done = done,
@@ -313,7 +340,7 @@ local HANDSHAKE_GRACE = 0.5
 
 -- Asks the generation to finish its work and exit, in the background.
 -- Returns at once. OPTS:
---   signal    sent first (default "TERM")
+--   signal    sent first (default: the policy's `signal` option, else "TERM")
 --   deadline  seconds until what is left is killed (default drain_timeout)
 --   done      function(gen) -> true once it is idle: the drain ends early
 --             (its process group is killed) instead of waiting out the
@@ -330,7 +357,7 @@ local HANDSHAKE_GRACE = 0.5
 function Gen:drain(opts)
   if self.draining or self.exited then return end
   local rt = self.rt
-  local o = drain_options(opts or {}, rt.cfg.drain_timeout)
+  local o = drain_options(opts or {}, rt.cfg.drain_timeout, rt:drain_signal())
   -- Marked draining and its drain started together: a stop in between
   -- would leave it "draining" with nobody draining it.
   sandbox.critical(function() self:start_drain(o) end)
@@ -411,8 +438,22 @@ function Gen:start_drain(o, started)
       rt.core.log("warn", ("generation %d: drain signal failed: %s"):format(self.id, text(err)))
     end
     local ends, how = rt:now() + o.deadline, "ended by its exit"
+    -- An app that still holds the service's listeners a second after its
+    -- signal may not drain on it (nginx drains on QUIT, lighttpd on INT,
+    -- uwsgi takes TERM as a reload): it would serve on until the deadline.
+    local hint_at, hint = not o.resumed and rt:now() + HINT_SECONDS or nil, nil
     while not self.exited do
       local left = ends - rt:now()
+      if hint_at and rt:now() >= hint_at then
+        hint_at = nil
+        local listening = rt:figures(self.id).listening or 0
+        if listening > 0 then
+          hint = ("still listening %gs after SIG%s: does it drain on %s? (nginx drains on QUIT, " ..
+            "lighttpd on INT, uwsgi reloads on TERM: set the policy's `signal` option)")
+            :format(HINT_SECONDS, o.signal, o.signal)
+          rt.core.log("warn", ("generation %d (pid %d) is %s"):format(self.id, self.pid, hint))
+        end
+      end
       if left <= 0 then
         rt.core.log("warn", ("generation %d still running at its drain deadline (%gs): killing it")
           :format(self.id, o.deadline))
@@ -422,13 +463,28 @@ function Gen:start_drain(o, started)
         self:wait_exit(10)
         break
       end
-      self:wait_exit(o.done and math.min(o.poll, left) or left)
+      local wait = o.done and math.min(o.poll, left) or left
+      if hint_at then wait = math.max(0, math.min(wait, hint_at - rt:now())) end
+      self:wait_exit(wait)
       if not self.exited and o.done then
         local called, idle = rt:call_hook("drain done", o.done, self.handle)
         if called and idle then
-          rt.core.log("info", ("generation %d is idle: ending its drain early"):format(self.id))
-          how = "ended early: idle"
-          self.ended_as = self.ended_as or "drained (idle)"
+          -- Named for what ended it: "idle" only when the kernel shows no
+          -- connection left; a `done` test of the policy's own may end a
+          -- drain with connections open, and the history says so.
+          local open = rt:figures(self.id).connections
+          if open == 0 then
+            rt.core.log("info", ("generation %d is idle: ending its drain early"):format(self.id))
+            how = "ended early: idle (its done test passed, no connection left)"
+            self.ended_as = self.ended_as or "drained (idle)"
+          else
+            local conns = open and ("%d connection%s left"):format(open, open == 1 and "" or "s")
+              or "its connections unknown"
+            rt.core.log("info", ("generation %d: its drain's done test passed (%s): ending its drain early")
+              :format(self.id, conns))
+            how = ("ended early: its done test passed with %s"):format(conns)
+            self.ended_as = self.ended_as or ("drained (done test passed with %s)"):format(conns)
+          end
           self:kill()
           self:wait_exit(10)
         end
@@ -437,7 +493,7 @@ function Gen:start_drain(o, started)
     local took = rt:now() - self.drain_started
     rt:observe("baton.drain_seconds", took)
     rt.events:add{ time = self.drain_started, kind = "drain", generation = self.id,
-      ok = self.exited, reason = ("%s (%s)%s"):format(how, self:exit_reason(),
+      ok = self.exited, reason = ("%s (%s)%s%s"):format(how, self:exit_reason(), hint and ("; it was " .. hint) or "",
         self.quiet_end and ("; quiet: " .. self.quiet_end) or ""), duration = took }
     rt.core.log("info", ("generation %d drained in %.3fs (%s)"):format(self.id, took, self:exit_reason()))
   end)

@@ -67,13 +67,21 @@ _M.CORE = {
   state_info = "state_info() -> nil | {version, size, generation} | false, err[, pending]",
   state_read = "state_read() -> blob | nil, err",
   state_stage = "state_stage(blob, version) -> true | nil, err",
-  apply_config = "apply_config(cfg) -> true | nil, err   (what the next spawn uses)",
+  apply_config = "apply_config(cfg[, check_only]) -> true | nil, err   (what the next spawn uses; " ..
+    "check_only: only whether it could)",
   output = "output(generation, n) -> text   (its last n stderr lines, joined with ' | ')",
   notify_manager = "notify_manager(text) -> true | false   (sd_notify to a service manager above)",
   figures = "figures([generation]) -> {connections, closing, processes, rss, cpu, listeners, overflows}",
   exec = "exec(req, carry) -> nil, err   (baton upgrade: the new image; returns only if it cannot start)",
   steer = "steer(generation[, weight]) -> weight, queued | nil, err   (steered listeners' share, 0-100)",
 }
+
+-- The supervisor's counters, each registered at 0 when it starts (or takes
+-- over): Prometheus's increase() ignores a series' first sample, so a
+-- counter that appeared only at its first event would hide that event
+-- from every alert on it (examples/monitoring/alerts.yml).
+_M.COUNTERS = { "baton.restarts", "baton.rollbacks", "baton.crashes", "baton.reloads",
+  "baton.policy_errors", "baton.state_migrations", "baton.state_refused" }
 
 -- Exited generations `baton status` still shows.
 local HISTORY = 8
@@ -125,6 +133,14 @@ function Runtime:figures(id)
     c.by[id or 0] = f
   end
   return f
+end
+
+-- The drain signal of drains no call named one for (a rollback's, a stop's,
+-- a policy's gen:drain{} without `signal`): the policy's `signal` option
+-- when it is one (every built-in takes it: nginx drains on QUIT), else TERM.
+function Runtime:drain_signal()
+  local sig = Gen.signal_name(rawget(self.options, "signal"))
+  return sig or "TERM"
 end
 
 -- The hook NAME of the running policy, or the default policy's.
@@ -209,31 +225,41 @@ end
 -- ids (absent when there was none); the reason it did not take over (empty
 -- when it did); its duration in seconds.
 function Runtime:restart(req, why)
+  -- Asked for and not yet begun: what svc:pending() counts as queued.
+  self.restarts_queued = self.restarts_queued + 1
   self:task("restart", function()
     local t0, old = self:now(), self.active and self.active.id
     local ok, msg = self:locked(function()
-      if self.stopping then return nil, "the supervisor is stopping" end
+      self.restarts_queued = self.restarts_queued - 1
+      if self.stopping or self.start_failed then return nil, "the supervisor is stopping" end
       self.last_spawned = 0 -- a runtime error before the procedure must not name the last one
+      self.failed = nil -- `baton restart` of a failed service tries again
       self.core.log("info", "restart requested" .. (why and (" (" .. why .. ")") or ""))
       t0 = self:now()
       old = self.active and self.active.id
       local ok, msg = self:procedure("restart", self.active)
-      if self.rollback_req then
-        local rreq = self.rollback_req
-        self.rollback_req = nil
-        if rreq ~= true then
-          self.core.reply(rreq, not ok, ok and "the restart took over before the rollback" or
-            ("rolled back; generation %d serves"):format(self.active and self.active.id or 0))
-        end
-      end
       if ok then
         self:count("baton.restarts")
         self:observe("baton.restart_seconds", self:now() - t0)
       else
         self:count("baton.rollbacks")
       end
-      self.events:add{ time = t0, kind = "restart", ok = ok, reason = msg, duration = self:now() - t0,
+      -- The trigger's reason (svc:restart("memory over 60 MiB"), a watched
+      -- file, SIGHUP) goes with the event, as `cause` and in its reason.
+      self.events:add{ time = t0, kind = "restart", ok = ok, duration = self:now() - t0,
+        reason = why and ("%s (asked for: %s)"):format(msg, why) or msg, cause = why,
         generation = ok and self.active.id or self.last_spawned }
+      -- A rollback asked for during this restart is listed after it: the
+      -- restart's row, then what the rollback did to it.
+      if self.rollback_req then
+        local rreq, asked_at = self.rollback_req, self.rollback_asked_at
+        self.rollback_req = nil
+        local rmsg = ok and "the restart took over before the rollback" or
+          ("rolled back; generation %d serves"):format(self.active and self.active.id or 0)
+        self.events:add{ time = asked_at, kind = "rollback", ok = not ok, reason = rmsg,
+          generation = self.last_spawned }
+        if rreq ~= true then self.core.reply(rreq, not ok, rmsg) end
+      end
       self.core.log(ok and "info" or "error", "restart: " .. msg)
       self:tell_manager(nil, ok and msg or ("restart " .. msg))
       return ok, msg
@@ -255,7 +281,15 @@ end
 function Runtime:start()
   self:task("start", function()
     local t0 = self:now()
-    local ok, msg = self:locked(function() return self:procedure("start") end)
+    local ok, msg = self:locked(function()
+      local ok, msg = self:procedure("start")
+      -- Decided before the lock passes on: a restart queued behind a start
+      -- that failed must not spawn while the supervisor stops.
+      if not ok then self.start_failed = true end
+      return ok, msg
+    end)
+    -- Nothing served before: a failed start rolled nothing back.
+    if not ok then msg = msg:gsub("^rolled back: ", "") end
     self.events:add{ time = t0, kind = "start", ok = ok, reason = msg, duration = self:now() - t0,
       generation = ok and self.active and self.active.id or self.last_spawned }
     if ok then
@@ -268,12 +302,22 @@ function Runtime:start()
   end)
 end
 
+-- The policy gave up recovering (svc:give_up): nothing serves, and no
+-- recovery is tried until `baton restart` starts a generation again.
+function Runtime:give_up(why)
+  if self.failed then return end
+  self.failed = why
+  self.events:add{ time = self:now(), kind = "failed", ok = false, reason = why .. " (baton restart starts again)" }
+  self.core.log("error", "giving up: " .. why .. "; the service is failed until `baton restart`")
+  self:tell_manager(nil, "failed: " .. why)
+end
+
 -- The serving generation G exited on its own.
 function Runtime:died(g)
   self:task("recovery", function()
     local retry = false
     self:locked(function()
-      if self.stopping or (self.active and self.active:alive()) then return end
+      if self.stopping or self.failed or (self.active and self.active:alive()) then return end
       local t0 = self:now()
       local ok, msg = self:procedure("died", g)
       self.events:add{ time = t0, kind = "recovery", ok = ok, reason = msg, duration = self:now() - t0,
@@ -281,7 +325,7 @@ function Runtime:died(g)
       self.core.log(ok and "info" or "error", "recovery after generation " .. g.id .. ": " .. msg)
       -- Keep trying, with the policy's backoff: a service without a
       -- serving generation is the one state we must not stay in.
-      retry = not ok and not self.stopping
+      retry = not ok and not self.stopping and not self.failed
     end)
     -- At least a second between tries, whatever the policy's own backoff:
     -- a died hook that fails at once must not spin the loop.
@@ -299,13 +343,12 @@ function Runtime:rollback(req)
     self.core.reply(req, false, why)
     return
   end
-  self.events:add{ time = self:now(), kind = "rollback", ok = true, reason = "asked for during the window",
-    generation = self.active and self.active.id }
   if self.rollback_req then
     self.core.reply(req, false, "a rollback is already under way")
     return
   end
-  self.rollback_req = req or true
+  -- Its event is added once the restart it ends is over (Runtime:restart).
+  self.rollback_req, self.rollback_asked_at = req or true, self:now()
   self:wake("rollback")
 end
 
@@ -535,9 +578,7 @@ end
 function Runtime:watch_config()
   local want = {}
   if self.cfg.file then want[self.cfg.file] = true end
-  if type(self.cfg.policy_name) == "string" and self.cfg.policy_name:find("/") then
-    want[self.cfg.policy_name] = true
-  end
+  if self.cfg.policy_file then want[self.cfg.policy_file] = true end
   for path, id in pairs(self.config_watches) do
     if not want[path] then
       self.core.unwatch(id)
@@ -562,9 +603,21 @@ end
 -- Re-reads the service file and its policy. The running ones stay unless
 -- the new ones load, validate, and keep what cannot change (the C core
 -- says what that is). A procedure under way keeps the hook it started with.
-function Runtime:reload(req, why)
+-- DRY: `baton reload --dry-run`: the same checks, nothing applied, nothing
+-- recorded.
+function Runtime:reload(req, why, dry)
+  if dry then
+    local cfg, err = self.loader(self.cfg.file, { runtime_dir = self.cfg.runtime_dir })
+    local ok = cfg ~= nil
+    if cfg then ok, err = self.core.apply_config(cfg, true) end
+    local msg = ok and ("%s (policy %s) would be taken; nothing applied"):format(cfg.file or "the configuration",
+      cfg.policy_name) or err
+    self.core.log("info", "baton reload --dry-run: " .. (ok and msg or ("would be refused: " .. err)))
+    self.core.reply(req, ok and true or false, msg)
+    return
+  end
   self:tell_manager(("RELOADING=1\nMONOTONIC_USEC=%d"):format(math.floor(self:now() * 1e6)), "reloading")
-  local cfg, err = config.load(self.cfg.file, { runtime_dir = self.cfg.runtime_dir })
+  local cfg, err = self.loader(self.cfg.file, { runtime_dir = self.cfg.runtime_dir })
   local ok
   if cfg then ok, err = self.core.apply_config(cfg) end
   local prefix = why and (why .. ": ") or "baton reload: "
@@ -577,7 +630,7 @@ function Runtime:reload(req, why)
   end
   self:configure(cfg)
   self:count("baton.reloads")
-  local msg = ("reloaded %s (policy %s)"):format(cfg.file, cfg.policy_name)
+  local msg = ("reloaded %s (policy %s)"):format(cfg.file or "the configuration", cfg.policy_name)
   self.events:add{ time = self:now(), kind = "reload", ok = true, reason = msg }
   self:tell_manager("READY=1", msg)
   self.core.log("info", prefix .. msg)
@@ -591,6 +644,7 @@ local on = {}
 
 -- CARRY: what the supervisor before this one left (see Runtime:take_over).
 function on.start(rt, carry, how)
+  for _, name in ipairs(_M.COUNTERS) do rt.core.stat_add(name, 0) end
   if type(carry) == "table" then return rt:take_over(carry, how) end
   rt:init()
   rt:start()
@@ -672,6 +726,7 @@ function on.restart(rt, req, why) rt:restart(req, why) end
 function on.rollback(rt, req) rt:rollback(req) end
 function on.stop(rt, req) rt:stop(req) end
 function on.reload(rt, req) rt:reload(req) end
+function on.reload_check(rt, req) rt:reload(req, nil, true) end
 
 -- NOW is the loop's clock (monotonic seconds) when the event happened.
 function Runtime:dispatch(now, event, ...)
@@ -709,7 +764,8 @@ end
 function Runtime.summary(_, g)
   return { id = g.id, pid = g.pid, state = g.state, started = g.started, ready_at = g.ready_at,
     exited_at = g.exited_at, exit_code = g.exit_code, exit_signal = g.exit_signal,
-    ended = g.exited and (g.ended_as .. ", " .. g:exit_reason()) or nil, weight = g.share }
+    ended = g.exited and (g.ended_as .. ", " .. g:exit_reason()) or nil, weight = g.share,
+    ports = not g.exited and next(g.ports or {}) ~= nil and g.ports or nil }
 end
 
 -- What `baton status` and /ready read (WHAT "view"):
@@ -729,7 +785,7 @@ function Runtime:query(what, now, n)
   for _, g in ipairs(self:live()) do gens[#gens + 1] = self:summary(g) end
   table.sort(gens, function(a, b) return a.id < b.id end)
   return { serving = self.active ~= nil and self.active:alive() and not self.stopping,
-    active = self.active and self.active.id or 0,
+    active = self.active and self.active.id or 0, failed = self.failed,
     generations = gens, exited_not_shown = self.exited_not_shown,
     last_restart = self.events:latest("restart") }
 end
@@ -754,8 +810,10 @@ function _M.new(core, cfg, default_policy)
     triggers = {}, watch_fns = {}, config_watches = {}, parked = {}, figure_cache = {},
     gens = {}, exited = {}, exited_not_shown = 0, events = History.new(),
     waiters = {}, timers = {}, queue = {}, busy = false,
-    stopping = false, policy_errors = 0, crashes = 0,
+    stopping = false, policy_errors = 0, crashes = 0, restarts_queued = 0,
   }, Runtime)
+  -- What a reload loads: the service file (the test kit loads its own).
+  rt.loader = config.load
   rt.service_stats = rt:stats_view()
   rt.svc = Svc.handle(rt)
   rt:configure(cfg)

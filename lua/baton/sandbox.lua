@@ -26,9 +26,68 @@ local _M = {}
 _M.LIMITS = { instructions = 20000000, slice_ms = 20, memory_mb = 256, timeout = 600 }
 _M.LOAD_LIMITS = { instructions = 20000000, slice_ms = 2000, memory_mb = 256 }
 
--- The budgeted resume, from the C core (lua_budget.c); absent under plain
--- LuaJIT (busted, the test kit), where code runs unbudgeted.
-local budget = package.loaded["baton.budget"]
+local function pack(...) return { n = select("#", ...), ... } end
+
+-- Under plain LuaJIT (busted, the test kit) there is no C budget: a Lua
+-- count hook gives the same instruction and time limits, so a spec of a
+-- policy whose hook loops fails instead of hanging busted. (The memory
+-- cap needs the C allocator: not here.) A Lua hook cannot yield, so a
+-- stop is an error, raised again at every count until the resume
+-- returns, and stopped() tells the policy's pcall not to swallow it.
+-- Compiled code calls no hook: the JIT is turned off at the first
+-- budgeted resume, as the C budget does in the supervisor's VM.
+local function lua_budget()
+  local STEP = 1000
+  local cur -- the budget of the resume under way: { limits, used, t0, stop, critical }
+  local function hook()
+    local b = cur
+    -- LuaJIT's hook is global: only the budgeted coroutine's code counts.
+    if not b or b.critical > 0 or coroutine.running() ~= b.co then return end
+    if not b.stop then
+      b.used = b.used + STEP
+      if b.used > (b.limits.instructions or math.huge) then
+        b.stop = "instruction budget"
+      elseif (os.clock() - b.t0) * 1000 > (b.limits.slice_ms or math.huge) then
+        b.stop = "time budget"
+      end
+      -- From now on at every instruction: a pcall that caught the stop
+      -- (a policy table written in a spec has the real pcall) gets it again
+      -- at its next instruction, so the stop reaches the hook's end.
+      if b.stop then debug.sethook(hook, "", 1) end
+    end
+    if b.stop then error("stopped: over its " .. b.stop, 0) end
+  end
+  local B = {}
+  function B.stopped() return cur ~= nil and cur.stop ~= nil end
+  function B.critical(fn, ...)
+    local b = cur
+    if not b then return fn(...) end
+    b.critical = b.critical + 1
+    local r = pack(pcall(fn, ...))
+    b.critical = b.critical - 1
+    if not r[1] then error(r[2], 0) end
+    return unpack(r, 2, r.n)
+  end
+  function B.resume(co, limits, ...)
+    if jit and jit.status() then
+      jit.off()
+      jit.flush()
+    end
+    local prev = cur
+    local b = { co = co, limits = limits, used = 0, t0 = os.clock(), critical = 0 }
+    cur = b
+    debug.sethook(hook, "", STEP)
+    local r = pack(coroutine.resume(co, ...))
+    cur = prev
+    if prev then debug.sethook(hook, "", STEP) else debug.sethook() end
+    return b.stop or false, unpack(r, 1, r.n)
+  end
+  return B
+end
+
+-- The budgeted resume, from the C core (lua_budget.c); under plain LuaJIT
+-- (busted, the test kit), the Lua one above.
+local budget = package.loaded["baton.budget"] or lua_budget()
 
 -- The embedded sources (module name -> source), from the C core; absent
 -- under plain LuaJIT, where modules are read from the source tree.
@@ -78,8 +137,7 @@ local function policy_getmetatable(v)
   return getmetatable(v)
 end
 
-local stopped = budget and budget.stopped or function() return false end
-local function pack(...) return { n = select("#", ...), ... } end
+local stopped = budget.stopped
 
 -- pcall and xpcall as a policy has them: once its budget is spent, an
 -- error is passed on, never swallowed. (Where the hook can yield, a stop
@@ -104,8 +162,7 @@ end
 -- no budget stop and no memory cap between them (baton.budget.critical).
 -- FN must not wait.
 function _M.critical(fn, ...)
-  if budget then return budget.critical(fn, ...) end
-  return fn(...)
+  return budget.critical(fn, ...)
 end
 
 -- What JSON may cost a policy: lua-cjson works outside the VM's memory
@@ -199,8 +256,7 @@ end
 -- preceded by why it was stopped (a string: "instruction budget",
 -- "time budget", "memory cap") or false.
 function _M.resume(co, limits, ...)
-  if budget then return budget.resume(co, limits, ...) end
-  return false, coroutine.resume(co, ...)
+  return budget.resume(co, limits, ...)
 end
 
 -- Runs FN(...) to its end under LOAD_LIMITS, for code that runs while a

@@ -187,10 +187,12 @@ function S:sleep(seconds)
   coroutine.yield()
 end
 
--- A TCP (PATH nil) or HTTP probe through the core; returns ok, detail.
+-- A TCP (PATH nil) or HTTP probe through the core; returns ok, detail,
+-- and true when a failure is final (the core refused the probe itself: a
+-- bad port, or a socket the supervisor holds): trying again cannot help.
 function S:probe(host, port, path, timeout)
   local id, err = self.core.probe(host, port, path, timeout)
-  if not id then return false, err end
+  if not id then return false, err, true end
   local woke, ok, detail = self:wait("probe:" .. id, timeout + 1)
   if not woke then return false, "no answer" end
   return ok == 1, detail

@@ -124,12 +124,26 @@ function M.backoff(rt, died)
   return math.min(30, 2 ^ (rt.crashes - 2))
 end
 
+-- Gives up recovering the service (a crash loop, say): no further
+-- recovery is tried, `baton status` shows it failed with WHY, and an event
+-- says so, until `baton restart` starts a generation again.
+function M.give_up(rt, why)
+  rt:give_up(why ~= nil and text(why) or "the policy gave up")
+end
+
 -- Triggers: set up by the policy's init hook, torn down on reload ----------
 
 -- Queues a restart, as SIGHUP or `baton restart` would (nobody waits for
 -- the answer; it is logged).
 function M.restart(rt, reason)
   rt:restart(nil, reason ~= nil and text(reason) or nil)
+end
+
+-- Whether a procedure (a restart, the start, a recovery) is under way, and
+-- how many restarts are queued behind it: a scheduled restart can skip
+-- instead of piling up behind a long one.
+function M.pending(rt)
+  return rt.busy and true or false, rt.restarts_queued
 end
 
 -- Calls FN(svc, path) whenever the file at PATH (relative to the service

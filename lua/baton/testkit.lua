@@ -15,6 +15,9 @@
 --
 -- What the policy did is in sim.spawned (ids), sim.signals ({id, sig,
 -- group}), sim.replies, sim.logs; sim:logged(pattern) searches the logs.
+-- Hooks run under the supervisor's budget (instructions and time, from
+-- config.policy_limits; not the memory cap): one that loops is stopped and
+-- its procedure rolls back, as under baton.
 --
 -- State handover: sim:store(id, blob, version) is generation ID saving its
 -- state (sim:store_bad(id, why) a blob the core found bad); each spawn's
@@ -28,6 +31,22 @@ local _M = {}
 
 local Sim = {}
 Sim.__index = Sim
+
+-- The configuration OPTS describe (see _M.new), as config.load would give
+-- it; or nil and why, as config.load would say it.
+local function sim_config(opts)
+  local spec = opts.policy or "default"
+  if type(spec) == "string" and opts.options then
+    spec = { spec }
+    for k, v in pairs(opts.options) do spec[k] = v end
+  end
+  local policy, err, name, options = config.load_policy(spec, opts.dir)
+  if not policy then return nil, err end
+  local cfg = { name = "sim", ready_timeout = 5, drain_timeout = 10, dir = "." }
+  for k, v in pairs(opts.config or {}) do cfg[k] = v end
+  cfg.policy, cfg.policy_name, cfg.policy_options = policy, name, options
+  return cfg
+end
 
 -- OPTS: policy (a built-in's name, a table of hooks, or { name, options }),
 -- options (for a built-in), config (service file fields: ready_timeout,
@@ -115,6 +134,7 @@ function _M.new(opts)
       for _, k in ipairs({ "connections", "closing", "processes", "rss", "cpu", "listening" }) do
         f[k] = f[k] or 0
       end
+      if f.stopped == nil then f.stopped = false end
     end
     f.listeners, f.overflows = sim.listener_figures, 0
     return f
@@ -136,8 +156,8 @@ function _M.new(opts)
     end
     return sim.weights[id], sim.queued[id] or 0
   end
-  function core.apply_config(cfg)
-    sim.applied = cfg
+  function core.apply_config(cfg, check_only)
+    if not check_only then sim.applied = cfg end
     return true
   end
   function core.stat(name, gen)
@@ -149,7 +169,14 @@ function _M.new(opts)
     return total
   end
   -- Probes answer at once, as sim.probe(host, port, path) says (default: ok).
+  -- As the real core, a tcp probe of a listener the supervisor holds is
+  -- refused (it would pass whatever the app does): config.listen's.
   function core.probe(host, port, path)
+    local hp = host:find(":") and ("[" .. host .. "]:" .. port) or (host .. ":" .. port)
+    local own = not path and config.own_listener(sim.rt and sim.rt.cfg.listen, hp)
+    if own then
+      return nil, ("it is the service's own listener '%s': the supervisor holds that socket"):format(own)
+    end
     sim.next_probe = sim.next_probe + 1
     local id = sim.next_probe
     local ok, detail = true, path and "status 200" or "connected"
@@ -182,17 +209,12 @@ function _M.new(opts)
   end
   function core.unwatch(id) sim.watches[id] = nil end
 
-  local spec = opts.policy or "default"
-  if type(spec) == "string" and opts.options then
-    spec = { spec }
-    for k, v in pairs(opts.options) do spec[k] = v end
-  end
-  local policy, err, name, options = config.load_policy(spec, opts.dir)
-  assert(policy, err)
-  local cfg = { name = "sim", ready_timeout = 5, drain_timeout = 10, dir = "." }
-  for k, v in pairs(opts.config or {}) do cfg[k] = v end
-  cfg.policy, cfg.policy_name, cfg.policy_options = policy, name, options
+  sim.opts = opts
+  local cfg, err = sim_config(opts)
+  if not cfg then error(err, 2) end
   sim.rt = runtime.new(core, cfg, assert(config.load_policy("default")))
+  -- A reload loads what sim:reload(opts) says, not a file (Runtime:reload).
+  sim.rt.loader = function() return sim_config(sim.reload_opts or sim.opts) end
   return sim
 end
 
@@ -223,11 +245,22 @@ function Sim:event(event, ...) self.rt:dispatch(self.t, event, ...) end
 function Sim:start() self:event("start"); self:advance(0) end
 
 -- The usual opening of a spec: a simulated supervisor with OPTS whose first
--- generation has started and said READY=1.
+-- generation has started and said READY=1. A start that failed is an error
+-- that says why (the start's reason and the errors logged), not a
+-- simulated supervisor that quietly serves nothing.
 function _M.started(opts)
   local sim = _M.new(opts)
   sim:start()
   sim:ready(1)
+  local ev = sim.rt.events:latest("start")
+  if ev and not ev.ok then
+    local errors = {}
+    for _, l in ipairs(sim.logs) do
+      if l:find("^error: ") then errors[#errors + 1] = l:gsub("^error: ", "") end
+    end
+    error(("testkit.started: the start failed: %s%s"):format(ev.reason,
+      #errors > 0 and ("\nerrors logged:\n  " .. table.concat(errors, "\n  ")) or ""), 2)
+  end
   return sim
 end
 
@@ -265,6 +298,21 @@ local function request(sim, event)
 end
 
 function Sim:restart() return request(self, "restart") end   -- baton restart
+-- baton reload: loads the policy again (a policy file is read again) with
+-- OPTS (policy, options, config as in testkit.new) laid over the sim's
+-- own; a policy that does not load or validate is refused (reply.ok
+-- false, reply.msg why) and the running one stays, as in the supervisor.
+function Sim:reload(opts)
+  local o = {}
+  for k, v in pairs(self.opts) do o[k] = v end
+  for k, v in pairs(opts or {}) do o[k] = v end
+  if opts and opts.policy ~= nil and opts.options == nil then o.options = nil end
+  self.reload_opts = o
+  local r = request(self, "reload")
+  if r.ok then self.opts = o end
+  self.reload_opts = nil
+  return r
+end
 function Sim:rollback() return request(self, "rollback") end -- baton rollback
 function Sim:stop() return request(self, "stop") end         -- baton stop
 

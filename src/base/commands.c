@@ -23,10 +23,13 @@ static const struct command table[] = {
       "end a restart in its window (bluegreen): the new generation drains,\n"
       "the previous one serves on",
       NULL, CMD_SENT | CMD_SOCKET | CMD_WAITS },
-    { "reload", "",
+    { "reload", "[--dry-run]",
       "re-read the service file and its policy; refused (and the running\n"
-      "one kept) if invalid",
-      NULL, CMD_SENT | CMD_SOCKET },
+      "one kept) if invalid; --dry-run: only check them",
+      "--dry-run has the running supervisor load and check the files as a reload\n"
+      "would (against what cannot change while it runs) and apply nothing: exit 0\n"
+      "if a reload would take them, 1 with the file, line and reason if not.\n",
+      CMD_SENT | CMD_SOCKET },
     { "events", "[-n N]", "the history: restarts, drains, crashes, reloads, rollbacks, why", NULL,
       CMD_SENT | CMD_SOCKET },
     { "logs", "[-f] [-n N] [--gen N]", "what generations printed (stdout, stderr); -f follows",

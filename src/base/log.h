@@ -27,6 +27,18 @@ const char *log_level_name(enum log_level level);
 typedef void (*log_tap_fn)(void *ctx, enum log_level level, const char *msg);
 void log_set_tap(log_tap_fn fn, void *ctx);
 
+/* The supervisor's stderr never holds up its loop: from log_async_start
+ * on, every line (its own and its apps') is queued, up to LOG_QUEUE_BYTES,
+ * and a thread writes them; when the reader stalls and the queue is full,
+ * lines are dropped, counted, and the count is written as a warning once
+ * the reader takes more. A forked child writes at once. Returns 0 or a
+ * negative errno (then every write is direct, as before). */
+#define LOG_QUEUE_BYTES (1 << 20)
+int log_async_start(void);
+/* Waits up to MS milliseconds for the queue to be written (before an
+ * exec or an exit). Returns how many bytes are left in it. */
+unsigned long log_async_flush(int ms);
+
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)

@@ -13,6 +13,8 @@ static int raised;
 int nofile_raise(void)
 {
     struct rlimit r;
+    if (raised) /* once: what children get back is the limit we started with */
+        return 0;
     if (getrlimit(RLIMIT_NOFILE, &r) < 0)
         return -errno;
     original = r;
@@ -50,7 +52,9 @@ void nofile_describe(char *buf, size_t len)
 void nofile_check(unsigned long need, const char *what)
 {
     struct rlimit r;
-    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < need)
+    /* rlim_t is unsigned on Linux; on FreeBSD it is signed but never
+     * negative (RLIM_INFINITY is its largest value): compared unsigned. */
+    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && (unsigned long long)r.rlim_cur < need)
         log_warn("the open-file limit is %llu and the supervisor may need up to %lu fds (%s): "
                  "raise the hard limit (ulimit -Hn, LimitNOFILE=) or it may run short, and "
                  "say so in these logs",

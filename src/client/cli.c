@@ -165,15 +165,22 @@ static void print_status(json_t *r)
         printf("\n");
     }
     json_array_foreach(json_object_get(r, "listeners"), i, v) {
-        printf("  listener %-12s %s (fd %lld)", json_string_value(json_object_get(v, "name")),
+        printf("  listener %-12s %s (fd %lld)%s", json_string_value(json_object_get(v, "name")),
                json_string_value(json_object_get(v, "address")),
-               (long long)json_integer_value(json_object_get(v, "fd")));
+               (long long)json_integer_value(json_object_get(v, "fd")),
+               json_is_true(json_object_get(v, "per_generation"))
+                   ? ", per_generation: each generation its own port (below)"
+                   : "");
         json_t *mig = json_object_get(v, "tcp_migrate_req");
         if (json_is_true(json_object_get(v, "steer")))
             printf(", steered (tcp_migrate_req %s)",
                    json_is_boolean(mig) ? (json_is_true(mig) ? "on" : "off") : "unknown");
         printf("\n");
     }
+    json_t *failed = json_object_get(r, "failed");
+    if (json_is_string(failed))
+        printf("  FAILED   %s: nothing is started again until `baton restart`\n",
+               json_string_value(failed));
     printf("  %-4s %-8s %-9s %10s  %s\n", "gen", "pid", "state", "uptime", "status");
     json_array_foreach(json_object_get(r, "generations"), i, v) {
         const char *state = json_string_value(json_object_get(v, "state"));
@@ -191,6 +198,10 @@ static void print_status(json_t *r)
         json_t *w = json_object_get(v, "weight");
         if (json_is_integer(w) && strcmp(state, "exited") != 0)
             printf(" [weight %lld]", (long long)json_integer_value(w));
+        const char *pname;
+        json_t *port;
+        json_object_foreach(json_object_get(v, "ports"), pname, port)
+            printf(" [%s: port %lld]", pname, (long long)json_integer_value(port));
         printf("\n");
     }
     long long hidden = json_integer_value(json_object_get(r, "exited_not_shown"));
@@ -277,8 +288,8 @@ static int print_logs(const char *sock, long n, long gen, int follow, int json)
         json_t *req = json_pack("{s:s, s:I, s:I}", "cmd", "logs", "after", (json_int_t)after, "gen",
                                 (json_int_t)gen),
                *resp = NULL;
-        if (first && n > 0)
-            json_object_set_new(req, "n", json_integer(n));
+        if (first && n != 0) /* -n 0 (n -1): one line asked, for its place only */
+            json_object_set_new(req, "n", json_integer(n > 0 ? n : 1));
         char err[512];
         int r = control_call(sock, req, 5000, NULL, NULL, &resp, err, sizeof err);
         json_decref(req);
@@ -290,7 +301,9 @@ static int print_logs(const char *sock, long n, long gen, int follow, int json)
         }
         size_t i;
         json_t *l;
-        json_array_foreach(json_object_get(resp, "lines"), i, l) {
+        /* -n 0: the first answer only says where the output is now. */
+        json_t *lines = first && n < 0 ? NULL : json_object_get(resp, "lines");
+        json_array_foreach(lines, i, l) {
             if (json) { /* one JSON object per line: the contract */
                 char *text = json_dumps(l, JSON_COMPACT | JSON_REAL_PRECISION(15));
                 printf("%s\n", text ? text : "{}");
@@ -334,14 +347,20 @@ int cli_main(const char *cmd, int argc, char **argv)
     int logs = strcmp(cmd, "logs") == 0, restart = strcmp(cmd, "restart") == 0;
     int progress = restart && isatty(STDOUT_FILENO); /* -1: --quiet */
     static const struct option opts[] = {
-        { "socket", required_argument, NULL, 's' }, { "file", required_argument, NULL, 'S' },
-        { "json", no_argument, NULL, 'j' },         { "gen", required_argument, NULL, 'g' },
-        { "follow", no_argument, NULL, 'F' },       { "progress", no_argument, NULL, 'P' },
-        { "quiet", no_argument, NULL, 'q' },        { "binary", required_argument, NULL, 'B' },
-        { "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
+        { "socket", required_argument, NULL, 's' },
+        { "file", required_argument, NULL, 'S' },
+        { "json", no_argument, NULL, 'j' },
+        { "gen", required_argument, NULL, 'g' },
+        { "follow", no_argument, NULL, 'F' },
+        { "progress", no_argument, NULL, 'P' },
+        { "quiet", no_argument, NULL, 'q' },
+        { "binary", required_argument, NULL, 'B' },
+        { "dry-run", no_argument, NULL, 'D' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
     };
     const char *binary = NULL;
-    int c2;
+    int c2, dry_run = 0;
     optind = 1;
     while ((c2 = getopt_long(argc, argv, own_f ? "s:fn:jh" : "s:f:n:jh", opts, NULL)) != -1) {
         /* An option the command does not take: say which commands do. */
@@ -350,6 +369,7 @@ int cli_main(const char *cmd, int argc, char **argv)
                           : c2 == 'P' ? "--progress"
                           : c2 == 'q' ? "--quiet"
                           : c2 == 'B' ? "--binary"
+                          : c2 == 'D' ? "--dry-run"
                                       : NULL;
         if (opt && !command_takes(c, opt, NULL, 0)) {
             char by[128] = "";
@@ -376,16 +396,21 @@ int cli_main(const char *cmd, int argc, char **argv)
         case 'q': progress = c2 == 'P'; break;
         case 'j': json = 1; break;
         case 'B': binary = optarg; break;
+        case 'D': dry_run = 1; break;
         case 'n':
         case 'g': {
             char *end;
             long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 1000000) {
-                fprintf(stderr, "baton %s: %s takes a positive count\n", cmd, opt);
+            /* logs -n 0: none of the lines already written (with -f: only
+             * what comes from now on, as tail -f -n 0). */
+            long lowest = c2 == 'n' && logs ? 0 : 1;
+            if (*end || v < lowest || v > 1000000) {
+                fprintf(stderr, "baton %s: %s takes a %s count\n", cmd, opt,
+                        lowest ? "positive" : "whole");
                 return 2;
             }
             if (c2 == 'n')
-                n = v;
+                n = v ? v : -1; /* -1: -n 0 */
             else
                 gen = v;
             break;
@@ -395,7 +420,14 @@ int cli_main(const char *cmd, int argc, char **argv)
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "baton %s: unexpected argument '%s'\n", cmd, argv[optind]);
+        /* `baton logs -f svc.lua`: -f follows here, as tail -f does. */
+        if (own_f && follow)
+            fprintf(stderr,
+                    "baton %s: unexpected argument '%s' (-f follows here; name the service "
+                    "file with --file %s)\n",
+                    cmd, argv[optind], argv[optind]);
+        else
+            fprintf(stderr, "baton %s: unexpected argument '%s'\n", cmd, argv[optind]);
         return 2;
     }
     char path[PATH_MAX], err[1024];
@@ -421,6 +453,8 @@ int cli_main(const char *cmd, int argc, char **argv)
         json_object_set_new(req, "n", json_integer(n));
     if (binary)
         json_object_set_new(req, "binary", json_string(abs));
+    if (dry_run)
+        json_object_set_new(req, "dry_run", json_true());
     progress = progress > 0 && !json; /* --json: one object on stdout, nothing else */
     if (progress)
         json_object_set_new(req, "progress", json_true());

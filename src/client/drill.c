@@ -23,6 +23,7 @@
 #define RESTART_WAIT_MS 600000  /* a restart's answer (it comes once its outcome is known) */
 #define PAUSE_MS 200            /* between one restart's answer and the next request */
 #define WARMUP_MS 3000          /* at most, for the load's first answer */
+#define BASELINE_MS 1000        /* of load before the first restart: what fails without one */
 #define DRAIN_WAIT_MS 60000     /* at most, after the last restart, for the drains to end */
 #define SETTLE_MS 300           /* load after the drains, before it stops */
 #define REQUEST_TIMEOUT_MS 5000 /* a request without its complete answer: a timeout */
@@ -368,8 +369,15 @@ int drill_main(int argc, char **argv)
     }
     for (double t0 = clock_mono(); load_counts(ld).ok == 0 && clock_mono() - t0 < WARMUP_MS / 1e3;)
         sleep_ms(20);
-    /* No 2xx yet: nothing to measure a restart by, so none is asked. */
+    /* No 2xx yet: nothing to measure a restart by, so none is asked. Else
+     * a second of load with no restart: what fails then is the app's own
+     * doing (one that does not keep connections alive, say), and is not
+     * blamed on its drain. */
     struct loadclient_counts base = load_counts(ld);
+    if (base.ok > 0) {
+        sleep_ms(BASELINE_MS);
+        base = load_counts(ld);
+    }
     char lost[1100] = ""; /* why the drill ended early */
     if (base.ok == 0)
         snprintf(lost, sizeof lost,
@@ -455,6 +463,11 @@ int drill_main(int argc, char **argv)
         snprintf(verdict, sizeof verdict,
                  "FAIL: restart %ld %s (see `baton events`); %llu request%s failed", asked,
                  rolled_back ? "rolled back" : "was refused", n.errors, n.errors == 1 ? "" : "s");
+    else if (n.errors && base.errors)
+        snprintf(verdict, sizeof verdict,
+                 "FAIL: %llu of %llu requests failed during %ld restarts, and %llu of them in the "
+                 "%d s before the first: the app fails without restarts too",
+                 n.errors, n.requests, took_over, base.errors, BASELINE_MS / 1000);
     else if (n.errors)
         snprintf(verdict, sizeof verdict, "FAIL: %llu of %llu requests failed during %ld restarts",
                  n.errors, n.requests, took_over);
@@ -516,11 +529,18 @@ int drill_main(int argc, char **argv)
         printf("failures: none\n");
     } else {
         printf("failures by cause:\n");
-        for (int q = 0; q < LOADCLIENT_CAUSES; q++)
-            if (n.by_cause[q])
-                printf("  %8llu  %s\n%s%s%s", n.by_cause[q], causes[q].what,
-                       asked ? "            what to change: " : "", asked ? causes[q].advice : "",
-                       asked ? "\n" : "");
+        for (int q = 0; q < LOADCLIENT_CAUSES; q++) {
+            if (!n.by_cause[q])
+                continue;
+            printf("  %8llu  %s\n", n.by_cause[q], causes[q].what);
+            if (asked && base.by_cause[q])
+                printf("            %llu of them before any restart: the app does this without "
+                       "restarts (does it keep connections alive? a connection it closes after an "
+                       "answer must say `Connection: close` in it), not only at its drain\n",
+                       base.by_cause[q]);
+            else if (asked)
+                printf("            what to change: %s\n", causes[q].advice);
+        }
     }
     printf("verdict: %s\n", verdict);
     return failed ? 1 : 0;

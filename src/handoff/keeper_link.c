@@ -25,19 +25,134 @@
 #define KEEPER_MIN_LIFE_MS 1000
 #define KEEPER_MAX_PAUSE_MS 30000
 
+/* Sends to the keeper never wait (the channel is non-blocking): what the
+ * channel does not take now waits in a queue, in order, each fd a
+ * duplicate of ours (the original may close meanwhile), sent again from a
+ * timer every KEEPER_RETRY_MS. A keeper that takes nothing queued for
+ * KEEPER_STUCK_MS (stopped, hung), or lets the queue reach its bound, is
+ * stuck: it is killed, and once reaped another one starts with every
+ * piece (keeper_link_reaped). */
+#define KEEPER_RETRY_MS 10
+#define KEEPER_STUCK_MS 5000
+#define KEEPER_QUEUE_MIN 256
+
+struct keeper_msg {
+    char head[32];
+    int fd; /* ours, a duplicate; -1: none */
+};
+
+static uint64_t now_ms(struct keeper_link *k);
+static void confirm_predecessor(struct keeper_link *k);
+
+static void queue_clear(struct keeper_link *k)
+{
+    for (size_t i = 0; i < k->nqueue; i++)
+        if (k->queue[i].fd >= 0)
+            close(k->queue[i].fd);
+    k->nqueue = 0;
+    if (k->retry.data)
+        uv_timer_stop(&k->retry);
+}
+
+/* The keeper is no keeper any more (it missed a piece, or is stuck): it
+ * goes, and once reaped another one starts. */
+static void drop_keeper(struct keeper_link *k, const char *why)
+{
+    log_warn("the keeper (pid %d) %s: replacing it; until another one holds everything, a "
+             "supervisor that dies cannot be taken over",
+             (int)k->pid, why);
+    if (k->fd >= 0)
+        close(k->fd);
+    k->fd = -1;
+    queue_clear(k);
+    /* SIGKILL: a stopped keeper does not act on SIGTERM. */
+    if (k->pid > 0)
+        kill(k->pid, SIGKILL);
+}
+
+/* Sends what waits, in order, as far as the channel takes it. Returns 0,
+ * or a negative errno when the keeper is dropped. */
+static int flush(struct keeper_link *k)
+{
+    size_t sent = 0;
+    int r = 0;
+    while (sent < k->nqueue &&
+           (r = keeper_send(k->fd, k->queue[sent].head, k->queue[sent].fd)) == 0) {
+        if (k->queue[sent].fd >= 0)
+            close(k->queue[sent].fd);
+        sent++;
+    }
+    if (sent) {
+        memmove(k->queue, k->queue + sent, (k->nqueue - sent) * sizeof *k->queue);
+        k->nqueue -= sent;
+        k->progress = now_ms(k);
+    }
+    if (r < 0 && r != -EAGAIN) {
+        char why[160];
+        snprintf(why, sizeof why, "could not be sent a piece: %s", strerror(-r));
+        drop_keeper(k, why);
+        return r;
+    }
+    if (k->nqueue && now_ms(k) - k->progress >= KEEPER_STUCK_MS) {
+        char why[160];
+        snprintf(why, sizeof why, "took nothing for %d s (%zu piece(s) waiting): it is stuck",
+                 KEEPER_STUCK_MS / 1000, k->nqueue);
+        drop_keeper(k, why);
+        return -ETIMEDOUT;
+    }
+    return 0;
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    struct keeper_link *k = t->data;
+    if (k->fd >= 0 && flush(k) == 0 && k->nqueue)
+        uv_timer_start(&k->retry, on_retry, KEEPER_RETRY_MS, 0);
+    confirm_predecessor(k);
+}
+
 static void keep(struct keeper_link *k, const char *head, int fd)
 {
-    int r = k->fd >= 0 ? keeper_send(k->fd, head, fd) : 0;
-    if (r < 0) {
-        log_warn("the keeper (pid %d): %s: a supervisor that dies cannot be taken over now",
-                 (int)k->pid, strerror(-r));
-        close(k->fd);
-        k->fd = -1;
-        /* A keeper that missed a piece is no keeper: it goes, and once
-         * reaped another one starts with every piece (keeper_link_reaped). */
-        if (k->pid > 0)
-            kill(k->pid, SIGTERM);
+    if (k->fd < 0)
+        return;
+    if (!k->nqueue) {
+        int r = keeper_send(k->fd, head, fd);
+        if (r == 0)
+            return;
+        if (r != -EAGAIN) {
+            char why[160];
+            snprintf(why, sizeof why, "could not be sent a piece: %s", strerror(-r));
+            drop_keeper(k, why);
+            return;
+        }
+        k->progress = now_ms(k);
     }
+    if (k->nqueue == KEEPER_QUEUE_MIN + 2 * k->cfg->nlisteners) {
+        drop_keeper(k, "let its queue fill: it is stuck");
+        return;
+    }
+    if (k->nqueue == k->capqueue) {
+        size_t ncap = k->capqueue ? k->capqueue * 2 : 64;
+        struct keeper_msg *q = realloc(k->queue, ncap * sizeof *q);
+        if (!q) {
+            drop_keeper(k, "could not be sent a piece: out of memory");
+            return;
+        }
+        k->queue = q;
+        k->capqueue = ncap;
+    }
+    int copy = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (fd >= 0 && copy < 0) {
+        char why[160];
+        snprintf(why, sizeof why, "could not be sent a piece: %s", strerror(errno));
+        drop_keeper(k, why);
+        return;
+    }
+    struct keeper_msg *m = &k->queue[k->nqueue++];
+    snprintf(m->head, sizeof m->head, "%s", head);
+    m->fd = copy;
+    if (k->nqueue == 1)
+        uv_timer_start(&k->retry, on_retry, KEEPER_RETRY_MS, 0);
 }
 
 static void keep_pipe(void *ctx, unsigned gen, int stream, int fd)
@@ -45,6 +160,25 @@ static void keep_pipe(void *ctx, unsigned gen, int stream, int fd)
     char head[32];
     snprintf(head, sizeof head, "P %u %d", gen, stream);
     keep(ctx, head, fd);
+}
+
+/* Tells the keeper of each generation's main process it was not told of
+ * yet (ALL: every one running), so that once orphaned it knows when the
+ * last one is gone. */
+static void keep_generations(struct keeper_link *k, int all)
+{
+    unsigned newest = k->gen_sent;
+    for (size_t i = 0; k->procs && i < k->procs->len; i++) {
+        const struct proc *p = &k->procs->v[i];
+        if (!all && p->id <= k->gen_sent)
+            continue;
+        char head[64];
+        snprintf(head, sizeof head, "G %u %d %llu", p->id, (int)p->pid, p->start_ticks);
+        keep(k, head, -1);
+        if (p->id > newest)
+            newest = p->id;
+    }
+    k->gen_sent = newest;
 }
 
 /* Once per turn of the loop after an event: what a successor would read
@@ -55,6 +189,7 @@ static void on_check(uv_check_t *h)
     if (!k->dirty || k->stopped)
         return;
     k->dirty = 0;
+    keep_generations(k, 0);
     json_t *doc = k->collect(k->ctx);
     if (!doc)
         return;
@@ -107,6 +242,7 @@ static void start_keeper(struct keeper_link *k)
         return;
     }
     k->started = now_ms(k);
+    fcntl(k->fd, F_SETFL, fcntl(k->fd, F_GETFL) | O_NONBLOCK); /* keep() never waits */
     for (size_t i = 0; i < k->cfg->nlisteners; i++) {
         char head[32];
         snprintf(head, sizeof head, "L %zu", i);
@@ -122,8 +258,30 @@ static void start_keeper(struct keeper_link *k)
                   carry_int(p, "fd", -1));
     }
     json_decref(pipes);
+    keep_generations(k, 1);
     k->dirty = 1; /* the file names the keeper */
     log_debug("keeper pid %d holds the listeners and the stats region", (int)k->pid);
+    confirm_predecessor(k);
+}
+
+/* Once ours holds everything (nothing waits to be sent to it), the keeper
+ * of the supervisor before may let go. */
+static void confirm_predecessor(struct keeper_link *k)
+{
+    if (k->fd >= 0 && k->predecessor >= 0 && k->nqueue == 0) {
+        /* Ours holds everything: the keeper of the supervisor before may
+         * let go. */
+        int r = keeper_confirm(k->predecessor);
+        k->predecessor = -1;
+        if (r < 0)
+            log_warn("the keeper of the supervisor before this one gave up on us first (%s): "
+                     "it still holds the service's fds",
+                     strerror(-r));
+        else
+            log_info("the keeper of the supervisor before this one lets go: ours (pid %d) holds "
+                     "the service",
+                     (int)k->pid);
+    }
 }
 
 static void on_timer(uv_timer_t *t)
@@ -150,6 +308,7 @@ int keeper_link_reaped(void *ctx, pid_t pid, int status)
     k->fd = -1;
     k->pid = 0;
     k->dirty = 1;
+    queue_clear(k);
     if (k->stopped)
         return 1;
     uint64_t lived = now_ms(k) - k->started;
@@ -173,11 +332,14 @@ void keeper_link_start(struct keeper_link *k, const char *rundir, const json_t *
     k->start_ticks = proc_start_ticks(getpid());
     uv_timer_init(k->loop, &k->timer);
     k->timer.data = k;
+    uv_timer_init(k->loop, &k->retry);
+    k->retry.data = k;
     k->fd = carry_int(carried, "fd", -1);
     if (k->fd >= 0) { /* the same keeper, across the upgrade */
         k->pid = carry_int(carried, "pid", 0);
         k->started = 0; /* started long enough ago */
         fcntl(k->fd, F_SETFD, FD_CLOEXEC);
+        fcntl(k->fd, F_SETFL, fcntl(k->fd, F_GETFL) | O_NONBLOCK);
     } else {
         /* From the loop: not while a new image takes over, when a crash
          * would go back to the old image and leave this keeper behind. */
@@ -191,8 +353,12 @@ void keeper_link_start(struct keeper_link *k, const char *rundir, const json_t *
     k->dirty = 1;
 }
 
-json_t *keeper_link_carry(const struct keeper_link *k)
+json_t *keeper_link_carry(struct keeper_link *k)
 {
+    /* What waits to be sent would be lost with this image: a keeper that
+     * would miss it goes, and the new image starts another. */
+    if (k->fd >= 0 && k->nqueue && flush(k) == 0 && k->nqueue)
+        drop_keeper(k, "has pieces waiting as the image is replaced");
     return k->fd >= 0 ? json_pack("{s:i, s:i}", "fd", k->fd, "pid", (int)k->pid) : NULL;
 }
 
@@ -208,12 +374,17 @@ void keeper_link_stop(void *ctx)
     if (k->stopped)
         return;
     k->stopped = 1;
+    /* A normal end: the keeper goes, and nothing is left to take over. */
+    keep(k, "B", -1);
+    if (k->nqueue && k->pid > 0) /* it would not hear the goodbye */
+        kill(k->pid, SIGKILL);
+    queue_clear(k);
     if (k->check.data)
         uv_close((uv_handle_t *)&k->check, NULL);
     if (k->timer.data)
         uv_close((uv_handle_t *)&k->timer, NULL);
-    /* A normal end: the keeper goes, and nothing is left to take over. */
-    keep(k, "B", -1);
+    if (k->retry.data)
+        uv_close((uv_handle_t *)&k->retry, NULL);
     if (k->carry_path[0])
         unlink(k->carry_path);
 }
@@ -227,6 +398,14 @@ void keeper_link_status(void *ctx, json_t *image)
 
 void keeper_link_close(struct keeper_link *k)
 {
+    queue_clear(k);
+    free(k->queue);
+    k->queue = NULL;
+    k->capqueue = 0;
+    /* Never confirmed: that keeper holds on for the next `baton run`. */
+    if (k->predecessor >= 0)
+        close(k->predecessor);
+    k->predecessor = -1;
     if (k->fd >= 0)
         close(k->fd);
     k->fd = -1;

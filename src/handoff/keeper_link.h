@@ -8,7 +8,9 @@
  *
  * The link starts a keeper (or, after an upgrade, keeps the one carried),
  * hands it a duplicate of each listener, the stats region and every output
- * pipe, replaces one that dies (after a pause when it dies young), and
+ * pipe, replaces one that dies (after a pause when it dies young) or
+ * stays stuck (sends never block the loop: a keeper that takes nothing
+ * queued for 5 s, SIGSTOPped say, is killed and replaced), and
  * rewrites NAME.HASH.carry once per turn of the loop after an event
  * (keeper_link_changed), only when the document changed. A normal end
  * says goodbye to the keeper and removes the file: nothing is left to
@@ -20,6 +22,7 @@
 
 #include "loop/config.h"
 #include "loop/output.h"
+#include "loop/procs.h"
 #include "libbaton/stats_shm.h"
 
 #include <jansson.h>
@@ -31,19 +34,30 @@ struct keeper_link {
     uv_loop_t *loop;
     const struct service_config *cfg; /* the listeners' fds */
     const struct stats_region *stats;
-    struct output *output; /* its pipes; new ones are sent as they attach */
+    struct output *output;     /* its pipes; new ones are sent as they attach */
+    const struct procs *procs; /* each generation's main process, sent once */
     /* The carried state as a successor would read it (no output ring, no
      * fds to inherit), or NULL. */
     json_t *(*collect)(void *ctx);
     void *ctx;
 
-    int fd;                          /* the channel; -1: no keeper */
-    pid_t pid;                       /* 0: none runs */
-    uint64_t started;                /* the loop's clock, ms */
-    uint64_t pause;                  /* ms before the next one, after quick deaths */
-    int stopped;                     /* the loop ends: no new keeper, no new file */
-    int dirty;                       /* the file may be stale */
-    uv_timer_t timer;                /* the next keeper's start */
+    /* After a death, the keeper of the supervisor before, which holds
+     * its copies until ours holds everything (keeper_confirm); -1: none. */
+    int predecessor;
+    int fd;           /* the channel; -1: no keeper */
+    pid_t pid;        /* 0: none runs */
+    uint64_t started; /* the loop's clock, ms */
+    uint64_t pause;   /* ms before the next one, after quick deaths */
+    int stopped;      /* the loop ends: no new keeper, no new file */
+    int dirty;        /* the file may be stale */
+    uv_timer_t timer; /* the next keeper's start */
+    /* What the channel did not take yet, in order (keeper_link.c): sends
+     * never wait; a keeper that takes nothing for a while is replaced. */
+    struct keeper_msg *queue;
+    size_t nqueue, capqueue;
+    uint64_t progress;               /* the loop's clock when the queue last moved */
+    unsigned gen_sent;               /* the newest generation the keeper was told of */
+    uv_timer_t retry;                /* the queue's next try */
     uv_check_t check;                /* the file's rewrite, once a turn */
     char *last;                      /* what the file holds */
     unsigned long long start_ticks;  /* this process's: the file names it */
@@ -57,7 +71,7 @@ struct keeper_link {
  * takes over must not leave a keeper behind). */
 void keeper_link_start(struct keeper_link *k, const char *rundir, const json_t *carried);
 /* What an upgrade carries of the link: { "fd", "pid" } (NULL: no keeper). */
-json_t *keeper_link_carry(const struct keeper_link *k);
+json_t *keeper_link_carry(struct keeper_link *k);
 
 /* The supervisor's parts (supervisor.h) the link is, each with K: */
 /* A child was reaped: 1 if it was the keeper (then another one starts). */

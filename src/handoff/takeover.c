@@ -4,8 +4,10 @@
 
 #include "handoff/carry.h"
 #include "base/clock.h"
+#include "base/unixpath.h"
 #include "handoff/keeper.h"
 #include "base/log.h"
+#include "loop/listeners.h"
 #include "loop/procs.h"
 
 #include <errno.h>
@@ -69,6 +71,52 @@ int takeover_check(const json_t *doc, const struct service_config *cfg, char *er
     return 0;
 }
 
+/* Binds the metrics endpoint ADDRESS for a takeover (the supervisor's
+ * setup uses it as if carried). Returns its fd, or -1 with the reason. */
+static int bind_metrics(const char *address, char *err, size_t errlen)
+{
+    struct listener m = { .name = "metrics", .address = (char *)address, .backlog = 64, .fd = -1 };
+    char why[512];
+    if (listener_parse(&m, address, why, sizeof why) < 0 ||
+        listener_bind(&m, why, sizeof why) < 0) {
+        snprintf(err, errlen,
+                 "metrics endpoint: %s: not taking the service back; its keeper holds it for "
+                 "the next `baton run`",
+                 why);
+        return -1;
+    }
+    return m.fd;
+}
+
+/* Binds the control socket at PATH for a takeover (the supervisor's setup
+ * uses it as if carried), as control.c would: only over a stale socket of
+ * ours, mode 0600. Returns its fd, or -1 with the reason. */
+static int bind_control(const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un un = { .sun_family = AF_UNIX };
+    int r = strlen(path) < sizeof un.sun_path ? unixpath_claim(path) : -ENAMETOOLONG;
+    int s = r < 0 ? -1 : socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (r == 0 && s >= 0) {
+        snprintf(un.sun_path, sizeof un.sun_path, "%s", path);
+        mode_t old = umask(0177);
+        if (bind(s, (struct sockaddr *)&un, sizeof un) < 0 || listen(s, 16) < 0)
+            r = -errno;
+        umask(old);
+    } else if (r == 0) {
+        r = -errno;
+    }
+    if (r < 0) {
+        snprintf(err, errlen,
+                 "control socket %s: %s: not taking the service back; its keeper holds it for "
+                 "the next `baton run`",
+                 path, r == -EEXIST || r == -EADDRINUSE ? unixpath_strerror(r) : strerror(-r));
+        if (s >= 0)
+            close(s);
+        return -1;
+    }
+    return s;
+}
+
 int takeover_orphaned(struct takeover *t, const char *rundir, const struct service_config *cfg,
                       char *err, size_t errlen)
 {
@@ -106,16 +154,27 @@ int takeover_orphaned(struct takeover *t, const char *rundir, const struct servi
         json_decref(doc);
         return -1;
     }
+    /* What is not carried is bound before anything is taken: a run that
+     * cannot have its control socket or metrics port fails here, touching
+     * nothing. */
+    int metrics = -1, control = bind_control(cfg->control, err, errlen);
+    if (control < 0 || (cfg->metrics && (metrics = bind_metrics(cfg->metrics, err, errlen)) < 0)) {
+        if (control >= 0) {
+            close(control);
+            unlink(cfg->control);
+        }
+        json_decref(doc);
+        return -1;
+    }
     json_t *k = json_object_get(doc, "keeper");
     const char *kpath = json_string_value(json_object_get(k, "path"));
-    static char heads[KEEPER_MAX_FDS][32];
-    int fds[KEEPER_MAX_FDS];
+    struct keeper_piece *pieces = NULL;
     pid_t kpid = (pid_t)carry_int(k, "pid", 0);
-    int n = -ENOENT;
+    int n = -ENOENT, conn = -1;
     /* The keeper answers once it has seen the supervisor's death, which
      * may come a moment after ours: 2 s for it, while it lives. */
     for (int i = 0; kpath && i < 40; i++) {
-        n = keeper_take(kpath, kpid, heads, fds, KEEPER_MAX_FDS, err, errlen);
+        n = keeper_take(kpath, kpid, &pieces, &conn, err, errlen);
         if ((n != -ENOENT && n != -ECONNREFUSED) || kpid <= 0 || kill(kpid, 0) < 0)
             break;
         usleep(50 * 1000);
@@ -124,6 +183,10 @@ int takeover_orphaned(struct takeover *t, const char *rundir, const struct servi
         log_warn("the supervisor (pid %d) before this one died, and its service cannot be taken "
                  "back: %s; starting afresh",
                  (int)pid, kpath ? err : "no keeper");
+        if (metrics >= 0)
+            close(metrics);
+        close(control);
+        unlink(cfg->control); /* bound again by the fresh start */
         unlink(path);
         json_decref(doc);
         return 0;
@@ -138,25 +201,31 @@ int takeover_orphaned(struct takeover *t, const char *rundir, const struct servi
     json_object_set_new(doc, "stats", json_integer(-1));
     for (int j = 0; j < n; j++) {
         unsigned a, b;
-        if (sscanf(heads[j], "L %u", &a) == 1 && a < json_array_size(ls))
-            json_object_set_new(json_array_get(ls, a), "fd", json_integer(fds[j]));
-        else if (strcmp(heads[j], "S") == 0)
-            json_object_set_new(doc, "stats", json_integer(fds[j]));
-        else if (sscanf(heads[j], "P %u %u", &a, &b) == 2)
+        const char *head = pieces[j].head;
+        int fd = pieces[j].fd;
+        if (sscanf(head, "L %u", &a) == 1 && a < json_array_size(ls))
+            json_object_set_new(json_array_get(ls, a), "fd", json_integer(fd));
+        else if (strcmp(head, "S") == 0)
+            json_object_set_new(doc, "stats", json_integer(fd));
+        else if (sscanf(head, "P %u %u", &a, &b) == 2)
             json_array_append_new(pipes, json_pack("{s:i, s:i, s:i}", "generation", (int)a,
-                                                   "stream", (int)b, "fd", fds[j]));
+                                                   "stream", (int)b, "fd", fd));
         else
-            close(fds[j]);
+            close(fd);
     }
+    free(pieces); /* the fds are the document's now */
     json_object_set_new(doc, "pipes", pipes);
-    static const char *const gone[] = { "notify", "control", "metrics", "staged" };
-    for (size_t g = 0; g < 4; g++)
+    static const char *const gone[] = { "notify", "staged" };
+    for (size_t g = 0; g < sizeof gone / sizeof gone[0]; g++)
         json_object_set_new(doc, gone[g], json_integer(-1));
+    json_object_set_new(doc, "metrics", json_integer(metrics));
+    json_object_set_new(doc, "control", json_integer(control));
     json_object_set_new(doc, "fdstore", json_array());
     json_object_del(doc, "upgrade");
     json_object_del(doc, "keeper");
     t->doc = doc;
     t->adopting = 1;
+    t->keeper_conn = conn;
     snprintf(t->how, sizeof t->how, "adoption");
     log_info("the supervisor before this one (pid %d) died: taking its service back (%d fd(s) "
              "from its keeper)",

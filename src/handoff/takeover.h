@@ -32,6 +32,9 @@ struct takeover {
     uint64_t client;   /* the `baton upgrade` that waits (0: none) */
     unsigned gone[64]; /* generations that ended while no supervisor watched */
     size_t ngone;
+    /* After a death: the dead supervisor's keeper, waiting for us to say
+     * that a keeper of ours holds everything (keeper_confirm); -1: none. */
+    int keeper_conn;
 };
 
 /* Completes DOC (the loop's part, supervisor_carry) into the carried
@@ -48,8 +51,13 @@ int takeover_check(const json_t *doc, const struct service_config *cfg, char *er
 /* After the service file (CFG) is read, when nothing was carried in: if a
  * supervisor of this service died (its state is in RUNDIR and its pid is
  * not that process any more), takes what its keeper holds into T (doc,
- * how, adopting). Returns 1 then, 0 when there is nothing to take over
- * (or it cannot be: logged), -1 when that supervisor still runs (ERR). */
+ * how, adopting, keeper_conn): that keeper keeps its copies until
+ * told, so a run that fails after this loses nothing. The control
+ * socket and the metrics endpoint are bound first (into DOC's "control"
+ * and "metrics"): a run that cannot have them takes nothing. Returns 1 then, 0 when there is nothing to take over
+ * (or it cannot be: logged), -1 when this run must not go on (ERR):
+ * that supervisor still runs, or the control socket or the metrics
+ * endpoint cannot be ours. */
 int takeover_orphaned(struct takeover *t, const char *rundir, const struct service_config *cfg,
                       char *err, size_t errlen);
 

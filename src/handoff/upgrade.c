@@ -63,6 +63,9 @@ static void check_verdict(struct upgrade *u)
     const char *error = json_string_value(json_object_get(answer, "error"));
     if (error)
         snprintf(why, sizeof why, "%s refused to take over: %s", u->binary, error);
+    else if (u->timed_out)
+        snprintf(why, sizeof why, "%s did not answer its check within %ds%s%s", u->binary,
+                 UPGRADE_CHECK_SECONDS, last[0] ? "; it said: " : "", last);
     else if (WIFSIGNALED(st))
         snprintf(why, sizeof why, "%s was killed by signal %d (%s) during its start%s%s", u->binary,
                  WTERMSIG(st), strsignal(WTERMSIG(st)), last[0] ? "; it said: " : "", last);
@@ -107,13 +110,26 @@ static void on_out(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     }
 }
 
+/* The check and whatever it started: the check runs in a session of its
+ * own (its pid the group's), so a background process it left holding its
+ * output goes with it. */
+static void kill_check(struct upgrade *u)
+{
+    if (u->group > 0) {
+        kill(-u->group, SIGKILL);
+        kill(u->group, SIGKILL); /* before its setsid() */
+    }
+}
+
 static void on_check_timeout(uv_timer_t *t)
 {
     struct upgrade *u = t->data;
     if (u->pid > 0) {
-        log_warn("upgrade: %s did not answer its check within %ds: killing it", u->binary,
-                 UPGRADE_CHECK_SECONDS);
-        kill(u->pid, SIGKILL);
+        log_warn("upgrade: %s did not answer its check within %ds: killing it and what it "
+                 "started",
+                 u->binary, UPGRADE_CHECK_SECONDS);
+        u->timed_out = 1;
+        kill_check(u);
     }
 }
 
@@ -124,6 +140,25 @@ int upgrade_reaped(void *ctx, pid_t pid, int status)
         return 0;
     u->pid = 0;
     u->status = status;
+    /* The verdict comes from its exit, not from the end of its output:
+     * what it left behind goes, and its output is what the pipe holds
+     * now. */
+    kill_check(u);
+    u->group = 0;
+    uv_os_fd_t fd;
+    if (u->out_open && uv_fileno((uv_handle_t *)&u->out, &fd) == 0) {
+        uv_read_stop((uv_stream_t *)&u->out);
+        char buf[4096];
+        ssize_t n;
+        /* Bounded: the pipe holds at most its capacity once nobody writes. */
+        for (int i = 0; i < 64 && (n = read(fd, buf, sizeof buf)) > 0; i++) {
+            uv_buf_t b = uv_buf_init(buf, (unsigned)n);
+            on_out((uv_stream_t *)&u->out, n, &b);
+        }
+        if (!uv_is_closing((uv_handle_t *)&u->out))
+            uv_close((uv_handle_t *)&u->out, on_out_closed);
+        return 1; /* the verdict once the pipe is closed */
+    }
     check_verdict(u);
     return 1;
 }
@@ -132,6 +167,7 @@ void upgrade_stop(void *ctx)
 {
     struct upgrade *u = ctx;
     u->stopped = 1;
+    kill_check(u);
     if (u->timer_init)
         uv_close((uv_handle_t *)&u->timer, NULL);
     u->timer_init = 0;
@@ -150,6 +186,62 @@ void upgrade_answer(void *ctx, uint64_t req, json_t *args)
         return;
     }
     upgrade_begin(u, req, json_string_value(b));
+}
+
+/* Whether an owner may be trusted with what this supervisor runs: its
+ * own user, or root. */
+static int trusted_owner(uid_t uid)
+{
+    return uid == geteuid() || uid == 0;
+}
+
+/* sshd's StrictModes for the binary opened as FD (stat ST) at PATH: owned
+ * by our user or root, not writable by group or others, and so is every
+ * folder above it (its real path), but that a folder with the sticky bit
+ * (/tmp) lets nobody rename or remove what is not theirs. Returns 0, or -EPERM with the reason in WHY. */
+static int trusted_binary(const char *path, const struct stat *st, char *why, size_t len)
+{
+    if (!trusted_owner(st->st_uid)) {
+        snprintf(why, len, "%s is owned by uid %u, not by this supervisor's user (%u) or root",
+                 path, (unsigned)st->st_uid, (unsigned)geteuid());
+        return -EPERM;
+    }
+    if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(why, len, "%s is writable by %s (mode %04o)", path,
+                 st->st_mode & S_IWOTH ? "others" : "its group", (unsigned)(st->st_mode & 07777));
+        return -EPERM;
+    }
+    char real[PATH_MAX];
+    if (!realpath(path, real)) {
+        snprintf(why, len, "%s: %s", path, strerror(errno));
+        return -errno;
+    }
+    for (char *slash = strrchr(real, '/'); slash; slash = strrchr(real, '/')) {
+        if (slash == real)
+            slash[1] = '\0'; /* the root folder itself, last */
+        else
+            *slash = '\0';
+        struct stat d;
+        if (stat(real, &d) < 0) {
+            snprintf(why, len, "%s: %s", real, strerror(errno));
+            return -errno;
+        }
+        if (!trusted_owner(d.st_uid)) {
+            snprintf(why, len,
+                     "the folder %s is owned by uid %u, not by this supervisor's user (%u) or "
+                     "root",
+                     real, (unsigned)d.st_uid, (unsigned)geteuid());
+            return -EPERM;
+        }
+        if ((d.st_mode & (S_IWGRP | S_IWOTH)) && !(d.st_mode & S_ISVTX)) {
+            snprintf(why, len, "the folder %s is writable by %s (mode %04o)", real,
+                     d.st_mode & S_IWOTH ? "others" : "its group", (unsigned)(d.st_mode & 07777));
+            return -EPERM;
+        }
+        if (slash == real)
+            break;
+    }
+    return 0;
 }
 
 void upgrade_begin(struct upgrade *u, uint64_t req, const char *binary)
@@ -180,6 +272,13 @@ void upgrade_begin(struct upgrade *u, uint64_t req, const char *binary)
             close(fd);
         return;
     }
+    char why[PATH_MAX * 2 + 128];
+    if (trusted_binary(path, &st, why, sizeof why) < 0) {
+        control_reply_error(u->control, req, "upgrade refused: %s", why);
+        log_warn("upgrade refused: %s", why);
+        close(fd);
+        return;
+    }
     /* The check sees what the exec will carry (fd numbers included, which
      * it does not use). */
     json_t *doc = u->collect(u->owner, NULL, 1);
@@ -196,7 +295,9 @@ void upgrade_begin(struct upgrade *u, uint64_t req, const char *binary)
     }
     pid_t pid = os_fork_reset_signals(NULL);
     if (pid == 0) {
-        /* The check: fd 3 the carried state, stdout and stderr the pipe. */
+        /* The check: fd 3 the carried state, stdout and stderr the pipe;
+         * a session of its own, killed whole (kill_check). */
+        setsid();
         int devnull = open("/dev/null", O_RDONLY);
         int img = fcntl(fd, F_DUPFD, 10); /* no CLOEXEC: a script's interpreter opens it */
         if (devnull < 0 || img < 0 || dup2(devnull, 0) < 0 || dup2(pfd[1], 1) < 0 ||
@@ -223,6 +324,8 @@ void upgrade_begin(struct upgrade *u, uint64_t req, const char *binary)
     u->req = req;
     u->image = fd;
     u->pid = pid;
+    u->group = pid;
+    u->timed_out = 0;
     u->status = 0;
     u->len = 0;
     u->since = clock_mono();
@@ -262,6 +365,7 @@ static int exec_image(int image, int doc_fd, const char *file)
     snprintf(num, sizeof num, "%d", doc_fd);
     setenv(CARRY_ENV, num, 1);
     char *argv[] = { "baton", "run", (char *)file, NULL };
+    log_async_flush(500); /* the queued lines, unless stderr's reader stalls */
     fexecve(image, argv, environ);
     int r = -errno;
     unsetenv(CARRY_ENV);

@@ -11,7 +11,11 @@
  *      same listeners, and say {"ok":true} on its stdout within
  *      UPGRADE_CHECK_SECONDS. A binary that exits at once, crashes, hangs
  *      or refuses is refused here, and the supervisor serves on. The
- *      runtime hears EV_UPGRADE either way.
+ *      runtime hears EV_UPGRADE either way. The check runs in a session
+ *      of its own: at the deadline, and once it exited, its whole process
+ *      group is killed; the verdict comes from its exit and what it
+ *      printed by then, so a process it left holding its output delays
+ *      nothing.
  *   2. exec (upgrade_exec, core.exec): once the runtime has no procedure
  *      under way, the whole carried state goes into a memfd, the fds it
  *      names lose close-on-exec, and the supervisor fexecve()s the new
@@ -53,6 +57,8 @@ struct upgrade {
     int image;    /* the new binary, opened once */
     char binary[PATH_MAX];
     pid_t pid;     /* its check's process; 0 once reaped */
+    pid_t group;   /* its process group (its own session): killed whole */
+    int timed_out; /* killed at the deadline */
     int status;    /* its wait status, once reaped */
     uv_pipe_t out; /* its stdout and stderr */
     int out_open;

@@ -27,12 +27,12 @@ static int host_seals = -1;
 static int forced;
 static char host_why[96];
 
+#if HAVE_SEALS
 static int refused(int err)
 {
     return err == ENOSYS || err == EPERM || err == EACCES || err == EINVAL || err == EOPNOTSUPP;
 }
 
-#if HAVE_SEALS
 static int memfd(const char *name, int cloexec)
 {
     int fd = memfd_create(name, MFD_ALLOW_SEALING | (cloexec ? MFD_CLOEXEC : 0));
@@ -124,6 +124,20 @@ int shmfd_create(const char *name, size_t size, int cloexec)
          * the fallback serves all the same. */
         if (fd < 0 && !refused(-fd))
             return fd;
+    }
+#endif
+#ifdef SHM_ANON
+    /* FreeBSD before 13 (no memfd): shm_open(2)'s anonymous object, memory
+     * no name reaches, made close-on-exec; no seals. */
+    if (fd < 0) {
+        fd = shm_open(SHM_ANON, O_RDWR | O_CREAT, 0600);
+        if (fd < 0)
+            fd = -errno;
+        else if (!cloexec && fcntl(fd, F_SETFD, 0) < 0) {
+            int r = -errno;
+            close(fd);
+            return r;
+        }
     }
 #endif
     if (fd < 0 && (fd = unlinked_file(name, cloexec)) < 0)

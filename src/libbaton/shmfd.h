@@ -10,8 +10,9 @@
  * process that holds it, so a receiver checks once and trusts what it
  * maps. Where memfd_create is refused (an older kernel: ENOSYS; a sandbox:
  * EPERM, EACCES; EINVAL for the sealing flag) the memory is a file created
- * 0600 with O_EXCL in /dev/shm, $TMPDIR or /tmp and unlinked at once:
- * the same sharing, no seals. What each user of it checks without seals
+ * 0600 with O_EXCL in /dev/shm, $TMPDIR or /tmp and unlinked at once
+ * (FreeBSD 12: shm_open(SHM_ANON) first, anonymous memory): the same
+ * sharing, no seals. What each user of it checks without seals
  * is in its own header (state_blob.h: size and checksum on a private
  * copy; stats_shm.h: the size, once). */
 

@@ -17,6 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Linux's MAP_POPULATE is FreeBSD's MAP_PREFAULT_READ: every page mapped
+ * in the one call. */
+#if !defined(MAP_POPULATE) && defined(MAP_PREFAULT_READ)
+#define MAP_POPULATE MAP_PREFAULT_READ
+#endif
+
 /* --- CRC-32C --------------------------------------------------------------
  * Castagnoli, reflected, as in iSCSI and ext4: chosen because x86-64 (SSE4.2)
  * computes it in hardware, several GB/s, so checking a gigabyte costs a

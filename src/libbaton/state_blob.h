@@ -35,8 +35,16 @@
  * guarantee that the sender cannot change the blob for a later reader,
  * which checks it again. */
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* ENODATA (a truncated blob, below) is an XSI STREAMS errno that FreeBSD
+ * does not have: there a truncated blob answers ENOATTR, "attribute not
+ * found", its nearest. */
+#if !defined(ENODATA) && defined(ENOATTR)
+#define ENODATA ENOATTR
+#endif
 
 #define STATE_BLOB_MAGIC "BATNSTB1"
 #define STATE_BLOB_LAYOUT 1

@@ -53,6 +53,8 @@ static json_t *event_json(json_t *ev)
                           "reason", json_object_get(ev, "reason"));
     if (j && json_object_get(ev, "duration"))
         json_object_set(j, "duration", json_object_get(ev, "duration"));
+    if (j && json_is_string(json_object_get(ev, "cause")))
+        json_object_set(j, "cause", json_object_get(ev, "cause"));
     return j;
 }
 
@@ -172,6 +174,9 @@ static json_t *generations_json(json_t *v, double t, struct supervisor *s, const
         json_object_set_new(j, "weight",
                             json_is_number(w) ? json_integer((json_int_t)json_number_value(w))
                                               : json_null());
+        /* Its per_generation listeners' ports: { NAME = port }. */
+        if (json_is_object(json_object_get(g, "ports")))
+            json_object_set(j, "ports", json_object_get(g, "ports"));
         if (exited) /* the contract: 0 once exited */
             json_object_set_new(j, "connections", json_integer(0));
         else
@@ -241,6 +246,9 @@ static json_t *status_json(struct supervisor *s)
         if (json_is_object(last))
             json_object_set_new(j, "last_restart", event_json(last));
         json_object_set(j, "exited_not_shown", json_object_get(v, "exited_not_shown"));
+        /* The policy gave up (start_limit): why, until `baton restart`. */
+        if (json_is_string(json_object_get(v, "failed")))
+            json_object_set(j, "failed", json_object_get(v, "failed"));
     }
     json_decref(v);
     json_t *host = json_object();

@@ -7,6 +7,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "os/os.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -132,11 +133,12 @@ static void take_procs(struct supervisor *s, const json_t *doc, int adopting, un
         pid_t pid = (pid_t)carried_int(e, "pid", 0);
         unsigned long long ticks = (unsigned long long)json_integer_value(
             json_object_get(e, "start_ticks"));
-        char proc[64];
-        struct stat st;
-        snprintf(proc, sizeof proc, "/proc/%d", (int)pid);
-        int alive = id > 0 && pid > 1 && proc_start_ticks(pid) == ticks && ticks != 0 &&
-                    stat(proc, &st) == 0 && st.st_uid == geteuid();
+        /* Ours: run by this user, or by the one the generations run as
+         * (`user` in the service file). */
+        struct os_proc_stat ps;
+        int alive = id > 0 && pid > 1 && ticks != 0 && os_proc_stat(pid, &ps) == 0 &&
+                    ps.start_ticks == ticks &&
+                    (ps.uid == geteuid() || (s->cfg.set_uid && ps.uid == s->cfg.uid));
         struct proc *p = alive ? procs_add(&s->procs, id, pid,
                                            json_number_value(json_object_get(e, "started")))
                                : NULL;

@@ -25,7 +25,7 @@
  *   drain_window(gen, seconds)          stats_set_drain(stats, ...)          libbaton/stats_shm.h
  *   state_info() / state_read()         handover_state_info/map(handover)    handover.h
  *   state_stage(blob, version)          handover_state_stage(handover, ...)  handover.h
- *   apply_config(cfg)                   config_apply(config, ...)            config.h
+ *   apply_config(cfg[, check_only])     config_apply/config_check(config,..) config.h
  *   output(gen, n) -> text              output_tail(output, ...)             output.h
  *   figures([gen]) -> table             figures_read(procs, config, ...)     figures.h
  *   notify_manager(text)                manager_notify(manager, ...)         manager.h

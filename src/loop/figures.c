@@ -32,8 +32,9 @@ int figures_read(struct figures *f, const struct procs *p, const struct service_
     f->nls = cfg->nlisteners;
     f->err = conns_poll(f->ls, f->nls, f->gens, f->ngens);
     /* The overflow count is the namespace's, for status and /metrics; a
-     * policy polling one generation does not read it. */
-    f->overflows = only && only != UINT_MAX ? -ENODATA : conns_listen_overflows();
+     * policy polling one generation does not read it (-EAGAIN: not read
+     * this time; ENODATA would say it, but FreeBSD has no ENODATA). */
+    f->overflows = only && only != UINT_MAX ? -EAGAIN : conns_listen_overflows();
     return 0;
 }
 

@@ -52,6 +52,14 @@ int launch_plan_build(struct launch_plan *p, const struct launch_inputs *in, cha
     p->out_fd = p->err_fd = -1;
     p->argv = in->argv;
     p->cwd = in->cwd;
+    p->set_uid = in->set_uid;
+    p->set_gid = in->set_gid;
+    p->uid = in->uid;
+    p->gid = in->gid;
+    p->groups = in->groups;
+    p->ngroups = in->ngroups;
+    p->limits = in->limits;
+    p->nlimits = in->nlimits;
     if (!in->argv || !in->argv[0]) {
         snprintf(err, errlen, "launch: no command");
         return -EINVAL;

@@ -20,6 +20,9 @@
  * themselves stay their owners' (listeners, fd store, stats region). */
 
 #include <stddef.h>
+#include <sys/types.h>
+
+struct config_limit; /* loop/config.h */
 
 struct launch_plan {
     char *const *argv; /* borrowed, NULL-terminated */
@@ -29,6 +32,14 @@ struct launch_plan {
     size_t nfds;
     size_t listen_fds;  /* LISTEN_FDS: the first listen_fds of fds */
     int out_fd, err_fd; /* stdout, stderr (borrowed); -1: the supervisor's */
+    /* Who it runs as and its resource limits (borrowed; see launch_inputs). */
+    int set_uid, set_gid;
+    uid_t uid;
+    gid_t gid;
+    const gid_t *groups;
+    size_t ngroups;
+    const struct config_limit *limits;
+    size_t nlimits;
 };
 
 struct launch_inputs {
@@ -43,6 +54,15 @@ struct launch_inputs {
     int stats_fd;
     const char *notify_path, *control_path, *state_name;
     unsigned generation;
+    /* The service file's `user`/`group` (set_*: change to them) with the
+     * user's supplementary groups, and its `limits` (config.h). */
+    int set_uid, set_gid;
+    uid_t uid;
+    gid_t gid;
+    const gid_t *groups;
+    size_t ngroups;
+    const struct config_limit *limits;
+    size_t nlimits;
 };
 
 /* Builds the plan for IN. Returns 0, or -ENOMEM/-EINVAL with a reason in ERR. */

@@ -169,6 +169,80 @@ int listener_local_address(const struct listener *l, char *buf, size_t len)
     return 0;
 }
 
+int listener_bound_as_configured(const struct listener *l, char *bound, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    if (l->fd < 0 || getsockname(l->fd, (struct sockaddr *)&ss, &sl) < 0)
+        return -errno;
+    if (l->kind == LISTENER_UNIX) {
+        const struct sockaddr_un *got = (const struct sockaddr_un *)&ss;
+        const struct sockaddr_un *want = (const struct sockaddr_un *)&l->addr;
+        snprintf(bound, len, "unix:%s",
+                 sl > offsetof(struct sockaddr_un, sun_path) && got->sun_path[0] ? got->sun_path
+                                                                                 : "(unnamed)");
+        return ss.ss_family == AF_UNIX &&
+               strncmp(got->sun_path, want->sun_path, sizeof got->sun_path) == 0;
+    }
+    listener_local_address(l, bound, len);
+    if (ss.ss_family != l->addr.ss_family)
+        return 0;
+    /* Port 0 in the service file: any port is what it asked for. */
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *got = (const struct sockaddr_in *)&ss;
+        const struct sockaddr_in *want = (const struct sockaddr_in *)&l->addr;
+        return got->sin_addr.s_addr == want->sin_addr.s_addr &&
+               (want->sin_port == 0 || got->sin_port == want->sin_port);
+    }
+    const struct sockaddr_in6 *got = (const struct sockaddr_in6 *)&ss;
+    const struct sockaddr_in6 *want = (const struct sockaddr_in6 *)&l->addr;
+    return memcmp(&got->sin6_addr, &want->sin6_addr, sizeof got->sin6_addr) == 0 &&
+           (want->sin6_port == 0 || got->sin6_port == want->sin6_port);
+}
+
+/* Whether the TCP socket FD, bound to BOUND, would take a connection to SA:
+ * the same port, and the same address or a wildcard on either side (a
+ * connection to 0.0.0.0 reaches the local host). */
+static int reaches(const struct sockaddr_storage *bound, const struct sockaddr *sa)
+{
+    if (bound->ss_family == AF_INET && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *b = (const struct sockaddr_in *)bound;
+        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+        return b->sin_port == a->sin_port &&
+               (b->sin_addr.s_addr == a->sin_addr.s_addr || b->sin_addr.s_addr == INADDR_ANY ||
+                a->sin_addr.s_addr == INADDR_ANY);
+    }
+    if (bound->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *b = (const struct sockaddr_in6 *)bound;
+        int any = IN6_IS_ADDR_UNSPECIFIED(&b->sin6_addr);
+        if (sa->sa_family == AF_INET6) {
+            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+            return b->sin6_port == a->sin6_port &&
+                   (any || IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr) ||
+                    memcmp(&b->sin6_addr, &a->sin6_addr, sizeof a->sin6_addr) == 0);
+        }
+        /* [::] without IPV6_V6ONLY takes IPv4 connections too. */
+        return sa->sa_family == AF_INET && any &&
+               b->sin6_port == ((const struct sockaddr_in *)sa)->sin_port;
+    }
+    return 0;
+}
+
+const struct listener *listeners_reaching(const struct listener *ls, size_t n,
+                                          const struct sockaddr *sa)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        if (ls[i].kind != LISTENER_TCP || ls[i].fd < 0)
+            continue;
+        if (getsockname(ls[i].fd, (struct sockaddr *)&ss, &sl) == 0 && reaches(&ss, sa))
+            return &ls[i];
+    }
+    return NULL;
+}
+
 void listener_close(struct listener *l)
 {
     if (l->fd < 0)

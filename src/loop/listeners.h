@@ -54,11 +54,23 @@ int listener_bind(struct listener *l, char *err, size_t errlen);
  * service asked for port 0) into BUF, in the service file's notation. */
 int listener_local_address(const struct listener *l, char *buf, size_t len);
 
+/* The TCP listener among LS[0..N) that the supervisor holds and a
+ * connection to SA would reach, or NULL. A probe of such a listener proves
+ * nothing: the kernel completes the handshake into the supervisor's socket
+ * whether or not any generation accepts. */
+const struct listener *listeners_reaching(const struct listener *ls, size_t n,
+                                          const struct sockaddr *sa);
+
 /* Uses FD, a socket the service manager passed for L (socket activation),
  * in place of binding: it must be of L's kind (a listening stream socket
  * for tcp:// and unix:, a datagram socket for udp://). Returns 0, or
  * -EINVAL with the reason in ERR (FD stays the caller's). */
 int listener_adopt(struct listener *l, int fd, char *err, size_t errlen);
+/* Whether L's socket (one the service manager passed, say) is bound where
+ * the service file's address says (a port 0 there matches any port), with
+ * the address it is bound to in BOUND, in the service file's notation.
+ * Returns 1, 0 when it differs, or a negative errno. */
+int listener_bound_as_configured(const struct listener *l, char *bound, size_t len);
 /* Closes the socket and removes a unix socket's file (not one the service
  * manager passed). Idempotent. */
 void listener_close(struct listener *l);

@@ -8,6 +8,9 @@
 #include "os/os.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -105,7 +108,7 @@ static int receive_one(struct notify *n)
     const char *why = NULL;
     if (!cred)
         why = "no sender credentials";
-    else if (uid != geteuid() && uid != 0)
+    else if (uid != geteuid() && uid != 0 && !(n->app_uid_set && uid == n->app_uid))
         why = "sender is another user";
     else if (mh.msg_flags & MSG_CTRUNC)
         why = "control data truncated";
@@ -182,6 +185,8 @@ int notify_open_fd(struct notify *n, uv_loop_t *loop, const char *path, int fd, 
     strcpy(n->path, path);
     n->cb = cb;
     n->rejected = 0;
+    n->app_uid_set = 0;
+    n->dir[0] = '\0';
     if (fd >= 0) { /* bound by the supervisor before: carried on (carry.h) */
         n->fd = fd;
         goto poll;
@@ -228,4 +233,58 @@ void notify_close(struct notify *n)
     close(n->fd);
     n->fd = -1;
     unlink(n->path);
+    if (n->dir[0])
+        rmdir(n->dir);
+}
+
+int notify_private_dir(char *out, size_t len, const char *parent, uid_t uid, gid_t gid)
+{
+    char tmpl[PATH_MAX];
+    const char *slash = strrchr(parent, '/');
+    int n = slash && slash != parent ? snprintf(tmpl, sizeof tmpl, "%.*s/baton-notify-XXXXXX",
+                                                (int)(slash - parent), parent)
+                                     : snprintf(tmpl, sizeof tmpl, "/tmp/baton-notify-XXXXXX");
+    if (n < 0 || (size_t)n >= sizeof tmpl || (size_t)n >= len)
+        return -ENAMETOOLONG;
+    if (!mkdtemp(tmpl)) /* mode 0700, a name nobody could have made first */
+        return -errno;
+    if (chown(tmpl, uid, gid) < 0) {
+        int e = -errno;
+        rmdir(tmpl);
+        return e;
+    }
+    snprintf(out, len, "%s", tmpl);
+    return 0;
+}
+
+void notify_forget_private(const char *path)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return;
+    *slash = '\0';
+    /* Opened without following a link, the socket removed relative to the
+     * folder opened: a folder swapped for a link meanwhile is not entered.
+     * rmdir then refuses a link (ENOTDIR) or a folder with anything in it. */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0)
+        return;
+    if (unlinkat(dfd, slash + 1, 0) < 0 && errno != ENOENT)
+        log_warn("notify socket %s: cannot remove it: %s", path, strerror(errno));
+    close(dfd);
+    if (rmdir(dir) < 0 && errno != ENOENT)
+        log_warn("notify folder %s: cannot remove it: %s", dir, strerror(errno));
+}
+
+int notify_allow(struct notify *n, uid_t uid, gid_t gid, const char *dir)
+{
+    n->app_uid_set = 1;
+    n->app_uid = uid;
+    if (dir)
+        snprintf(n->dir, sizeof n->dir, "%s", dir);
+    if (chown(n->path, uid, gid) < 0 || chmod(n->path, 0600) < 0)
+        return -errno;
+    return 0;
 }

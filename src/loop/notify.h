@@ -14,6 +14,7 @@
 
 #include "base/fdpass.h"
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -46,7 +47,27 @@ struct notify {
     notify_cb cb;
     void *data;
     unsigned long rejected; /* datagrams dropped as malformed or foreign */
+    /* The generations' user when the service names one (notify_allow):
+     * its datagrams are accepted too. */
+    int app_uid_set;
+    uid_t app_uid;
+    char dir[PATH_MAX]; /* a folder made for the socket, removed with it; "" if none */
 };
+
+/* A folder beside PARENT (the runtime folder, 0700 and the supervisor's)
+ * made for the notify socket of generations that run as UID:GID: mode 0700,
+ * owned by them, so they and no other user reach what is inside. Its path
+ * goes in OUT. Returns 0 or a negative errno. */
+int notify_private_dir(char *out, size_t len, const char *parent, uid_t uid, gid_t gid);
+/* Removes the socket at PATH and its folder, made by notify_private_dir
+ * for a supervisor before this one (taken back after a SIGKILL), without
+ * following a link another user may have put there: the folder is theirs.
+ * What cannot be removed is left. */
+void notify_forget_private(const char *path);
+/* After notify_open*: the socket file becomes UID:GID's (mode 0600), their
+ * datagrams are accepted, and DIR (from notify_private_dir; NULL: none) is
+ * removed when the socket is closed. Returns 0 or a negative errno. */
+int notify_allow(struct notify *n, uid_t uid, gid_t gid, const char *dir);
 
 int notify_open(struct notify *n, uv_loop_t *loop, const char *path, notify_cb cb);
 /* The same on FD, the socket a supervisor before this one bound at PATH

@@ -1,6 +1,6 @@
 /* output.c: what generations print (see output.h). */
 #include "loop/output.h"
-#include "base/utf8.h"
+#include "base/sanitize.h"
 
 #include "base/clock.h"
 #include "base/log.h"
@@ -58,16 +58,14 @@ static void ring_push(struct output *o, uint64_t seq, double time, unsigned gen,
 static void keep_line(struct output_pipe *p)
 {
     struct output *o = p->o;
-    p->line[p->len] = '\0';
-    /* Written as the supervisor's own, tagged; control characters other
-     * than tab shown as '?', so an app cannot forge the supervisor's lines. */
-    for (size_t i = 0; i < p->len; i++)
-        if ((unsigned char)p->line[i] < 0x20 && p->line[i] != '\t')
-            p->line[i] = '?';
-    utf8_sanitize(p->line); /* any bytes in, UTF-8 out: `baton logs --json` is JSON */
-    log_app_line(p->generation, p->stream == 1 ? "stdout" : "stderr", p->line);
-    char *text = strdup(p->line);
+    /* Written as the supervisor's own, tagged, and kept for `baton logs`
+     * as sanitize.h shows it: no app drives a terminal or forges the
+     * supervisor's lines, and any bytes in are UTF-8 out (JSON). */
+    static char safe[SANITIZE_MAX(OUTPUT_LINE_MAX)];
+    sanitize_line(p->line, p->len, safe, sizeof safe);
     p->len = 0;
+    log_app_line(p->generation, p->stream == 1 ? "stdout" : "stderr", safe);
+    char *text = strdup(safe);
     if (!text || !o->ring) {
         free(text);
         return;

@@ -1,10 +1,13 @@
 #include "loop/spawn.h"
 
+#include "loop/config.h"
+
 #include "base/nofile.h"
 #include "os/os.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -79,9 +82,7 @@ static const char *env_lookup(char *const *env, const char *key)
     return getenv(key);
 }
 
-/* execvp's PATH search, done in the parent so that a missing command is
- * reported as such. Returns a malloc'd path or NULL with errno set. */
-static char *resolve(const char *cmd, char *const *env)
+char *spawn_resolve(const char *cmd, char *const *env)
 {
     if (strchr(cmd, '/'))
         return strdup(cmd);
@@ -155,9 +156,26 @@ static void child(const struct launch_plan *o, const char *path, char **envp, ch
     }
     if (o->cwd && chdir(o->cwd) < 0)
         goto fail;
-    /* The open-file limit the supervisor started with, not its raised one. */
+    /* The open-file limit the supervisor started with, not its raised one;
+     * then the service file's `limits`, set while still privileged (a
+     * hard limit over the supervisor's needs root). */
     if (nofile_for_children())
         setrlimit(RLIMIT_NOFILE, nofile_for_children());
+    for (size_t i = 0; i < o->nlimits; i++) {
+        struct rlimit rl = { .rlim_cur = o->limits[i].soft, .rlim_max = o->limits[i].hard };
+        if (setrlimit(o->limits[i].resource, &rl) < 0)
+            goto fail;
+    }
+    /* The service file's user and group, last: groups, then gid, then uid
+     * (once the uid changed, nothing else may). */
+    if (o->set_uid || o->set_gid) {
+        if (setgroups(o->set_uid ? o->ngroups : 0, o->groups) < 0 && (o->set_uid || errno != EPERM))
+            goto fail;
+        if (o->set_gid && setgid(o->gid) < 0)
+            goto fail;
+    }
+    if (o->set_uid && setuid(o->uid) < 0)
+        goto fail;
     put_pid(pidslot, getpid());
     execve(path, o->argv, envp);
 fail:
@@ -172,7 +190,7 @@ int spawn_process(const struct launch_plan *o, pid_t *pid, char *err, size_t err
     int r = 0, pipefd[2] = { -1, -1 };
     char *pidslot = NULL, **envp = NULL;
     int *tmp = NULL;
-    char *path = resolve(o->argv[0], o->env);
+    char *path = spawn_resolve(o->argv[0], o->env);
 
     if (!path) {
         r = -errno;

@@ -19,6 +19,11 @@
 
 #include <sys/types.h>
 
+/* execvp's PATH search (PATH of ENV if it sets one, else the supervisor's),
+ * done in the parent so that a missing command is reported as such, and
+ * by `baton check`. Returns a malloc'd path, or NULL with errno set. */
+char *spawn_resolve(const char *cmd, char *const *env);
+
 /* Returns 0 with *PID set, or a negative errno with a reason in ERR (exec
  * failures included: the child reports them over a close-on-exec pipe). */
 int spawn_process(const struct launch_plan *o, pid_t *pid, char *err, size_t errlen);

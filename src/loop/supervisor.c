@@ -330,6 +330,9 @@ static void on_control(struct control *c, uint64_t req, const char *cmd, json_t 
         }
     char why[64];
     snprintf(why, sizeof why, "baton %s", cmd);
+    /* `baton reload --dry-run`: the runtime checks the files, applies nothing. */
+    if (strcmp(cmd, "reload") == 0 && json_is_true(json_object_get(args, "dry_run")))
+        cmd = "reload_check";
     emit(s, (struct event){ .kind = EV_REQUEST, .id = req, .name = cmd, .why = why });
 }
 
@@ -445,6 +448,11 @@ static int bind_listeners(struct supervisor *s)
             log_error("%s", err);
             return -1;
         }
+        char bound[256];
+        if (fd >= 0 && listener_bound_as_configured(l, bound, sizeof bound) == 0)
+            log_warn("listener '%s': the socket the service manager passed under this name is "
+                     "bound to %s, the service file says %s: using the passed one",
+                     l->name, bound, l->address);
         if (fd < 0 && (r = listener_bind(l, err, sizeof err)) < 0) {
             pid_t holder;
             char comm[64];
@@ -544,20 +552,58 @@ int supervisor_setup(struct supervisor *s, const json_t *carried)
     }
     if (s->cfg.metrics && open_metrics(s, carried) < 0)
         return -1;
-    /* A takeover keeps the path: the generations it adopts know that one. */
+    /* A takeover keeps the path: the generations it adopts know that one.
+     * Generations that run as another user (`user`, `group`) cannot enter
+     * the runtime folder (0700, ours): their socket goes in a folder made
+     * for that user alone (notify_private_dir). */
     const char *carried_path = json_string_value(json_object_get(carried, "notify_path"));
+    int as_user = s->cfg.set_uid || s->cfg.set_gid;
+    uid_t app_uid = s->cfg.set_uid ? s->cfg.uid : geteuid();
+    gid_t app_gid = s->cfg.set_gid ? s->cfg.gid : getegid();
+    int carried_notify = carried_int(carried, "notify", -1);
+    if (carried_path && as_user && carried_notify < 0) {
+        /* Taken back after a SIGKILL: that socket and its folder are the
+         * generations' user's now, and removing a path in a folder another
+         * user controls is only safe through the folder's fd. A new one; the
+         * generations adopted keep the old path, so what they send later
+         * goes unheard. */
+        log_warn("notify socket %s belongs to user %u: removed, a new one for the generations "
+                 "to come (the ones adopted are not heard any more)",
+                 carried_path, (unsigned)app_uid);
+        notify_forget_private(carried_path);
+        carried_path = NULL;
+    }
+    char notify_dir[108] = "";
+    if (!carried_path && as_user &&
+        (r = notify_private_dir(notify_dir, sizeof notify_dir, s->rundir, app_uid, app_gid)) < 0) {
+        log_error("notify socket's folder for user %u: %s", (unsigned)app_uid, strerror(-r));
+        return -1;
+    }
     int n = carried_path ? snprintf(s->notify_path, sizeof s->notify_path, "%s", carried_path)
-                         : snprintf(s->notify_path, sizeof s->notify_path, "%s/%s.%d.notify",
-                                    s->rundir, s->cfg.name, (int)getpid());
+            : as_user ? snprintf(s->notify_path, sizeof s->notify_path, "%s/%s.notify", notify_dir,
+                                 s->cfg.name)
+                      : snprintf(s->notify_path, sizeof s->notify_path, "%s/%s.%d.notify",
+                                 s->rundir, s->cfg.name, (int)getpid());
     if (n < 0 || n >= 108) { /* sun_path */
         log_error("notify socket path under %s is too long for a unix socket", s->rundir);
         return -1;
     }
     s->notify.data = s;
-    if ((r = notify_open_fd(&s->notify, s->loop, s->notify_path, carried_int(carried, "notify", -1),
-                            on_notify)) < 0) {
+    if ((r = notify_open_fd(&s->notify, s->loop, s->notify_path, carried_notify, on_notify)) < 0) {
         log_error("notify socket %s: %s", s->notify_path, unixpath_strerror(r));
         return -1;
+    }
+    if (as_user) {
+        char dir[sizeof s->notify_path];
+        snprintf(dir, sizeof dir, "%s", s->notify_path);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        if ((r = notify_allow(&s->notify, app_uid, app_gid, slash ? dir : NULL)) < 0) {
+            log_error("notify socket %s: cannot give it to user %u: %s", s->notify_path,
+                      (unsigned)app_uid, strerror(-r));
+            return -1;
+        }
     }
     s->control.data = s;
     if ((r = control_open_fd(&s->control, s->loop, s->cfg.control,

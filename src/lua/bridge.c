@@ -9,7 +9,9 @@
 #include "lua/embedded.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <lauxlib.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,6 +28,55 @@ static int native_check_address(lua_State *L)
     }
     lua_pushboolean(L, 1);
     return 1;
+}
+
+/* user(name | uid) -> uid, gid (its primary group), name | nil, why: the
+ * service file's `user`, looked up in the system's user database now, so
+ * `baton check` refuses one that does not exist. */
+static int native_user(lua_State *L)
+{
+    struct passwd pw, *res = NULL;
+    char buf[16384];
+    int r;
+    if (lua_type(L, 1) == LUA_TNUMBER)
+        r = getpwuid_r((uid_t)lua_tonumber(L, 1), &pw, buf, sizeof buf, &res);
+    else
+        r = getpwnam_r(luaL_checkstring(L, 1), &pw, buf, sizeof buf, &res);
+    if (!res) {
+        lua_pushnil(L);
+        if (r != 0)
+            lua_pushfstring(L, "cannot look up user %s: %s", lua_tostring(L, 1), strerror(r));
+        else
+            lua_pushfstring(L, "no user %s on this system", lua_tostring(L, 1));
+        return 2;
+    }
+    lua_pushnumber(L, pw.pw_uid);
+    lua_pushnumber(L, pw.pw_gid);
+    lua_pushstring(L, pw.pw_name);
+    return 3;
+}
+
+/* group(name | gid) -> gid, name | nil, why. */
+static int native_group(lua_State *L)
+{
+    struct group gr, *res = NULL;
+    char buf[16384];
+    int r;
+    if (lua_type(L, 1) == LUA_TNUMBER)
+        r = getgrgid_r((gid_t)lua_tonumber(L, 1), &gr, buf, sizeof buf, &res);
+    else
+        r = getgrnam_r(luaL_checkstring(L, 1), &gr, buf, sizeof buf, &res);
+    if (!res) {
+        lua_pushnil(L);
+        if (r != 0)
+            lua_pushfstring(L, "cannot look up group %s: %s", lua_tostring(L, 1), strerror(r));
+        else
+            lua_pushfstring(L, "no group %s on this system", lua_tostring(L, 1));
+        return 2;
+    }
+    lua_pushnumber(L, gr.gr_gid);
+    lua_pushstring(L, gr.gr_name);
+    return 2;
 }
 
 /* --- the VM ------------------------------------------------------------- */
@@ -88,9 +139,13 @@ static int load_embedded(lua_State *L)
                        "/usr/local/lib/lua/5.1/?.so");
     lua_setfield(L, -3, "cpath");
     /* package.loaded["baton.native"] = { check_address = ... } */
-    lua_createtable(L, 0, 1);
+    lua_createtable(L, 0, 3);
     lua_pushcfunction(L, native_check_address);
     lua_setfield(L, -2, "check_address");
+    lua_pushcfunction(L, native_user);
+    lua_setfield(L, -2, "user");
+    lua_pushcfunction(L, native_group);
+    lua_setfield(L, -2, "group");
     lua_setfield(L, -2, "baton.native");
     lua_pop(L, 2);
     return 0;
@@ -159,6 +214,36 @@ int bridge_load_config(struct bridge *b, const char *file, const char *runtime_d
     luaL_unref(L, LUA_REGISTRYINDEX, b->cfg_ref);
     b->cfg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
+}
+
+int bridge_control_path(struct bridge *b, const char *file, const char *runtime_dir, char *out,
+                        size_t len, char *err, size_t errlen)
+{
+    lua_State *L = b->L;
+    int r = require(L, "baton.config", err, errlen);
+    if (r < 0)
+        return r;
+    lua_getfield(L, -1, "control");
+    lua_remove(L, -2);
+    lua_pushstring(L, file);
+    lua_createtable(L, 0, 1);
+    lua_pushstring(L, runtime_dir);
+    lua_setfield(L, -2, "runtime_dir");
+    if ((r = pcall(L, 2, 2, err, errlen)) < 0)
+        return r;
+    r = 0;
+    if (lua_type(L, -2) != LUA_TSTRING) {
+        snprintf(err, errlen, "%s",
+                 lua_tostring(L, -1) ? lua_tostring(L, -1) : "no control socket in the file");
+        r = -EINVAL;
+    } else if (lua_objlen(L, -2) >= len) {
+        snprintf(err, errlen, "%s: its control socket's path is too long", file);
+        r = -ENAMETOOLONG;
+    } else {
+        snprintf(out, len, "%s", lua_tostring(L, -2));
+    }
+    lua_pop(L, 2);
+    return r;
 }
 
 char *bridge_config_string(struct bridge *b, const char *key)

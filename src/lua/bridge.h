@@ -38,6 +38,13 @@ int bridge_open(struct bridge *b);
 int bridge_load_config(struct bridge *b, const char *file, const char *runtime_dir,
                        struct service_config *cfg, char *err, size_t errlen);
 
+/* The control socket of the service FILE describes, read from its `control`
+ * (or `name`) key alone: no policy loaded, no other key checked, so a
+ * client reaches a supervisor whose files were since broken. Returns 0
+ * with the path in OUT, or a negative errno with the reason in ERR. */
+int bridge_control_path(struct bridge *b, const char *file, const char *runtime_dir, char *out,
+                        size_t len, char *err, size_t errlen);
+
 /* A string field of the loaded config (malloc'd), or NULL. */
 char *bridge_config_string(struct bridge *b, const char *key);
 

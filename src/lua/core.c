@@ -9,6 +9,7 @@
 #include "loop/probe.h"
 #include "loop/stats_own.h"
 #include "base/utf8.h"
+#include "os/os.h"
 
 #include <errno.h>
 #include <lauxlib.h>
@@ -140,9 +141,27 @@ static int core_probe(lua_State *L)
     const char *path = luaL_optstring(L, 3, NULL);
     double t = luaL_checknumber(L, 4);
     uint64_t id = 0;
-    int r = port < 1 || port > 65535 || t < 0 || t > 3600
-                ? UV_EINVAL
-                : probe_start(a->loop, host, port, path, (unsigned)(t * 1000), on_probe, a, &id);
+    if (port < 1 || port > 65535 || t < 0 || t > 3600)
+        return push_id_or_error(L, UV_EINVAL, id);
+    /* A TCP probe of a socket the supervisor holds always passes: refused,
+     * with why, so a wait_ready on it fails at once instead of never. */
+    struct sockaddr_storage ss;
+    const struct listener *own = NULL;
+    if (!path && (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) == 0 ||
+                  uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) == 0))
+        own = listeners_reaching(a->config->listeners, a->config->nlisteners,
+                                 (const struct sockaddr *)&ss);
+    if (own) {
+        lua_pushnil(L);
+        lua_pushfstring(L,
+                        "it is the service's own listener '%s': the supervisor holds that "
+                        "socket, so the kernel completes a connection whether or not the app "
+                        "accepts; use an http probe on the generation's own port ({port:NAME} "
+                        "of a per_generation listener), or a tcp probe of a port the app binds",
+                        own->name);
+        return 2;
+    }
+    int r = probe_start(a->loop, host, port, path, (unsigned)(t * 1000), on_probe, a, &id);
     return push_id_or_error(L, r, id);
 }
 
@@ -367,22 +386,29 @@ static int core_state_stage(lua_State *L)
     return 1;
 }
 
-/* apply_config(cfg) -> true | nil, err: CFG (a normalized service file,
- * from baton.config) is what the next generation starts with. */
+/* apply_config(cfg[, check_only]) -> true | nil, err: CFG (a normalized
+ * service file, from baton.config) is what the next generation starts
+ * with; with CHECK_ONLY, only whether it could be (reload --dry-run). */
 static int core_apply_config(lua_State *L)
 {
     struct core_api *a = api_of(L);
     struct service_config next;
     char err[1024];
     luaL_checktype(L, 1, LUA_TTABLE);
+    int check_only = lua_toboolean(L, 2);
     int r = config_from_lua(L, 1, &next, err, sizeof err);
     if (r == 0)
-        r = config_apply(a->config, &next, err, sizeof err);
+        r = check_only ? config_check(a->config, &next, err, sizeof err)
+                       : config_apply(a->config, &next, err, sizeof err);
     config_free(&next);
     if (r < 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
         return 2;
+    }
+    if (check_only) {
+        lua_pushboolean(L, 1);
+        return 1;
     }
     handover_configure(a->handover, a->config->fdstore_max, a->config->state_max_size);
     lua_pushboolean(L, 1);
@@ -408,6 +434,11 @@ static void set_gen_figures(lua_State *L, const struct conns_gen *g, int conns, 
     lua_setfield(L, -2, "processes");
     lua_pushnumber(L, g->listening);
     lua_setfield(L, -2, "listening");
+    /* Read after the connections: stopped now (SIGSTOP), it was stopped
+     * through no read before this one (steps.no_connections). */
+    struct os_proc_stat st;
+    lua_pushboolean(L, g->pid > 0 && os_proc_stat(g->pid, &st) == 0 && st.state == 'T');
+    lua_setfield(L, -2, "stopped");
     lua_pushnumber(L, (double)g->rss_bytes);
     lua_setfield(L, -2, "rss");
     lua_pushnumber(L, g->cpu_seconds);
@@ -416,7 +447,7 @@ static void set_gen_figures(lua_State *L, const struct conns_gen *g, int conns, 
 
 static void push_gen_figures(lua_State *L, const struct conns_gen *g, unsigned long read)
 {
-    lua_createtable(L, 0, 7);
+    lua_createtable(L, 0, 8);
     set_gen_figures(L, g, 1, read);
 }
 

@@ -31,6 +31,9 @@
  *      processes share it (forked workers do).
  * So the kernel side costs a dump per family, not a syscall per connection;
  * the process side a few reads per process and a readlink per open fd.
+ * That is Linux (os/linux_conns.c, linux_sockdiag.c, linux_procnet.c);
+ * FreeBSD reads the same figures from its sysctls (os/freebsd_conns.c
+ * says which).
  *
  * What the figures mean:
  *   - established: connections a process of the generation holds, in

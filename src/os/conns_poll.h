@@ -1,10 +1,10 @@
 #ifndef BATON_CONNS_POLL_H
 #define BATON_CONNS_POLL_H
 
-/* The inside of one conns_poll (conns.h), shared by its halves only:
- * conns.c (the /proc side: processes, their fds), and the kernel's socket
- * tables read by linux_sockdiag.c or, where sock_diag is refused,
- * linux_procnet.c. Nothing else includes this. */
+/* The inside of one conns_poll (conns.h) on Linux, shared by its halves
+ * only: linux_conns.c (the /proc side: processes, their fds), and the
+ * kernel's socket tables read by linux_sockdiag.c or, where sock_diag is
+ * refused, linux_procnet.c. Nothing else includes this. */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -57,9 +57,9 @@ struct poll {
     int cut; /* a bound cut the figures */
 };
 
-/* conns.c: a connection (socket inode INO) on a listener's port or path. */
+/* linux_conns.c: a connection (socket inode INO) on a listener's port or path. */
 int conns__table_add(struct poll *p, uint32_t ino, int closing);
-/* conns.c: listener INO's accept queue now and at most. */
+/* linux_conns.c: listener INO's accept queue now and at most. */
 void conns__listener_queue(struct poll *p, uint32_t ino, unsigned queue, unsigned max);
 /* linux_sockdiag.c: the TCP sockets of FAMILY on the listeners' ports,
  * and the unix sockets on their paths, into P. 0 or a negative errno. */

@@ -13,6 +13,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -311,6 +312,13 @@ int os_proc_stat(pid_t pid, struct os_proc_stat *st)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
+    /* /proc/PID's files belong to the process's effective uid. */
+    struct stat sb;
+    if (fstat(fd, &sb) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
     size_t got = 0;
     while (got < sizeof buf - 1) {
         ssize_t n = read(fd, buf + got, sizeof buf - 1 - got);
@@ -332,6 +340,7 @@ int os_proc_stat(pid_t pid, struct os_proc_stat *st)
     const char *p = strrchr(buf, ')');
     int ppid, session;
     memset(st, 0, sizeof *st);
+    st->uid = sb.st_uid;
     /* 3 state, 4 ppid, 5 pgrp, 6 session, 7 tty_nr, 8 tpgid, 9-13 flags
      * and faults, 14 utime, 15 stime, 16-19 children's times, priority,
      * nice, 20 num_threads, 21 itrealvalue, 22 starttime, 23 vsize,

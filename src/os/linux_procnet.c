@@ -1,4 +1,4 @@
-/* linux_procnet.c: what conns.c asks of the kernel's socket tables where
+/* linux_procnet.c: what linux_conns.c asks of the kernel's socket tables where
  * netlink sock_diag is refused (a seccomp profile such as Docker's
  * default, gVisor): /proc/net/tcp, tcp6 and unix, read whole and matched
  * to the listeners by port or path, and each listener's queue by TCP_INFO

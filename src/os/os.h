@@ -25,8 +25,10 @@
  * the kernel or a sandbox refuses it (ENOSYS, EPERM, EACCES, or EINVAL for
  * a flag newer than the kernel); docs/portability.md says per platform
  * what each costs and what is lost.
- * Beside it in os/: conns.c (sock_diag and /proc: connections, queues,
- * processes of a generation) and portholder.c (who holds a port). Passing
+ * Beside it in os/, per platform: conns.h (a generation's connections,
+ * queues and processes: linux_conns.c with linux_sockdiag.c and
+ * linux_procnet.c, freebsd_conns.c) and portholder.h (who holds a port:
+ * linux_portholder.c, freebsd_portholder.c). Passing
  * fds over a socket is base/fdpass.h: libc alone, no kernel fact to hide.
  *
  * Errors are negative errno values, returned; nothing sets errno for the
@@ -66,12 +68,15 @@ void os_set_fd_way(int way);
 
 /* Who is at the other end of unix socket FD, as the kernel saw it when
  * the peer connected (SO_PEERCRED): its effective uid in *UID and its pid
- * in *PID (either may be NULL). Returns 0 or a negative errno. */
+ * in *PID, 0 where the platform does not say (FreeBSD before 13); either
+ * may be NULL. Returns 0 or a negative errno. */
 int os_peer_uid(int fd, uid_t *uid, pid_t *pid);
 
 /* Asks the kernel to attach the sender's credentials to every datagram
- * received on unix datagram socket FD (Linux SO_PASSCRED; FreeBSD
- * LOCAL_CREDS). Returns 0 or a negative errno. */
+ * received on unix datagram socket FD (Linux SO_PASSCRED). On FreeBSD
+ * there is nothing to ask: the sender attaches SCM_CREDS itself (libbaton's
+ * baton_notify does) and the kernel fills it in. Returns 0 or a negative
+ * errno. */
 int os_cred_enable(int fd);
 
 /* Control buffer bytes recvmsg needs for the credentials os_cred_enable
@@ -80,8 +85,8 @@ int os_cred_enable(int fd);
 
 /* The sender of a datagram received on a socket os_cred_enable was called
  * on, from MSG's control data: its uid (effective on BSD, real on Linux,
- * as each kernel reports it) in *UID and its pid in *PID, 0 where the
- * platform does not say (FreeBSD 12's LOCAL_CREDS carries no pid).
+ * as each kernel reports it) in *UID and its pid in *PID (FreeBSD: from
+ * the SCM_CREDS the sender attached).
  * Returns 0, or -ENOENT when MSG carries no credentials. */
 int os_cred_read(const struct msghdr *msg, uid_t *uid, pid_t *pid);
 
@@ -106,6 +111,9 @@ struct os_proc_stat { /* /proc/PID/stat: the fields baton reads */
     /* Its start, clock ticks after boot: with the pid, it names one
      * process and no later one that gets the same pid. */
     unsigned long long start_ticks;
+    /* Its effective uid (Linux: the owner of /proc/PID, which is that;
+     * FreeBSD: ki_uid): whose process a pid in a file names. */
+    uid_t uid;
 };
 
 /* Reads process PID's stat. Returns 0, -ENOENT when there is no such
@@ -140,8 +148,13 @@ int os_set_name(const char *name);
 /* -- this process's image ------------------------------------------------ */
 
 /* A path that names the image this process runs, whatever became of its
- * file since (replaced by a package upgrade, deleted): for execve. */
+ * file since (replaced by a package upgrade, deleted): for execve. On
+ * FreeBSD, procfs's name for it (procfs must be mounted). */
+#ifdef __FreeBSD__
+#define OS_EXE_RUNNING "/proc/curproc/file"
+#else
 #define OS_EXE_RUNNING "/proc/self/exe"
+#endif
 
 /* The path this image was started from, NUL-terminated in BUF. Its file
  * may have been replaced since (a package upgrade renames a new one over

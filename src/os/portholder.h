@@ -3,10 +3,12 @@
 
 /* Who holds a TCP port: when a listener cannot bind because its address
  * is in use, the error names the process, so an operator knows what to
- * stop (say, the generation a killed supervisor left serving). Read from
- * sock_diag (the listening socket's inode, through conns.c; /proc/net/tcp{,6}
- * where a sandbox refuses netlink) and /proc/PID/fd (the process holding
- * it): slow, and only on that error path. */
+ * stop (say, the generation a killed supervisor left serving). Linux
+ * (os/linux_portholder.c) reads sock_diag (the listening socket's inode,
+ * through conns.h; /proc/net/tcp{,6} where a sandbox refuses netlink) and
+ * /proc/PID/fd (the process holding it); FreeBSD
+ * (os/freebsd_portholder.c) the pcblist and kern.file sysctls. Slow, and
+ * only on that error path. */
 
 #include <stddef.h>
 #include <sys/socket.h>

@@ -4,7 +4,10 @@
 # the request said "Connection: close"), and on SIGTERM closes every
 # connection at once, including those that just got a request, then exits:
 # the drain `baton drill` names "keep-alive connection closed under a
-# request". Only the standard library.
+# request". With NO_KEEPALIVE=1 in its environment it also closes every
+# connection right after its answer without saying `Connection: close`: an
+# app that fails keep-alive clients with no restart at all. Only the
+# standard library.
 import os
 import selectors
 import signal
@@ -23,6 +26,7 @@ sel = selectors.DefaultSelector()
 sel.register(listener, selectors.EVENT_READ)
 pending = {}  # connection -> bytes read, not yet a whole request
 stopping = False
+NO_KEEPALIVE = os.environ.get("NO_KEEPALIVE") == "1"
 
 
 def on_term(*_):
@@ -57,7 +61,7 @@ def serve(conn):
         except OSError:
             drop(conn)
             return
-        if close:
+        if close or NO_KEEPALIVE:
             drop(conn)
             return
     pending[conn] = buf

@@ -35,6 +35,15 @@ return {
   comand = { "$HELLO" },
 }
 LUA
+# Two typos: check and run name the same one, the first in the file, with
+# the key it was meant to be.
+expect_refused "typos" "$T/bad.lua:3: key 'comand': unknown key, did you mean 'command'?" <<LUA
+return {
+  control = "$SOCK",
+  comand = { "$HELLO" },
+  drain_timout = 3,
+}
+LUA
 expect_refused "bad address" "key 'listen.web': listener 'web': 'localhost' is not a numeric" <<LUA
 return {
   control = "$SOCK",
@@ -71,12 +80,29 @@ kill "$HOLDER"
 cat > "$T/missing.lua" <<LUA
 return { control = "$SOCK", listen = { http = "tcp://127.0.0.1:0" }, command = { "baton-no-such-app" } }
 LUA
+out=$("$BATON" check "$T/missing.lua" 2>&1) || fail "check of a missing command exited non-zero: $out"
+echo "$out" | grep -q "warning: command 'baton-no-such-app': not found in PATH: \`baton run\` would fail to start it" ||
+    fail "check said nothing of the missing command: $out"
 rc=0
 out=$(timeout 10 "$BATON" run "$T/missing.lua" 2>&1) || rc=$?
 [ $rc -eq 1 ] || fail "missing command: run exited $rc"
-echo "$out" | grep -q "failed to start: rolled back: command 'baton-no-such-app': not found in PATH" ||
+echo "$out" | grep -q "failed to start: command 'baton-no-such-app': not found in PATH" ||
     fail "missing command: $out"
 echo "ok: missing command -> exit 1"
+
+# An app that never says READY=1: the first start fails and says what to do.
+echo hang > "$T/mode"
+cat > "$T/silent.lua" <<LUA
+return { control = "$SOCK", listen = { http = "tcp://127.0.0.1:0" },
+  command = { "$HELLO", "--mode-file", "$T/mode" }, ready_timeout = 1 }
+LUA
+rc=0
+out=$(timeout 10 "$BATON" run "$T/silent.lua" 2>&1) || rc=$?
+[ $rc -eq 1 ] || fail "silent app: run exited $rc"
+echo "$out" | grep -q "failed to start: generation 1 was not ready within 1s (no READY=1 came: for an app that does not send it, use ready = { notify = false, http = ... }" ||
+    fail "silent app: $out"
+rm -f "$T/mode"
+echo "ok: an app that never says READY=1 -> the hint"
 
 # A second supervisor on the same control socket is refused; the first is untouched.
 hello_service

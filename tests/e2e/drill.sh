@@ -73,4 +73,17 @@ drill -n 2 --json
 [ "$(json_get 'j["ok"], j["failures"]["keepalive_closed"] > 0, any(c["cause"] == "keepalive_closed" and "RFC 9112" in c["advice"] for c in j["causes"])')" = \
     "False True True" ] || fail "unexpected --json object for a bad drain"
 stop_baton
-echo "ok: drill passes the example server and names the bad drain ($n requests)"
+
+# (3) An app that fails keep-alive clients with no restart at all (it closes
+# each connection after its answer without `Connection: close`): drill
+# says so, and does not blame the drain.
+sed -i 's|^  drain_timeout = 10,|  drain_timeout = 10,\n  env = { NO_KEEPALIVE = "1" },|' "$T/service.lua"
+start_baton
+drill -n 2
+[ "$RC" = 1 ] || fail "drill of an app without keep-alive exited $RC, not 1"
+grep -q "^verdict: FAIL: .* in the 1 s before the first: the app fails without restarts too" "$T/drill.out" ||
+    fail "the verdict blames the restarts: $(grep verdict "$T/drill.out")"
+grep -A1 'keep-alive connection closed under a request' "$T/drill.out" | grep -q "before any restart: the app does this without restarts" ||
+    fail "the cause is blamed on the drain: $(cat "$T/drill.out")"
+stop_baton
+echo "ok: drill passes the example server and names the bad drain ($n requests); an app failing without restarts is named as such"

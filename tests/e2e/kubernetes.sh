@@ -88,7 +88,7 @@ sed -i 's/greeting = hello/greeting = hello again/' "$T/cm.yaml"
 kubelet_update
 wait_for 10 active_is 2 || fail "a ConfigMap update of app.conf did not restart the app"
 "$BATON" events --json > "$T/events.json"
-grep -q '"reason": "generation 2 took over from generation 1"' "$T/events.json" ||
+grep -q '"reason": "generation 2 took over from generation 1 (asked for: [^"]*app.conf changed)"' "$T/events.json" ||
     fail "no restart in the history: $(cat "$T/events.json")"
 grep -q "restart requested (.*/app.conf changed)" "$T/sup.log" || fail "the restart was not for app.conf"
 

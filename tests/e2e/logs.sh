@@ -45,6 +45,25 @@ wait_for 5 drained || { kill "$FPID"; fail "logs -f did not follow the drain: $(
 kill "$FPID" 2>/dev/null || true
 wait "$FPID" 2>/dev/null || true
 echo "ok: logs -f followed generation $old's drain"
+
+# -n 0: nothing already written, with -f only what comes next.
+[ -z "$("$BATON" logs -s "$SOCK" -n 0)" ] || fail "logs -n 0 printed lines"
+"$BATON" logs -s "$SOCK" -f -n 0 --json > "$T/follow0.json" &
+FPID=$!
+sleep 0.5
+[ ! -s "$T/follow0.json" ] || { kill "$FPID"; fail "logs -f -n 0 printed old lines: $(head -2 "$T/follow0.json")"; }
+old=$(active_generation)
+"$BATON" restart -s "$SOCK" > /dev/null || fail "restart"
+drained0() { grep -q "\"generation\":$old,\"stream\":\"stderr\",\"line\":\"hello\[[0-9]*\]: drained, exiting\"" "$T/follow0.json"; }
+wait_for 5 drained0 || { kill "$FPID"; fail "logs -f -n 0 did not follow: $(tail -3 "$T/follow0.json")"; }
+kill "$FPID" 2>/dev/null || true
+wait "$FPID" 2>/dev/null || true
+grep -q "generation\":$(($old - 1))," "$T/follow0.json" && fail "logs -f -n 0 printed an older generation's lines"
+rc=0
+out=$("$BATON" logs -s "$SOCK" -f "$T/service.lua" 2>&1) || rc=$?
+[ $rc -eq 2 ] || fail "logs -f FILE exited $rc"
+echo "$out" | grep -q "(-f follows here; name the service file with --file $T/service.lua)" || fail "logs -f FILE said: $out"
+echo "ok: logs -n 0 and -f -n 0; logs -f FILE says to use --file"
 stop_load
 assert_no_load_errors 50
 stop_baton

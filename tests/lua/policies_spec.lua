@@ -40,6 +40,16 @@ describe("readiness checks", function()
     assert.equal(1, sim:active())
   end)
 
+  it("refuses at once a tcp probe of the service's own listener", function()
+    local sim = testkit.new{ config = { listen = { { name = "http", address = "tcp://0.0.0.0:8080" } } },
+      options = { ready = { timeout = 20, notify = false, tcp = "127.0.0.1:8080" } } }
+    sim:start()
+    sim:advance(0.1) -- no waiting for the timeout: the probe cannot pass
+    assert.is_nil(sim:active())
+    assert.is_true(sim:logged("cannot be checked: tcp 127.0.0.1:8080: it is the service's own listener 'http'"))
+    assert.equal(0, #sim.probes)
+  end)
+
   it("runs a check of the policy's own", function()
     local calls = 0
     local function warm(g)
@@ -110,8 +120,125 @@ describe("graceful", function()
 
   it("refuses an option it does not have", function()
     assert.has_error(function() testkit.new{ policy = "graceful", options = { deadlin = 3 } } end,
-      "policy 'graceful' has no option 'deadlin' (options: deadline, every, idle_metric, max_draining, poll, " ..
-      "quiet, ready, watch)")
+      "policy 'graceful' has no option 'deadlin', did you mean 'deadline'? (options: deadline, every, " ..
+      "idle_metric, max_draining, " ..
+      "max_memory, memory_interval, poll, quiet, ready, signal, start_limit, watch)")
+  end)
+end)
+
+describe("the drain signal", function()
+  for _, name in ipairs({ "default", "graceful", "immediate", "gradual", "bluegreen", "handover" }) do
+    it(name .. " drains with its `signal` option", function()
+      local sim = up{ policy = name, options = { signal = "QUIT" } }
+      local r = sim:restart()
+      if name == "handover" then sim:store(1, "state") end -- its final state, asked for first
+      sim:ready(2)
+      sim:advance(40) -- past any window
+      assert.is_true(r.ok)
+      assert.is_true(sim:signalled(1, "QUIT"))
+      assert.is_false(sim:signalled(1, "TERM"))
+    end)
+  end
+
+  it("drains a rolled back generation with it too", function()
+    local sim = up{ policy = "default", options = { signal = "INT", ready = 2 } }
+    local r = sim:restart()         -- generation 2 never says READY=1
+    sim:advance(3)
+    assert.is_false(r.ok)
+    assert.is_true(sim:signalled(2, "INT"))
+  end)
+
+  it("refuses a name that is not a signal", function()
+    assert.has_error(function() testkit.new{ policy = "graceful", options = { signal = "TERMINATE" } } end,
+      "policy 'graceful': option 'signal': TERMINATE is not a signal a drain can send (TERM, INT, QUIT, HUP, " ..
+      "USR1, USR2, WINCH)")
+  end)
+
+  it("names a generation that still listens a second after its signal", function()
+    local sim = up{ policy = "default" }
+    sim.figures[1] = { listening = 1, connections = 0 }
+    sim:restart(); sim:ready(2)
+    sim:advance(0.5)
+    assert.is_false(sim:logged("does it drain on TERM"))
+    sim:advance(1)
+    assert.is_true(sim:logged("generation 1 %(pid %d+%) is still listening 1s after SIGTERM: does it drain on TERM%?"))
+    sim:exit(1, 0)
+    assert.matches("it was still listening 1s after SIGTERM", sim.rt.events:latest("drain").reason, 1, true)
+  end)
+
+  it("says nothing of one that stopped listening", function()
+    local sim = up{ policy = "default" }
+    sim.figures[1] = { listening = 0, connections = 2 }
+    sim:restart(); sim:ready(2)
+    sim:advance(2)
+    assert.is_false(sim:logged("does it drain on"))
+  end)
+end)
+
+describe("max_memory", function()
+  local MiB = 1048576
+  it("restarts once the serving generation stays over it, at most once per interval", function()
+    local sim = up{ policy = "graceful", options = { max_memory = "100M", memory_interval = 60 } }
+    sim.figures[1] = { rss = 150 * MiB }
+    sim:advance(5)                      -- over once: not yet
+    assert.same({ 1 }, sim.spawned)
+    sim:advance(5)                      -- over twice in a row
+    assert.same({ 1, 2 }, sim.spawned)
+    assert.is_true(sim:logged("restart requested %(memory over 100 MiB %(generation 1: 150 MiB resident%)%)"))
+    sim:ready(2)
+    sim.figures[2] = { rss = 150 * MiB } -- the new one grows too
+    sim:advance(30)
+    assert.same({ 1, 2 }, sim.spawned)  -- within the interval: no second restart
+    sim:advance(35)
+    assert.same({ 1, 2, 3 }, sim.spawned)
+    assert.equal("memory over 100 MiB (generation 2: 150 MiB resident)", sim.rt.events:latest("restart").cause)
+  end)
+
+  it("leaves a generation alone that dips under it", function()
+    local sim = up{ options = { max_memory = 100 * MiB } }
+    sim.figures[1] = { rss = 150 * MiB }
+    sim:advance(5)
+    sim.figures[1] = { rss = 50 * MiB }
+    sim:advance(5)
+    sim.figures[1] = { rss = 150 * MiB }
+    sim:advance(5)
+    assert.same({ 1 }, sim.spawned)
+  end)
+
+  it("refuses a size it cannot read", function()
+    assert.has_error(function() testkit.new{ options = { max_memory = "lots" } } end,
+      "policy 'default': option 'max_memory' must be a number of bytes or a size such as \"512M\", got lots")
+  end)
+end)
+
+describe("start_limit", function()
+  it("gives up after N crashes within T, until baton restart", function()
+    local sim = up{ options = { start_limit = { burst = 3, interval = 60 } } }
+    sim:exit(1, 1)                      -- crash 1: restarted at once
+    assert.same({ 1, 2 }, sim.spawned)
+    sim:ready(2)
+    sim:exit(2, 1)                      -- crash 2: after the backoff
+    sim:advance(2)
+    assert.same({ 1, 2, 3 }, sim.spawned)
+    sim:ready(3)
+    sim:exit(3, 1)                      -- crash 3: given up
+    sim:advance(60)
+    assert.same({ 1, 2, 3 }, sim.spawned)
+    assert.is_nil(sim:active())
+    assert.equal("start_limit: 3 crashes or failed recoveries within 60s", sim.rt:query("view", sim.t).failed)
+    assert.is_false(sim.rt.events:latest("failed").ok)
+    local r = sim:restart()             -- an operator starts it again
+    sim:ready(4)
+    assert.is_true(r.ok)
+    assert.is_nil(sim.rt:query("view", sim.t).failed)
+  end)
+
+  it("forgets crashes older than T", function()
+    local sim = up{ options = { start_limit = { 2, 10 } } }
+    sim:exit(1, 1); sim:ready(2)
+    sim:advance(100)
+    sim:exit(2, 1); sim:ready(3)
+    assert.equal(3, sim:active())
   end)
 end)
 
@@ -259,6 +386,40 @@ describe("triggers", function()
     sim:set_stat("http.errors", 20, 1)
     sim:advance(1)
     assert.equal(2, fired)
+  end)
+
+  it("coalesces scheduled restarts behind a long one instead of queueing them", function()
+    -- Each restart waits up to 100 s for a READY=1 that never comes.
+    local sim = up{ options = { every = 10, ready = 100 } }
+    sim:advance(10)          -- the first tick: generation 2 starts
+    assert.same({ 1, 2 }, sim.spawned)
+    sim:advance(60)          -- six ticks while it waits
+    assert.is_true(sim:logged("every 10s: skipped, a restart is under way %(0 queued%)"))
+    sim:advance(35)          -- it rolls back at 110 s; the tick at 110 s or 120 s runs
+    sim:advance(15)
+    assert.same({ 1, 2, 3 }, sim.spawned) -- not eight: the skipped ticks were dropped
+  end)
+
+  it("tells a policy whether a restart is under way and how many wait", function()
+    local seen = {}
+    local sim = up{ policy = {
+      init = function(svc)
+        svc:every(1, function(s)
+          local busy, queued = s:pending()
+          seen[#seen + 1] = { busy, queued }
+        end)
+      end,
+    }, options = {} }
+    sim:advance(1)
+    assert.same({ false, 0 }, seen[#seen])
+    sim:restart()            -- generation 2 waits for READY=1
+    sim:restart()
+    sim:restart()            -- two behind it
+    sim:advance(1)
+    assert.same({ true, 2 }, seen[#seen])
+    sim:ready(2)             -- the second restart begins: one left behind it
+    sim:advance(1)
+    assert.same({ true, 1 }, seen[#seen])
   end)
 
   it("are torn down on stop", function()

@@ -217,3 +217,39 @@ describe("policy errors are contained", function()
     assert.equal(2, started)
   end)
 end)
+
+describe("the supervisor's counters", function()
+  it("are registered at 0 when it starts", function()
+    local sim = testkit.new{}
+    sim:start()
+    for _, name in ipairs(require("baton.runtime").COUNTERS) do
+      assert.equal(0, sim.own_stats[name], name)
+    end
+  end)
+
+  it("list every counter the runtime counts", function()
+    local listed = {}
+    for _, name in ipairs(require("baton.runtime").COUNTERS) do listed[name] = true end
+    for _, file in ipairs({ "runtime", "sched", "state_gate", "gen", "svc" }) do
+      local f = assert(io.open("lua/baton/" .. file .. ".lua"))
+      local src = f:read("*a")
+      f:close()
+      for name in src:gmatch(":count%(\"([^\"]+)\"") do
+        assert.is_true(listed[name] == true, name .. " (lua/baton/" .. file .. ".lua) is not in runtime.COUNTERS")
+      end
+    end
+  end)
+end)
+
+describe("a start that fails", function()
+  it("lets no restart queued behind it spawn while the supervisor stops", function()
+    local sim = testkit.new{}
+    sim:start()              -- generation 1 never says READY=1
+    local r = sim:restart()  -- asked for meanwhile: waits for the start
+    sim:advance(6)           -- ready_timeout (5 s) passes: the start fails
+    assert.same({ 1 }, sim.spawned)
+    assert.is_true(r.done)
+    assert.is_false(r.ok)
+    assert.matches("the supervisor is stopping", r.msg, 1, true)
+  end)
+end)

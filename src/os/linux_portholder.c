@@ -1,3 +1,4 @@
+/* linux_portholder.c: who holds a TCP port, on Linux (see portholder.h). */
 #include "os/portholder.h"
 
 #include "os/conns.h"

@@ -1,4 +1,4 @@
-/* conns.c: generations' connections, queues and processes, from the kernel (see conns.h). */
+/* linux_conns.c: generations' connections, queues and processes on Linux (see conns.h). */
 #include "os/conns.h"
 #include "os/conns_poll.h"
 
