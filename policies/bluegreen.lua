@@ -23,21 +23,7 @@ local policy = {
                max_error_ratio = false, min_requests = 100 },
 }
 
-local function verdict(svc, new)
-  local o = svc.options
-  if new.exited then return ("generation %d exited during its window"):format(new.id) end
-  if o.check then
-    local ok, why = new:probe_once(o.check, 1)
-    if not ok then return ("generation %d failed its check: %s"):format(new.id, why) end
-  end
-  if o.max_error_ratio then
-    local req, err = new.stats[o.requests] or 0, new.stats[o.errors] or 0
-    if req >= o.min_requests and err / req > o.max_error_ratio then
-      return ("generation %d error ratio %.4f over %g (%d of %d)"):format(
-        new.id, err / req, o.max_error_ratio, err, req)
-    end
-  end
-end
+local verdict = steps.verdict
 
 function policy.restart(svc, old)
   local o = svc.options

@@ -24,7 +24,8 @@
  *   --mode-file PATH  read at start: "crash" exits 3 at once ("crash-bytes"
  *                     too, after bytes that are not UTF-8 on stderr), "hang" never
  *                     says READY=1, "unhealthy" serves but answers /health
- *                     with 503, anything else serves (lets a test make the
+ *                     with 503, "errors" answers every other request 500
+ *                     and counts it in http.errors, anything else serves (lets a test make the
  *                     *next* generation fail the way a bad deploy does)
  *   --health-port-base N
  *                     also serve on 127.0.0.1:N+BATON_GENERATION, a port of
@@ -32,6 +33,9 @@
  *                     this generation, not whichever one accepts first
  *   --stay            after draining, keep running until killed (an app
  *                     that waits out a timer of its own)
+ *   --exit-on-term    on SIGTERM exit at once, cutting every connection (a
+ *                     stock server's careless drain, for the tests of
+ *                     silent drains: docs/steering.md)
  *   --drain-signal S  drain on TERM (the default), INT or QUIT only, and
  *                     ignore the other two while serving: an app such as
  *                     nginx (QUIT) or lighttpd (INT)
@@ -75,7 +79,7 @@ static uv_signal_t sigterm, sigint, sigquit;
 static uv_timer_t drain_timer;
 static http_parser_settings settings;
 static struct conn *conns;
-static int draining, stay, unhealthy;
+static int draining, stay, unhealthy, failing;
 static uv_tcp_t health_server;
 static char body[128];
 static struct baton_stats *stats;
@@ -184,6 +188,10 @@ static int on_message_complete(http_parser *p)
     if (!w)
         return -1;
     const char *status = "200 OK", *text = body;
+    if (failing && !c->health) {
+        status = "500 Internal Server Error";
+        baton_add(&m_errors, 1);
+    }
     if (c->health) {
         status = unhealthy ? "503 Service Unavailable" : "200 OK";
         text = unhealthy ? "unhealthy\n" : "ok\n";
@@ -303,6 +311,7 @@ static void on_drain_tick(uv_timer_t *t)
     maybe_exit();
 }
 
+static int exit_on_term; /* --exit-on-term */
 /* The signal that drains it (--drain-signal); TERM, INT or QUIT. */
 static int drain_signum = SIGTERM;
 
@@ -318,6 +327,10 @@ static void on_signal(uv_signal_t *h, int signum)
         if (signum == SIGINT)
             exit(1);
         return;
+    }
+    if (exit_on_term && signum == SIGTERM) {
+        fprintf(stderr, "hello[%d]: %s: exiting at once\n", (int)getpid(), strsignal(signum));
+        _exit(0);
     }
     draining = 1;
     fprintf(stderr, "hello[%d]: %s: draining\n", (int)getpid(), strsignal(signum));
@@ -384,6 +397,8 @@ int main(int argc, char **argv)
             health_base = atoi(argv[++i]);
         else if (strcmp(argv[i], "--stay") == 0)
             stay = 1;
+        else if (strcmp(argv[i], "--exit-on-term") == 0)
+            exit_on_term = 1;
         else if (strcmp(argv[i], "--drain-signal") == 0 && i + 1 < argc) {
             const char *name = argv[++i];
             drain_signum = strcmp(name, "INT") == 0    ? SIGINT
@@ -398,13 +413,14 @@ int main(int argc, char **argv)
             fprintf(stderr,
                     "usage: %s [--bind HOST:PORT [--reuseport]] [--start-delay MS] "
                     "[--mode-file PATH] [--health-port-base N] [--stay] "
-                    "[--drain-signal TERM|INT|QUIT]\n",
+                    "[--drain-signal TERM|INT|QUIT] [--exit-on-term]\n",
                     argv[0]);
             return 2;
         }
     }
     const char *mode = read_mode(mode_file);
     unhealthy = strcmp(mode, "unhealthy") == 0;
+    failing = strcmp(mode, "errors") == 0;
     if (strcmp(mode, "crash") == 0) {
         fprintf(stderr, "hello[%d]: mode file says crash: exiting 3\n", (int)getpid());
         return 3;

@@ -116,6 +116,8 @@ function Checker:expect(key, value, want)
 end
 
 local NAME = "^[%w_.-]+$"
+-- Steering needs classic BPF on a reuseport group: Linux's alone.
+local STEER_HOST = jit == nil or jit.os == "Linux"
 
 -- The known name (a key of KNOWN, a set) closest to WORD, when a typo
 -- away (at most 2 edits, and fewer than half its letters), or nil.
@@ -148,13 +150,29 @@ end
 
 -- listen = { http = "tcp://..." } or { {"http", "tcp://..."}, ... } or
 -- { http = { "tcp://...", backlog = 128 } }; { "tcp://127.0.0.1:0",
--- per_generation = true } is a listener each generation gets its own of.
+-- per_generation = true } is a listener each generation gets its own of;
+-- { "tcp://127.0.0.1:8080", steer = true } a steered one (docs/steering.md).
 function Checker:listeners(listen, backlog, check_address)
   local out, names, addresses = {}, {}, {}
   local function add(key, name, spec)
-    local address, bl, per_gen = spec, backlog, nil
+    local address, bl, per_gen, steer = spec, backlog, nil, nil
     if type(spec) == "table" then
       address, bl, per_gen = spec[1] or spec.address, spec.backlog or backlog, spec.per_generation
+      steer = spec.steer
+    end
+    if steer ~= nil and type(steer) ~= "boolean" then
+      self:fail(key, "steer must be true or false")
+    end
+    if steer and per_gen then
+      self:fail(key, "a listener is steered or per_generation, not both")
+    end
+    if steer and type(address) == "string" and not address:match("^tcp://") then
+      self:fail(key, "steer works on tcp:// listeners only (%s: %s)", address,
+        address:match("^unix:") and "a unix socket has no SO_REUSEPORT group to steer"
+        or "UDP is not steered: each datagram, not each connection, would be split")
+    end
+    if steer and not STEER_HOST then
+      self:fail(key, "steer needs Linux's SO_ATTACH_REUSEPORT_CBPF, which this host lacks")
     end
     if per_gen ~= nil and type(per_gen) ~= "boolean" then
       self:fail(key, "per_generation must be true or false")
@@ -182,7 +200,8 @@ function Checker:listeners(listen, backlog, check_address)
       self:fail(key, "address %s is listed twice", address)
     end
     names[name], addresses[address] = true, true
-    out[#out + 1] = { name = name, address = address, backlog = bl, per_generation = per_gen or nil }
+    out[#out + 1] = { name = name, address = address, backlog = bl, per_generation = per_gen or nil,
+      steer = steer or nil }
   end
 
   if #listen > 0 then
@@ -191,7 +210,7 @@ function Checker:listeners(listen, backlog, check_address)
         self:fail("listen", "entry %d: expected {name, address}", i)
       end
       add("listen", pair[1] or pair.name, { pair[2] or pair.address, backlog = pair.backlog,
-        per_generation = pair.per_generation })
+        per_generation = pair.per_generation, steer = pair.steer })
     end
     return out
   end

@@ -330,8 +330,13 @@ local function drain_options(opts, default_deadline, default_signal)
   local signal = signal_name(opts.signal or default_signal)
   if not signal then error("drain: unknown signal " .. text(opts.signal), 4) end
   return { signal = signal, deadline = seconds("deadline", default_deadline),
-    poll = seconds("poll", 0.5), gradual = seconds("gradual", 0), done = done }
+    poll = seconds("poll", 0.5), gradual = seconds("gradual", 0), done = done,
+    quiet = seconds("quiet", 0) }
 end
+
+-- Seconds a silent drain waits after the weight went to 0 before it may
+-- call the generation idle: handshakes chosen before then end meanwhile.
+local HANDSHAKE_GRACE = 0.5
 
 -- Asks the generation to finish its work and exit, in the background.
 -- Returns at once. OPTS:
@@ -344,6 +349,11 @@ end
 --             while apps using libbaton (baton_drain_progress) shed
 --             connections with a probability rising from 0 to 1; the
 --             signal is sent at the end of it
+--   quiet     on a steered listener (docs/steering.md): seconds the
+--             generation, its weight 0 and no signal sent yet, may take to
+--             hold no connection; the signal goes once the kernel shows it
+--             none, or when they are up (default 0: at once). Its weight
+--             goes to 0 when the drain starts, whatever this says
 function Gen:drain(opts)
   if self.draining or self.exited then return end
   local rt = self.rt
@@ -390,7 +400,29 @@ function Gen:start_drain(o, started)
     rt.core.log("info", ("generation %d draining (SIG%s%s, deadline %gs)"):format(self.id, o.signal,
       o.gradual > 0 and (" after a gradual " .. o.gradual .. "s") or "", o.deadline))
   end
+  if self.share and self.share > 0 then self:set_weight(0) end
   rt:task("drain of generation " .. self.id, function()
+    if (o.quiet or 0) > 0 and self.share and not o.resumed then
+      -- A silent drain: no new connection comes (weight 0); the clients
+      -- close or rotate theirs, and the signal finds nothing to cut.
+      local ends, quiet = rt:now() + o.quiet, false
+      -- A connection's member is chosen at its SYN: one chosen before the
+      -- weight went to 0 is in no queue until its handshake ends, and
+      -- would be stranded if the app stopped accepting before then.
+      local settled = rt:now() + math.min(HANDSHAKE_GRACE, o.quiet)
+      while not self.exited and rt:now() < ends do
+        -- Nothing open, nothing waiting in its members' accept queues.
+        local _, queued = rt.core.steer(self.id)
+        if rt:now() >= settled and self:figure("connections") == 0 and queued == 0 then
+          quiet = true
+          break
+        end
+        self:wait_exit(math.min(0.05, math.max(0, ends - rt:now())))
+      end
+      self.quiet_end = quiet and "idle" or "quiet timeout"
+      rt.core.log("info", ("generation %d: %s after %.2fs of quiet; SIG%s now"):format(self.id,
+        quiet and "no connection left" or "connections still open", rt:now() - self.drain_started, o.signal))
+    end
     if o.signal_at then -- resumed within its gradual window: the signal is still to come
       self:wait_exit(o.signal_at)
       o.resumed = false
@@ -461,15 +493,39 @@ function Gen:start_drain(o, started)
     local took = rt:now() - self.drain_started
     rt:observe("baton.drain_seconds", took)
     rt.events:add{ time = self.drain_started, kind = "drain", generation = self.id,
-      ok = self.exited, reason = ("%s (%s)%s"):format(how, self:exit_reason(), hint and ("; it was " .. hint) or ""),
-      duration = took }
+      ok = self.exited, reason = ("%s (%s)%s%s"):format(how, self:exit_reason(), hint and ("; it was " .. hint) or "",
+        self.quiet_end and ("; quiet: " .. self.quiet_end) or ""), duration = took }
     rt.core.log("info", ("generation %d drained in %.3fs (%s)"):format(self.id, took, self:exit_reason()))
   end)
 end
 
+-- Sets the weight without checks (the runtime's own calls).
+function Gen:set_weight(pct)
+  local ok, err = self.rt.core.steer(self.id, pct)
+  if ok then self.share = pct end
+  return ok, err
+end
+
+-- The generation's share of new connections on the steered listeners, PCT
+-- from 0 to 100 (docs/steering.md): the kernel picks each new connection's
+-- generation with probability weight / sum of the live generations'
+-- weights. Without PCT, returns the weight. Returns the weight, or nil and
+-- why (no steered listener, an exited generation).
+function Gen:weight(pct)
+  if pct == nil then return self.share end
+  if type(pct) ~= "number" or pct ~= pct or pct < 0 or pct > 100 then
+    error("weight: a number from 0 to 100", 3)
+  end
+  if self.share == nil then return nil, "the service has no steered listener" end
+  if self.exited then return nil, ("generation %d has exited"):format(self.id) end
+  local ok, err = self:set_weight(pct)
+  if not ok then return nil, err end
+  return pct
+end
+
 -- What a policy may call on a handle: each method, taking the handle.
 for _, name in ipairs({ "alive", "exit_reason", "expand", "probe_once", "wait_ready", "wait_exit",
-  "signal", "kill", "stop", "checkpoint", "drain" }) do
+  "signal", "kill", "stop", "checkpoint", "drain", "weight" }) do
   local fn = Gen[name]
   methods[name] = function(h, ...)
     local g = Gen.of(h)

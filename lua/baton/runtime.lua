@@ -73,6 +73,7 @@ _M.CORE = {
   notify_manager = "notify_manager(text) -> true | false   (sd_notify to a service manager above)",
   figures = "figures([generation]) -> {connections, closing, processes, rss, cpu, listeners, overflows}",
   exec = "exec(req, carry) -> nil, err   (baton upgrade: the new image; returns only if it cannot start)",
+  steer = "steer(generation[, weight]) -> weight, queued | nil, err   (steered listeners' share, 0-100)",
 }
 
 -- The supervisor's counters, each registered at 0 when it starts (or takes
@@ -184,7 +185,9 @@ function Runtime:procedure(name, arg)
   for _, g in ipairs(spawned) do
     if g ~= self.active and g:alive() then
       g.ended_as = "rolled back"
-      g:drain{ deadline = self.cfg.drain_timeout }
+      -- On a steered listener, silently: no new connection, then the
+      -- signal once it holds none (docs/steering.md).
+      g:drain{ deadline = self.cfg.drain_timeout, quiet = g.share ~= nil and require("baton.steps").QUIET or nil }
     end
   end
   -- A generation that stored its final state and waits carries on.
@@ -388,6 +391,16 @@ function Runtime:upgrade(req, ok, why)
     self.events:add{ time = self:now(), kind = "upgrade", ok = false, reason = why }
     self.core.log("error", "upgrade refused (this image serves on): " .. tostring(why))
     return
+  end
+  -- The members of steered listeners and their order in each group are
+  -- not carried yet: a new image would steer by positions it does not know.
+  for _, g in ipairs(self:live()) do
+    if g.share ~= nil then
+      why = "the members of steered listeners are not carried across an upgrade yet (docs/steering.md)"
+      self.events:add{ time = self:now(), kind = "upgrade", ok = false, reason = why }
+      self.core.reply(req, false, "upgrade refused: " .. why)
+      return
+    end
   end
   self:task("upgrade", function()
     self:locked(function()
@@ -669,6 +682,7 @@ function on.exit(rt, id, code, sig)
   if not g or g.exited then return end
   local expected = g.draining
   g.exited, g.exit_code, g.exit_signal, g.exited_at = true, code, sig, rt:now()
+  if g.share then g.share = 0 end -- its members leave the groups (steer.h)
   g.state = "exited"
   if not g.ended_as then
     g.ended_as = (g.draining and "drained") or (rt.active == g and "crashed")
@@ -750,7 +764,7 @@ end
 function Runtime.summary(_, g)
   return { id = g.id, pid = g.pid, state = g.state, started = g.started, ready_at = g.ready_at,
     exited_at = g.exited_at, exit_code = g.exit_code, exit_signal = g.exit_signal,
-    ended = g.exited and (g.ended_as .. ", " .. g:exit_reason()) or nil,
+    ended = g.exited and (g.ended_as .. ", " .. g:exit_reason()) or nil, weight = g.share,
     ports = not g.exited and next(g.ports or {}) ~= nil and g.ports or nil }
 end
 

@@ -91,8 +91,16 @@ function _M.drain(svc, old, opts)
       g:kill()
     end
   end
+  -- On a steered listener, a silent drain by default (docs/steering.md).
+  if opts.quiet == nil and old:weight() ~= nil then
+    local q = svc.options.quiet
+    opts.quiet = (q == nil or q == false) and _M.QUIET or q
+  end
   old:drain(opts)
 end
+
+-- Seconds a drain on a steered listener waits for quiet by default.
+_M.QUIET = 10
 
 -- When recoveries began, for the `start_limit` option (this policy
 -- instance's): each is a crash, or a recovery that failed and is tried again.
@@ -146,6 +154,27 @@ function _M.ready_new(svc)
   return new
 end
 
+-- Bluegreen's and canary's checks of a new generation that serves beside
+-- the old one: nil while it passes, else why it fails. It fails when it
+-- exited, when its `check` option (a wait_ready table) fails, or when its
+-- own error ratio (its lane of the `errors` and `requests` counters) goes
+-- over `max_error_ratio` once it served `min_requests`.
+function _M.verdict(svc, new)
+  local o = svc.options
+  if new.exited then return ("generation %d exited during its window"):format(new.id) end
+  if o.check then
+    local ok, why = new:probe_once(o.check, 1)
+    if not ok then return ("generation %d failed its check: %s"):format(new.id, why) end
+  end
+  if o.max_error_ratio then
+    local req, err = new.stats[o.requests] or 0, new.stats[o.errors] or 0
+    if req >= o.min_requests and err / req > o.max_error_ratio then
+      return ("generation %d error ratio %.4f over %g (%d of %d)"):format(
+        new.id, err / req, o.max_error_ratio, err, req)
+    end
+  end
+end
+
 -- Fills in the hooks a policy leaves out, the way every built-in wants them:
 -- start = a restart with nothing to drain, died = recover with backoff,
 -- init = the watch/every triggers, stop = drain everything, and for a
@@ -154,6 +183,9 @@ end
 -- for hooks left out), and so start and died are left to the default's
 -- too: built on a restart it does not have, they could only fail.
 function _M.standard(policy)
+  -- Every built-in takes `quiet` (steps.drain reads it).
+  policy.defaults = policy.defaults or {}
+  if policy.defaults.quiet == nil then policy.defaults.quiet = false end
   if policy.restart then
     policy.start = policy.start or function(svc) return policy.restart(svc, nil) end
     policy.died = policy.died or function(svc, gen) return _M.recover(svc, gen, policy.restart) end

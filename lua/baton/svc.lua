@@ -36,6 +36,8 @@ function M.spawn(rt)
     local id, pid, ports = rt.core.spawn(state)
     if not id then return nil, pid end
     local gen = Gen.new(rt, id, pid, rt:stats_view(id), ports)
+    -- On steered listeners, the weight the core gave it (nil: none).
+    gen.share = rt.core.steer(id)
     rt.gens[id] = gen
     if rt.current then table.insert(rt.current.spawned, gen) end
     return gen
@@ -60,6 +62,9 @@ function M.promote(rt, h)
     rt.active = g
     g.promoted_at = rt:now()
     g.state = "active"
+    -- It serves: on steered listeners it gets new connections too, unless
+    -- the policy already gave it a share (a canary's steps).
+    if g.share == 0 then g:set_weight(100) end
   end)
   rt.core.log("info", ("generation %d promoted: it serves"):format(g.id))
   return true

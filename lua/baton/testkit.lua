@@ -139,6 +139,23 @@ function _M.new(opts)
     f.listeners, f.overflows = sim.listener_figures, 0
     return f
   end
+  -- Steered listeners (sim.steered = true): each generation's weight, as
+  -- the real core gives it: 100 to the first, 0 to one spawned while
+  -- another has a share; sim.queued[id] its members' accept queues.
+  sim.weights, sim.queued = {}, {}
+  function core.steer(id, weight)
+    if not sim.steered then return nil, "the generation holds no steered listener" end
+    if weight == nil and sim.weights[id] == nil then
+      local served = false
+      for _, w in pairs(sim.weights) do served = served or w > 0 end
+      sim.weights[id] = served and 0 or 100
+    end
+    if weight ~= nil then
+      if sim.weights[id] == nil then return nil, "the generation holds no steered listener" end
+      sim.weights[id] = math.floor(weight + 0.5)
+    end
+    return sim.weights[id], sim.queued[id] or 0
+  end
   function core.apply_config(cfg, check_only)
     if not check_only then sim.applied = cfg end
     return true
@@ -266,7 +283,10 @@ function Sim:store_bad(id, why)
   self:event("stored", id, self.rt:state_name())
   self:advance(0)
 end
-function Sim:exit(id, code, sig) self:event("exit", id, code or 0, sig or 0); self:advance(0) end
+function Sim:exit(id, code, sig)
+  if self.weights and self.weights[id] then self.weights[id] = 0 end -- its members leave
+  self:event("exit", id, code or 0, sig or 0); self:advance(0)
+end
 
 -- What the CLI would ask: returns a table that gets ok, msg, done when the
 -- runtime answers.

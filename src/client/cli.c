@@ -164,13 +164,19 @@ static void print_status(json_t *r)
                    clock_unix() - json_number_value(adopted));
         printf("\n");
     }
-    json_array_foreach(json_object_get(r, "listeners"), i, v)
-        printf("  listener %-12s %s (fd %lld)%s\n", json_string_value(json_object_get(v, "name")),
+    json_array_foreach(json_object_get(r, "listeners"), i, v) {
+        printf("  listener %-12s %s (fd %lld)%s", json_string_value(json_object_get(v, "name")),
                json_string_value(json_object_get(v, "address")),
                (long long)json_integer_value(json_object_get(v, "fd")),
                json_is_true(json_object_get(v, "per_generation"))
                    ? ", per_generation: each generation its own port (below)"
                    : "");
+        json_t *mig = json_object_get(v, "tcp_migrate_req");
+        if (json_is_true(json_object_get(v, "steer")))
+            printf(", steered (tcp_migrate_req %s)",
+                   json_is_boolean(mig) ? (json_is_true(mig) ? "on" : "off") : "unknown");
+        printf("\n");
+    }
     json_t *failed = json_object_get(r, "failed");
     if (json_is_string(failed))
         printf("  FAILED   %s: nothing is started again until `baton restart`\n",
@@ -189,6 +195,9 @@ static void print_status(json_t *r)
         }
         if (json_is_true(json_object_get(v, "adopted")))
             printf(" (adopted)");
+        json_t *w = json_object_get(v, "weight");
+        if (json_is_integer(w) && strcmp(state, "exited") != 0)
+            printf(" [weight %lld]", (long long)json_integer_value(w));
         const char *pname;
         json_t *port;
         json_object_foreach(json_object_get(v, "ports"), pname, port)

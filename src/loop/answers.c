@@ -168,6 +168,12 @@ static json_t *generations_json(json_t *v, double t, struct supervisor *s, const
             json_object_set_new(j, "ready_after", json_real(json_number_value(ready) - started));
         if (p && p->adopted)
             json_object_set_new(j, "adopted", json_true());
+        /* The contract: its share of new connections on steered listeners,
+         * null where none (the runtime's view carries it). */
+        json_t *w = json_object_get(g, "weight");
+        json_object_set_new(j, "weight",
+                            json_is_number(w) ? json_integer((json_int_t)json_number_value(w))
+                                              : json_null());
         /* Its per_generation listeners' ports: { NAME = port }. */
         if (json_is_object(json_object_get(g, "ports")))
             json_object_set(j, "ports", json_object_get(g, "ports"));
@@ -198,6 +204,13 @@ static json_t *status_json(struct supervisor *s)
         listener_local_address(&s->cfg.listeners[i], addr, sizeof addr);
         json_t *l = json_pack("{s:s, s:s, s:i}", "name", s->cfg.listeners[i].name, "address", addr,
                               "fd", 3 + (int)i);
+        if (l && s->cfg.listeners[i].steer) {
+            json_object_set_new(l, "steer", json_true());
+            /* Whether a member that leaves hands its queue to another. */
+            json_object_set_new(l, "tcp_migrate_req",
+                                s->steer.migrate >= 0 ? json_boolean(s->steer.migrate == 1)
+                                                      : json_null());
+        }
         if (l && s->cfg.listeners[i].per_generation)
             json_object_set_new(l, "per_generation", json_true());
         else if (l && have) {

@@ -72,7 +72,7 @@ int supervisor_take_sockets(struct supervisor *s, const json_t *doc)
         struct listener *l = &s->cfg.listeners[i];
         json_t *c = json_array_get(ls, i);
         int fd = carried_int(c, "fd", -1);
-        if (l->per_generation)
+        if (l->per_generation || l->steer)
             continue;
         if (fd < 0 || listener_adopt(l, fd, err, sizeof err) < 0) {
             log_error("listener '%s': the carried socket: %s", l->name,

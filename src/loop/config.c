@@ -54,7 +54,10 @@ static int read_listeners(lua_State *L, int idx, struct service_config *cfg, cha
         l->backlog = (int)lua_tointeger(L, -1);
         lua_getfield(L, t, "per_generation");
         l->per_generation = lua_toboolean(L, -1);
-        lua_pop(L, 3);
+        lua_getfield(L, t, "steer");
+        l->steer = lua_toboolean(L, -1);
+        l->steer_fd = -1;
+        lua_pop(L, 4);
         if (!l->name || !l->address)
             return -ENOMEM;
         char why[256];
@@ -271,7 +274,8 @@ static const char *fixed_key_changed(const struct service_config *a, const struc
         if (!str_eq(a->listeners[i].name, b->listeners[i].name) ||
             !str_eq(a->listeners[i].address, b->listeners[i].address) ||
             a->listeners[i].backlog != b->listeners[i].backlog ||
-            a->listeners[i].per_generation != b->listeners[i].per_generation)
+            a->listeners[i].per_generation != b->listeners[i].per_generation ||
+            a->listeners[i].steer != b->listeners[i].steer)
             return "listen";
     return NULL;
 }

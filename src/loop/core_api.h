@@ -30,6 +30,7 @@
  *   figures([gen]) -> table             figures_read(procs, config, ...)     figures.h
  *   notify_manager(text)                manager_notify(manager, ...)         manager.h
  *   exec(req, carry)                    upgrade_exec(exec_owner, ...)        upgrade.h
+ *   steer(gen, weight)                  steer_set_weight(steer, ...)         steer.h
  *
  * Every call returns at once; what comes later (a timer, a probe's answer,
  * a file change, a process's exit) arrives as an event. */
@@ -43,6 +44,7 @@
 #include "loop/output.h"
 #include "libbaton/stats_shm.h"
 #include "loop/procs.h"
+#include "loop/steer.h"
 #include "loop/timers.h"
 #include "loop/watch.h"
 
@@ -59,6 +61,7 @@ struct core_api {
     struct control *control;
     struct service_config *config;
     struct output *output;
+    struct steer *steer;
     const struct manager *manager;
     const struct event_sink *sink; /* where probe answers go */
     void (*shutdown)(void *owner, int code);

@@ -28,7 +28,7 @@ int figures_read(struct figures *f, const struct procs *p, const struct service_
         f->ngens++;
     }
     for (size_t i = 0; i < cfg->nlisteners; i++)
-        f->ls[i].fd = cfg->listeners[i].fd;
+        f->ls[i].fd = cfg->listeners[i].steer ? cfg->listeners[i].steer_fd : cfg->listeners[i].fd;
     f->nls = cfg->nlisteners;
     f->err = conns_poll(f->ls, f->nls, f->gens, f->ngens);
     /* The overflow count is the namespace's, for status and /metrics; a

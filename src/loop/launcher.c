@@ -40,6 +40,13 @@ static int bind_private(const struct listener *shared, int *fd, unsigned short *
     return 0;
 }
 
+/* A spawn that failed after its steered members joined: they leave. */
+static void unjoin(struct launcher *l, unsigned gen)
+{
+    if (l->steer)
+        steer_gen_exited(l->steer, gen);
+}
+
 static void close_private(const struct service_config *cfg, const int *lfds)
 {
     for (size_t i = 0; i < cfg->nlisteners; i++)
@@ -67,9 +74,12 @@ int launcher_spawn(struct launcher *l, enum spawn_state mode, double now, unsign
         ports[i] = 0;
     }
     for (size_t i = 0; i < cfg->nlisteners; i++) {
-        if (cfg->listeners[i].per_generation &&
-            (r = bind_private(&cfg->listeners[i], &lfds[i], &ports[i], err, errlen)) < 0) {
+        if ((cfg->listeners[i].per_generation &&
+             (r = bind_private(&cfg->listeners[i], &lfds[i], &ports[i], err, errlen)) < 0) ||
+            (cfg->listeners[i].steer &&
+             (r = steer_join(l->steer, i, next, &lfds[i], err, errlen)) < 0)) {
             close_private(cfg, lfds);
+            unjoin(l, next);
             free(stored);
             free(stored_names);
             return r;
@@ -105,6 +115,7 @@ int launcher_spawn(struct launcher *l, enum spawn_state mode, double now, unsign
     free(stored_names);
     if (r < 0) {
         close_private(cfg, lfds);
+        unjoin(l, next);
         return r;
     }
     /* Its stdout and stderr: pipes whose read ends the supervisor keeps. */
@@ -123,6 +134,7 @@ int launcher_spawn(struct launcher *l, enum spawn_state mode, double now, unsign
         }
         launch_plan_free(&plan);
         close_private(cfg, lfds);
+        unjoin(l, next);
         return r;
     }
     plan.out_fd = out[1];
@@ -136,6 +148,7 @@ int launcher_spawn(struct launcher *l, enum spawn_state mode, double now, unsign
     if (r < 0) {
         close(out[0]);
         close(errp[0]);
+        unjoin(l, next);
         return r;
     }
     output_attach(l->output, next, 1, out[0]);
@@ -144,6 +157,7 @@ int launcher_spawn(struct launcher *l, enum spawn_state mode, double now, unsign
     if (!procs_add(l->procs, next, *pid, now)) {
         /* Cannot track it: do not leave an app we cannot drain. */
         kill(-*pid, SIGKILL);
+        unjoin(l, next);
         snprintf(err, errlen, "out of memory for the process table");
         return -ENOMEM;
     }

@@ -150,11 +150,12 @@ int listener_local_address(const struct listener *l, char *buf, size_t len)
     char host[INET6_ADDRSTRLEN];
     const char *scheme = l->kind == LISTENER_UDP ? "udp" : "tcp";
 
-    if (l->kind == LISTENER_UNIX || l->fd < 0) {
+    int fd = l->steer ? l->steer_fd : l->fd; /* a steered one: any member's */
+    if (l->kind == LISTENER_UNIX || fd < 0) {
         snprintf(buf, len, "%s", l->address);
         return 0;
     }
-    if (getsockname(l->fd, (struct sockaddr *)&ss, &sl) < 0)
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
         return -errno;
     if (ss.ss_family == AF_INET) {
         struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;

@@ -33,6 +33,12 @@ struct listener {
      * once passed: a probe of it reaches that generation and no other.
      * FD stays -1 here. */
     int per_generation;
+    /* Steered (loop/steer.h): each generation gets a member of its own in
+     * one SO_REUSEPORT group on ADDR, which the supervisor holds while the
+     * generation lives; FD stays -1 here, STEER_FD borrows the newest
+     * member (for the kernel's figures), -1 when none. */
+    int steer;
+    int steer_fd;
 };
 
 /* Parses ADDRESS into L (kind, addr). Returns 0, or -EINVAL with a reason in

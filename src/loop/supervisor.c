@@ -100,6 +100,7 @@ void supervisor_emit_exit(struct supervisor *s, unsigned id, int code, int sig)
     if (p)
         procs_remove(&s->procs, id);
     output_drain(&s->output, id);
+    steer_gen_exited(&s->steer, id);
     emit(s, (struct event){ .kind = EV_EXIT, .id = id, .code = code, .signal = sig });
 }
 
@@ -389,6 +390,7 @@ static void shutdown_loop(void *owner, int code)
             s->parts[i].stop(s->parts[i].ctx);
     timers_close(&s->timers);
     watches_close(&s->watches);
+    steer_stop(&s->steer);
     probe_cancel_all();
     output_close(&s->output);
     notify_close(&s->notify);
@@ -431,6 +433,11 @@ static int bind_listeners(struct supervisor *s)
         if (l->per_generation) {
             log_info("'%s' (fd %zu): each generation gets its own, on %s", l->name, 3 + i,
                      l->address);
+            continue;
+        }
+        if (l->steer) {
+            log_info("'%s' (fd %zu): steered, each generation a member of one group on %s", l->name,
+                     3 + i, l->address);
             continue;
         }
         /* A socket the service manager passed under this name (socket
@@ -527,6 +534,10 @@ int supervisor_setup(struct supervisor *s, const json_t *carried)
     /* A takeover (takeover.h) has its listeners and stats region already. */
     if (!carried && bind_listeners(s) < 0)
         return -1;
+    if ((r = steer_init(&s->steer, s->loop, s->cfg.listeners, s->cfg.nlisteners)) < 0) {
+        log_error("steered listeners: %s", strerror(-r));
+        return -1;
+    }
     handover_init(&s->handover, s->loop, s->cfg.fdstore_max, s->cfg.state_name,
                   s->cfg.state_max_size);
     if ((r = output_init(&s->output, s->loop)) < 0) {
@@ -622,7 +633,8 @@ int supervisor_setup(struct supervisor *s, const json_t *carried)
                                      .handover = &s->handover,
                                      .stats = &s->stats,
                                      .procs = &s->procs,
-                                     .notify_path = s->notify_path };
+                                     .notify_path = s->notify_path,
+                                     .steer = &s->steer };
     s->api = (struct core_api){
         .loop = s->loop,
         .launcher = &s->launcher,
@@ -634,6 +646,7 @@ int supervisor_setup(struct supervisor *s, const json_t *carried)
         .control = &s->control,
         .config = &s->cfg,
         .output = &s->output,
+        .steer = &s->steer,
         .manager = &s->manager,
         .sink = &s->relay,
         .shutdown = shutdown_loop,
@@ -678,6 +691,7 @@ int supervisor_finish(struct supervisor *s)
     handover_free(&s->handover);
     output_close(&s->output);
     stats_close(&s->stats);
+    steer_close(&s->steer);
     config_free(&s->cfg); /* closes the listeners */
     manager_free(&s->manager);
     procs_free(&s->procs);

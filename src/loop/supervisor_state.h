@@ -17,6 +17,7 @@
 #include "loop/notify.h"
 #include "loop/output.h"
 #include "loop/procs.h"
+#include "loop/steer.h"
 #include "loop/timers.h"
 #include "loop/watch.h"
 #include "os/os.h"
@@ -60,6 +61,7 @@ struct supervisor {
     struct timers timers;
     struct watches watches;
     struct launcher launcher;
+    struct steer steer;      /* steered listeners' members and weights */
     struct core_api api;     /* what the runtime may call: views of the above */
     struct event_sink sink;  /* where events go (the runtime): set at start */
     struct event_sink relay; /* the loop's own pieces report here: supervisor_emit */

@@ -15,6 +15,7 @@
 #include <lauxlib.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 static struct core_api *api_of(lua_State *L)
@@ -554,7 +555,44 @@ static int core_notify_manager(lua_State *L)
     return 1;
 }
 
+/* steer(gen[, weight]) -> weight, queued | nil, err: sets generation
+ * GEN's share (0-100) of new connections on the steered listeners
+ * (steer.h); returns its weight and the connections waiting in its
+ * members' accept queues. */
+static int core_steer(lua_State *L)
+{
+    struct core_api *a = api_of(L);
+    lua_Integer gen = luaL_checkinteger(L, 1);
+    if (lua_isnoneornil(L, 2)) {
+        int w = gen >= 1 && gen <= UINT32_MAX ? steer_weight(a->steer, (unsigned)gen) : -1;
+        if (w < 0) {
+            lua_pushnil(L);
+            lua_pushstring(L, "the generation holds no steered listener");
+            return 2;
+        }
+        lua_pushinteger(L, w);
+        lua_pushinteger(L, steer_queued(a->steer, (unsigned)gen));
+        return 2;
+    }
+    lua_Number w = luaL_checknumber(L, 2);
+    if (gen < 1 || gen > UINT32_MAX || !(w >= 0 && w <= 100)) {
+        lua_pushnil(L);
+        lua_pushstring(L, "a weight is a number from 0 to 100");
+        return 2;
+    }
+    int r = steer_set_weight(a->steer, (unsigned)gen, (unsigned)(w + 0.5));
+    if (r < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, r == -ENOENT ? "the generation holds no steered listener" : strerror(-r));
+        return 2;
+    }
+    lua_pushinteger(L, steer_weight(a->steer, (unsigned)gen));
+    lua_pushinteger(L, steer_queued(a->steer, (unsigned)gen));
+    return 2;
+}
+
 static const luaL_Reg core_fns[] = {
+    { "steer", core_steer },
     { "spawn", core_spawn },
     { "signal", core_signal },
     { "timer", core_timer },

@@ -122,7 +122,7 @@ describe("graceful", function()
     assert.has_error(function() testkit.new{ policy = "graceful", options = { deadlin = 3 } } end,
       "policy 'graceful' has no option 'deadlin', did you mean 'deadline'? (options: deadline, every, " ..
       "idle_metric, max_draining, " ..
-      "max_memory, memory_interval, poll, ready, signal, start_limit, watch)")
+      "max_memory, memory_interval, poll, quiet, ready, signal, start_limit, watch)")
   end)
 end)
 
@@ -444,5 +444,96 @@ describe("gradual", function()
     assert.is_true(sim:signalled(1, "TERM"))
     sim:advance(10) -- drain_timeout after the signal
     assert.is_true(sim:signalled(1, "KILL"))
+  end)
+end)
+
+describe("steered listeners", function()
+  local function steered(policy, options)
+    local sim = testkit.new{ policy = policy, options = options }
+    sim.steered = true
+    sim:start()
+    sim:ready(1)
+    return sim
+  end
+
+  it("canary: moves new connections step by step, then promotes", function()
+    local sim = steered("canary", { steps = { 10, 50, 100 }, interval = 5 })
+    assert.equal(100, sim.weights[1])
+    local r = sim:restart()
+    sim:ready(2)
+    sim:advance(0.1)
+    assert.equal(10, sim.weights[2])
+    assert.equal(90, sim.weights[1])
+    sim:advance(5)
+    assert.equal(50, sim.weights[2])
+    assert.is_nil(r.done)
+    sim:advance(5)
+    assert.equal(100, sim.weights[2])
+    assert.equal(0, sim.weights[1])
+    sim:advance(5.1)
+    assert.is_true(r.ok)
+    assert.equal(2, sim:active())
+    assert.is_false(sim:signalled(1)) -- half a second for handshakes in flight
+    sim:advance(0.6)
+    assert.is_true(sim:signalled(1, "TERM"))
+  end)
+
+  it("canary: a bad error ratio gives every new connection back to the old one", function()
+    local sim = steered("canary", { steps = { 10, 100 }, interval = 5, max_error_ratio = 0.01, min_requests = 10 })
+    local r = sim:restart()
+    sim:ready(2)
+    sim:set_stat("http.requests", 100, 2)
+    sim:set_stat("http.errors", 50, 2)
+    sim:advance(1)
+    assert.is_false(r.ok)
+    assert.matches("canary at 10%%: generation 2 error ratio", r.msg)
+    assert.equal(0, sim.weights[2])
+    assert.equal(100, sim.weights[1])
+    assert.equal(1, sim:active())
+  end)
+
+  it("canary: refuses a shared listener", function()
+    local sim = up{ policy = "canary", options = { interval = 1 } }
+    local r = sim:restart()
+    sim:ready(2)
+    sim:advance(0.1)
+    assert.is_false(r.ok)
+    assert.matches("canary needs a steered listener", r.msg)
+  end)
+
+  it("a drain is silent: weight 0 first, the signal once no connection is left", function()
+    local sim = steered("graceful", {})
+    sim.figures[1] = { connections = 3 }
+    local r = sim:restart()
+    sim:ready(2)
+    sim:advance(0.1)
+    assert.is_true(r.ok)
+    assert.equal(0, sim.weights[1])
+    assert.equal(100, sim.weights[2])
+    sim:advance(2)
+    assert.is_false(sim:signalled(1))
+    sim.figures[1] = { connections = 0 }
+    sim:advance(0.2)
+    assert.is_true(sim:signalled(1, "TERM"))
+  end)
+
+  it("quiet = 0 signals at once", function()
+    local sim = steered("graceful", { quiet = 0 })
+    sim.figures[1] = { connections = 3 }
+    sim:restart()
+    sim:ready(2)
+    sim:advance(0.1)
+    assert.is_true(sim:signalled(1, "TERM"))
+  end)
+
+  it("quiet runs out: the signal goes anyway", function()
+    local sim = steered("default", { quiet = 3 })
+    sim.figures[1] = { connections = 3 }
+    sim:restart()
+    sim:ready(2)
+    sim:advance(2.5)
+    assert.is_false(sim:signalled(1))
+    sim:advance(1)
+    assert.is_true(sim:signalled(1, "TERM"))
   end)
 end)
