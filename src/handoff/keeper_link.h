@@ -10,7 +10,8 @@
  * hands it a duplicate of each listener, the stats region and every output
  * pipe, replaces one that dies (after a pause when it dies young), and
  * rewrites NAME.HASH.carry once per turn of the loop after an event
- * (keeper_link_changed), only when the document changed. A normal end
+ * (keeper_link_changed), only when the document changed, and appends the
+ * events that came meanwhile to NAME.HASH.events. A normal end
  * says goodbye to the keeper and removes the file: nothing is left to
  * take over.
  *
@@ -35,20 +36,28 @@ struct keeper_link {
     /* The carried state as a successor would read it (no output ring, no
      * fds to inherit), or NULL. */
     json_t *(*collect)(void *ctx);
+    /* The events after number SEQ: { "events": [...], "first": the first
+     * one's number, "total": the newest one's } (the runtime's
+     * "events_since"), or NULL. */
+    json_t *(*events_since)(void *ctx, unsigned long long seq);
     void *ctx;
 
-    int fd;                          /* the channel; -1: no keeper */
-    pid_t pid;                       /* 0: none runs */
-    uint64_t started;                /* the loop's clock, ms */
-    uint64_t pause;                  /* ms before the next one, after quick deaths */
-    int stopped;                     /* the loop ends: no new keeper, no new file */
-    int dirty;                       /* the file may be stale */
-    uv_timer_t timer;                /* the next keeper's start */
-    uv_check_t check;                /* the file's rewrite, once a turn */
-    char *last;                      /* what the file holds */
-    unsigned long long start_ticks;  /* this process's: the file names it */
-    char path[PATH_MAX + 320];       /* where the keeper answers a taker */
-    char carry_path[PATH_MAX + 320]; /* the file */
+    int fd;                           /* the channel; -1: no keeper */
+    pid_t pid;                        /* 0: none runs */
+    uint64_t started;                 /* the loop's clock, ms */
+    uint64_t pause;                   /* ms before the next one, after quick deaths */
+    int stopped;                      /* the loop ends: no new keeper, no new file */
+    int dirty;                        /* the file may be stale */
+    uv_timer_t timer;                 /* the next keeper's start */
+    uv_check_t check;                 /* the file's rewrite, once a turn */
+    char *last;                       /* what the file holds */
+    int events_fd;                    /* the events file, to append to; -1: not open */
+    unsigned long long events_seq;    /* the newest event it holds */
+    size_t events_lines;              /* the lines it holds */
+    unsigned long long start_ticks;   /* this process's: the file names it */
+    char path[PATH_MAX + 320];        /* where the keeper answers a taker */
+    char carry_path[PATH_MAX + 320];  /* the file */
+    char events_path[PATH_MAX + 320]; /* its events (carry.h) */
 };
 
 /* Starts the link for the supervisor whose runtime folder is RUNDIR:

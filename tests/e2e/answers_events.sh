@@ -4,7 +4,13 @@
 # each), more than the 64 KiB a line of the control protocol may hold.
 # `baton events`, `events --json` and `events -n 5` answer (exit 0) with
 # every event, in order; the service serves throughout.
+# Then the supervisor is SIGKILLed: the new `baton run` has the same
+# history, read from the events file the old one appended to (carry.h).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/takeover_lib.sh"
+export XDG_RUNTIME_DIR="$T/run"
+mkdir -m 700 "$XDG_RUNTIME_DIR"
+SVC="$T/service.lua"
 CHATTY="$(dirname "$0")/../apps/chatty.py"
 ROLLBACKS=${ROLLBACKS:-45}
 echo "1 64" > "$T/mode"
@@ -18,7 +24,9 @@ return {
   drain_timeout = 5,
 }
 LUA
-start_baton
+: > "$T/sup.log"
+run_baton
+wait_for 15 has_active || fail "no active generation"
 active=$(active_generation)
 echo "crash 5 1024" > "$T/mode"
 for i in $(seq 1 "$ROLLBACKS"); do
@@ -49,6 +57,27 @@ PY
 [ "$(json_field 4.kind < "$T/n5.json")" = restart ] && ! json_field 5 < "$T/n5.json" > /dev/null ||
     fail "events -n 5: $(head -c 300 "$T/n5.json")"
 echo "1 64" > "$T/mode"
+# The events file: a line an event, not the history again at each change.
+lines=$(cat "$XDG_RUNTIME_DIR"/e2e-events.*.events | wc -l)
+events=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))))' "$T/events.json")
+[ "$lines" = "$events" ] || fail "the events file holds $lines lines for $events events"
+# shellcheck disable=SC2046 # one pid a word
+track $(ps -o pid= --ppid "$BPID")
+kill -KILL "$BPID"
+wait "$BPID" 2> /dev/null || true
+run_baton
+wait_for 15 adopted_serving "$active" || fail "generation $active not adopted"
+"$BATON" events -s "$SOCK" --json > "$T/after.json" || fail "events after the SIGKILL"
+python3 - "$T/events.json" "$T/after.json" <<'PY' || fail "the history after the SIGKILL: $(head -c 300 "$T/after.json")"
+import json, sys
+before, after = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+def same(a, b):
+    return abs(a["time"] - b["time"]) < 1 and all(a[k] == b[k] for k in ("kind", "generation", "ok", "reason"))
+assert len(after) == len(before) + 1 and all(map(same, before, after)), (len(before), len(after))
+assert after[-1]["kind"] == "adoption", after[-1]
+print("after the SIGKILL: the %d events, then the adoption" % len(before))
+PY
+echo "ok: the history taken back after a SIGKILL"
 "$BATON" restart -s "$SOCK" > /dev/null || fail "the restart after the rollbacks"
 "$BATON" status -s "$SOCK" > /dev/null || fail "status"
 stop_baton
