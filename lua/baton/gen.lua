@@ -34,6 +34,9 @@ local FIELDS = {
 -- still holds (while it does, it may accept more), and which read of the
 -- kernel these come from (a number that grows with each fresh read). 0
 -- once it has exited; connections nil when the kernel could not be read.
+-- A drain's polls back off while many connections remain (Gen:start_drain).
+local POLL_PER, POLL_BACKOFF = 100, 10
+
 local KERNEL = { connections = true, closing = true, processes = true, rss = true, cpu = true,
   listening = true, read = true }
 
@@ -312,7 +315,9 @@ end
 --   deadline  seconds until what is left is killed (default drain_timeout)
 --   done      function(gen) -> true once it is idle: the drain ends early
 --             (its process group is killed) instead of waiting out the
---             deadline; polled every `poll` seconds (default 0.5)
+--             deadline; polled every `poll` seconds (default 0.5), less
+--             often while many connections remain (one poll a 100
+--             connections, up to 10 times `poll`)
 --   gradual   seconds of gradual drain first: the generation keeps serving
 --             while apps using libbaton (baton_drain_progress) shed
 --             connections with a probability rising from 0 to 1; the
@@ -379,6 +384,7 @@ function Gen:start_drain(o, started)
       rt.core.log("warn", ("generation %d: drain signal failed: %s"):format(self.id, text(err)))
     end
     local ends, how = rt:now() + o.deadline, "ended by its exit"
+    local wait = o.poll
     while not self.exited do
       local left = ends - rt:now()
       if left <= 0 then
@@ -390,9 +396,15 @@ function Gen:start_drain(o, started)
         self:wait_exit(10)
         break
       end
-      self:wait_exit(o.done and math.min(o.poll, left) or left)
+      self:wait_exit(o.done and math.min(wait, left) or left)
       if not self.exited and o.done then
         local called, idle = rt:call_hook("drain done", o.done, self.handle)
+        -- Far from done, polls come less often: one poll a POLL_PER
+        -- connections still held (as the check read them), up to
+        -- POLL_BACKOFF times `poll`; as they near zero, every `poll`.
+        local f = rt.figure_cache.at == rt.clock and rt.figure_cache.by[self.id]
+        local held = f and tonumber(f.connections) or 0
+        wait = o.poll * math.min(POLL_BACKOFF, math.max(1, held / POLL_PER))
         if called and idle then
           rt.core.log("info", ("generation %d is idle: ending its drain early"):format(self.id))
           how = "ended early: idle"
