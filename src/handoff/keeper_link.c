@@ -108,7 +108,26 @@ static void on_check(uv_check_t *h)
     json_object_set_new(doc, "keeper",
                         json_pack("{s:i, s:s}", "pid", (int)k->pid, "path", k->path));
     json_object_set_new(doc, "events_file", json_string(k->events_path));
-    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    /* The listeners, the bulk of it with many, change only with a reload:
+     * their text is kept while the document holds the same object. */
+    json_t *ls = json_incref(json_object_get(doc, "listeners"));
+    json_object_del(doc, "listeners");
+    if (ls != k->listeners) {
+        free(k->listeners_text);
+        json_decref(k->listeners);
+        k->listeners = json_incref(ls);
+        k->listeners_text = ls ? json_dumps(ls, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    }
+    json_decref(ls);
+    char *head = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS), *text = head;
+    if (head && k->listeners_text && strlen(head) > 2) { /* {...} then ,"listeners":[...]} */
+        size_t hl = strlen(head), ll = strlen(k->listeners_text);
+        text = malloc(hl + ll + 16);
+        if (text)
+            snprintf(text, hl + ll + 16, "%.*s,\"listeners\":%s}", (int)(hl - 1), head,
+                     k->listeners_text);
+        free(head);
+    }
     if (text && (!k->last || strcmp(text, k->last) != 0)) {
         int r = carry_write_file(k->carry_path, text);
         if (r < 0)
@@ -284,6 +303,10 @@ void keeper_link_close(struct keeper_link *k)
     k->fd = -1;
     free(k->last);
     k->last = NULL;
+    free(k->listeners_text);
+    k->listeners_text = NULL;
+    json_decref(k->listeners);
+    k->listeners = NULL;
     if (k->events_fd >= 0)
         close(k->events_fd);
     k->events_fd = -1;

@@ -51,6 +51,8 @@ struct keeper_link {
     uv_timer_t timer;                 /* the next keeper's start */
     uv_check_t check;                 /* the file's rewrite, once a turn */
     char *last;                       /* what the file holds */
+    json_t *listeners;                /* the document's listeners last written, */
+    char *listeners_text;             /* and their text (they change only with a reload) */
     int events_fd;                    /* the events file, to append to; -1: not open */
     unsigned long long events_seq;    /* the newest event it holds */
     size_t events_lines;              /* the lines it holds */
