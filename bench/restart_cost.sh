@@ -44,7 +44,14 @@ c0=$(us_of "$SUP"); t0=$(now_us)
 restarts 100
 first_us=$(( ($(us_of "$SUP") - c0) / 100 )); first_wall=$(( ($(now_us) - t0) / 100 ))
 first_rss=$(rss_kib "$SUP")
-restarts $((N - 200))
+# Memory along the way: a tenth of the run at a time.
+left=$((N - 200)) step=$(( (N - 200) / 10 > 0 ? (N - 200) / 10 : 1 )) done_=100 rss_path=""
+while [ "$left" -gt 0 ]; do
+    k=$(( left < step ? left : step ))
+    restarts "$k"
+    left=$((left - k)) done_=$((done_ + k))
+    rss_path+=" $done_:$(rss_kib "$SUP")"
+done
 c0=$(us_of "$SUP"); t0=$(now_us)
 restarts 100
 last_us=$(( ($(us_of "$SUP") - c0) / 100 )); last_wall=$(( ($(now_us) - t0) / 100 ))
@@ -55,5 +62,6 @@ printf 'restarts 1-100:      supervisor CPU %6d us per restart = %5.1fx a status
     "$first_us" "$(echo "$first_us / $status_us" | bc -l)" $((first_wall / 1000)) "$first_rss"
 printf 'restarts %d-%d: supervisor CPU %6d us per restart = %5.1fx a status (wall %d ms), RSS %d KiB\n' \
     $((N - 99)) "$N" "$last_us" "$(echo "$last_us / $status_us" | bc -l)" $((last_wall / 1000)) "$last_rss"
+echo "RSS (KiB) after restarts:$rss_path"
 printf 'last 100 / first 100: CPU %.2f, RSS %+d KiB; carry file %d bytes\n' \
     "$(echo "$last_us / $first_us" | bc -l)" $((last_rss - first_rss)) "$carry"
