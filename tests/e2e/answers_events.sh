@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `baton events` of any size (issue 22, item 6): 45 restarts rolled back,
-# each reason quoting the failed generation's last stderr lines (1 KB
-# each), more than the 64 KiB a line of the control protocol may hold.
+# each reason quoting the failed generation's last stderr lines (lines of
+# 1 KB, about 2 KB a reason): 100 KB of events, more than the 64 KiB a line
+# of the control protocol may hold.
 # `baton events`, `events --json` and `events -n 5` answer (exit 0) with
 # every event, in order; the service serves throughout.
 # Then the supervisor is SIGKILLed: the new `baton run` has the same
