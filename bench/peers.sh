@@ -161,7 +161,10 @@ nginx-upgrade_restart() {
     a=$(now_us)
     kill -USR2 "$old"
     wait_until 30 test -s "$W/nginx.pid.oldbin"
-    wait_until 30 file_differs "$W/nginx.pid" "$old"
+    # The new master's pid file: there (nginx renames the old one first, so
+    # for a moment there is none, which differs from OLD too) and new.
+    new_pid_file() { [ -s "$W/nginx.pid" ] && file_differs "$W/nginx.pid" "$old"; }
+    wait_until 30 new_pid_file
     new=$(cat "$W/nginx.pid")
     wait_until 30 has_new_child "$new"
     T_NEW=$(( $(now_us) - a ))
