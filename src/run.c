@@ -74,9 +74,22 @@ static json_t *collect_for_upgrade(void *owner, json_t *runtime, int output)
     return collect(owner, runtime, output);
 }
 
+/* The copy on disk: the runtime's part without its events, which go to
+ * their own file as they come (carry.h). */
 static json_t *collect_for_file(void *owner)
 {
-    return collect(owner, NULL, 0);
+    const struct event_sink *sink = bridge_sink(&bridge);
+    json_t *runtime = sink->query ? sink->query(sink->ctx, "carry_file", clock_mono(), 0) : NULL;
+    return takeover_document(supervisor_carry(owner, 0), runtime, NULL);
+}
+
+static json_t *events_for_file(void *owner, unsigned long long seq)
+{
+    (void)owner;
+    const struct event_sink *sink = bridge_sink(&bridge);
+    return sink->query && seq < INT_MAX
+               ? sink->query(sink->ctx, "events_since", clock_mono(), (int)seq)
+               : NULL;
 }
 
 /* core.exec: see upgrade.h. */
@@ -115,6 +128,7 @@ static void wire_parts(struct supervisor *s)
                                    .output = &s->output,
                                    .procs = &s->procs,
                                    .collect = collect_for_file,
+                                   .events_since = events_for_file,
                                    .ctx = s,
                                    .predecessor = take.keeper_conn,
                                    .fd = -1 };

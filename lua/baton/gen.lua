@@ -35,6 +35,9 @@ local FIELDS = {
 -- kernel these come from (a number that grows with each fresh read), and
 -- whether its main process is stopped (SIGSTOP) as that read ends. 0 once
 -- it has exited; connections nil when the kernel could not be read.
+-- A drain's polls back off while many connections remain (Gen:start_drain).
+local POLL_PER, POLL_BACKOFF = 100, 10
+
 local KERNEL = { connections = true, closing = true, processes = true, rss = true, cpu = true,
   listening = true, read = true, stopped = true }
 
@@ -344,7 +347,9 @@ local HANDSHAKE_GRACE = 0.5
 --   deadline  seconds until what is left is killed (default drain_timeout)
 --   done      function(gen) -> true once it is idle: the drain ends early
 --             (its process group is killed) instead of waiting out the
---             deadline; polled every `poll` seconds (default 0.5)
+--             deadline; polled every `poll` seconds (default 0.5), less
+--             often while many connections remain (one poll a 100
+--             connections, up to 10 times `poll`)
 --   gradual   seconds of gradual drain first: the generation keeps serving
 --             while apps using libbaton (baton_drain_progress) shed
 --             connections with a probability rising from 0 to 1; the
@@ -442,6 +447,7 @@ function Gen:start_drain(o, started)
     -- signal may not drain on it (nginx drains on QUIT, lighttpd on INT,
     -- uwsgi takes TERM as a reload): it would serve on until the deadline.
     local hint_at, hint = not o.resumed and rt:now() + HINT_SECONDS or nil, nil
+    local wait = o.poll
     while not self.exited do
       local left = ends - rt:now()
       if hint_at and rt:now() >= hint_at then
@@ -463,11 +469,17 @@ function Gen:start_drain(o, started)
         self:wait_exit(10)
         break
       end
-      local wait = o.done and math.min(o.poll, left) or left
-      if hint_at then wait = math.max(0, math.min(wait, hint_at - rt:now())) end
-      self:wait_exit(wait)
+      local step = o.done and math.min(wait, left) or left
+      if hint_at then step = math.max(0, math.min(step, hint_at - rt:now())) end
+      self:wait_exit(step)
       if not self.exited and o.done then
         local called, idle = rt:call_hook("drain done", o.done, self.handle)
+        -- Far from done, polls come less often: one poll a POLL_PER
+        -- connections still held (as the check read them), up to
+        -- POLL_BACKOFF times `poll`; as they near zero, every `poll`.
+        local f = rt.figure_cache.at == rt.clock and rt.figure_cache.by[self.id]
+        local held = f and tonumber(f.connections) or 0
+        wait = o.poll * math.min(POLL_BACKOFF, math.max(1, held / POLL_PER))
         if called and idle then
           -- Named for what ended it: "idle" only when the kernel shows no
           -- connection left; a `done` test of the policy's own may end a

@@ -42,6 +42,24 @@ function History:last(n)
   return out, self.dropped + (self.count - n)
 end
 
+-- How many events were ever added: the newest one's sequence number (the
+-- oldest kept is number dropped + 1).
+function History:total()
+  return self.count + self.dropped
+end
+
+-- The events after sequence number SEQ that are still kept, oldest first,
+-- and the sequence number of the first of them: what the successor's copy
+-- on disk lacks (the C core appends them to it, one line each).
+function History:since(seq)
+  local first = math.max(seq + 1, self.dropped + 1)
+  local out = {}
+  for s = first, self:total() do
+    out[#out + 1] = self.items[(self.first + (s - self.dropped) - 2) % self.size + 1]
+  end
+  return out, first
+end
+
 -- The newest event of KIND, or nil.
 function History:latest(kind)
   for i = self.count, 1, -1 do

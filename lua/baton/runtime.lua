@@ -419,8 +419,11 @@ end
 -- What the runtime must remember when another supervisor takes over from
 -- this one (a new image after `baton upgrade`, or a new `baton run` after
 -- this one died): plain data, as JSON carries it. Policies' own variables
--- are not in it: they start afresh, as after a reload.
-function Runtime:carry()
+-- are not in it: they start afresh, as after a reload. WITHOUT_EVENTS: the
+-- copy on disk, whose events go to a file of their own as they come
+-- (query "events_since"), so that an event costs its own line, not the
+-- whole history again.
+function Runtime:carry(without_events)
   local gens = {}
   for _, g in ipairs(self:live()) do
     gens[#gens + 1] = { id = g.id, pid = g.pid, state = g.state, started = g.started,
@@ -429,10 +432,10 @@ function Runtime:carry()
       ended_as = g.ended_as, ports = g.ports, stopping = g.stopping or false,
       adopted_at = g.adopted_at }
   end
-  local events, older = self.events:last()
-  return { version = 1, active = self.active and self.active.id or 0, generations = gens,
-    exited = self.exited, exited_not_shown = self.exited_not_shown, events = events,
-    events_not_kept = older, policy_errors = self.policy_errors }
+  local c = { version = 1, active = self.active and self.active.id or 0, generations = gens,
+    exited = self.exited, exited_not_shown = self.exited_not_shown, policy_errors = self.policy_errors }
+  if not without_events then c.events, c.events_not_kept = self.events:last() end
+  return c
 end
 
 -- Takes over from the supervisor before: C (carry) and HOW it ended
@@ -771,11 +774,19 @@ end
 -- What `baton status` and /ready read (WHAT "view"):
 --   { serving, active (its id; 0: none), generations = { summary, ... } (oldest first),
 --     exited_not_shown, last_restart = event | nil }
--- and `baton events` (WHAT "events"): { events = { event, ... }, not_kept }.
+-- and `baton events` (WHAT "events"): { events = { event, ... }, not_kept };
+-- the carried state (WHAT "carry", "carry_file": Runtime:carry) and the
+-- events after sequence number N (WHAT "events_since"): { events, first
+-- (the first one's number), total (the newest one's) }.
 -- Times are the loop's monotonic seconds; N: how many events.
 function Runtime:query(what, now, n)
   self.clock = now
   if what == "carry" then return self:carry() end
+  if what == "carry_file" then return self:carry(true) end
+  if what == "events_since" then
+    local list, first = self.events:since(n or 0)
+    return { events = list, first = first, total = self.events:total() }
+  end
   if what == "events" then
     local list, not_kept = self.events:last(n)
     return { events = list, not_kept = not_kept }

@@ -14,9 +14,9 @@ static const struct command table[] = {
       "supervisor takes it. --json prints one object: ok, outcome (\"took over\",\n"
       "\"rolled back\" or \"refused\"), new, old, reason, duration, message.\n",
       CMD_SENT | CMD_SOCKET | CMD_WAITS },
-    { "status", "", "generations, pids, states, uptimes", NULL, CMD_SENT | CMD_SOCKET },
+    { "status", "", "generations, pids, states, uptimes", NULL, CMD_SENT | CMD_SOCKET | CMD_PARTS },
     { "stats", "", "metrics of the service and the supervisor, per generation", NULL,
-      CMD_SENT | CMD_SOCKET },
+      CMD_SENT | CMD_SOCKET | CMD_PARTS },
     { "stop", "", "drain every generation, then stop the supervisor", NULL,
       CMD_SENT | CMD_SOCKET | CMD_WAITS },
     { "rollback", "",
@@ -31,9 +31,9 @@ static const struct command table[] = {
       "if a reload would take them, 1 with the file, line and reason if not.\n",
       CMD_SENT | CMD_SOCKET },
     { "events", "[-n N]", "the history: restarts, drains, crashes, reloads, rollbacks, why", NULL,
-      CMD_SENT | CMD_SOCKET },
+      CMD_SENT | CMD_SOCKET | CMD_PARTS },
     { "logs", "[-f] [-n N] [--gen N]", "what generations printed (stdout, stderr); -f follows",
-      NULL, CMD_SENT | CMD_SOCKET },
+      NULL, CMD_SENT | CMD_SOCKET | CMD_PARTS },
     { "upgrade", "[--binary PATH]",
       "replace the supervisor's own image in place (same pid), carrying\n"
       "its sockets, generations and drains; refused if the new one cannot\n"

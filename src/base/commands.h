@@ -25,6 +25,10 @@ enum command_fact {
     /* Internal (the supervisor starts baton so): not in `baton --help`,
      * `baton --commands` or completion. */
     CMD_HIDDEN = 1 << 3,
+    /* Its answer holds lists of any length (listeners, events, output
+     * lines): the client asks for it in parts (loop/control.h), and the
+     * 64 KiB bound of a line holds for each part. */
+    CMD_PARTS = 1 << 4,
 };
 
 struct command {

@@ -110,6 +110,10 @@ int cli_control_socket(const char *sock, const char *file, char *path, size_t pa
     return 0;
 }
 
+/* A list longer than this is summed up in text (--json has it whole): a
+ * thousand listeners would hide the generations below them. */
+#define TEXT_LIST_MAX 20
+
 /* A unix time (JSON number) as the local "YYYY-MM-DD HH:MM:SS". */
 static void local_time(json_t *unix_seconds, char *buf, size_t len)
 {
@@ -164,7 +168,16 @@ static void print_status(json_t *r)
                    clock_unix() - json_number_value(adopted));
         printf("\n");
     }
-    json_array_foreach(json_object_get(r, "listeners"), i, v) {
+    json_t *ls = json_object_get(r, "listeners");
+    json_array_foreach(ls, i, v) {
+        if (i == TEXT_LIST_MAX - 1 && json_array_size(ls) > TEXT_LIST_MAX) {
+            printf("  ... and %zu more listeners (fds %lld to %lld; `baton status --json` lists "
+                   "them all)\n",
+                   json_array_size(ls) - i, (long long)json_integer_value(json_object_get(v, "fd")),
+                   (long long)json_integer_value(
+                       json_object_get(json_array_get(ls, json_array_size(ls) - 1), "fd")));
+            break;
+        }
         printf("  listener %-12s %s (fd %lld)%s", json_string_value(json_object_get(v, "name")),
                json_string_value(json_object_get(v, "address")),
                (long long)json_integer_value(json_object_get(v, "fd")),
@@ -268,12 +281,26 @@ static void print_stats(json_t *r)
                (double)json_integer_value(json_object_get(m, "rss_bytes")) / 1048576.0,
                json_number_value(json_object_get(m, "cpu_seconds")));
     }
-    json_array_foreach(json_object_get(k, "listeners"), i, m) {
+    json_t *ls = json_object_get(k, "listeners");
+    long long waiting = 0, fullest = -1;
+    const char *fullest_name = "";
+    json_array_foreach(ls, i, m) {
+        long long q = json_integer_value(json_object_get(m, "queue"));
+        waiting += q;
+        if (q > fullest) {
+            fullest = q;
+            fullest_name = json_string_value(json_object_get(m, "name"));
+        }
+        if (json_array_size(ls) > TEXT_LIST_MAX)
+            continue; /* summed up below */
         printf("  listener %s: %lld waiting to be accepted (at most %lld)\n",
-               json_string_value(json_object_get(m, "name")),
-               (long long)json_integer_value(json_object_get(m, "queue")),
+               json_string_value(json_object_get(m, "name")), q,
                (long long)json_integer_value(json_object_get(m, "max_queue")));
     }
+    if (json_array_size(ls) > TEXT_LIST_MAX)
+        printf("  %zu listeners: %lld waiting to be accepted in all, the most at %s (%lld); "
+               "`baton stats --json` has each\n",
+               json_array_size(ls), waiting, fullest_name ? fullest_name : "?", fullest);
     if (json_object_get(k, "listen_overflows"))
         printf("  accept queue overflows (all listeners of the network namespace): %lld\n",
                (long long)json_integer_value(json_object_get(k, "listen_overflows")));
@@ -290,6 +317,7 @@ static int print_logs(const char *sock, long n, long gen, int follow, int json)
                *resp = NULL;
         if (first && n != 0) /* -n 0 (n -1): one line asked, for its place only */
             json_object_set_new(req, "n", json_integer(n > 0 ? n : 1));
+        json_object_set_new(req, "parts", json_true()); /* a megabyte of lines: in parts */
         char err[512];
         int r = control_call(sock, req, 5000, NULL, NULL, &resp, err, sizeof err);
         json_decref(req);
@@ -451,6 +479,8 @@ int cli_main(const char *cmd, int argc, char **argv)
     json_t *req = json_pack("{s:s}", "cmd", cmd), *resp = NULL;
     if (n > 0)
         json_object_set_new(req, "n", json_integer(n));
+    if (c->facts & CMD_PARTS) /* lists of any length: the answer in parts */
+        json_object_set_new(req, "parts", json_true());
     if (binary)
         json_object_set_new(req, "binary", json_string(abs));
     if (dry_run)

@@ -26,7 +26,19 @@
  *     "fdstore": [ { "name", "fd", "generation", "stored_at", "poll" } ... ],
  *     "staged": fd, "output": [ lines of output.h ], "output_next",
  *     "upgrade": { "client": fd, "since": monotonic, "old_image": fd },
- *     "runtime": what the Lua runtime carries (Runtime:carry) }
+ *     "runtime": what the Lua runtime carries (Runtime:carry),
+ *     "events_file": in the copy on disk, the file of events below }
+ *
+ * The copy on disk is rewritten when what it holds changes, which the
+ * history does after every restart: so its runtime part leaves the events
+ * out, and they go, one JSON object a line ({ "seq": N, ...the event }),
+ * to their own file (NAME.HASH.events, mode 0600) as they happen: an event
+ * costs its own line. That file is appended to, and rewritten with the
+ * newest CARRY_EVENTS only when it grew past twice that. A reader folds it
+ * back in (carry_read_file): "runtime"."events" (the newest CARRY_EVENTS,
+ * oldest first; a line cut short by a death is skipped) and
+ * "events_not_kept" (how many came before them). A reader that does not
+ * know "events_file" takes the service over without its history.
  *
  * Versions: a reader takes any version from CARRY_OLDEST to its own
  * CARRY_VERSION (members it does not know are ignored, members it needs
@@ -42,6 +54,8 @@
 #define CARRY_OLDEST 1
 #define CARRY_MAX (16u << 20) /* bytes: the output ring is the bulk of it */
 #define CARRY_ENV "BATON_CARRY_FD"
+#define CARRY_EVENTS \
+    256 /* the events a successor takes back: the runtime's history holds as many */
 
 /* A sealed memfd holding DOC, not close-on-exec. Returns the fd or a
  * negative errno. */
@@ -53,10 +67,21 @@ int carry_read_fd(int fd, json_t **doc, char *err, size_t errlen);
 /* Writes TEXT (a document, as JSON) to PATH atomically (a temporary file
  * renamed over it), mode 0600. Returns 0 or a negative errno. */
 int carry_write_file(const char *path, const char *text);
-/* Reads PATH: it must be a regular file of ours, mode 0600, no symlink.
+/* Reads PATH: it must be a regular file of ours, mode 0600, no symlink;
+ * so must the events file it names, whose events it folds into *DOC (an
+ * events file that cannot be read is logged and leaves the history out).
  * Returns 0 with *DOC, -ENOENT when there is none, or another negative
  * errno with the reason in ERR. */
 int carry_read_file(const char *path, json_t **doc, char *err, size_t errlen);
+
+/* Opens PATH (an events file) to append to, or, with FRESH, empties it
+ * first; mode 0600, close-on-exec, no symlink. Returns the fd or a
+ * negative errno. */
+int carry_events_open(const char *path, int fresh);
+/* Appends EVENTS (a JSON array of events, oldest first, the first one
+ * number FIRST) to the events file FD, one line each, in one write.
+ * Returns 0 or a negative errno. */
+int carry_events_append(int fd, const json_t *events, unsigned long long first);
 
 /* Where a supervisor of service NAME with control socket CONTROL keeps
  * its carried state and its keeper answers, in RUNDIR: NAME.HASH.carry and
@@ -64,6 +89,8 @@ int carry_read_file(const char *path, json_t **doc, char *err, size_t errlen);
  * share a name; a control socket has one supervisor). */
 void carry_paths(const char *rundir, const char *name, const char *control, char *carry,
                  size_t carrylen, char *keeper, size_t keeperlen);
+/* The events file beside CARRY (NAME.HASH.carry): NAME.HASH.events. */
+void carry_events_path(const char *carry, char *events, size_t len);
 
 /* Every fd DOC names (at most MAX into FDS); returns how many. */
 size_t carry_fds(const json_t *doc, int *fds, size_t max);

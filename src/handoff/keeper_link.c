@@ -181,8 +181,53 @@ static void keep_generations(struct keeper_link *k, int all)
     k->gen_sent = newest;
 }
 
+/* The events that came since the last turn, appended to the events file
+ * (carry.h): each costs its line. Once the file holds twice the events a
+ * successor takes back, it is written afresh with those alone. */
+static void write_events(struct keeper_link *k)
+{
+    json_t *r = k->events_since ? k->events_since(k->ctx, k->events_seq) : NULL;
+    json_t *evs = json_object_get(r, "events");
+    unsigned long long first = (unsigned long long)json_integer_value(json_object_get(r, "first"));
+    unsigned long long total = (unsigned long long)json_integer_value(json_object_get(r, "total"));
+    size_t n = json_is_array(evs) ? json_array_size(evs) : 0;
+    if (n == 0 && k->events_fd >= 0) {
+        json_decref(r);
+        return;
+    }
+    int fresh = k->events_fd < 0 || k->events_lines + n > 2 * CARRY_EVENTS;
+    if (fresh && k->events_seq > 0 && total > CARRY_EVENTS) {
+        json_decref(r); /* only the newest, written afresh */
+        r = k->events_since(k->ctx, total - CARRY_EVENTS);
+        evs = json_object_get(r, "events");
+        first = (unsigned long long)json_integer_value(json_object_get(r, "first"));
+        n = json_is_array(evs) ? json_array_size(evs) : 0;
+    }
+    int err = 0;
+    if (fresh) {
+        if (k->events_fd >= 0)
+            close(k->events_fd);
+        k->events_fd = carry_events_open(k->events_path, 1);
+        k->events_lines = 0;
+        err = k->events_fd < 0 ? k->events_fd : 0;
+    }
+    if (err == 0 && n > 0)
+        err = carry_events_append(k->events_fd, evs, first);
+    if (err < 0) {
+        log_warn("%s: %s", k->events_path, strerror(-err));
+        if (k->events_fd >= 0)
+            close(k->events_fd);
+        k->events_fd = -1; /* written afresh at the next event */
+    } else {
+        k->events_lines += n;
+        k->events_seq = total;
+    }
+    json_decref(r);
+}
+
 /* Once per turn of the loop after an event: what a successor would read
- * after a death (carry.h), written only when it changed. */
+ * after a death (carry.h), written only when it changed; the events
+ * appended. */
 static void on_check(uv_check_t *h)
 {
     struct keeper_link *k = h->data;
@@ -190,13 +235,34 @@ static void on_check(uv_check_t *h)
         return;
     k->dirty = 0;
     keep_generations(k, 0);
+    write_events(k);
     json_t *doc = k->collect(k->ctx);
     if (!doc)
         return;
     json_object_set_new(doc, "start_ticks", json_integer((json_int_t)k->start_ticks));
     json_object_set_new(doc, "keeper",
                         json_pack("{s:i, s:s}", "pid", (int)k->pid, "path", k->path));
-    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_object_set_new(doc, "events_file", json_string(k->events_path));
+    /* The listeners, the bulk of it with many, change only with a reload:
+     * their text is kept while the document holds the same object. */
+    json_t *ls = json_incref(json_object_get(doc, "listeners"));
+    json_object_del(doc, "listeners");
+    if (ls != k->listeners) {
+        free(k->listeners_text);
+        json_decref(k->listeners);
+        k->listeners = json_incref(ls);
+        k->listeners_text = ls ? json_dumps(ls, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    }
+    json_decref(ls);
+    char *head = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS), *text = head;
+    if (head && k->listeners_text && strlen(head) > 2) { /* {...} then ,"listeners":[...]} */
+        size_t hl = strlen(head), ll = strlen(k->listeners_text);
+        text = malloc(hl + ll + 16);
+        if (text)
+            snprintf(text, hl + ll + 16, "%.*s,\"listeners\":%s}", (int)(hl - 1), head,
+                     k->listeners_text);
+        free(head);
+    }
     if (text && (!k->last || strcmp(text, k->last) != 0)) {
         int r = carry_write_file(k->carry_path, text);
         if (r < 0)
@@ -329,6 +395,9 @@ void keeper_link_start(struct keeper_link *k, const char *rundir, const json_t *
 {
     carry_paths(rundir, k->cfg->name, k->cfg->control, k->carry_path, sizeof k->carry_path, k->path,
                 sizeof k->path);
+    carry_events_path(k->carry_path, k->events_path, sizeof k->events_path);
+    k->events_fd = -1; /* written afresh: this runtime's history holds what was carried */
+    k->events_seq = 0;
     k->start_ticks = proc_start_ticks(getpid());
     uv_timer_init(k->loop, &k->timer);
     k->timer.data = k;
@@ -387,6 +456,8 @@ void keeper_link_stop(void *ctx)
         uv_close((uv_handle_t *)&k->retry, NULL);
     if (k->carry_path[0])
         unlink(k->carry_path);
+    if (k->events_path[0])
+        unlink(k->events_path);
 }
 
 void keeper_link_status(void *ctx, json_t *image)
@@ -411,4 +482,11 @@ void keeper_link_close(struct keeper_link *k)
     k->fd = -1;
     free(k->last);
     k->last = NULL;
+    free(k->listeners_text);
+    k->listeners_text = NULL;
+    json_decref(k->listeners);
+    k->listeners = NULL;
+    if (k->events_fd >= 0)
+        close(k->events_fd);
+    k->events_fd = -1;
 }

@@ -12,7 +12,8 @@
  * stays stuck (sends never block the loop: a keeper that takes nothing
  * queued for 5 s, SIGSTOPped say, is killed and replaced), and
  * rewrites NAME.HASH.carry once per turn of the loop after an event
- * (keeper_link_changed), only when the document changed. A normal end
+ * (keeper_link_changed), only when the document changed, and appends the
+ * events that came meanwhile to NAME.HASH.events. A normal end
  * says goodbye to the keeper and removes the file: nothing is left to
  * take over.
  *
@@ -39,6 +40,10 @@ struct keeper_link {
     /* The carried state as a successor would read it (no output ring, no
      * fds to inherit), or NULL. */
     json_t *(*collect)(void *ctx);
+    /* The events after number SEQ: { "events": [...], "first": the first
+     * one's number, "total": the newest one's } (the runtime's
+     * "events_since"), or NULL. */
+    json_t *(*events_since)(void *ctx, unsigned long long seq);
     void *ctx;
 
     /* After a death, the keeper of the supervisor before, which holds
@@ -55,14 +60,20 @@ struct keeper_link {
      * never wait; a keeper that takes nothing for a while is replaced. */
     struct keeper_msg *queue;
     size_t nqueue, capqueue;
-    uint64_t progress;               /* the loop's clock when the queue last moved */
-    unsigned gen_sent;               /* the newest generation the keeper was told of */
-    uv_timer_t retry;                /* the queue's next try */
-    uv_check_t check;                /* the file's rewrite, once a turn */
-    char *last;                      /* what the file holds */
-    unsigned long long start_ticks;  /* this process's: the file names it */
-    char path[PATH_MAX + 320];       /* where the keeper answers a taker */
-    char carry_path[PATH_MAX + 320]; /* the file */
+    uint64_t progress;                /* the loop's clock when the queue last moved */
+    unsigned gen_sent;                /* the newest generation the keeper was told of */
+    uv_timer_t retry;                 /* the queue's next try */
+    uv_check_t check;                 /* the file's rewrite, once a turn */
+    char *last;                       /* what the file holds */
+    json_t *listeners;                /* the document's listeners last written, */
+    char *listeners_text;             /* and their text (they change only with a reload) */
+    int events_fd;                    /* the events file, to append to; -1: not open */
+    unsigned long long events_seq;    /* the newest event it holds */
+    size_t events_lines;              /* the lines it holds */
+    char events_path[PATH_MAX + 320]; /* its events (carry.h) */
+    unsigned long long start_ticks;   /* this process's: the file names it */
+    char path[PATH_MAX + 320];        /* where the keeper answers a taker */
+    char carry_path[PATH_MAX + 320];  /* the file */
 };
 
 /* Starts the link for the supervisor whose runtime folder is RUNDIR:

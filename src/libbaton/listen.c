@@ -21,7 +21,10 @@ int baton_listen_fds(void)
 {
     long pid = env_long("LISTEN_PID", -1);
     long n = env_long("LISTEN_FDS", 0);
-    if (pid != (long)getpid() || n <= 0 || n > 4096)
+    /* At most what a process may hold (the kernel's nr_open default): a
+     * bound on a number from the environment, not on what a service
+     * passes (10,000 listeners is a service baton runs). */
+    if (pid != (long)getpid() || n <= 0 || n > (1L << 20))
         return 0;
     for (int fd = BATON_LISTEN_FDS_START; fd < BATON_LISTEN_FDS_START + n; fd++) {
         int flags = fcntl(fd, F_GETFD);

@@ -30,14 +30,33 @@ static void set_cloexec(int fd)
         fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
 }
 
-json_t *supervisor_carry(struct supervisor *s, int output)
+/* The listeners as carried: they do not change while the supervisor
+ * runs (a reload that would change them is refused), and a document is
+ * written after every change: built once, the same object each time (the
+ * carry file's writer keeps its text too: keeper_link.c). */
+static json_t *listeners_carried(const struct supervisor *s)
 {
-    json_t *ls = json_array(), *procs = json_array();
-    for (size_t i = 0; i < s->cfg.nlisteners; i++) {
+    static json_t *ls;
+    static const struct listener *of;
+    int same = ls && of == s->cfg.listeners && json_array_size(ls) == s->cfg.nlisteners;
+    for (size_t i = 0; same && i < s->cfg.nlisteners; i++) /* one not bound then, say */
+        same = carried_int(json_array_get(ls, i), "fd", -2) == s->cfg.listeners[i].fd;
+    if (same)
+        return json_incref(ls);
+    json_decref(ls);
+    ls = json_array();
+    of = s->cfg.listeners;
+    for (size_t i = 0; ls && i < s->cfg.nlisteners; i++) {
         const struct listener *l = &s->cfg.listeners[i];
         json_array_append_new(ls, json_pack("{s:s, s:s, s:i, s:b}", "name", l->name, "address",
                                             l->address, "fd", l->fd, "passed", l->passed));
     }
+    return json_incref(ls);
+}
+
+json_t *supervisor_carry(struct supervisor *s, int output)
+{
+    json_t *ls = listeners_carried(s), *procs = json_array();
     for (size_t i = 0; i < s->procs.len; i++) {
         const struct proc *p = &s->procs.v[i];
         json_array_append_new(procs, json_pack("{s:i, s:i, s:f, s:I, s:s, s:b}", "id", (int)p->id,

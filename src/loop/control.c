@@ -30,6 +30,7 @@ struct control_client {
     int closing;
     int replying; /* a response is being written */
     int progress; /* it asked for the supervisor's messages until the answer */
+    int parts;    /* it takes an answer longer than a line in parts */
 };
 
 static void unlink_client(struct control_client *cl)
@@ -100,18 +101,16 @@ static void on_stuck(uv_timer_t *t)
     client_close(cl);
 }
 
-/* Writes J (reference stolen) as one line; FINAL makes it the answer. */
-static int send_line(struct control_client *cl, json_t *j, int final)
+/* Writes TEXT (malloc'ed, LEN bytes and room for one more: owned) as one
+ * line; FINAL makes it the answer. */
+static int send_text(struct control_client *cl, char *text, size_t len, int final)
 {
-    char *text = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    struct write_req *wr = text ? malloc(sizeof *wr) : NULL;
+    struct write_req *wr = cl->closing ? NULL : malloc(sizeof *wr);
     if (!wr) {
         free(text);
         client_close(cl);
         return -ENOMEM;
     }
-    size_t len = strlen(text);
     text[len] = '\n'; /* overwrite the NUL: the line ends the message */
     wr->cl = cl;
     wr->data = text;
@@ -131,9 +130,140 @@ static int send_line(struct control_client *cl, json_t *j, int final)
     return r;
 }
 
+/* Writes J (reference stolen) as one line; FINAL makes it the answer. */
+static int send_line(struct control_client *cl, json_t *j, int final)
+{
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!text) {
+        client_close(cl);
+        return -ENOMEM;
+    }
+    return send_text(cl, text, strlen(text), final);
+}
+
+/* A part line being filled: {"part":{"in":PATH,"items":[ITEM,...]}}. */
+struct part {
+    char *buf;        /* CONTROL_MAX + 1 bytes; NULL: none under way */
+    size_t len, head; /* head: the bytes before the first item */
+};
+
+static int part_start(struct part *p, const char *path_json)
+{
+    p->buf = malloc(CONTROL_MAX + 1);
+    if (!p->buf)
+        return -ENOMEM;
+    int n = snprintf(p->buf, CONTROL_MAX, "{\"part\":{\"in\":%s,\"items\":[", path_json);
+    if (n < 0 || n >= CONTROL_MAX / 2)
+        return -E2BIG;
+    p->len = p->head = (size_t)n;
+    return 0;
+}
+
+/* Ends the part under way, if any, and writes it. */
+static int part_flush(struct control_client *cl, struct part *p)
+{
+    if (!p->buf)
+        return 0;
+    memcpy(p->buf + p->len, "]}}", 4);
+    int r = send_text(cl, p->buf, p->len + 3, 0);
+    p->buf = NULL;
+    return r;
+}
+
+/* Moves the items of ARR (the answer's array at PATH, a JSON array of
+ * member names: stolen) into part lines of at most CONTROL_MAX bytes each,
+ * in order; ARR is left empty. An item too long for a line of its own is
+ * -E2BIG: the answers' items are bounded far below that (a listener, an
+ * event whose reason quotes a few output lines, one output line). */
+static int send_parts_of(struct control_client *cl, json_t *path, json_t *arr)
+{
+    char *path_json = path ? json_dumps(path, JSON_COMPACT) : NULL;
+    json_decref(path);
+    struct part p = { 0 };
+    int r = path_json ? 0 : -ENOMEM;
+    size_t i;
+    json_t *item;
+    json_array_foreach(arr, i, item) {
+        if (r < 0)
+            break;
+        char *t = json_dumps(item, JSON_COMPACT | JSON_ENCODE_ANY);
+        size_t n = t ? strlen(t) : 0;
+        if (!t)
+            r = -ENOMEM;
+        else if (p.buf && p.len + 1 + n + 4 > CONTROL_MAX)
+            r = part_flush(cl, &p);
+        if (r == 0 && !p.buf)
+            r = part_start(&p, path_json);
+        if (r == 0 && p.head + n + 4 > CONTROL_MAX)
+            r = -E2BIG;
+        if (r == 0) {
+            if (p.len > p.head)
+                p.buf[p.len++] = ',';
+            memcpy(p.buf + p.len, t, n);
+            p.len += n;
+        }
+        free(t);
+    }
+    if (r == 0)
+        r = part_flush(cl, &p);
+    free(p.buf);
+    free(path_json);
+    json_array_clear(arr);
+    return r;
+}
+
+/* An answer of any size, to a client that asked with "parts": true: the
+ * arrays of RESP (stolen), its members' and its objects' members', go
+ * ahead in part lines, and RESP's own line holds the rest (control.h). */
+static int send_in_parts(struct control_client *cl, json_t *resp)
+{
+    int r = 0;
+    const char *k, *k2;
+    json_t *v, *v2;
+    json_object_foreach(resp, k, v) {
+        if (r == 0 && json_is_array(v) && json_array_size(v) > 0)
+            r = send_parts_of(cl, json_pack("[s]", k), v);
+        if (!json_is_object(v))
+            continue;
+        json_object_foreach(v, k2, v2)
+            if (r == 0 && json_is_array(v2) && json_array_size(v2) > 0)
+                r = send_parts_of(cl, json_pack("[s, s]", k, k2), v2);
+    }
+    if (cl->closing) {
+        json_decref(resp);
+        return -EPIPE;
+    }
+    char *text = r == 0 ? json_dumps(resp, JSON_COMPACT) : NULL;
+    json_decref(resp);
+    if (text && strlen(text) < CONTROL_MAX)
+        return send_text(cl, text, strlen(text), 1);
+    free(text);
+    log_warn("control: an answer could not be cut into lines of %d bytes: %s", CONTROL_MAX,
+             strerror(r < 0 ? -r : E2BIG));
+    return send_line(cl,
+                     json_pack("{s:b, s:s}", "ok", 0, "error",
+                               "the answer could not be cut into lines a client reads"),
+                     1);
+}
+
 static int send_json(struct control_client *cl, json_t *resp)
 {
-    return send_line(cl, resp, 1);
+    if (!cl->parts)
+        return send_line(cl, resp, 1);
+    char *text = json_dumps(resp, JSON_COMPACT);
+    if (!text) {
+        json_decref(resp);
+        client_close(cl);
+        return -ENOMEM;
+    }
+    size_t len = strlen(text);
+    if (len < CONTROL_MAX) { /* one line, as to any client */
+        json_decref(resp);
+        return send_text(cl, text, len, 1);
+    }
+    free(text);
+    return send_in_parts(cl, resp);
 }
 
 /* The log tap: each supervisor message goes, as a progress line, to every
@@ -230,6 +360,7 @@ static void handle_line(struct control_client *cl, size_t linelen)
     uv_read_stop((uv_stream_t *)&cl->pipe);
     cl->req = ++c->next_req;
     cl->progress = json_is_true(json_object_get(req, "progress"));
+    cl->parts = json_is_true(json_object_get(req, "parts"));
     c->cb(c, cl->req, cmd, req);
     json_decref(req);
 }
@@ -436,10 +567,10 @@ static int64_t now_ms(void)
 }
 
 /* Parses the first line of BUF (LEN bytes, ending at NL). Returns 1 when it
- * was a progress line (handed to ON_PROGRESS), 0 with *RESP for the answer,
- * -EPROTO otherwise. */
+ * was a progress line (handed to ON_PROGRESS), 2 for a part of the answer
+ * (appended to PARTS), 0 with *RESP for the answer, -EPROTO otherwise. */
 static int take_line(const char *buf, size_t linelen, control_progress_cb on_progress, void *ctx,
-                     json_t **resp)
+                     json_t *parts, json_t **resp)
 {
     json_error_t jerr;
     json_t *j = json_loadb(buf, linelen, 0, &jerr);
@@ -447,14 +578,49 @@ static int take_line(const char *buf, size_t linelen, control_progress_cb on_pro
         json_decref(j);
         return -EPROTO;
     }
-    json_t *p = json_object_get(j, "progress");
+    json_t *p = json_object_get(j, "progress"), *part = json_object_get(j, "part");
     if (p && !json_object_get(j, "ok")) {
         if (on_progress)
             on_progress(ctx, p);
         json_decref(j);
         return 1;
     }
+    if (part && !json_object_get(j, "ok")) {
+        int r = json_is_array(json_object_get(part, "in")) &&
+                        json_is_array(json_object_get(part, "items"))
+                    ? json_array_append(parts, part)
+                    : -1;
+        json_decref(j);
+        return r == 0 ? 2 : -EPROTO;
+    }
     *resp = j;
+    return 0;
+}
+
+/* Puts the PARTS that came ahead of RESP back into it: each part's items
+ * appended, in order, to the array at its path (made when absent). */
+static int join_parts(json_t *resp, const json_t *parts)
+{
+    size_t i, k;
+    json_t *part, *name;
+    json_array_foreach(parts, i, part) {
+        json_t *at = resp, *in = json_object_get(part, "in");
+        size_t n = json_array_size(in);
+        json_array_foreach(in, k, name) {
+            const char *key = json_string_value(name);
+            json_t *next = key ? json_object_get(at, key) : NULL;
+            if (!key || !json_is_object(at))
+                return -EPROTO;
+            if (!next) {
+                next = k + 1 < n ? json_object() : json_array();
+                if (json_object_set_new(at, key, next) < 0)
+                    return -ENOMEM;
+            }
+            at = next;
+        }
+        if (!json_is_array(at) || json_array_extend(at, json_object_get(part, "items")) < 0)
+            return -EPROTO;
+    }
     return 0;
 }
 
@@ -464,6 +630,7 @@ int control_call(const char *path, json_t *req, int timeout_ms, control_progress
     struct sockaddr_un un = { .sun_family = AF_UNIX };
     int r = 0;
     char *text = NULL, *buf = NULL;
+    json_t *parts = NULL;
     *resp = NULL;
     if (strlen(path) >= sizeof un.sun_path) {
         snprintf(err, errlen, "control socket path too long: %s", path);
@@ -499,12 +666,13 @@ int control_call(const char *path, json_t *req, int timeout_ms, control_progress
         off += (size_t)n;
     }
     buf = malloc(CONTROL_MAX + 1);
-    if (!buf) {
+    parts = json_array();
+    if (!buf || !parts) {
         r = -ENOMEM;
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    size_t len = 0;
+    size_t len = 0, total = 0;
     int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
     /* Progress lines (asked for with "progress": true) come first, each a
      * line; the answer is the first line without them. */
@@ -512,12 +680,24 @@ int control_call(const char *path, json_t *req, int timeout_ms, control_progress
         char *nl = memchr(buf, '\n', len);
         if (nl) {
             size_t linelen = (size_t)(nl - buf);
-            int t = take_line(buf, linelen, on_progress, ctx, resp);
+            int t = take_line(buf, linelen, on_progress, ctx, parts, resp);
+            if (t == 0 && (r = join_parts(*resp, parts)) < 0) {
+                json_decref(*resp);
+                *resp = NULL;
+                snprintf(err, errlen, "an answer from the supervisor in parts that do not fit it");
+                goto out;
+            }
             if (t == 0)
                 break;
-            if (t < 0) {
-                r = -EPROTO;
-                snprintf(err, errlen, "unreadable answer from the supervisor");
+            if (t == 2)
+                total += linelen + 1;
+            if (t < 0 || total > CONTROL_ANSWER_MAX) {
+                r = t < 0 ? -EPROTO : -E2BIG;
+                if (t < 0)
+                    snprintf(err, errlen, "unreadable answer from the supervisor");
+                else
+                    snprintf(err, errlen, "an answer from the supervisor longer than %d bytes",
+                             CONTROL_ANSWER_MAX);
                 goto out;
             }
             len -= linelen + 1;
@@ -560,5 +740,6 @@ out:
         close(fd);
     free(text);
     free(buf);
+    json_decref(parts);
     return r;
 }

@@ -10,7 +10,13 @@
  * {"ok":false,"error":"..."}; then the connection is closed. A request with
  * "progress": true first gets the supervisor's own messages as they are
  * logged, each a line {"progress":{"time","level","message"}}, until its
- * response (`baton restart` on a terminal shows them). A reply may come
+ * response (`baton restart` on a terminal shows them). A request with
+ * "parts": true takes an answer of any size: one longer than CONTROL_MAX
+ * comes as part lines {"part":{"in":PATH,"items":[...]}} first, each at
+ * most CONTROL_MAX bytes, then the answer's own line; PATH names an array
+ * of the answer (["listeners"], ["kernel","listeners"]) to which the
+ * part's items are appended, in the order the parts came. Without it, the
+ * answer is one line, whatever its size. A reply may come
  * much later (a restart answers once its outcome is known): requests are
  * named by a numeric id, and a reply to a client that went away is dropped.
  * Bad input (too long, not JSON, no "cmd", silent for CONTROL_IDLE_MS) gets
@@ -21,6 +27,9 @@
 #include <uv.h>
 
 #define CONTROL_MAX (64 * 1024)
+/* The most an answer in parts may hold, all lines together: the client's
+ * bound on what it keeps in memory (10,000 listeners take about 1 MiB). */
+#define CONTROL_ANSWER_MAX (64 * 1024 * 1024)
 #define CONTROL_IDLE_MS 10000
 #define CONTROL_MAX_CLIENTS 64
 
@@ -70,7 +79,8 @@ int control_parse(const char *buf, size_t len, json_t **req, const char **cmd, c
 
 /* The client side (the CLI): sends REQ, waits up to TIMEOUT_MS (-1: forever)
  * for the response, handing each progress object to ON_PROGRESS (may be
- * NULL) on the way. Returns 0 with *RESP set, or a negative errno with a
+ * NULL) on the way; the parts of an answer (REQ with "parts": true) are
+ * joined into it, at most CONTROL_ANSWER_MAX bytes in all. Returns 0 with *RESP set, or a negative errno with a
  * reason in ERR. */
 typedef void (*control_progress_cb)(void *ctx, json_t *progress);
 int control_call(const char *path, json_t *req, int timeout_ms, control_progress_cb on_progress,

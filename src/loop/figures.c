@@ -8,6 +8,12 @@
 int figures_read(struct figures *f, const struct procs *p, const struct service_config *cfg,
                  unsigned only)
 {
+    return figures_read_inos(f, p, cfg, only, NULL, 0);
+}
+
+int figures_read_inos(struct figures *f, const struct procs *p, const struct service_config *cfg,
+                      unsigned only, uint32_t *inos, size_t max)
+{
     memset(f, 0, sizeof *f);
     size_t n = 0;
     for (size_t i = 0; i < p->len; i++)
@@ -25,6 +31,8 @@ int figures_read(struct figures *f, const struct procs *p, const struct service_
             continue;
         f->ids[f->ngens] = p->v[i].id;
         f->gens[f->ngens].pid = p->v[i].pid;
+        f->gens[f->ngens].inos = only ? inos : NULL;
+        f->gens[f->ngens].max_inos = only ? max : 0;
         f->ngens++;
     }
     for (size_t i = 0; i < cfg->nlisteners; i++)

@@ -29,6 +29,10 @@ struct figures {
  * listener. Returns 0, or -ENOMEM (then F holds nothing to free). */
 int figures_read(struct figures *f, const struct procs *p, const struct service_config *cfg,
                  unsigned only);
+/* The same, with room for the inodes of generation ONLY's connections
+ * (conns_gen.inos: MAX of them) at INOS. */
+int figures_read_inos(struct figures *f, const struct procs *p, const struct service_config *cfg,
+                      unsigned only, uint32_t *inos, size_t max);
 /* Generation ID's figures in F, or NULL. */
 const struct conns_gen *figures_gen(const struct figures *f, unsigned id);
 void figures_free(struct figures *f);

@@ -138,15 +138,30 @@ static void child(const struct launch_plan *o, const char *path, char **envp, ch
     if ((o->out_fd >= 0 && dup2(o->out_fd, STDOUT_FILENO) < 0) ||
         (o->err_fd >= 0 && dup2(o->err_fd, STDERR_FILENO) < 0))
         goto fail;
-    /* Two steps, so a source that sits where another target goes is not
-     * overwritten: first above the target range, then down into it. */
-    int base = 3 + (int)o->nfds;
+    /* Each source to its target, 3 + i, in that order. A source that
+     * sits at the target of an earlier one would be overwritten before
+     * its turn: only those are first moved above the target range
+     * (OWNER: which source sits at each target). So a supervisor whose
+     * listeners are in order, in place or shifted up by the fds it opened
+     * first, needs no spare fd: 10,000 listeners must not need 10,000
+     * more fds than the supervisor holds. (The sources are distinct fds.) */
+    int base = 3 + (int)o->nfds, *owner = tmp + o->nfds;
     for (size_t i = 0; i < o->nfds; i++)
-        if ((tmp[i] = fcntl(o->fds[i], F_DUPFD_CLOEXEC, base)) < 0)
+        owner[i] = -1;
+    for (size_t i = 0; i < o->nfds; i++) {
+        tmp[i] = o->fds[i];
+        if (tmp[i] >= 3 && tmp[i] < base)
+            owner[tmp[i] - 3] = (int)i;
+    }
+    for (size_t i = 0; i < o->nfds; i++) {
+        int j = owner[i];
+        if (j > (int)i && tmp[j] == 3 + (int)i &&
+            (tmp[j] = fcntl(tmp[j], F_DUPFD_CLOEXEC, base)) < 0)
             goto fail;
-    for (size_t i = 0; i < o->nfds; i++)
-        if (dup2(tmp[i], 3 + (int)i) < 0) /* dup2 clears FD_CLOEXEC */
+        if (tmp[i] == 3 + (int)i ? fcntl(tmp[i], F_SETFD, 0) < 0
+                                 : dup2(tmp[i], 3 + (int)i) < 0) /* dup2 clears FD_CLOEXEC */
             goto fail;
+    }
     /* Nothing else of the supervisor's leaks into the app, whatever flags
      * it had. Close-on-exec rather than closed: ERRPIPE stays for a failed
      * exec to report on. */
@@ -199,7 +214,7 @@ int spawn_process(const struct launch_plan *o, pid_t *pid, char *err, size_t err
         return r;
     }
     envp = build_env(o->env, &pidslot);
-    tmp = calloc(o->nfds + 1, sizeof *tmp);
+    tmp = calloc(2 * o->nfds + 1, sizeof *tmp); /* the child's sources, and their owners */
     if (!envp || !tmp) {
         r = -ENOMEM;
         snprintf(err, errlen, "spawn: out of memory or too many environment entries");

@@ -86,6 +86,11 @@ struct conns_gen { /* in: one generation */
                            * may rise again */
     uint64_t rss_bytes;   /* summed over its processes */
     double cpu_seconds;   /* utime+stime summed over its processes */
+    /* in, optional: room for MAX_INOS socket inodes; out: those of the
+     * connections counted above (NINOS of them; more than MAX_INOS: only
+     * that many kept), for conns_held between full reads. */
+    uint32_t *inos;
+    size_t max_inos, ninos;
 };
 
 /* Reads the figures of listeners LS and generations GS. Returns 0 or a
@@ -95,6 +100,26 @@ struct conns_gen { /* in: one generation */
  * -ENOBUFS when a bound cut the figures; -ENOTSOCK or -EBADF for a
  * listener fd that is not a socket (its figures 0); -ENOMEM. */
 int conns_poll(struct conns_listener *ls, size_t nls, struct conns_gen *gs, size_t ngs);
+
+/* The processes of the generation whose main process is LEADER, found
+ * as conns_poll finds them: at most MAX into PIDS, *N set to how many.
+ * Returns 0 or a negative errno, as conns_poll. */
+int conns_members(pid_t leader, pid_t *pids, size_t max, size_t *n);
+/* The open fds of processes PIDS (N of them), summed into *FDS: one stat
+ * of /proc/PID/fd each, whose size Linux 6.2+ makes the count of its fds.
+ * A drain polls this between full reads: while no process of a generation
+ * that holds no listener opened or closed an fd, its connections are
+ * what they were. Returns 0, -ESRCH when one of them is gone, or
+ * -EOPNOTSUPP when the kernel does not count (before 6.2). */
+int conns_fds(const pid_t *pids, size_t n, uint64_t *fds);
+
+/* How many of the connections INOS (NINOS socket inodes, sorted, from a
+ * conns_poll) processes PIDS (N) still hold, into *HELD: a readlink of
+ * each of their fds, no socket table. While a generation holds no
+ * listener, no connection can join those, so this is its connection
+ * count, at a cost in proportion to its fds, not to the host's
+ * connections. Returns 0, -ESRCH when one of them is gone, or -ENOMEM. */
+int conns_held(const pid_t *pids, size_t n, const uint32_t *inos, size_t ninos, unsigned *held);
 
 /* How processes are found: 1 walks the children files, 0 scans /proc as
  * on a kernel without CONFIG_PROC_CHILDREN, -1 (the default) finds out

@@ -383,6 +383,9 @@ static void count_fds(struct poll *p, pid_t pid, struct conns_gen *g, uint32_t m
             g->closing++;
         else
             g->established++;
+        if (g->inos && g->ninos < g->max_inos)
+            g->inos[g->ninos] = (uint32_t)ino;
+        g->ninos++;
     }
     closedir(d);
 }
@@ -535,6 +538,7 @@ int conns_poll(struct conns_listener *ls, size_t nls, struct conns_gen *gs, size
         gs[i].established = gs[i].closing = gs[i].nprocs = gs[i].listening = 0;
         gs[i].rss_bytes = 0;
         gs[i].cpu_seconds = 0;
+        gs[i].ninos = 0;
     }
     p.info = nls ? calloc(nls, sizeof *p.info) : NULL;
     p.held = nls ? calloc(nls, sizeof *p.held) : NULL;
@@ -573,6 +577,87 @@ int conns_poll(struct conns_listener *ls, size_t nls, struct conns_gen *gs, size
     free(p.t.v);
     free(p.m);
     free(p.adopted);
+    return err;
+}
+
+int conns_members(pid_t leader, pid_t *pids, size_t max, size_t *n)
+{
+    struct conns_gen g = { .pid = leader };
+    struct poll p = { .gs = &g, .ngs = 1 };
+    *n = 0;
+    if (!clk_tck || children_files < 0) { /* set once, by the first full read */
+        int r = conns_poll(NULL, 0, &g, 1);
+        if (r < 0 && r != -ENOBUFS)
+            return r;
+    }
+    p.children = malloc(CHILDREN_BUF);
+    if (!p.children)
+        return -ENOMEM;
+    int err = children_files ? walk_tree(&p) : scan_proc(&p);
+    for (size_t i = 0; i < p.mlen && *n < max; i++)
+        pids[(*n)++] = p.m[i].pid;
+    if (!err && (p.cut || p.mlen > max))
+        err = -ENOBUFS;
+    free(p.children);
+    free(p.m);
+    free(p.adopted);
+    return err;
+}
+
+int conns_fds(const pid_t *pids, size_t n, uint64_t *fds)
+{
+    *fds = 0;
+    for (size_t i = 0; i < n; i++) {
+        char path[64];
+        struct stat st;
+        snprintf(path, sizeof path, "/proc/%d/fd", (int)pids[i]);
+        if (stat(path, &st) < 0)
+            return errno == ENOENT ? -ESRCH : -errno;
+        if (st.st_size <= 0)
+            return -EOPNOTSUPP; /* a kernel that does not count: size 0 */
+        *fds += (uint64_t)st.st_size;
+    }
+    return 0;
+}
+
+static int by_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+int conns_held(const pid_t *pids, size_t n, const uint32_t *inos, size_t ninos, unsigned *held)
+{
+    *held = 0;
+    unsigned char *seen = ninos ? calloc(ninos, 1) : NULL; /* each once: forks share them */
+    if (ninos && !seen)
+        return -ENOMEM;
+    int err = 0;
+    for (size_t i = 0; i < n && !err; i++) {
+        char path[64], link[64];
+        snprintf(path, sizeof path, "/proc/%d/fd", (int)pids[i]);
+        DIR *d = opendir(path);
+        if (!d) {
+            err = errno == ENOENT ? -ESRCH : -errno;
+            break;
+        }
+        const struct dirent *e;
+        // cppcheck-suppress readdirCalled
+        while ((e = readdir(d))) {
+            ssize_t len = readlinkat(dirfd(d), e->d_name, link, sizeof link - 1);
+            if (len < 10 || memcmp(link, "socket:[", 8) != 0 || !ninos)
+                continue;
+            link[len] = '\0';
+            uint32_t ino = (uint32_t)strtoul(link + 8, NULL, 10);
+            const uint32_t *at = bsearch(&ino, inos, ninos, sizeof ino, by_u32);
+            if (at && !seen[at - inos]) {
+                seen[at - inos] = 1;
+                (*held)++;
+            }
+        }
+        closedir(d);
+    }
+    free(seen);
     return err;
 }
 

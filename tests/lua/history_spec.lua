@@ -16,6 +16,27 @@ describe("the history ring", function()
     assert.is_nil(h:latest("crash"))
     assert.equal(0, all[1].generation) -- filled in
   end)
+
+  it("gives the events after a number, as the copy on disk appends them", function()
+    local h = History.new(3)
+    local none, first = h:since(0)
+    assert.same({}, none)
+    assert.equal(1, first)
+    for i = 1, 2 do h:add{ time = i, kind = "restart" } end
+    local got, from = h:since(0)
+    assert.same({ 1, 2 }, { got[1].time, got[2].time })
+    assert.equal(1, from)
+    for i = 3, 5 do h:add{ time = i, kind = "restart" } end
+    assert.equal(5, h:total())
+    got, from = h:since(2)       -- 3 to 5, all kept
+    assert.same({ 3, 4, 5 }, { got[1].time, got[2].time, got[3].time })
+    assert.equal(3, from)
+    got, from = h:since(1)       -- 2 was dropped: from the oldest kept
+    assert.equal(3, from)
+    assert.equal(3, #got)
+    got = h:since(5)
+    assert.same({}, got)
+  end)
 end)
 
 describe("what the runtime records", function()

@@ -57,6 +57,28 @@ describe("taking over", function()
     assert.matches("exit status unknown", next.rt.exited[1].ended)
   end)
 
+  it("the copy on disk: its events apart, put back as a reader of the file does", function()
+    local sim = testkit.started({ config = { drain_timeout = 10 } })
+    local head = sim.rt:query("carry_file", sim.t)
+    assert.is_nil(head.events)                       -- not rewritten with each change
+    local seen = sim.rt:query("events_since", sim.t, 0)
+    assert.equal(1, seen.first)
+    sim:restart()
+    sim:ready(2)
+    local new = sim.rt:query("events_since", sim.t, seen.total) -- only what came since
+    assert.equal(seen.total + 1, new.first)
+    assert.same({ "restart" }, { new.events[1].kind })
+    head = sim.rt:query("carry_file", sim.t)
+    head.events, head.events_not_kept = {}, 0
+    for _, e in ipairs(seen.events) do head.events[#head.events + 1] = e end
+    for _, e in ipairs(new.events) do head.events[#head.events + 1] = e end
+    local next = successor(sim, head, "adoption")
+    local kinds = {}
+    for _, e in ipairs(next.rt.events:last()) do kinds[#kinds + 1] = e.kind end
+    assert.same({ "start", "restart", "adoption" }, kinds)
+    assert.equal(2, next:active())
+  end)
+
   it("starts afresh when nothing it carried serves any more", function()
     local sim = testkit.started()
     local carry = sim.rt:query("carry", sim.t)

@@ -263,6 +263,12 @@ static void not_stream_listeners_read_as_nothing(void **state)
 
 /* Tests (2) and (3): a session holding 3 of 5 connections; then the test
  * closes its ends of 2 of those. */
+static int by_ino32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
 static void session_holds_connections(int family)
 {
     struct sockaddr_storage addr;
@@ -283,8 +289,18 @@ static void session_holds_connections(int family)
     /* The second generation: the test process, which leads no session:
      * no process is in the session of its pid. */
     struct conns_listener ls = { .fd = l };
-    struct conns_gen gs[2] = { { .pid = pid }, { .pid = getpid() } };
+    uint32_t inos[8];
+    struct conns_gen gs[2] = { { .pid = pid, .inos = inos, .max_inos = 8 }, { .pid = getpid() } };
     POLL_UNTIL(&ls, 1, gs, 2, gs[0].established == 3 && ls.queue == 2);
+    /* The inodes of its 3 connections, and its fds hold each of them
+     * (conns_held: what a quiet drain reads in place of the table). */
+    assert_int_equal(gs[0].ninos, 3);
+    qsort(inos, 3, sizeof *inos, by_ino32);
+    unsigned held = 0;
+    assert_int_equal(conns_held(&pid, 1, inos, 3, &held), 0);
+    assert_int_equal(held, 3);
+    assert_int_equal(conns_held(&pid, 1, inos, 1, &held), 0);
+    assert_int_equal(held, 1);
     assert_int_equal(gs[0].established, 3);
     assert_int_equal(gs[0].closing, 0);
     assert_int_equal(gs[0].nprocs, 1);
@@ -477,6 +493,61 @@ static void grandchild_counts_by_proc_scan(void **state)
     grandchild_counts_and_orphan_stays(state);
 }
 
+/* What a quiet drain polls between full reads: a generation's processes
+ * (conns_members) and their open fds, counted (conns_fds): 4 fewer once
+ * its process closed 4, and -ESRCH once it is gone. */
+static void counts_a_generations_fds(void **state)
+{
+    (void)state;
+    int report[2], step[2];
+    assert_int_equal(pipe2(report, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(step, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* a generation's main process, holding 4 more fds */
+        int fds[2][2];
+        if (setsid() < 0 || pipe(fds[0]) < 0 || pipe(fds[1]) < 0)
+            _exit(2);
+        char c = 1;
+        if (write(report[1], &c, 1) != 1 || read(step[0], &c, 1) != 1)
+            _exit(3);
+        for (int i = 0; i < 2; i++)
+            close(fds[i][0]), close(fds[i][1]);
+        if (write(report[1], &c, 1) != 1 || read(step[0], &c, 1) != 1)
+            _exit(4);
+        _exit(0);
+    }
+    kids[nkids++] = pid;
+    char c;
+    struct pollfd pfd = { .fd = report[0], .events = POLLIN };
+    assert_int_equal(poll(&pfd, 1, 5000), 1);
+    assert_int_equal(read(report[0], &c, 1), 1);
+    pid_t pids[4];
+    size_t n = 0;
+    assert_int_equal(conns_members(pid, pids, 4, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(pids[0], pid);
+    uint64_t before, after;
+    int r = conns_fds(pids, n, &before);
+    if (r == -EOPNOTSUPP)
+        skip(); /* a kernel before 6.2 does not count: drains read in full */
+    assert_int_equal(r, 0);
+    assert_true(before >= 8); /* stdio, 4 of its pipes, 4 of ours it inherited */
+    assert_int_equal(write(step[1], "x", 1), 1);
+    assert_int_equal(poll(&pfd, 1, 5000), 1);
+    assert_int_equal(read(report[0], &c, 1), 1);
+    assert_int_equal(conns_fds(pids, n, &after), 0);
+    assert_int_equal(after, before - 4);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    nkids--;
+    assert_int_equal(conns_fds(pids, n, &after), -ESRCH);
+    close(report[0]);
+    close(report[1]);
+    close(step[0]);
+    close(step[1]);
+}
+
 static void listen_overflows_read(void **state)
 {
     (void)state;
@@ -540,6 +611,7 @@ int main(void)
         cmocka_unit_test_teardown(counts_only_the_listeners_ports, teardown),
         cmocka_unit_test_teardown(grandchild_counts_and_orphan_stays, teardown),
         cmocka_unit_test_teardown(grandchild_counts_by_proc_scan, teardown),
+        cmocka_unit_test_teardown(counts_a_generations_fds, teardown),
         cmocka_unit_test_teardown(listen_overflows_read, teardown),
         cmocka_unit_test_teardown(finds_the_listener_of_a_port, teardown),
     };
