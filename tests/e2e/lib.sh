@@ -298,3 +298,28 @@ assert_hooks_in_budget() {
         fail "a policy hook ran out of its budget: $(grep -m1 "exceeded its time budget" "$T/sup.log")"
     ! grep -q "figures are partial" "$T/sup.log" || fail "$(grep -m1 "figures are partial" "$T/sup.log")"
 }
+
+# recipe_restarts HOW: a recipe's proof (docs/recipes.md): 10 restarts
+# under load with 0 connect errors, then 10 drains each ended as HOW says:
+# "exit" (every drain ended by the server's own exit) or "no-deadline"
+# (none killed at its deadline). Sets LOAD.
+recipe_restarts() {
+    local how=$1 i
+    start_load
+    for i in $(seq 1 10); do
+        "$BATON" restart -s "$SOCK" > /dev/null || fail "restart $i: $(tail -5 "$T/sup.log")"
+    done
+    stop_load
+    [ "$(load_field connect_errors)" = 0 ] || fail "connect errors: $LOAD"
+    recipe_drains() { "$BATON" events -s "$SOCK" --json | python3 -c '
+import json, sys
+d = [e for e in json.load(sys.stdin) if e["kind"] == "drain"]
+if len(d) < 10: sys.exit(1)
+if sys.argv[1] == "exit":
+    bad = [e["reason"] for e in d if not e["reason"].startswith("ended by its exit")]
+else:
+    bad = [e["reason"] for e in d if "deadline" in e["reason"]]
+print(len(d), bad)
+sys.exit(2 if bad else 0)' "$how"; }
+    wait_for 30 recipe_drains || fail "the drains: $(recipe_drains)"
+}

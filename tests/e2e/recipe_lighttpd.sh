@@ -47,20 +47,7 @@ curl -sf "http://127.0.0.1:$hport/" | grep -q "hello from lighttpd" || fail "the
     fail "status does not mark the per_generation listener: $("$BATON" status -s "$SOCK")"
 "$BATON" status -s "$SOCK" | grep -q "\[health: port $hport\]" || fail "status does not show the port: $("$BATON" status -s "$SOCK")"
 echo "ok: status shows the per_generation listener and generation 1's port $hport"
-start_load
-for i in $(seq 1 10); do
-    "$BATON" restart -s "$SOCK" > /dev/null || fail "restart $i: $(tail -5 "$T/sup.log")"
-done
-stop_load
-[ "$(load_field connect_errors)" = 0 ] || fail "connect errors: $LOAD"
-drains() { "$BATON" events -s "$SOCK" --json | python3 -c '
-import json, sys
-d = [e for e in json.load(sys.stdin) if e["kind"] == "drain"]
-if len(d) < 10: sys.exit(1)
-bad = [e["reason"] for e in d if "deadline" in e["reason"]]
-print(len(d), bad)
-sys.exit(2 if bad else 0)'; }
-wait_for 30 drains || fail "the drains: $(drains)"
+recipe_restarts no-deadline
 grep -q "draining (SIGINT" "$T/sup.log" || fail "no drain sent INT"
 if grep -q "does it drain on" "$T/sup.log"; then fail "a drain was flagged: $(grep -m1 'does it drain' "$T/sup.log")"; fi
 echo "ok: 10 restarts of lighttpd under load, connect_errors=0, no drain at its deadline; $LOAD"

@@ -33,20 +33,7 @@ LUA
 service 75s
 start_baton
 curl -sf "http://127.0.0.1:$P/" | grep -q "hello from nginx" || fail "nginx does not answer"
-start_load
-for i in $(seq 1 10); do
-    "$BATON" restart -s "$SOCK" > /dev/null || fail "restart $i: $(tail -5 "$T/sup.log")"
-done
-stop_load
-[ "$(load_field connect_errors)" = 0 ] || fail "connect errors: $LOAD"
-drains() { "$BATON" events -s "$SOCK" --json | python3 -c '
-import json, sys
-d = [e for e in json.load(sys.stdin) if e["kind"] == "drain"]
-if len(d) < 10: sys.exit(1)
-bad = [e["reason"] for e in d if not e["reason"].startswith("ended by its exit")]
-print(len(d), bad)
-sys.exit(2 if bad else 0)'; }
-wait_for 30 drains || fail "the drains: $(drains)"
+recipe_restarts exit
 grep -q "draining (SIGQUIT" "$T/sup.log" || fail "no drain sent QUIT"
 if grep -q "does it drain on" "$T/sup.log"; then fail "a drain was flagged: $(grep -m1 'does it drain' "$T/sup.log")"; fi
 echo "ok: 10 restarts of nginx under load, connect_errors=0, each drain ended by nginx's exit; $LOAD"

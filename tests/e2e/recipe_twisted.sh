@@ -25,19 +25,6 @@ return {
 LUA
 start_baton
 curl -sf "http://127.0.0.1:$PORT/" | grep -q "hello from twisted" || fail "twistd does not answer"
-start_load
-for i in $(seq 1 10); do
-    "$BATON" restart -s "$SOCK" > /dev/null || fail "restart $i: $(tail -5 "$T/sup.log")"
-done
-stop_load
-[ "$(load_field connect_errors)" = 0 ] || fail "connect errors: $LOAD"
-drains() { "$BATON" events -s "$SOCK" --json | python3 -c '
-import json, sys
-d = [e for e in json.load(sys.stdin) if e["kind"] == "drain"]
-if len(d) < 10: sys.exit(1)
-bad = [e["reason"] for e in d if "deadline" in e["reason"]]
-print(len(d), bad)
-sys.exit(2 if bad else 0)'; }
-wait_for 30 drains || fail "the drains: $(drains)"
+recipe_restarts no-deadline
 echo "ok: 10 restarts of twistd web under load, connect_errors=0, no drain at its deadline; $LOAD"
 stop_baton
