@@ -118,7 +118,9 @@ int conns_fds(const pid_t *pids, size_t n, uint64_t *fds);
  * each of their fds, no socket table. While a generation holds no
  * listener, no connection can join those, so this is its connection
  * count, at a cost in proportion to its fds, not to the host's
- * connections. Returns 0, -ESRCH when one of them is gone, or -ENOMEM. */
+ * connections. Returns 0, -ESRCH when one of them is gone, -ENOMEM, or
+ * -EOPNOTSUPP where the platform has no such read (FreeBSD: conns_fds
+ * too; the drain then reads the tables each poll). */
 int conns_held(const pid_t *pids, size_t n, const uint32_t *inos, size_t ninos, unsigned *held);
 
 /* How processes are found: 1 walks the children files, 0 scans /proc as

@@ -287,21 +287,6 @@ int os_proc_watch_fd(pid_t pid)
     return kq;
 }
 
-int os_proc_alive(pid_t pid, unsigned long long start_ticks)
-{
-    /* EPERM: it lives, as another user's. */
-    if (kill(pid, 0) < 0 && errno != EPERM)
-        return errno == ESRCH ? 0 : -errno;
-    struct os_proc_stat st;
-    int r = os_proc_stat(pid, &st);
-    if (r == -ENOENT)
-        return 0;
-    if (r < 0)
-        return r;
-    /* A zombie has exited: its parent, not us, will reap it. */
-    return st.state != 'Z' && st.start_ticks == start_ticks;
-}
-
 int os_become_subreaper(void)
 {
     /* procctl(2): orphans of descendants forked from now on come to us.
@@ -358,11 +343,6 @@ int os_exe_open(int flags)
 }
 
 /* -- the host ---------------------------------------------------------- */
-
-const char *os_support_name(enum os_support s)
-{
-    return s == OS_NATIVE ? "native" : s == OS_FALLBACK ? "fallback" : "lost";
-}
 
 static void set(struct os_mechanism *m, const char *name, enum os_support s, const char *detail)
 {

@@ -517,3 +517,42 @@ int64_t conns_listen_overflows(void)
         return -EINVAL;
     return st.tcps_listendrop > INT64_MAX ? INT64_MAX : (int64_t)st.tcps_listendrop;
 }
+
+/* -- a quiet drain's cheap checks (conns.h) ------------------------------------- */
+
+int conns_members(pid_t leader, pid_t *pids, size_t max, size_t *n)
+{
+    struct conns_gen g = { .pid = leader };
+    struct member *m;
+    size_t nm;
+    int cut = 0;
+    *n = 0;
+    int r = read_session(&g, &m, &nm, &cut);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < nm && *n < max; i++)
+        pids[(*n)++] = m[i].pid;
+    free(m);
+    return 0;
+}
+
+/* FreeBSD has no per-process count of open fds as cheap as one stat
+ * (kern.proc.filedesc lists every file): the drain reads the kernel's
+ * tables at each poll instead, as on Linux before 6.2. */
+int conns_fds(const pid_t *pids, size_t n, uint64_t *fds)
+{
+    (void)pids;
+    (void)n;
+    *fds = 0;
+    return -EOPNOTSUPP;
+}
+
+int conns_held(const pid_t *pids, size_t n, const uint32_t *inos, size_t ninos, unsigned *held)
+{
+    (void)pids;
+    (void)n;
+    (void)inos;
+    (void)ninos;
+    *held = 0;
+    return -EOPNOTSUPP;
+}

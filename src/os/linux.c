@@ -225,21 +225,6 @@ int os_proc_watch_fd(pid_t pid)
     return (int)fd;
 }
 
-int os_proc_alive(pid_t pid, unsigned long long start_ticks)
-{
-    /* EPERM: it lives, as another user's. */
-    if (kill(pid, 0) < 0 && errno != EPERM)
-        return errno == ESRCH ? 0 : -errno;
-    struct os_proc_stat st;
-    int r = os_proc_stat(pid, &st);
-    if (r == -ENOENT)
-        return 0;
-    if (r < 0)
-        return r;
-    /* A zombie has exited: its parent, not us, will reap it. */
-    return st.state != 'Z' && st.start_ticks == start_ticks;
-}
-
 int os_become_subreaper(void)
 {
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
@@ -357,11 +342,6 @@ int os_proc_stat(pid_t pid, struct os_proc_stat *st)
 }
 
 /* -- the host ---------------------------------------------------------- */
-
-const char *os_support_name(enum os_support s)
-{
-    return s == OS_NATIVE ? "native" : s == OS_FALLBACK ? "fallback" : "lost";
-}
 
 /* How os_close_from and os_cloexec_from go when close_range is refused. */
 static void fds_fallback(struct os_mechanism *m, const char *call, int err)
