@@ -74,18 +74,36 @@ static json_t *collect_for_upgrade(void *owner, json_t *runtime, int output)
     return collect(owner, runtime, output);
 }
 
+/* The events the last collect_for_file brought, after sequence number
+ * file_events_seq: events_for_file hands them on without another query. */
+static json_t *file_events;
+static unsigned long long file_events_seq;
+
 /* The copy on disk: the runtime's part without its events, which go to
- * their own file as they come (carry.h). */
+ * their own file as they come (carry.h). One query brings both: the
+ * events after those the file holds come with it. */
 static json_t *collect_for_file(void *owner)
 {
     const struct event_sink *sink = bridge_sink(&bridge);
-    json_t *runtime = sink->query ? sink->query(sink->ctx, "carry_file", clock_mono(), 0) : NULL;
+    unsigned long long seq = keeper.events_seq;
+    json_t *runtime = sink->query && seq < INT_MAX
+                          ? sink->query(sink->ctx, "carry_file", clock_mono(), (int)seq)
+                          : NULL;
+    json_decref(file_events);
+    file_events = json_incref(json_object_get(runtime, "events_since"));
+    file_events_seq = seq;
+    json_object_del(runtime, "events_since");
     return takeover_document(supervisor_carry(owner, 0), runtime, NULL);
 }
 
 static json_t *events_for_file(void *owner, unsigned long long seq)
 {
     (void)owner;
+    if (file_events && file_events_seq == seq) {
+        json_t *r = file_events;
+        file_events = NULL;
+        return r;
+    }
     const struct event_sink *sink = bridge_sink(&bridge);
     return sink->query && seq < INT_MAX
                ? sink->query(sink->ctx, "events_since", clock_mono(), (int)seq)

@@ -138,6 +138,15 @@ end
 -- The drain signal of drains no call named one for (a rollback's, a stop's,
 -- a policy's gen:drain{} without `signal`): the policy's `signal` option
 -- when it is one (every built-in takes it: nginx drains on QUIT), else TERM.
+-- Whether the service file steers a listener (docs/steering.md): only
+-- then are weights asked of the core.
+function Runtime:steered()
+  for _, l in ipairs(self.cfg.listen or {}) do
+    if l.steer then return true end
+  end
+  return false
+end
+
 function Runtime:drain_signal()
   local sig = Gen.signal_name(rawget(self.options, "signal"))
   return sig or "TERM"
@@ -777,15 +786,20 @@ end
 -- and `baton events` (WHAT "events"): { events = { event, ... }, not_kept };
 -- the carried state (WHAT "carry", "carry_file": Runtime:carry) and the
 -- events after sequence number N (WHAT "events_since"): { events, first
--- (the first one's number), total (the newest one's) }.
+-- (the first one's number), total (the newest one's) }; "carry_file"
+-- holds those too, as events_since, so the file costs one query a turn.
 -- Times are the loop's monotonic seconds; N: how many events.
 function Runtime:query(what, now, n)
   self.clock = now
   if what == "carry" then return self:carry() end
-  if what == "carry_file" then return self:carry(true) end
-  if what == "events_since" then
+  if what == "events_since" or what == "carry_file" then
     local list, first = self.events:since(n or 0)
-    return { events = list, first = first, total = self.events:total() }
+    local since = { events = list, first = first, total = self.events:total() }
+    if what == "events_since" then return since end
+    -- The file's copy and the events it lacks, in one crossing.
+    local doc = self:carry(true)
+    doc.events_since = since
+    return doc
   end
   if what == "events" then
     local list, not_kept = self.events:last(n)

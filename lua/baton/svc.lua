@@ -36,8 +36,9 @@ function M.spawn(rt)
     local id, pid, ports = rt.core.spawn(state)
     if not id then return nil, pid end
     local gen = Gen.new(rt, id, pid, rt:stats_view(id), ports)
-    -- On steered listeners, the weight the core gave it (nil: none).
-    gen.share = rt.core.steer(id)
+    -- On steered listeners, the weight the core gave it (nil: none). Asked
+    -- only where one is steered: every other restart crosses nothing more.
+    if rt:steered() then gen.share = rt.core.steer(id) end
     rt.gens[id] = gen
     if rt.current then table.insert(rt.current.spawned, gen) end
     return gen

@@ -215,6 +215,8 @@ function _M.new(opts)
   sim.rt = runtime.new(core, cfg, assert(config.load_policy("default")))
   -- A reload loads what sim:reload(opts) says, not a file (Runtime:reload).
   sim.rt.loader = function() return sim_config(sim.reload_opts or sim.opts) end
+  -- Steering is simulated by sim.steered, not by a listener of the config.
+  sim.rt.steered = function() return sim.steered == true end
   return sim
 end
 

@@ -235,8 +235,9 @@ static void on_check(uv_check_t *h)
         return;
     k->dirty = 0;
     keep_generations(k, 0);
-    write_events(k);
+    /* The document first: the events it came with are the ones to append. */
     json_t *doc = k->collect(k->ctx);
+    write_events(k);
     if (!doc)
         return;
     json_object_set_new(doc, "start_ticks", json_integer((json_int_t)k->start_ticks));
