@@ -2,8 +2,9 @@
 # Runs each libFuzzer harness of tests/fuzz for a bounded time on a copy of
 # its seed corpus (tests/fuzz/corpus/NAME), built with clang in build-fuzz
 # (ASan + UBSan, coverage). Installs clang and its fuzzer runtime first.
-# Fails on the first harness that finds a crash, a leak or undefined
-# behaviour, and says where the input that does it was written.
+# As many harnesses run at once as there are cores. Fails when a harness
+# finds a crash, a leak or undefined behaviour, and says where the input
+# that does it was written.
 #   scripts/fuzz.sh [SECONDS] [NAME ...]   (default 15 s each; all five)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,22 +23,36 @@ cmake --build build-fuzz -j"$(nproc)" --target $(printf 'fuzz_%s ' "${NAMES[@]}"
 
 W=$(mktemp -d /tmp/baton-fuzz.XXXXXX)
 trap 'rm -rf "$W"' EXIT
-failed=0
-printf '%-12s %12s %10s %8s\n' harness executions "per second" corpus
-for name in "${NAMES[@]}"; do
-    [ -d "tests/fuzz/corpus/$name" ] || { echo "fuzz: no harness '$name'" >&2; exit 2; }
+# One harness: fuzzes NAME for SECONDS_EACH into $W/NAME, its exit code in
+# $W/NAME/rc. As many run at once as there are cores.
+fuzz_one() {
+    local name=$1 rc=0
     mkdir -p "$W/$name/corpus" "$W/$name/crash"
     cp tests/fuzz/corpus/"$name"/* "$W/$name/corpus/"
-    rc=0
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         "build-fuzz/tests/fuzz/fuzz_$name" -max_total_time="$SECONDS_EACH" -print_final_stats=1 \
         -artifact_prefix="$W/$name/crash/" -timeout=10 -rss_limit_mb=2048 \
         "$W/$name/corpus" > "$W/$name/log" 2>&1 || rc=$?
+    echo "$rc" > "$W/$name/rc"
+}
+for name in "${NAMES[@]}"; do
+    [ -d "tests/fuzz/corpus/$name" ] || { echo "fuzz: no harness '$name'" >&2; exit 2; }
+done
+jobs_max=$(nproc)
+for name in "${NAMES[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
+    fuzz_one "$name" &
+done
+wait
+failed=0
+printf '%-12s %12s %10s %8s\n' harness executions "per second" corpus
+for name in "${NAMES[@]}"; do
+    rc=$(cat "$W/$name/rc")
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$W/$name/log")
     secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$W/$name/log")
     printf '%-12s %12s %10s %8s\n' "$name" "${runs:-?}" "$(( ${runs:-0} / ${secs:-1} ))" \
         "$(ls "$W/$name/corpus" | wc -l)"
-    if [ $rc -ne 0 ]; then
+    if [ "$rc" -ne 0 ]; then
         failed=1
         mkdir -p build-fuzz/crashes
         cp "$W/$name/crash/"* build-fuzz/crashes/ 2>/dev/null || true
