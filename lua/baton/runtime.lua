@@ -392,16 +392,6 @@ function Runtime:upgrade(req, ok, why)
     self.core.log("error", "upgrade refused (this image serves on): " .. tostring(why))
     return
   end
-  -- The members of steered listeners and their order in each group are
-  -- not carried yet: a new image would steer by positions it does not know.
-  for _, g in ipairs(self:live()) do
-    if g.share ~= nil then
-      why = "the members of steered listeners are not carried across an upgrade yet (docs/steering.md)"
-      self.events:add{ time = self:now(), kind = "upgrade", ok = false, reason = why }
-      self.core.reply(req, false, "upgrade refused: " .. why)
-      return
-    end
-  end
   self:task("upgrade", function()
     self:locked(function()
       if self.stopping then

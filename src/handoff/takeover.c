@@ -29,7 +29,8 @@ json_t *takeover_document(json_t *doc, json_t *runtime, json_t *keeper)
         return NULL;
     }
     json_object_set_new(doc, "format", json_string(CARRY_FORMAT));
-    json_object_set_new(doc, "version", json_integer(CARRY_VERSION));
+    json_t *members = json_object_get(json_object_get(doc, "steer"), "members");
+    json_object_set_new(doc, "version", json_integer(json_array_size(members) ? CARRY_VERSION : 1));
     json_object_set_new(doc, "baton", json_string(BATON_VERSION));
     if (keeper) /* an upgrade keeps the keeper */
         json_object_set_new(doc, "keeper", keeper);

@@ -77,15 +77,14 @@ static json_t *steer_carried(const struct steer *s)
     return json_pack("{s:o, s:o}", "members", members, "weights", weights);
 }
 
-/* After a death: takes the carried members back (the keeper's fds, set in
- * DOC by takeover_orphaned), group by group in their slot order. A
+/* Takes the carried members back (after an upgrade the fds inherited;
+ * after a death the keeper's, set in DOC by takeover_orphaned), group by
+ * group in their slot order. A
  * member named but not handed over (it left, and the file was not written
  * again before the death) left its slot as the kernel does: the group's
  * last member moved into it. */
-static void take_steer(struct supervisor *s, const json_t *doc, int adopting)
+static void take_steer(struct supervisor *s, const json_t *doc)
 {
-    if (!adopting) /* an upgrade's image does not inherit members (yet): refused */
-        return;
     json_t *st = json_object_get(doc, "steer");
     json_t *members = json_object_get(st, "members"), *e;
     size_t n = json_array_size(members), k;
@@ -289,7 +288,7 @@ uint64_t supervisor_take_state(struct supervisor *s, const json_t *doc, int adop
     handover_restore(&s->handover, json_object_get(doc, "fdstore"), staged);
     output_restore(&s->output, json_object_get(doc, "output"));
     take_procs(s, doc, adopting, gone, maxgone, ngone);
-    take_steer(s, doc, adopting);
+    take_steer(s, doc);
     json_array_foreach(json_object_get(doc, "pipes"), i, e) {
         int pfd = carried_int(e, "fd", -1);
         if (pfd < 0)

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# A steered listener's members survive the supervisor's SIGKILL
-# (docs/steering.md, docs/takeover.md): two generations at 90/10 (weights a
-# policy set), under new-connection load; the supervisor is SIGKILLed and
+# A steered listener's members are carried across `baton upgrade` and
+# survive the supervisor's SIGKILL (docs/steering.md, docs/takeover.md):
+# two generations at 90/10 (weights a policy set); `baton upgrade`: the new
+# image inherited both members, status shows the same weights, 7-13 % of
+# 2,000 new connections go to generation 2. Then, under new-connection
+# load, the supervisor is SIGKILLed and
 # `baton run` again takes the service back: its keeper held each member,
 # the carry file named each member's slot in its group and each weight, so
 # status shows the same weights, new connections still split 90/10 (7-13 %
@@ -48,15 +51,37 @@ pid1=$(status_field 'generations[id=1].pid')
 pid2=$(status_field 'generations[id=2].pid')
 m1=$(readlink "/proc/$pid1/fd/3")
 m2=$(readlink "/proc/$pid2/fd/3")
+count_split() {
+    local res n2 fails
+    res=$(python3 "$COUNT" "$PORT" 2000)
+    echo "split $1: $res"
+    n2=$(echo "$res" | tr ' ' '\n' | sed -n 's/^gen2=//p')
+    fails=$(echo "$res" | tr ' ' '\n' | sed -n 's/^fails=//p')
+    [ "$fails" = 0 ] || fail "failed connections $1: $res"
+    [ "${n2:-0}" -ge 140 ] && [ "${n2:-0}" -le 260 ] ||
+        fail "generation 2 got ${n2:-0} of 2000 $1, not 7-13 %"
+}
+# members_held PID: how many of the two members PID holds.
+members_held() {
+    local f l held=0
+    for f in /proc/"$1"/fd/*; do
+        l=$(readlink "$f" 2>/dev/null || true)
+        { [ "$l" = "$m1" ] || [ "$l" = "$m2" ]; } && held=$((held + 1))
+    done
+    echo "$held"
+}
+
+out=$("$BATON" upgrade -s "$SOCK" 2>&1) || fail "upgrade with a steered listener: $out"
+[ "$(status_field 'generations[id=1].weight')" = 90 ] || fail "old weight after the upgrade: $(status_field generations)"
+[ "$(status_field 'generations[id=2].weight')" = 10 ] || fail "new weight after the upgrade: $(status_field generations)"
+[ "$(status_field 'image.upgrades')" = 1 ] || fail "no upgrade counted"
+[ "$(members_held "$BPID")" = 2 ] || fail "the upgraded image holds $(members_held "$BPID") members, not 2"
+count_split "after the upgrade"
+
 keeper=$(keeper_of)
 [ -n "$keeper" ] || fail "no keeper"
 # The keeper holds both members, as the supervisor does.
-held=0
-for f in /proc/"$keeper"/fd/*; do
-    l=$(readlink "$f" 2>/dev/null || true)
-    { [ "$l" = "$m1" ] || [ "$l" = "$m2" ]; } && held=$((held + 1))
-done
-[ "$held" = 2 ] || fail "the keeper holds $held members, not 2"
+[ "$(members_held "$keeper")" = 2 ] || fail "the keeper holds $(members_held "$keeper") members, not 2"
 track "$pid1" "$pid2" "$keeper"
 
 start_load --keepalive 4 --close 8
@@ -73,20 +98,10 @@ track "$(keeper_of)"
 [ "$(status_field 'generations[id=2].weight')" = 10 ] ||
     fail "new weight after the takeover: $(status_field generations)"
 [ "$(status_field 'generations[id=1].pid')" = "$pid1" ] || fail "generation 1 did not serve on"
-held=0
-for f in /proc/"$BPID"/fd/*; do
-    l=$(readlink "$f" 2>/dev/null || true)
-    { [ "$l" = "$m1" ] || [ "$l" = "$m2" ]; } && held=$((held + 1))
-done
-[ "$held" = 2 ] || fail "the new supervisor holds $held members, not 2"
+[ "$(members_held "$BPID")" = 2 ] || fail "the new supervisor holds $(members_held "$BPID") members, not 2"
 wait_for 10 gone "$keeper" "$(start_ticks "$keeper")" || fail "the old keeper did not let go"
 
-res=$(python3 "$COUNT" "$PORT" 2000)
-echo "split after the takeover: $res"
-n2=$(echo "$res" | tr ' ' '\n' | sed -n 's/^gen2=//p')
-fails=$(echo "$res" | tr ' ' '\n' | sed -n 's/^fails=//p')
-[ "$fails" = 0 ] || fail "failed connections: $res"
-[ "${n2:-0}" -ge 140 ] && [ "${n2:-0}" -le 260 ] || fail "generation 2 got ${n2:-0} of 2000, not 7-13 %"
+count_split "after the takeover"
 
 out=$("$BATON" restart -s "$SOCK") || fail "restart after the takeover: $out"
 grep -q "restart: generation 3 took over from generation 2" "$T/sup.log" ||
