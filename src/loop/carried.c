@@ -147,6 +147,21 @@ static void take_steer(struct supervisor *s, const json_t *doc)
     int r = steer_restored(&s->steer);
     if (r < 0)
         log_warn("steering programs: %s (new connections split by hash)", strerror(-r));
+    /* A member whose generation exited already (it was leaving) leaves
+     * again: nothing else would close it. */
+    unsigned exited[OS_STEER_MAX];
+    size_t ne = 0;
+    for (size_t li = 0; li < s->steer.ngroups; li++)
+        for (size_t j = 0; j < s->steer.groups[li].n; j++) {
+            unsigned gen = s->steer.groups[li].v[j].gen;
+            size_t q = 0;
+            while (q < ne && exited[q] != gen)
+                q++;
+            if (q == ne && ne < OS_STEER_MAX && !procs_by_id(&s->procs, gen))
+                exited[ne++] = gen;
+        }
+    for (size_t q = 0; q < ne; q++)
+        steer_gen_exited(&s->steer, exited[q]);
 }
 
 json_t *supervisor_carry(struct supervisor *s, int output)
