@@ -28,7 +28,8 @@
  *     "upgrade": { "client": fd, "since": monotonic, "old_image": fd },
  *     "steer": { "members": [ { "listener", "generation", "slot" (its
  *                 place in the group's order), "fd", "leaving" } ... ],
- *                "weights": [ { "generation", "weight" } ... ] } (version 2),
+ *                "weights": [ { "generation", "weight", "zero_since" (monotonic:
+ *                since when it is 0) } ... ] } (version 2),
  *     "runtime": what the Lua runtime carries (Runtime:carry),
  *     "events_file": in the copy on disk, the file of events below }
  *

@@ -72,8 +72,9 @@ static json_t *steer_carried(const struct steer *s)
                                                      (int)j, "fd", m->fd, "leaving", m->leaving));
         }
     for (size_t i = 0; i < s->nw; i++)
-        json_array_append_new(weights, json_pack("{s:i, s:i}", "generation", (int)s->w[i].gen,
-                                                 "weight", (int)s->w[i].weight));
+        json_array_append_new(weights,
+                              json_pack("{s:i, s:i, s:f}", "generation", (int)s->w[i].gen, "weight",
+                                        (int)s->w[i].weight, "zero_since", s->w[i].zero_since));
     return json_pack("{s:o, s:o}", "members", members, "weights", weights);
 }
 
@@ -127,13 +128,16 @@ static void take_steer(struct supervisor *s, const json_t *doc)
         }
         for (size_t j = 0; j < nv; j++) {
             unsigned w = 0;
+            double zero = 0;
             size_t wi;
             json_t *we;
             json_array_foreach(json_object_get(st, "weights"), wi, we)
-                if ((unsigned)carried_int(we, "generation", 0) == v[j].gen)
+                if ((unsigned)carried_int(we, "generation", 0) == v[j].gen) {
                     w = (unsigned)carried_int(we, "weight", 0);
+                    zero = json_number_value(json_object_get(we, "zero_since"));
+                }
             set_cloexec(v[j].fd);
-            int r = steer_restore(&s->steer, li, v[j].gen, v[j].fd, w);
+            int r = steer_restore(&s->steer, li, v[j].gen, v[j].fd, w, zero);
             if (r < 0) {
                 log_error("listener '%s': generation %u's steered member: %s",
                           s->cfg.listeners[li].name, v[j].gen, strerror(-r));

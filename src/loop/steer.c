@@ -198,7 +198,8 @@ int steer_set_weight(struct steer *s, unsigned gen, unsigned weight)
     return attach_all(s);
 }
 
-int steer_restore(struct steer *s, size_t li, unsigned gen, int fd, unsigned weight)
+int steer_restore(struct steer *s, size_t li, unsigned gen, int fd, unsigned weight,
+                  double zero_since)
 {
     if (li >= s->ngroups)
         return -EINVAL;
@@ -220,7 +221,8 @@ int steer_restore(struct steer *s, size_t li, unsigned gen, int fd, unsigned wei
         s->w = nw;
         s->w[s->nw++] = (struct steer_weight){ .gen = gen,
                                                .weight = weight > 100 ? 100 : weight,
-                                               .zero_since = clock_mono() };
+                                               .zero_since = zero_since > 0 ? zero_since
+                                                                            : clock_mono() };
     }
     /* A port-0 listener's port is the group's: the next member binds it. */
     struct sockaddr_storage ss;

@@ -107,9 +107,11 @@ unsigned steer_queued(const struct steer *s, unsigned gen);
 /* After a takeover: FD (owned from now on) is listener LI's member of
  * generation GEN, next in the group's order (so members must come in the
  * kernel's order, which the sockets kept: it is carried, never derived).
- * WEIGHT is GEN's. steer_restored then attaches the programs. 0 or a
+ * WEIGHT is GEN's, 0 since ZERO_SINCE (monotonic, as carried: the clock
+ * is the host's; 0: now). steer_restored then attaches the programs. 0 or a
  * negative errno. */
-int steer_restore(struct steer *s, size_t li, unsigned gen, int fd, unsigned weight);
+int steer_restore(struct steer *s, size_t li, unsigned gen, int fd, unsigned weight,
+                  double zero_since);
 /* Attaches every group's program after steer_restore. 0 or a negative errno. */
 int steer_restored(struct steer *s);
 

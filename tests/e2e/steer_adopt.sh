@@ -9,7 +9,9 @@
 # the carry file named each member's slot in its group and each weight, so
 # status shows the same weights, new connections still split 90/10 (7-13 %
 # of 2,000 to generation 2), the new supervisor holds both members, a
-# restart afterwards works, and the load saw no failed connection.
+# restart afterwards works, and the load saw no failed connection. Last,
+# a member whose generation exited while it could not leave yet is
+# carried across an upgrade and leaves once the next member joins.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/takeover_lib.sh"
 COUNT="$(dirname "$0")/../apps/gen_count.py"
@@ -113,6 +115,25 @@ echo "$res" | grep -q "fails=0" || fail "failed connections after the restart: $
 echo "$res" | grep -q "gen3=" || fail "generation 3 got no connection: $res"
 stop_load
 assert_no_load_errors
+
+# A member whose generation exited while it could not leave (generation
+# 3, the group's last member, has a share) is carried as leaving across
+# an upgrade, and leaves once the next generation's member joins.
+readlink_any() {
+    local f
+    for f in /proc/"$1"/fd/*; do
+        [ "$(readlink "$f" 2>/dev/null)" = "$m1" ] && { echo yes; return; }
+    done
+    echo no
+}
+kill -TERM "$pid1"
+wait_for 10 grep -q "generation 1 (pid $pid1) exited" "$T/sup.log" || fail "generation 1 did not exit"
+sleep 1 # past STEER_GRACE: it would have left by now, were it free to
+[ "$(readlink_any "$BPID")" = yes ] || fail "generation 1's member left though the last one has a share"
+out=$("$BATON" upgrade -s "$SOCK" 2>&1) || fail "upgrade with a leaving member: $out"
+out=$("$BATON" restart -s "$SOCK") || fail "restart after the upgrade: $out"
+wait_for 15 sh -c "! ls -l /proc/$BPID/fd 2>/dev/null | grep -qF '$m1'" ||
+    fail "generation 1's member is still held after the next one joined"
 stop_baton
 tracked_left || fail "left running: $LEFT"
 echo "ok: $res"
