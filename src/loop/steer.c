@@ -250,13 +250,16 @@ static int close_is_safe(const struct steer_group *g, size_t j)
     return g->v[j].routed == 0 && g->v[g->n - 1].routed == 0;
 }
 
-/* Closes member J of group G as the kernel will see it: the last member
- * moves into its slot. */
+/* Closes member J of group G as the kernel sees it: the last member moves
+ * into its slot. */
 static void member_close(struct steer *s, struct steer_group *g, size_t j)
 {
     if (s->on_member)
         s->on_member(s->ctx, (size_t)(g - s->groups), g->v[j].gen, -1);
-    close(g->v[j].fd);
+    /* Out of the group now: the keeper's copy closes only when it reads
+     * its message, and a member joining meanwhile would take another slot
+     * than the one the programs attached from now on expect. */
+    os_steer_leave(g->v[j].fd);
     g->v[j] = g->v[--g->n];
 }
 
