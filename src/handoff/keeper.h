@@ -16,7 +16,7 @@
  *                           read end: kept open, an app never gets EPIPE
  *   "R LI GEN"       + fd   generation GEN's member of steered listener LI
  *   "X HEAD"                let go of what HEAD names (a member that left
- *                           its group: a copy kept would keep it there)
+ *                           its group: its copy listens no more)
  *   "G GEN PID TICKS"       a generation's main process (no fd; TICKS its
  *                           start time, so a pid reused names no other)
  *   "B"                     goodbye: the supervisor ends normally

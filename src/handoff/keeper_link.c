@@ -163,8 +163,9 @@ static void keep_pipe(void *ctx, unsigned gen, int stream, int fd)
 }
 
 /* A steered member joined (FD) or left (FD -1): the keeper holds it as long
- * as the group does, no longer (its copy would keep the socket in the
- * group, out of the order the supervisor tracks). The order and the
+ * as the group does, no longer (a member leaves its group when we shut it
+ * down, whoever holds it: os_steer_leave; the copy would be a socket
+ * that no longer listens, taken back by a successor). The order and the
  * weights go in the file (carried.c). */
 static void keep_member(void *ctx, size_t li, unsigned gen, int fd)
 {

@@ -7,7 +7,9 @@
  *
  * The supervisor owns every member's fd from the generation's spawn until
  * the member leaves, so it alone decides when the group changes: the
- * app's own close() never takes a member out. It tracks each member's
+ * app's own close() never takes a member out, and a member that leaves is
+ * shut down, which takes it out at once whoever else still holds it (the
+ * keeper's copy, a helper the app left behind). It tracks each member's
  * position in the group the way the kernel does (members in the order they
  * joined; when one leaves, the group's last member moves into its slot)
  * and re-attaches the program at every change of member or weight.
@@ -69,8 +71,7 @@ struct steer {
     size_t nw;
     int migrate; /* tcp_migrate_req: 1, 0, or negative (unknown) */
     /* Told of each member that joins (FD) or leaves (FD -1), so that the
-     * keeper holds each member as long as the group has it (a copy it kept
-     * after the close would keep the socket in the group); may be NULL. */
+     * keeper holds each member as long as the group has it; may be NULL. */
     void (*on_member)(void *ctx, size_t li, unsigned gen, int fd);
     void *ctx;
 };
