@@ -134,6 +134,10 @@ out=$("$BATON" upgrade -s "$SOCK" 2>&1) || fail "upgrade with a leaving member: 
 out=$("$BATON" restart -s "$SOCK") || fail "restart after the upgrade: $out"
 wait_for 15 sh -c "! ls -l /proc/$BPID/fd 2>/dev/null | grep -qF '$m1'" ||
     fail "generation 1's member is still held after the next one joined"
+k=$(keeper_of)
+[ -n "$k" ] || fail "no keeper at the end"
+wait_for 10 sh -c "! ls -l /proc/$k/fd 2>/dev/null | grep -qF '$m1'" ||
+    fail "the keeper still holds generation 1's member after it left"
 stop_baton
 tracked_left || fail "left running: $LEFT"
 echo "ok: $res"
