@@ -145,6 +145,7 @@ static void wire_parts(struct supervisor *s)
                                    .stats = &s->stats,
                                    .output = &s->output,
                                    .procs = &s->procs,
+                                   .steer = &s->steer,
                                    .collect = collect_for_file,
                                    .events_since = events_for_file,
                                    .ctx = s,

@@ -401,16 +401,6 @@ function Runtime:upgrade(req, ok, why)
     self.core.log("error", "upgrade refused (this image serves on): " .. tostring(why))
     return
   end
-  -- The members of steered listeners and their order in each group are
-  -- not carried yet: a new image would steer by positions it does not know.
-  for _, g in ipairs(self:live()) do
-    if g.share ~= nil then
-      why = "the members of steered listeners are not carried across an upgrade yet (docs/steering.md)"
-      self.events:add{ time = self:now(), kind = "upgrade", ok = false, reason = why }
-      self.core.reply(req, false, "upgrade refused: " .. why)
-      return
-    end
-  end
   self:task("upgrade", function()
     self:locked(function()
       if self.stopping then
@@ -471,6 +461,8 @@ function Runtime:take_over(c, how)
       g.ready, g.ready_at, g.promoted_at = s.ready == true, num(s.ready_at), num(s.promoted_at)
       g.ended_as, g.stopping = s.ended_as, s.stopping == true
       g.adopted_at = num(s.adopted_at) or (adopting and self:now() or nil)
+      -- Its weight on steered listeners, as the carried members came back.
+      g.share = self.core.steer(id)
       self.gens[id] = g
       if s.draining == true then
         g:resume_drain(type(s.drain) == "table" and s.drain or {}, num(s.drain_started) or self:now())
@@ -480,7 +472,10 @@ function Runtime:take_over(c, how)
   local active = self.gens[num(c.active) or 0]
   if active and active.promoted_at and not active.draining then self.active = active end
   for _, g in ipairs(self:live()) do
-    if g ~= self.active and not g.draining then
+    -- One the policy left serving a share of a steered listener beside
+    -- the active one (a split, weights set after its promotion) serves on.
+    local splits = g.promoted_at and (g.share or 0) > 0
+    if g ~= self.active and not g.draining and not splits then
       g.ended_as = "rolled back: its restart was cut short when the supervisor " ..
         (adopting and "died" or "was upgraded")
       g:drain{ deadline = self.cfg.drain_timeout }
@@ -763,7 +758,7 @@ function Runtime:carry_changed()
   for _, g in ipairs(self:live()) do
     t[#t + 1] = table.concat({ g.id, g.pid, g.state, tostring(g.ready), tostring(g.promoted_at),
       tostring(g.draining), tostring(g.drain_started), tostring(g.stopping), tostring(g.ended_as),
-      tostring(g.adopted_at), tostring(g.ready_at) }, ":")
+      tostring(g.adopted_at), tostring(g.ready_at), tostring(g.share) }, ":")
   end
   local stamp = table.concat(t, "|")
   local changed = stamp ~= self.carried_stamp

@@ -322,6 +322,8 @@ size_t carry_fds(const json_t *doc, int *fds, size_t max)
     for (size_t k = 0; k < sizeof lists / sizeof lists[0]; k++)
         json_array_foreach(json_object_get(doc, lists[k]), i, e)
             add_fd(fds, max, &n, json_object_get(e, "fd"));
+    json_array_foreach(json_object_get(json_object_get(doc, "steer"), "members"), i, e)
+        add_fd(fds, max, &n, json_object_get(e, "fd"));
     add_fd(fds, max, &n, json_object_get(json_object_get(doc, "keeper"), "fd"));
     json_t *up = json_object_get(doc, "upgrade");
     add_fd(fds, max, &n, json_object_get(up, "client"));

@@ -26,6 +26,10 @@
  *     "fdstore": [ { "name", "fd", "generation", "stored_at", "poll" } ... ],
  *     "staged": fd, "output": [ lines of output.h ], "output_next",
  *     "upgrade": { "client": fd, "since": monotonic, "old_image": fd },
+ *     "steer": { "members": [ { "listener", "generation", "slot" (its
+ *                 place in the group's order), "fd", "leaving" } ... ],
+ *                "weights": [ { "generation", "weight", "zero_since" (monotonic:
+ *                since when it is 0) } ... ] } (version 2),
  *     "runtime": what the Lua runtime carries (Runtime:carry),
  *     "events_file": in the copy on disk, the file of events below }
  *
@@ -50,7 +54,10 @@
 #include <stddef.h>
 
 #define CARRY_FORMAT "baton-carry"
-#define CARRY_VERSION 1
+/* Version 2 adds "steer": a writer says 2 only when it names steered
+ * members (a reader of version 1 would leave them out of their groups'
+ * order, or leak them into generations), else 1, which any reader takes. */
+#define CARRY_VERSION 2
 #define CARRY_OLDEST 1
 #define CARRY_MAX (16u << 20) /* bytes: the output ring is the bulk of it */
 #define CARRY_ENV "BATON_CARRY_FD"

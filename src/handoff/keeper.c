@@ -450,7 +450,13 @@ int keeper_main(const char *path)
                 hold(head, fd);
             else if (fd >= 0)
                 close(fd);
-            else if (r > 0 && head[0] == 'G') {
+            else if (r > 0 && strncmp(head, "X ", 2) == 0) {
+                for (size_t i = 0; i < nheld; i++)
+                    if (strcmp(held[i].head, head + 2) == 0) {
+                        forget(i);
+                        break;
+                    }
+            } else if (r > 0 && head[0] == 'G') {
                 hold_generation(head);
                 told_gens = 1;
             }

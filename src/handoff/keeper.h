@@ -14,6 +14,9 @@
  *   "S"              + fd   the stats region (counters keep counting)
  *   "P GEN STREAM"   + fd   a generation's stdout (1) or stderr (2) pipe
  *                           read end: kept open, an app never gets EPIPE
+ *   "R LI GEN"       + fd   generation GEN's member of steered listener LI
+ *   "X HEAD"                let go of what HEAD names (a member that left
+ *                           its group: its copy listens no more)
  *   "G GEN PID TICKS"       a generation's main process (no fd; TICKS its
  *                           start time, so a pid reused names no other)
  *   "B"                     goodbye: the supervisor ends normally

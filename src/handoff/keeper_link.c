@@ -162,6 +162,20 @@ static void keep_pipe(void *ctx, unsigned gen, int stream, int fd)
     keep(ctx, head, fd);
 }
 
+/* A steered member joined (FD) or left (FD -1): the keeper holds it as long
+ * as the group does, no longer (a member leaves its group when we shut it
+ * down, whoever holds it: os_steer_leave; the copy would be a socket
+ * that no longer listens, taken back by a successor). The order and the
+ * weights go in the file (carried.c). */
+static void keep_member(void *ctx, size_t li, unsigned gen, int fd)
+{
+    struct keeper_link *k = ctx;
+    char head[32];
+    snprintf(head, sizeof head, "%sR %zu %u", fd >= 0 ? "" : "X ", li, gen);
+    keep(k, head, fd);
+    k->dirty = 1;
+}
+
 /* Tells the keeper of each generation's main process it was not told of
  * yet (ALL: every one running), so that once orphaned it knows when the
  * last one is gone. */
@@ -325,6 +339,9 @@ static void start_keeper(struct keeper_link *k)
                   carry_int(p, "fd", -1));
     }
     json_decref(pipes);
+    for (size_t li = 0; k->steer && li < k->steer->ngroups; li++)
+        for (size_t j = 0; j < k->steer->groups[li].n; j++)
+            keep_member(k, li, k->steer->groups[li].v[j].gen, k->steer->groups[li].v[j].fd);
     keep_generations(k, 1);
     k->dirty = 1; /* the file names the keeper */
     log_debug("keeper pid %d holds the listeners and the stats region", (int)k->pid);
@@ -417,6 +434,10 @@ void keeper_link_start(struct keeper_link *k, const char *rundir, const json_t *
     }
     k->output->on_attach = keep_pipe;
     k->output->ctx = k;
+    if (k->steer) {
+        k->steer->on_member = keep_member;
+        k->steer->ctx = k;
+    }
     uv_check_init(k->loop, &k->check);
     k->check.data = k;
     uv_check_start(&k->check, on_check);

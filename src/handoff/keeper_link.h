@@ -7,8 +7,8 @@
  * file names the keeper and the keeper is useless without the file.
  *
  * The link starts a keeper (or, after an upgrade, keeps the one carried),
- * hands it a duplicate of each listener, the stats region and every output
- * pipe, replaces one that dies (after a pause when it dies young) or
+ * hands it a duplicate of each listener, the stats region, every output
+ * pipe and each steered member while its group holds it, replaces one that dies (after a pause when it dies young) or
  * stays stuck (sends never block the loop: a keeper that takes nothing
  * queued for 5 s, SIGSTOPped say, is killed and replaced), and
  * rewrites NAME.HASH.carry once per turn of the loop after an event
@@ -24,6 +24,7 @@
 #include "loop/config.h"
 #include "loop/output.h"
 #include "loop/procs.h"
+#include "loop/steer.h"
 #include "libbaton/stats_shm.h"
 
 #include <jansson.h>
@@ -37,6 +38,7 @@ struct keeper_link {
     const struct stats_region *stats;
     struct output *output;     /* its pipes; new ones are sent as they attach */
     const struct procs *procs; /* each generation's main process, sent once */
+    struct steer *steer;       /* its members, sent as they join and leave; or NULL */
     /* The carried state as a successor would read it (no output ring, no
      * fds to inherit), or NULL. */
     json_t *(*collect)(void *ctx);

@@ -29,7 +29,8 @@ json_t *takeover_document(json_t *doc, json_t *runtime, json_t *keeper)
         return NULL;
     }
     json_object_set_new(doc, "format", json_string(CARRY_FORMAT));
-    json_object_set_new(doc, "version", json_integer(CARRY_VERSION));
+    json_t *members = json_object_get(json_object_get(doc, "steer"), "members");
+    json_object_set_new(doc, "version", json_integer(json_array_size(members) ? CARRY_VERSION : 1));
     json_object_set_new(doc, "baton", json_string(BATON_VERSION));
     if (keeper) /* an upgrade keeps the keeper */
         json_object_set_new(doc, "keeper", keeper);
@@ -117,6 +118,25 @@ static int bind_control(const char *path, char *err, size_t errlen)
     return s;
 }
 
+/* The keeper's member of listener LI for generation GEN goes where the file
+ * names it; one the file does not name joined after its last write: it is
+ * its group's last (a slot past every other). */
+static void steer_piece(json_t *members, unsigned li, unsigned gen, int fd)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(members, i, m) {
+        if ((unsigned)carry_int(m, "listener", -1) == li &&
+            (unsigned)carry_int(m, "generation", 0) == gen) {
+            json_object_set_new(m, "fd", json_integer(fd));
+            return;
+        }
+    }
+    json_array_append_new(members,
+                          json_pack("{s:i, s:i, s:i, s:i}", "listener", (int)li, "generation",
+                                    (int)gen, "slot", (int)(1000000 + gen), "fd", fd));
+}
+
 int takeover_orphaned(struct takeover *t, const char *rundir, const struct service_config *cfg,
                       char *err, size_t errlen)
 {
@@ -199,12 +219,23 @@ int takeover_orphaned(struct takeover *t, const char *rundir, const struct servi
     json_array_foreach(ls, i, l)
         json_object_set_new(l, "fd", json_integer(-1));
     json_object_set_new(doc, "stats", json_integer(-1));
+    /* Steered members: the keeper's, in the slots the file names. */
+    json_t *st = json_object_get(doc, "steer");
+    if (!json_is_object(st))
+        json_object_set_new(doc, "steer", st = json_pack("{s:[], s:[]}", "members", "weights"));
+    json_t *members = json_object_get(st, "members");
+    if (!json_is_array(members))
+        json_object_set_new(st, "members", members = json_array());
+    json_array_foreach(members, i, l)
+        json_object_set_new(l, "fd", json_integer(-1));
     for (int j = 0; j < n; j++) {
         unsigned a, b;
         const char *head = pieces[j].head;
         int fd = pieces[j].fd;
         if (sscanf(head, "L %u", &a) == 1 && a < json_array_size(ls))
             json_object_set_new(json_array_get(ls, a), "fd", json_integer(fd));
+        else if (sscanf(head, "R %u %u", &a, &b) == 2)
+            steer_piece(members, a, b, fd);
         else if (strcmp(head, "S") == 0)
             json_object_set_new(doc, "stats", json_integer(fd));
         else if (sscanf(head, "P %u %u", &a, &b) == 2)

@@ -8,8 +8,11 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "os/os.h"
+#include "os/reuseport.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -54,6 +57,117 @@ static json_t *listeners_carried(const struct supervisor *s)
     return json_incref(ls);
 }
 
+/* The steered listeners' members, each with its slot in its group's
+ * order, and the weights: the kernel keeps the order while the sockets
+ * stay open, and a successor attaches programs by it, so it is carried,
+ * never derived (steer.h). */
+static json_t *steer_carried(const struct steer *s)
+{
+    json_t *members = json_array(), *weights = json_array();
+    for (size_t i = 0; i < s->ngroups; i++)
+        for (size_t j = 0; j < s->groups[i].n; j++) {
+            const struct steer_member *m = &s->groups[i].v[j];
+            json_array_append_new(members, json_pack("{s:i, s:i, s:i, s:i, s:b}", "listener",
+                                                     (int)i, "generation", (int)m->gen, "slot",
+                                                     (int)j, "fd", m->fd, "leaving", m->leaving));
+        }
+    for (size_t i = 0; i < s->nw; i++)
+        json_array_append_new(weights,
+                              json_pack("{s:i, s:i, s:f}", "generation", (int)s->w[i].gen, "weight",
+                                        (int)s->w[i].weight, "zero_since", s->w[i].zero_since));
+    return json_pack("{s:o, s:o}", "members", members, "weights", weights);
+}
+
+/* Takes the carried members back (after an upgrade the fds inherited;
+ * after a death the keeper's, set in DOC by takeover_orphaned), group by
+ * group in their slot order. A
+ * member named but not handed over (it left, and the file was not written
+ * again before the death) left its slot as the kernel does: the group's
+ * last member moved into it. */
+static void take_steer(struct supervisor *s, const json_t *doc)
+{
+    json_t *st = json_object_get(doc, "steer");
+    json_t *members = json_object_get(st, "members"), *e;
+    size_t n = json_array_size(members), k;
+    if (n == 0)
+        return;
+    for (size_t li = 0; li < s->cfg.nlisteners; li++) {
+        struct {
+            unsigned gen;
+            int fd, slot;
+        } v[OS_STEER_MAX];
+        size_t nv = 0;
+        json_array_foreach(members, k, e) {
+            int fd = carried_int(e, "fd", -1);
+            if ((size_t)carried_int(e, "listener", -1) != li)
+                continue;
+            if (!s->cfg.listeners[li].steer || nv == OS_STEER_MAX) {
+                if (fd >= 0)
+                    close(fd);
+                continue;
+            }
+            size_t at = nv++; /* insertion by slot: few members */
+            int slot = carried_int(e, "slot", INT_MAX);
+            while (at > 0 && v[at - 1].slot > slot) {
+                v[at] = v[at - 1];
+                at--;
+            }
+            v[at].gen = (unsigned)carried_int(e, "generation", 0);
+            v[at].fd = fd;
+            v[at].slot = slot;
+        }
+        for (size_t j = 0; j < nv;) {
+            if (v[j].fd >= 0) {
+                j++;
+                continue;
+            }
+            log_warn("listener '%s': generation %u's steered member was not handed over: the "
+                     "group's last member took its slot",
+                     s->cfg.listeners[li].name, v[j].gen);
+            v[j] = v[--nv];
+        }
+        for (size_t j = 0; j < nv; j++) {
+            unsigned w = 0;
+            double zero = 0;
+            size_t wi;
+            json_t *we;
+            json_array_foreach(json_object_get(st, "weights"), wi, we)
+                if ((unsigned)carried_int(we, "generation", 0) == v[j].gen) {
+                    w = (unsigned)carried_int(we, "weight", 0);
+                    zero = json_number_value(json_object_get(we, "zero_since"));
+                }
+            set_cloexec(v[j].fd);
+            int r = steer_restore(&s->steer, li, v[j].gen, v[j].fd, w, zero);
+            if (r < 0) {
+                log_error("listener '%s': generation %u's steered member: %s",
+                          s->cfg.listeners[li].name, v[j].gen, strerror(-r));
+                close(v[j].fd);
+            }
+        }
+        if (nv)
+            log_info("listener '%s': %zu steered member(s) carried over, in their order",
+                     s->cfg.listeners[li].name, nv);
+    }
+    int r = steer_restored(&s->steer);
+    if (r < 0)
+        log_warn("steering programs: %s (new connections split by hash)", strerror(-r));
+    /* A member whose generation exited already (it was leaving) leaves
+     * again: nothing else would close it. */
+    unsigned exited[OS_STEER_MAX];
+    size_t ne = 0;
+    for (size_t li = 0; li < s->steer.ngroups; li++)
+        for (size_t j = 0; j < s->steer.groups[li].n; j++) {
+            unsigned gen = s->steer.groups[li].v[j].gen;
+            size_t q = 0;
+            while (q < ne && exited[q] != gen)
+                q++;
+            if (q == ne && ne < OS_STEER_MAX && !procs_by_id(&s->procs, gen))
+                exited[ne++] = gen;
+        }
+    for (size_t q = 0; q < ne; q++)
+        steer_gen_exited(&s->steer, exited[q]);
+}
+
 json_t *supervisor_carry(struct supervisor *s, int output)
 {
     json_t *ls = listeners_carried(s), *procs = json_array();
@@ -78,6 +192,8 @@ json_t *supervisor_carry(struct supervisor *s, int output)
         "last_id", (int)s->procs.last_id, "fdstore", handover_carry(&s->handover), "staged",
         s->handover.staged, "pipes", output_pipes_json(&s->output), "output_next",
         (json_int_t)s->output.next_seq, "notify_path", s->notify_path);
+    if (doc)
+        json_object_set_new(doc, "steer", steer_carried(&s->steer));
     if (doc && output) /* the copy on disk leaves it out: small, written often */
         json_object_set_new(doc, "output", output_json(&s->output, 0, 0, 0));
     return doc;
@@ -191,6 +307,7 @@ uint64_t supervisor_take_state(struct supervisor *s, const json_t *doc, int adop
     handover_restore(&s->handover, json_object_get(doc, "fdstore"), staged);
     output_restore(&s->output, json_object_get(doc, "output"));
     take_procs(s, doc, adopting, gone, maxgone, ngone);
+    take_steer(s, doc);
     json_array_foreach(json_object_get(doc, "pipes"), i, e) {
         int pfd = carried_int(e, "fd", -1);
         if (pfd < 0)

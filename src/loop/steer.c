@@ -173,6 +173,8 @@ int steer_join(struct steer *s, size_t li, unsigned gen, int *fd, char *err, siz
     g->v[g->n++] = (struct steer_member){ .gen = gen, .fd = r };
     l->steer_fd = r;
     *fd = r;
+    if (s->on_member)
+        s->on_member(s->ctx, li, gen, r);
     /* Last and with no share yet: members waiting to leave may now. */
     leave_due(s, clock_mono());
     int a = attach(s, g);
@@ -196,6 +198,51 @@ int steer_set_weight(struct steer *s, unsigned gen, unsigned weight)
     return attach_all(s);
 }
 
+int steer_restore(struct steer *s, size_t li, unsigned gen, int fd, unsigned weight,
+                  double zero_since)
+{
+    if (li >= s->ngroups)
+        return -EINVAL;
+    struct steer_group *g = &s->groups[li];
+    if (g->n >= OS_STEER_MAX)
+        return -EMFILE;
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? 2 * g->cap : 4;
+        struct steer_member *v = realloc(g->v, cap * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        g->v = v;
+        g->cap = cap;
+    }
+    if (!weight_of(s, gen)) {
+        struct steer_weight *nw = realloc(s->w, (s->nw + 1) * sizeof *nw);
+        if (!nw)
+            return -ENOMEM;
+        s->w = nw;
+        s->w[s->nw++] = (struct steer_weight){ .gen = gen,
+                                               .weight = weight > 100 ? 100 : weight,
+                                               .zero_since = zero_since > 0 ? zero_since
+                                                                            : clock_mono() };
+    }
+    /* A port-0 listener's port is the group's: the next member binds it. */
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && sl <= sizeof s->ls[li].addr) {
+        memcpy(&s->ls[li].addr, &ss, sl);
+        s->ls[li].addrlen = sl;
+    }
+    g->v[g->n++] = (struct steer_member){ .gen = gen, .fd = fd };
+    s->ls[li].steer_fd = fd;
+    if (s->on_member)
+        s->on_member(s->ctx, li, gen, fd);
+    return 0;
+}
+
+int steer_restored(struct steer *s)
+{
+    return attach_all(s);
+}
+
 /* Whether member J of G may close now: the program attached never picks
  * it nor the last member, which the kernel moves into its slot (steer.h). */
 static int close_is_safe(const struct steer_group *g, size_t j)
@@ -203,11 +250,16 @@ static int close_is_safe(const struct steer_group *g, size_t j)
     return g->v[j].routed == 0 && g->v[g->n - 1].routed == 0;
 }
 
-/* Closes member J of group G as the kernel will see it: the last member
- * moves into its slot. */
-static void member_close(struct steer_group *g, size_t j)
+/* Closes member J of group G as the kernel sees it: the last member moves
+ * into its slot. */
+static void member_close(struct steer *s, struct steer_group *g, size_t j)
 {
-    close(g->v[j].fd);
+    if (s->on_member)
+        s->on_member(s->ctx, (size_t)(g - s->groups), g->v[j].gen, -1);
+    /* Out of the group now: the keeper's copy closes only when it reads
+     * its message, and a member joining meanwhile would take another slot
+     * than the one the programs attached from now on expect. */
+    os_steer_leave(g->v[j].fd);
     g->v[j] = g->v[--g->n];
 }
 
@@ -241,7 +293,7 @@ static int leave_due(struct steer *s, double now)
                 log_warn("generation %u left its steered group with %u connections queued", m->gen,
                          queue);
             unsigned gen = m->gen;
-            member_close(g, j);
+            member_close(s, g, j);
             s->ls[i].steer_fd = g->n ? g->v[g->n - 1].fd : -1;
             drop_weight_if_gone(s, gen);
             changed = 1;

@@ -7,7 +7,9 @@
  *
  * The supervisor owns every member's fd from the generation's spawn until
  * the member leaves, so it alone decides when the group changes: the
- * app's own close() never takes a member out. It tracks each member's
+ * app's own close() never takes a member out, and a member that leaves is
+ * shut down, which takes it out at once whoever else still holds it (the
+ * keeper's copy, a helper the app left behind). It tracks each member's
  * position in the group the way the kernel does (members in the order they
  * joined; when one leaves, the group's last member moves into its slot)
  * and re-attaches the program at every change of member or weight.
@@ -68,6 +70,10 @@ struct steer {
     struct steer_weight *w; /* owned; generations with a member */
     size_t nw;
     int migrate; /* tcp_migrate_req: 1, 0, or negative (unknown) */
+    /* Told of each member that joins (FD) or leaves (FD -1), so that the
+     * keeper holds each member as long as the group has it; may be NULL. */
+    void (*on_member)(void *ctx, size_t li, unsigned gen, int fd);
+    void *ctx;
 };
 
 /* Sets S up for the NLISTENERS listeners LS (borrowed: their steer_fd is
@@ -98,6 +104,17 @@ int steer_weight(const struct steer *s, unsigned gen);
 /* The connections waiting in GEN's members' accept queues, summed (one
  * that cannot be read counts as 1: not known to be empty). */
 unsigned steer_queued(const struct steer *s, unsigned gen);
+
+/* After a takeover: FD (owned from now on) is listener LI's member of
+ * generation GEN, next in the group's order (so members must come in the
+ * kernel's order, which the sockets kept: it is carried, never derived).
+ * WEIGHT is GEN's, 0 since ZERO_SINCE (monotonic, as carried: the clock
+ * is the host's; 0: now). steer_restored then attaches the programs. 0 or a
+ * negative errno. */
+int steer_restore(struct steer *s, size_t li, unsigned gen, int fd, unsigned weight,
+                  double zero_since);
+/* Attaches every group's program after steer_restore. 0 or a negative errno. */
+int steer_restored(struct steer *s);
 
 /* GEN exited: its members leave (see above). */
 void steer_gen_exited(struct steer *s, unsigned gen);

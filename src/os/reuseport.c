@@ -116,3 +116,11 @@ int os_steer_member(const void *addr, unsigned addrlen, int backlog)
     }
     return fd;
 }
+
+void os_steer_leave(int fd)
+{
+    /* A listening socket shut down for reading stops listening and leaves
+     * its group at once (Linux: tcp_disconnect), whoever else holds it. */
+    shutdown(fd, SHUT_RD);
+    close(fd);
+}

@@ -27,6 +27,11 @@ int os_steer_attach(int fd, const unsigned *weights, size_t n);
  * the fd or a negative errno. */
 int os_steer_member(const void *addr, unsigned addrlen, int backlog);
 
+/* Takes member FD out of its group now, though another process (the
+ * keeper, a helper of the app's) holds it too (the last member moves into
+ * its slot, its queue goes as at a close), and closes FD. */
+void os_steer_leave(int fd);
+
 /* The connections waiting in listening socket FD's accept queue: 0 with
  * *QUEUE, or a negative errno. */
 int os_listen_queue(int fd, unsigned *queue);
