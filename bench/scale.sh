@@ -13,7 +13,9 @@
 #   paired      a restart with N listeners against one with 1, both services
 #               running side by side and restarted in turn, ROUNDS rounds
 #               (PAIR_N=1000, ROUNDS=41): the median of the per-round ratios,
-#               so a noisy moment costs both sides alike (not in the default)
+#               so a noisy moment costs both sides alike (not in the default);
+#               PAIR_APP=hello runs examples/hello, which serves the first
+#               listener only: what is left of the difference is baton's
 #
 #   bench/scale.sh [listeners|connections|restarts|paired ...]   (default: the first three)
 #   Results go to stdout and bench/results/scale.md.
@@ -72,7 +74,7 @@ listeners_service() { # N [NAME]: a service with N listeners on free ports in W/
     local name=${2:-svc} sock=ctl # its control socket W/NAME.sock (svc: W/ctl.sock)
     [ "$name" = svc ] || sock=$name
     {
-        echo "return { name = 'scale-$name', control = '$W/$sock.sock', command = { '$PWD/$B/bench/listeners_app' },"
+        echo "return { name = 'scale-$name', control = '$W/$sock.sock', command = { '${APP:-$PWD/$B/bench/listeners_app}' },"
         echo "  fdstore_max = 0, listen = {"
         for i in $(seq 1 "$1"); do echo "    l$i = 'tcp://127.0.0.1:0',"; done
         echo "} }"
@@ -158,7 +160,8 @@ restart_at_us() { # SOCKET: a `baton restart` through SOCKET, in microseconds
 }
 active_at() { "$BATON" status -s "$1" 2> /dev/null | grep -q ' active '; }
 paired() {
-    local n=${PAIR_N:-1000} rounds=${ROUNDS:-41} r t1 tn c1 cn
+    local n=${PAIR_N:-1000} rounds=${ROUNDS:-41} r t1 tn c1 cn app=listeners_app
+    [ "${PAIR_APP:-}" != hello ] || { APP=$HELLO app=examples/hello; }
     listeners_service 1 one
     listeners_service "$n" many
     "$BATON" run "$W/one.lua" 2> "$W/one.log" & SUP1=$!
@@ -188,7 +191,8 @@ paired() {
     mr=$(median < "$W/ratios")
     q1=$(awk -v n="$rounds" 'NR == int(n / 4) + 1' "$W/ratios")
     q3=$(awk -v n="$rounds" 'NR == int(3 * n / 4) + 1' "$W/ratios")
-    say "## A restart with $n listeners against one with 1, paired"
+    APP=""
+    say "## A restart with $n listeners against one with 1, paired ($app)"
     say ""
     say "Both services run side by side; each round restarts one, then the other"
     say "(the order alternates); $rounds rounds. Ratio: the median of the per-round"
