@@ -55,7 +55,7 @@ reuseport_stop() { kill -TERM "$APP" 2> /dev/null || true; wait "$APP" 2> /dev/n
 # 100 ms timeline, over the blocks of each kind (their first 200 ms left
 # out: a restart of the block before may still be under way).
 one() {
-    local way=$1 c0=0 c1=0 n=0 r next end tick
+    local way=$1 c0=0 c1=0 n=0 r a next end tick
     tick=$(awk -v p="$PERIOD" 'BEGIN {print int(p * 1000)}')
     PORT=$(free_port)
     "${way}_start"
