@@ -41,9 +41,21 @@ struct member { /* a process of generation GEN */
     long threads;
 };
 
+/* A listener by its socket's inode (conns_poll: sorted by INO). */
+struct lsn_at {
+    uint64_t ino;
+    size_t i;
+};
+
 struct poll {
     struct conns_listener *ls;
     struct lsn *info;
+    /* The read listeners sorted by inode: a socket of the dump or of a
+     * process's fds is looked up, not compared with every listener (with
+     * 10,000 listeners a generation holds 10,000 sockets: 10^8 compares a
+     * poll). NULL where none was read. */
+    struct lsn_at *byino;
+    size_t nbyino;
     uint32_t *held; /* per listener: the mark of the last generation seen holding it */
     size_t nls;
     struct conns_gen *gs;
