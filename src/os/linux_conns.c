@@ -165,9 +165,14 @@ static int index_listeners(struct poll *p)
     p->byino = p->nls ? malloc(p->nls * sizeof *p->byino) : NULL;
     if (p->nls && !p->byino)
         return -ENOMEM;
-    for (size_t i = 0; i < p->nls; i++)
-        if (p->info[i].ino && p->info[i].family)
-            p->byino[p->nbyino++] = (struct lsn_at){ .ino = p->info[i].ino, .i = i };
+    memset(p->ports, 0, sizeof p->ports);
+    for (size_t i = 0; i < p->nls; i++) {
+        const struct lsn *l = &p->info[i];
+        if (l->family == AF_INET || l->family == AF_INET6)
+            p->ports[l->family == AF_INET6][l->port / 8] |= (uint8_t)(1u << (l->port % 8));
+        if (l->ino && l->family)
+            p->byino[p->nbyino++] = (struct lsn_at){ .ino = l->ino, .i = i };
+    }
     if (p->nbyino > 1)
         qsort(p->byino, p->nbyino, sizeof *p->byino, by_lsn_ino);
     return 0;
@@ -186,6 +191,13 @@ static size_t listener_first(const struct poll *p, uint64_t ino)
             hi = mid;
     }
     return lo < p->nbyino && p->byino[lo].ino == ino ? lo : p->nbyino;
+}
+
+int conns__port_ours(const struct poll *p, int family, uint16_t port)
+{
+    if (family != AF_INET && family != AF_INET6)
+        return 0;
+    return (p->ports[family == AF_INET6][port / 8] >> (port % 8)) & 1;
 }
 
 /* A listening socket of the dump: if it is one of ours, its queue. */
