@@ -10,16 +10,22 @@
 #               requests (goal 0), against the same load with no restart
 #   restarts    1,000 restarts in a row: the supervisor's open fds and
 #               resident memory sampled every 100 (goal: flat)
+#   paired      a restart with N listeners against one with 1, both services
+#               running side by side and restarted in turn, ROUNDS rounds
+#               (PAIR_N=1000, ROUNDS=41): the median of the per-round ratios,
+#               so a noisy moment costs both sides alike (not in the default);
+#               PAIR_APP=hello runs examples/hello, which serves the first
+#               listener only: what is left of the difference is baton's
 #
-#   bench/scale.sh [listeners|connections|restarts ...]   (default: all three)
+#   bench/scale.sh [listeners|connections|restarts|paired ...]   (default: the first three)
 #   Results go to stdout and bench/results/scale.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || set -- listeners connections restarts
 for what in "$@"; do
     case "$what" in
-        listeners | connections | restarts) ;;
-        *) echo "scale: unknown run '$what' (known: listeners, connections, restarts)" >&2; exit 2 ;;
+        listeners | connections | restarts | paired) ;;
+        *) echo "scale: unknown run '$what' (known: listeners, connections, restarts, paired)" >&2; exit 2 ;;
     esac
 done
 . bench/lib.sh
@@ -29,9 +35,9 @@ mkdir -p "$OUT"
 W=$(mktemp -d /tmp/baton-scale.XXXXXX)
 export XDG_RUNTIME_DIR="$W/run" # the carry file and the keeper's socket: this run's own
 mkdir -m 700 "$XDG_RUNTIME_DIR"
-SUP="" LPID=""
+SUP="" LPID="" SUP1=""
 cleanup() {
-    kill_tree "$LPID" "$SUP" # the load; the supervisor and its generations
+    kill_tree "$LPID" "$SUP" "$SUP1" # the load; the supervisors and their generations
     rm -rf "$W"
 }
 trap cleanup EXIT
@@ -64,13 +70,15 @@ restart_ms() {
 }
 
 # --- 1,000 and 10,000 listeners -------------------------------------------------
-listeners_service() { # N: a service with N listeners on free ports
+listeners_service() { # N [NAME]: a service with N listeners on free ports in W/NAME.lua,
+    local name=${2:-svc} sock=ctl # its control socket W/NAME.sock (svc: W/ctl.sock)
+    [ "$name" = svc ] || sock=$name
     {
-        echo "return { name = 'scale', control = '$W/ctl.sock', command = { '$PWD/$B/bench/listeners_app' },"
+        echo "return { name = 'scale-$name', control = '$W/$sock.sock', command = { '${APP:-$PWD/$B/bench/listeners_app}' },"
         echo "  fdstore_max = 0, listen = {"
         for i in $(seq 1 "$1"); do echo "    l$i = 'tcp://127.0.0.1:0',"; done
         echo "} }"
-    } > "$W/svc.lua"
+    } > "$W/$name.lua"
 }
 median_of() { # median_of N CMD...: the median of N runs of CMD's output
     local n=$1
@@ -140,6 +148,59 @@ PY
         if [ "$n" = 1 ]; then base_start=$start base_restart=$restart; fi
         say "| $n | $start | $(awk -v a="$start" -v b="${base_start:-$start}" 'BEGIN {printf "%.2f", a / b}') | $restart | $(awk -v a="$restart" -v b="${base_restart:-$restart}" 'BEGIN {printf "%.2f", a / b}') | $cpu | $take | $answered | $fds |"
     done
+    say ""
+}
+
+# --- paired: N listeners against 1, side by side ---------------------------------
+restart_at_us() { # SOCKET: a `baton restart` through SOCKET, in microseconds
+    local a
+    a=$(now_us)
+    "$BATON" restart -s "$1" > /dev/null
+    echo $(( $(now_us) - a ))
+}
+active_at() { "$BATON" status -s "$1" 2> /dev/null | grep -q ' active '; }
+paired() {
+    local n=${PAIR_N:-1000} rounds=${ROUNDS:-41} r t1 tn c1 cn app=listeners_app
+    [ "${PAIR_APP:-}" != hello ] || { APP=$HELLO app=examples/hello; }
+    listeners_service 1 one
+    listeners_service "$n" many
+    "$BATON" run "$W/one.lua" 2> "$W/one.log" & SUP1=$!
+    "$BATON" run "$W/many.lua" 2> "$W/many.log" & SUP=$!
+    wait_until 60 active_at "$W/one.sock" || { tail -5 "$W/one.log" >&2; exit 1; }
+    wait_until 60 active_at "$W/many.sock" || { tail -5 "$W/many.log" >&2; exit 1; }
+    : > "$W/pairs"
+    c1=$(cpu_ms "$SUP1") cn=$(cpu_ms "$SUP")
+    for r in $(seq 1 "$rounds"); do
+        # Which goes first alternates: neither always follows the other's drain.
+        if [ $((r % 2)) -eq 1 ]; then
+            t1=$(restart_at_us "$W/one.sock"); tn=$(restart_at_us "$W/many.sock")
+        else
+            tn=$(restart_at_us "$W/many.sock"); t1=$(restart_at_us "$W/one.sock")
+        fi
+        echo "$t1 $tn" >> "$W/pairs"
+    done
+    c1=$(( $(cpu_ms "$SUP1") - c1 )) cn=$(( $(cpu_ms "$SUP") - cn ))
+    "$BATON" stop -s "$W/one.sock" > /dev/null 2>&1 || kill_tree "$SUP1"
+    "$BATON" stop -s "$W/many.sock" > /dev/null 2>&1 || kill_tree "$SUP"
+    wait "$SUP1" "$SUP" 2> /dev/null || true
+    SUP="" SUP1=""
+    local m1 mn mr q1 q3
+    m1=$(awk '{print $1}' "$W/pairs" | median)
+    mn=$(awk '{print $2}' "$W/pairs" | median)
+    awk '{printf "%.4f\n", $2 / $1}' "$W/pairs" | sort -n > "$W/ratios"
+    mr=$(median < "$W/ratios")
+    q1=$(awk -v n="$rounds" 'NR == int(n / 4) + 1' "$W/ratios")
+    q3=$(awk -v n="$rounds" 'NR == int(3 * n / 4) + 1' "$W/ratios")
+    APP=""
+    say "## A restart with $n listeners against one with 1, paired ($app)"
+    say ""
+    say "Both services run side by side; each round restarts one, then the other"
+    say "(the order alternates); $rounds rounds. Ratio: the median of the per-round"
+    say "ratios (quartiles beside it); CPU: each supervisor's own over all rounds."
+    say ""
+    say "| restart, 1 listener (ms) | restart, $n listeners (ms) | median ratio | quartiles | supervisor CPU a restart, 1 / $n (ms) |"
+    say "|---:|---:|---:|---|---|"
+    say "| $(awk -v u="$m1" 'BEGIN {printf "%.1f", u / 1000}') | $(awk -v u="$mn" 'BEGIN {printf "%.1f", u / 1000}') | $(printf %.2f "$mr") | $(printf %.2f "$q1")-$(printf %.2f "$q3") | $(awk -v a="$c1" -v b="$cn" -v r="$rounds" 'BEGIN {printf "%.2f / %.2f", a / r, b / r}') |"
     say ""
 }
 

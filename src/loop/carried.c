@@ -36,24 +36,39 @@ static void set_cloexec(int fd)
 /* The listeners as carried: they do not change while the supervisor
  * runs (a reload that would change them is refused), and a document is
  * written after every change: built once, the same object each time (the
- * carry file's writer keeps its text too: keeper_link.c). */
+ * carry file's writer keeps its text too: keeper_link.c). Whether it is
+ * still the same is a compare of the fds as they were (one not bound
+ * then, say), not a lookup in the document per listener per change. */
 static json_t *listeners_carried(const struct supervisor *s)
 {
     static json_t *ls;
     static const struct listener *of;
-    int same = ls && of == s->cfg.listeners && json_array_size(ls) == s->cfg.nlisteners;
-    for (size_t i = 0; same && i < s->cfg.nlisteners; i++) /* one not bound then, say */
-        same = carried_int(json_array_get(ls, i), "fd", -2) == s->cfg.listeners[i].fd;
+    static int *fds;
+    static size_t nfds;
+    size_t n = s->cfg.nlisteners;
+    int same = ls && of == s->cfg.listeners && nfds == n;
+    for (size_t i = 0; same && i < n; i++)
+        same = fds[i] == s->cfg.listeners[i].fd;
     if (same)
         return json_incref(ls);
     json_decref(ls);
+    free(fds);
     ls = json_array();
+    fds = calloc(n ? n : 1, sizeof *fds);
     of = s->cfg.listeners;
-    for (size_t i = 0; ls && i < s->cfg.nlisteners; i++) {
+    nfds = 0;
+    if (!fds) { /* no memory: built afresh next time */
+        json_decref(ls);
+        ls = NULL;
+        return NULL;
+    }
+    for (size_t i = 0; ls && i < n; i++) {
         const struct listener *l = &s->cfg.listeners[i];
+        fds[i] = l->fd;
         json_array_append_new(ls, json_pack("{s:s, s:s, s:i, s:b}", "name", l->name, "address",
                                             l->address, "fd", l->fd, "passed", l->passed));
     }
+    nfds = ls ? n : 0;
     return json_incref(ls);
 }
 

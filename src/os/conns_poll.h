@@ -41,9 +41,25 @@ struct member { /* a process of generation GEN */
     long threads;
 };
 
+/* A listener by its socket's inode (conns_poll: sorted by INO). */
+struct lsn_at {
+    uint64_t ino;
+    size_t i;
+};
+
 struct poll {
     struct conns_listener *ls;
     struct lsn *info;
+    /* The read listeners sorted by inode: a socket of the dump or of a
+     * process's fds is looked up, not compared with every listener (with
+     * 10,000 listeners a generation holds 10,000 sockets: 10^8 compares a
+     * poll). NULL where none was read. */
+    struct lsn_at *byino;
+    size_t nbyino;
+    /* The TCP listeners' ports, a bit each, [0] AF_INET, [1] AF_INET6:
+     * whether a dumped connection is on one of them, without a pass over
+     * the listeners (with 10,000 the dump is not filtered by port). */
+    uint8_t ports[2][65536 / 8];
     uint32_t *held; /* per listener: the mark of the last generation seen holding it */
     size_t nls;
     struct conns_gen *gs;
@@ -59,6 +75,8 @@ struct poll {
 
 /* linux_conns.c: a connection (socket inode INO) on a listener's port or path. */
 int conns__table_add(struct poll *p, uint32_t ino, int closing);
+/* linux_conns.c: whether PORT is a TCP listener's of FAMILY. */
+int conns__port_ours(const struct poll *p, int family, uint16_t port);
 /* linux_conns.c: listener INO's accept queue now and at most. */
 void conns__listener_queue(struct poll *p, uint32_t ino, unsigned queue, unsigned max);
 /* linux_sockdiag.c: the TCP sockets of FAMILY on the listeners' ports,

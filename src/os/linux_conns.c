@@ -150,14 +150,63 @@ static int listener_read(int fd, struct lsn *l)
     return 0;
 }
 
+static int by_lsn_ino(const void *a, const void *b)
+{
+    const struct lsn_at *x = a, *y = b;
+    if (x->ino != y->ino)
+        return (x->ino > y->ino) - (x->ino < y->ino);
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+/* P's listeners sorted by inode, those read (an inode not 0). 0 or -ENOMEM. */
+static int index_listeners(struct poll *p)
+{
+    p->nbyino = 0;
+    p->byino = p->nls ? malloc(p->nls * sizeof *p->byino) : NULL;
+    if (p->nls && !p->byino)
+        return -ENOMEM;
+    memset(p->ports, 0, sizeof p->ports);
+    for (size_t i = 0; i < p->nls; i++) {
+        const struct lsn *l = &p->info[i];
+        if (l->family == AF_INET || l->family == AF_INET6)
+            p->ports[l->family == AF_INET6][l->port / 8] |= (uint8_t)(1u << (l->port % 8));
+        if (l->ino && l->family)
+            p->byino[p->nbyino++] = (struct lsn_at){ .ino = l->ino, .i = i };
+    }
+    if (p->nbyino > 1)
+        qsort(p->byino, p->nbyino, sizeof *p->byino, by_lsn_ino);
+    return 0;
+}
+
+/* The first of P's listeners whose inode is INO, as an index into
+ * P->byino (the others follow it), or P->nbyino when none is. */
+static size_t listener_first(const struct poll *p, uint64_t ino)
+{
+    size_t lo = 0, hi = p->nbyino;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (p->byino[mid].ino < ino)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < p->nbyino && p->byino[lo].ino == ino ? lo : p->nbyino;
+}
+
+int conns__port_ours(const struct poll *p, int family, uint16_t port)
+{
+    if (family != AF_INET && family != AF_INET6)
+        return 0;
+    return (p->ports[family == AF_INET6][port / 8] >> (port % 8)) & 1;
+}
+
 /* A listening socket of the dump: if it is one of ours, its queue. */
 void conns__listener_queue(struct poll *p, uint32_t ino, unsigned queue, unsigned max)
 {
-    for (size_t i = 0; i < p->nls; i++)
-        if (p->info[i].family && p->info[i].ino == ino) {
-            p->ls[i].queue = queue;
-            p->ls[i].max_queue = max;
-        }
+    for (size_t k = listener_first(p, ino); k < p->nbyino && p->byino[k].ino == ino; k++) {
+        p->ls[p->byino[k].i].queue = queue;
+        p->ls[p->byino[k].i].max_queue = max;
+    }
 }
 
 /* Unix names: a path compares up to its NUL (the kernel may or may not
@@ -370,11 +419,13 @@ static void count_fds(struct poll *p, pid_t pid, struct conns_gen *g, uint32_t m
             continue;
         link[n] = '\0';
         unsigned long ino = strtoul(link + 8, NULL, 10);
-        for (size_t i = 0; i < p->nls; i++)
-            if (p->info[i].ino && p->info[i].ino == ino && p->held[i] != mark) {
+        for (size_t k = listener_first(p, ino); k < p->nbyino && p->byino[k].ino == ino; k++) {
+            size_t i = p->byino[k].i;
+            if (p->held[i] != mark) {
                 p->held[i] = mark; /* each listener once per generation */
                 g->listening++;
             }
+        }
         struct sockent *s = p->t.len ? table_find(&p->t, (uint32_t)ino) : NULL;
         if (!s || s->seen == mark)
             continue;
@@ -458,10 +509,7 @@ static int others_held(const struct poll *p)
                 continue;
             link[n] = '\0';
             unsigned long ino = strtoul(link + 8, NULL, 10);
-            other = 1;
-            for (size_t i = 0; i < p->nls; i++)
-                if (p->info[i].ino == ino)
-                    other = 0;
+            other = listener_first(p, ino) == p->nbyino;
         }
         closedir(d);
         if (other)
@@ -552,6 +600,7 @@ int conns_poll(struct conns_listener *ls, size_t nls, struct conns_gen *gs, size
 
     for (size_t i = 0; i < nls; i++)
         keep_first(&err, listener_read(ls[i].fd, &p.info[i]));
+    keep_first(&err, index_listeners(&p));
     int walked = 0;
     if (sock_diag != 0)
         keep_first(&err, read_diag(&p));
@@ -572,6 +621,7 @@ int conns_poll(struct conns_listener *ls, size_t nls, struct conns_gen *gs, size
     if (p.cut)
         keep_first(&err, -ENOBUFS);
     free(p.info);
+    free(p.byino);
     free(p.held);
     free(p.children);
     free(p.t.v);

@@ -141,11 +141,9 @@ static int on_tcp(void *ctx, const struct nlmsghdr *h, int family)
     uint16_t port = ntohs(m->id.idiag_sport);
     /* By the listener's family: a dual-stack listener's IPv4 clients are
      * IPv4-mapped IPv6 sockets, in the AF_INET6 dump. */
-    for (size_t i = 0; i < p->nls; i++)
-        if (p->info[i].family == family && p->info[i].port == port)
-            return conns__table_add(p, m->idiag_inode,
-                                    m->idiag_state != TCP_ESTABLISHED &&
-                                        m->idiag_state != TCP_SYN_RECV);
+    if (conns__port_ours(p, family, port))
+        return conns__table_add(
+            p, m->idiag_inode, m->idiag_state != TCP_ESTABLISHED && m->idiag_state != TCP_SYN_RECV);
     return 0;
 }
 
