@@ -22,6 +22,7 @@ include_files = {
   "lua/**/*.lua",
   "policies/**/*.lua",
   "tests/lua/**/*.lua",
+  "tests/apps/**/*.lua",
   "bench/**/*.lua",
   "examples/**/*.lua",
 }

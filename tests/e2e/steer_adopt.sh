@@ -18,22 +18,7 @@ COUNT="$(dirname "$0")/../apps/gen_count.py"
 SVC="$T/service.lua"
 
 # The old generation keeps 90 beside the new one at 10 (a split).
-cat > "$T/split.lua" <<'LUA'
-local steps = require("baton.steps")
-return steps.standard({
-  name = "split",
-  restart = function(svc, old)
-    local new, why = steps.ready_new(svc)
-    if not new then return nil, why end
-    if old then
-      assert(new:weight(10))
-      assert(old:weight(90))
-    end
-    svc:promote(new)
-    return new
-  end,
-})
-LUA
+cp "$(dirname "$0")/../apps/steer_split.lua" "$T/split.lua"
 cat > "$SVC" <<LUA
 return {
   name = "e2e-steer-adopt",

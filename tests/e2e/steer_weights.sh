@@ -19,22 +19,7 @@ LUA
 done
 
 # A policy that keeps the old generation at 90 and gives the new one 10.
-cat > "$T/split.lua" <<'LUA'
-local steps = require("baton.steps")
-return steps.standard({
-  name = "split",
-  restart = function(svc, old)
-    local new, why = steps.ready_new(svc)
-    if not new then return nil, why end
-    if old then
-      assert(new:weight(10))
-      assert(old:weight(90))
-    end
-    svc:promote(new)
-    return new
-  end,
-})
-LUA
+cp "$(dirname "$0")/../apps/steer_split.lua" "$T/split.lua"
 cat > "$T/service.lua" <<LUA
 return {
   name = "e2e-steer",
