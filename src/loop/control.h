@@ -77,10 +77,11 @@ void control_close(struct control *c);
 int control_parse(const char *buf, size_t len, json_t **req, const char **cmd, char *err,
                   size_t errlen);
 
-/* The client side (the CLI): sends REQ, waits up to TIMEOUT_MS (-1: forever)
- * for the response, handing each progress object to ON_PROGRESS (may be
- * NULL) on the way; the parts of an answer (REQ with "parts": true) are
- * joined into it, at most CONTROL_ANSWER_MAX bytes in all. Returns 0 with *RESP set, or a negative errno with a
+/* The client side (the CLI; control_call.c): sends REQ, waits up to
+ * TIMEOUT_MS (-1: forever) for the response, handing each progress object
+ * to ON_PROGRESS (may be NULL) on the way; the parts of an answer (REQ with
+ * "parts": true) are joined into it, at most CONTROL_ANSWER_MAX bytes in
+ * all. Returns 0 with *RESP set, or a negative errno with a
  * reason in ERR. */
 typedef void (*control_progress_cb)(void *ctx, json_t *progress);
 int control_call(const char *path, json_t *req, int timeout_ms, control_progress_cb on_progress,
